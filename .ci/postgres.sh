@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install (Debian packages) and start a local PostgreSQL server for the test suite, then print the
+# URL of a role allowed to create databases. Idempotent; PostgreSQL refuses root, so it runs as
+# the `postgres` user through the Debian cluster tools.
+set -euo pipefail
+if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "installing PostgreSQL (Debian packages)…" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq postgresql >&2
+fi
+version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$version main$"; then
+  pg_createcluster "$version" main >&2
+fi
+if ! pg_lsclusters -h | grep -q "^$version main .* online"; then
+  pg_ctlcluster "$version" main start >&2
+fi
+for _ in $(seq 1 30); do
+  su postgres -c "psql -qAtc 'select 1'" >/dev/null 2>&1 && break
+  sleep 1
+done
+su postgres -c "psql -qAt" >&2 <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rsa') THEN
+    CREATE ROLE rsa LOGIN CREATEDB PASSWORD 'rsa';
+  END IF;
+END $$;
+SQL
+su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname='rsa'\"" | grep -q 1 \
+  || su postgres -c "createdb -O rsa rsa" >&2
+port=$(pg_lsclusters -h | awk -v v="$version" '$1==v && $2=="main" {print $3}')
+echo "postgresql://rsa:rsa@127.0.0.1:${port}/rsa"

@@ -1,0 +1,1 @@
+"""Beneficiaries and households, their history, and their path (parcours) to exit."""

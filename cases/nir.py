@@ -1,0 +1,70 @@
+"""NIR protection: encrypted at rest (Fernet) and matched through a keyed hash (HMAC-SHA256).
+
+The NIR is normalised to its first 13 characters (the MSA sends the 2-digit key, the CAF does not).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+from cryptography.fernet import Fernet
+
+_NIR_RE = re.compile(r"^[12378][0-9]{2}(0[1-9]|1[0-2]|[2-9][0-9])(2[AB]|[0-9]{2})[0-9]{6}$")
+
+
+class NirError(ValueError):
+    pass
+
+
+def normalise(raw: str | None) -> str | None:
+    """13-character NIR, or None when empty. Raises NirError when it cannot be one."""
+    if raw is None:
+        return None
+    nir = re.sub(r"[\s.\-]", "", str(raw)).upper()
+    if not nir:
+        return None
+    if len(nir) not in (13, 15):
+        raise NirError(f"NIR de longueur {len(nir)} (13 ou 15 attendus)")
+    nir = nir[:13]
+    if not _NIR_RE.match(nir):
+        raise NirError("NIR mal formé")
+    return nir
+
+
+def key_check(nir15: str) -> bool:
+    """True when the 2-digit key of a 15-character NIR is right (Corsica: 2A→19, 2B→18)."""
+    body, key = nir15[:13].upper(), nir15[13:15]
+    body = body.replace("2A", "19").replace("2B", "18")
+    return key.isdigit() and 97 - int(body) % 97 == int(key)
+
+
+class NirVault:
+    """Holds the keys; one per process, built from settings."""
+
+    def __init__(self, secret: str):
+        material = hashlib.sha256(("rsa-nir:" + secret).encode()).digest()
+        self._fernet = Fernet(base64.urlsafe_b64encode(material))
+        self._hmac_key = hashlib.sha256(("rsa-nir-hash:" + secret).encode()).digest()
+
+    def hash(self, nir13: str | None) -> str | None:
+        if not nir13:
+            return None
+        return hmac.new(self._hmac_key, nir13.encode(), hashlib.sha256).hexdigest()
+
+    def encrypt(self, nir13: str | None) -> bytes | None:
+        return self._fernet.encrypt(nir13.encode()) if nir13 else None
+
+    def decrypt(self, token: bytes | None) -> str | None:
+        return self._fernet.decrypt(token).decode() if token else None
+
+    @staticmethod
+    def mask(nir13: str | None) -> str | None:
+        """What an MDS worker sees: sex and birth year/month only."""
+        return None if not nir13 else nir13[:5] + "•" * 8
+
+
+def vault_for(settings) -> NirVault:
+    return NirVault(settings.nir_key or settings.secret_key)

@@ -1,0 +1,1 @@
+"""Composition root: settings, database, app factory, scheduler wiring and the `rsa` CLI."""

@@ -1,0 +1,134 @@
+"""Flask app factory: the REST API under /api/v1 (flask-smorest), pages, health, JSON errors."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Flask, abort, g, jsonify, request
+from flask_smorest import Api
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from config.auth import declared_roles, public
+from config.runtime import Runtime, build_runtime
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Order matters only for the OpenAPI document's tag order.
+PACKAGES = ("referents", "cases", "imports", "orientation", "kiosque", "reports")
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    runtime = runtime or build_runtime(settings)
+    settings = runtime.settings
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        API_TITLE="RSA Haute-Garonne — orientation et parcours",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/v1/docs/static/",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["rsa"] = runtime
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
+    _vendored_swagger_ui(app)
+    for name in PACKAGES:
+        try:
+            module = importlib.import_module(f"{name}.api")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{name}.api":
+                raise
+            continue
+        for attr in ("blp", "blueprints"):
+            obj = getattr(module, attr, None)
+            for bp in (obj if isinstance(obj, list | tuple) else [obj] if obj is not None else []):
+                api.register_blueprint(bp, url_prefix=f"{API_PREFIX}{bp.url_prefix or ''}")
+        pages = getattr(module, "pages", None)
+        if pages is not None:
+            app.register_blueprint(pages)
+
+    @app.get("/healthz")
+    @public
+    def healthz():
+        try:
+            with runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any database failure is "unhealthy"
+            log.error("healthz: database unreachable: %s", exc.__class__.__name__)
+            return jsonify(status="error", database="unreachable"), 503
+        return jsonify(status="ok", database="ok")
+
+    @app.before_request
+    def _fail_closed():
+        if request.endpoint is None:
+            return None
+        if request.endpoint in ("static",) or request.endpoint.startswith("api-docs."):
+            return None
+        view = app.view_functions.get(request.endpoint)
+        if request.method in ("OPTIONS", "HEAD"):
+            return None
+        if view is None or declared_roles(view, request.method) is None:
+            log.error("endpoint %s %s declares no permission: refused", request.method, request.endpoint)
+            abort(403)
+        return None
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        body = {"code": exc.code, "status": exc.name}
+        messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        if messages:
+            body["errors"] = messages
+        elif exc.description and exc.code not in (500,):
+            body["message"] = exc.description
+        return jsonify(body), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return jsonify(code=500, status="Internal Server Error"), 500
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        )
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_appcontext
+    def _close_db(_exc):
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()
+
+    return app
+
+
+def _vendored_swagger_ui(app: Flask) -> None:
+    """Serve Swagger UI from the swagger-ui-bundle package: no CDN."""
+    import swagger_ui_bundle
+    from flask import send_from_directory
+
+    static_dir = swagger_ui_bundle.swagger_ui_path
+
+    @app.get("/api/v1/docs/static/<path:filename>")
+    @public
+    def swagger_static(filename):
+        return send_from_directory(static_dir, filename)

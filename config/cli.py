@@ -1,0 +1,237 @@
+"""The `rsa` command: composition of every package's click commands.
+
+Each package's `cli.py` exposes COMMANDS, a list of click commands or groups added at the root
+(e.g. imports → `rsa import …`, orientation → `rsa orient …`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import sys
+
+import click
+
+from config.runtime import Runtime, build_runtime
+from config.settings import Settings
+
+PACKAGES = ("referents", "cases", "imports", "orientation", "kiosque", "reports")
+
+
+class DateParam(click.ParamType):
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} n'est pas une date AAAA-MM-JJ", param, ctx)
+
+
+DATE = DateParam()
+
+
+def as_of_option(f):
+    """--as-of DATE, default today: every command that depends on "today" takes it."""
+    return click.option("--as-of", "as_of", type=DATE, default=None,
+                        help="Date de référence (AAAA-MM-JJ), aujourd'hui par défaut.")(f)
+
+
+def json_option(f):
+    return click.option("--json", "as_json", is_flag=True, help="Sortie JSON pour les machines.")(f)
+
+
+def resolve_as_of(as_of: dt.date | None) -> dt.date:
+    return as_of or dt.date.today()
+
+
+def emit(data, as_json: bool, human=None) -> None:
+    """Print JSON with --json, else the human rendering (a callable or a plain string)."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    elif callable(human):
+        human(data)
+    elif human is not None:
+        click.echo(human)
+    else:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def get_runtime(ctx: click.Context | None = None) -> Runtime:
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = {}
+    if "runtime" not in root.obj:
+        settings = Settings.from_env()
+        if root.params.get("database_url"):
+            settings = settings.with_(database_url=root.params["database_url"])
+        root.obj["runtime"] = build_runtime(settings)
+        root.call_on_close(root.obj["runtime"].dispose)
+    return root.obj["runtime"]
+
+
+pass_runtime = click.make_pass_decorator(Runtime)
+
+
+def with_runtime(f):
+    """Inject the Runtime as first argument."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        return f(get_runtime(), *args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--database-url", envvar="RSA_DATABASE_URL", default=None,
+              help="URL SQLAlchemy de la base (défaut: SQLite sous var/).")
+@click.version_option(package_name="rsa31")
+def main(database_url):
+    """RSA Haute-Garonne: orientation, Kiosque Insertion, parcours et indicateurs."""
+    from config.logging import configure
+
+    configure(Settings.from_env().log_level)
+
+
+@main.group()
+def db():
+    """Schéma de la base (migrations Alembic)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+@json_option
+def db_upgrade(revision, as_json):
+    """Applique les migrations (sans effet sur une base à jour)."""
+    from config import migrate
+
+    rt = get_runtime()
+    before = migrate.current_revision(rt.engine)
+    changed = migrate.upgrade(rt.engine, revision)
+    after = migrate.current_revision(rt.engine)
+    emit({"from": before, "to": after, "changed": changed}, as_json,
+         f"base {'migrée' if changed else 'déjà à jour'}: {before} → {after}")
+
+
+@db.command("current")
+@json_option
+def db_current(as_json):
+    """Révision courante de la base."""
+    from config import migrate
+
+    rt = get_runtime()
+    emit({"current": migrate.current_revision(rt.engine), "head": migrate.head_revision()}, as_json)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision):
+    """Revient à une révision antérieure."""
+    from config import migrate
+
+    migrate.downgrade(get_runtime().engine, revision)
+    click.echo(f"base ramenée à {revision}")
+
+
+def init_database(rt: Runtime) -> dict:
+    """Migrate, then load reference data. Idempotent."""
+    from config import migrate
+    from referents.service import load_reference_data
+
+    migrated = migrate.upgrade(rt.engine)
+    with rt.session() as s:
+        loaded = load_reference_data(s)
+    return {"migrated": migrated, "loaded": loaded, "changed": migrated or any(loaded.values())}
+
+
+@main.command()
+@json_option
+def init(as_json):
+    """Crée ou met à jour la base et charge les données de référence (idempotent)."""
+    result = init_database(get_runtime())
+    emit(result, as_json, lambda r: click.echo(
+        "rien à faire: base à jour" if not r["changed"] else
+        f"base initialisée: {r['loaded']}"))
+
+
+@main.command()
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int)
+def serve(bind, workers, threads):
+    """Sert l'application avec gunicorn (serveur WSGI de production)."""
+    from gunicorn.app.base import BaseApplication
+
+    from config.app import create_app
+
+    class _App(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 120)
+
+        def load(self):
+            return create_app()
+
+    _App().run()
+
+
+@main.command()
+@as_of_option
+def scheduler(as_of):
+    """Lance le planificateur (import de la boîte de dépôt, orientation, kiosques, rapports)."""
+    from config.scheduler import run_forever
+
+    run_forever(get_runtime())
+
+
+@main.command()
+@click.option("--database-url", "demo_url", default=None,
+              help="Base de la démo (défaut: var/demo.sqlite3, recréée à chaque fois).")
+@click.option("--keep", is_flag=True, help="Ne pas recréer la base de démo.")
+@as_of_option
+@json_option
+def demo(demo_url, keep, as_of, as_json):
+    """Le travail principal sur la base embarquée: import → orientation → kiosque → rapport."""
+    from config.demo import run_demo
+
+    result = run_demo(demo_url=demo_url, keep=keep, as_of=as_of, echo=None if as_json else click.echo)
+    if as_json:
+        emit(result, True)
+
+
+@main.command("config")
+@json_option
+def show_config(as_json):
+    """Affiche la configuration effective (sans les secrets)."""
+    s = Settings.from_env()
+    secret = {"secret_key", "nir_key", "smtp_password", "sms_token"}
+    data = {k: ("***" if k in secret and v else v) for k, v in vars(s).items()}
+    emit(data, as_json)
+
+
+def _register_packages() -> None:
+    for name in PACKAGES:
+        try:
+            module = importlib.import_module(f"{name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{name}.cli":
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", []):
+            main.add_command(command)
+
+
+_register_packages()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

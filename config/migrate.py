@@ -1,0 +1,78 @@
+"""Alembic driven from code, so that `rsa db upgrade` needs no alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(engine: Engine, target: str = "head") -> bool:
+    """Upgrade to target; returns False when there was nothing to do."""
+    if target == "head" and current_revision(engine) == head_revision():
+        return False
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), target)
+    return True
+
+
+def downgrade(engine: Engine, target: str) -> None:
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), target)
+
+
+def revision(engine: Engine, message: str, autogenerate: bool = True) -> None:
+    with engine.begin() as conn:
+        command.revision(alembic_config(conn), message=message, autogenerate=autogenerate)
+
+
+def regenerate_initial() -> Path:
+    """Development only, before the first production deployment: rebuild 0001 from the models.
+
+    Run by `make migrations`; afterwards, schema changes get ordinary new revisions.
+    """
+    import tempfile
+
+    from config.db import make_engine
+
+    versions = MIGRATIONS / "versions"
+    for old in versions.glob("0001_*.py"):
+        old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/empty.sqlite3")
+        with engine.begin() as conn:
+            command.revision(alembic_config(conn), message="initial schema", autogenerate=True, rev_id="0001")
+        engine.dispose()
+    return next(versions.glob("0001_*.py"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    if sys.argv[1:] == ["regenerate"]:
+        print(regenerate_initial())
+    else:
+        sys.exit("usage: python -m config.migrate regenerate")

@@ -1,0 +1,78 @@
+"""Settings read from environment variables, each with a documented default.
+
+One frozen object is built per process (or per test) so that nothing reads the
+environment behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, its environment variable and its default (see README)."""
+
+    database_url: str = field(default=f"sqlite:///{VAR / 'rsa.sqlite3'}", metadata={"env": "RSA_DATABASE_URL"})
+    secret_key: str = field(default="dev-only-change-me", metadata={"env": "RSA_SECRET_KEY"})
+    # Key for NIR encryption (Fernet, urlsafe base64 32 bytes) and keyed hashing; derived from
+    # the secret key when empty, which is fine for development only.
+    nir_key: str = field(default="", metadata={"env": "RSA_NIR_KEY"})
+    inbox: str = field(default=str(VAR / "inbox"), metadata={"env": "RSA_INBOX"})
+    archive: str = field(default=str(VAR / "archive"), metadata={"env": "RSA_ARCHIVE"})
+    quarantine: str = field(default=str(VAR / "quarantine"), metadata={"env": "RSA_QUARANTINE"})
+    reports_dir: str = field(default=str(VAR / "reports"), metadata={"env": "RSA_REPORTS_DIR"})
+    outbox_dir: str = field(default=str(VAR / "outbox"), metadata={"env": "RSA_OUTBOX_DIR"})
+    log_level: str = field(default="INFO", metadata={"env": "RSA_LOG_LEVEL"})
+    departement: str = field(default="031", metadata={"env": "RSA_DEPARTEMENT"})
+    smtp_host: str = field(default="localhost", metadata={"env": "RSA_SMTP_HOST"})
+    smtp_port: int = field(default=25, metadata={"env": "RSA_SMTP_PORT"})
+    smtp_user: str = field(default="", metadata={"env": "RSA_SMTP_USER"})
+    smtp_password: str = field(default="", metadata={"env": "RSA_SMTP_PASSWORD"})
+    smtp_starttls: bool = field(default=False, metadata={"env": "RSA_SMTP_STARTTLS"})
+    mail_from: str = field(default="rsa-insertion@haute-garonne.fr", metadata={"env": "RSA_MAIL_FROM"})
+    sms_url: str = field(default="", metadata={"env": "RSA_SMS_URL"})
+    sms_token: str = field(default="", metadata={"env": "RSA_SMS_TOKEN"})
+    token_ttl_hours: int = field(default=12, metadata={"env": "RSA_TOKEN_TTL_HOURS"})
+    retention_months: int = field(default=24, metadata={"env": "RSA_RETENTION_MONTHS"})
+    max_upload_mb: int = field(default=512, metadata={"env": "RSA_MAX_UPLOAD_MB"})
+    scheduler_enabled: bool = field(default=True, metadata={"env": "RSA_SCHEDULER_ENABLED"})
+    cors_origins: str = field(default="", metadata={"env": "RSA_CORS_ORIGINS"})
+    secure_cookies: bool = field(default=True, metadata={"env": "RSA_SECURE_COOKIES"})
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in env:
+                raw = env[name]
+                if f.type in ("bool", bool):
+                    values[f.name] = _bool(raw)
+                elif f.type in ("int", int):
+                    values[f.name] = int(raw)
+                else:
+                    values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def documented(self) -> list[tuple[str, str]]:
+        """(environment variable, default) pairs, for the README and `rsa config`."""
+        return [(f.metadata["env"], str(f.default)) for f in fields(self)]

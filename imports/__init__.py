@@ -1,0 +1,1 @@
+"""Ingestion of CAF/MSA flows, France Travail lists, spreadsheets and provider return files."""

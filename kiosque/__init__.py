@@ -1,0 +1,1 @@
+"""Kiosque Insertion: sessions, invitations, phoning, messages, attendance and outcome."""

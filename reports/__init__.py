@@ -1,0 +1,1 @@
+"""Indicators (one definition each), xlsx exports and the managers' dashboard."""

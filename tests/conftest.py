@@ -1,0 +1,172 @@
+"""Shared fixtures.
+
+The suite runs against SQLite by default, and against PostgreSQL when RSA_TEST_DATABASE_URL
+points to a server (`make test` does both): a fresh database is created for the run and dropped
+after, so that several runs never share state. Between tests every non-reference table is emptied;
+reference data (territories, communes, structures, sectors) is reloaded only when a test changed it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from config.db import Base, import_models
+from config.runtime import build_runtime
+from config.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+REFERENCE_TABLES = ("territory", "commune", "structure", "sector")
+AS_OF = dt.date(2026, 11, 20)
+
+
+def _server_admin_url(url):
+    return url.set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    server = os.environ.get("RSA_TEST_DATABASE_URL")
+    if not server:
+        path = tmp_path_factory.mktemp("db") / "test.sqlite3"
+        yield f"sqlite:///{path}"
+        return
+    base = _server_admin_url(make_url(server))
+    name = f"rsa_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url, tmp_path_factory) -> Settings:
+    var = tmp_path_factory.mktemp("var")
+    return Settings.from_env(env={}).with_(
+        database_url=database_url,
+        secret_key="test-secret",
+        inbox=str(var / "inbox"),
+        archive=str(var / "archive"),
+        quarantine=str(var / "quarantine"),
+        reports_dir=str(var / "reports"),
+        outbox_dir=str(var / "outbox"),
+        secure_cookies=False,
+        scheduler_enabled=False,
+    )
+
+
+def _reference_fingerprint(conn) -> tuple:
+    from referents.models import Sector, Structure
+
+    s = conn.execute(select(func.count(Structure.id), func.coalesce(func.sum(Structure.capacity), 0),
+                            func.coalesce(func.max(Structure.id), 0))).one()
+    sec = conn.execute(select(func.count(Sector.id),
+                              func.coalesce(func.sum(Sector.mds_id + func.coalesce(Sector.actipro_id, 0)
+                                                     + func.coalesce(Sector.pole_emploi_id, 0)
+                                                     + func.coalesce(Sector.ati_id, 0)
+                                                     + func.coalesce(Sector.ccas_id, 0)
+                                                     + Sector.territory_id), 0))).one()
+    return tuple(s) + tuple(sec)
+
+
+@pytest.fixture(scope="session")
+def _schema(base_settings):
+    import_models()
+    rt = build_runtime(base_settings)
+    Base.metadata.create_all(rt.engine)
+    _reload_reference(rt)
+    with rt.engine.connect() as conn:
+        fingerprint = _reference_fingerprint(conn)
+    yield rt, fingerprint
+    rt.dispose()
+
+
+def _reload_reference(rt):
+    from referents.service import load_reference_data
+
+    _empty(rt, tables=None)
+    with rt.session() as s:
+        load_reference_data(s)
+
+
+def _empty(rt, tables):
+    """Empty the given tables (None: all). TRUNCATE on PostgreSQL, DELETE on SQLite."""
+    names = [t.name for t in Base.metadata.sorted_tables if tables is None or t.name in tables]
+    with rt.engine.begin() as conn:
+        if rt.engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+        else:
+            for name in reversed(names):
+                conn.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture
+def rt(_schema):
+    """The Runtime bound to the test database, emptied of everything but reference data after the test."""
+    runtime, fingerprint = _schema
+    yield runtime
+    non_ref = {t.name for t in Base.metadata.sorted_tables} - set(REFERENCE_TABLES)
+    _empty(runtime, non_ref)
+    with runtime.engine.connect() as conn:
+        changed = _reference_fingerprint(conn) != fingerprint
+    if changed:
+        _reload_reference(runtime)
+
+
+@pytest.fixture
+def session(rt):
+    s = rt.sessions()
+    yield s
+    s.rollback()
+    s.close()
+
+
+@pytest.fixture
+def as_of():
+    return AS_OF
+
+
+@pytest.fixture(scope="session")
+def _app(_schema):
+    from config.app import create_app
+
+    runtime, _ = _schema
+    app = create_app(runtime=runtime)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def app(_app, rt):
+    return _app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(rt):
+    """make_user(role, structure_code=None) -> (user, {"Authorization": "Bearer …"})."""
+    from referents.service import create_user, issue_token
+
+    def _make(role: str, structure_code: str | None = None, email: str | None = None, password: str | None = None):
+        with rt.session() as s:
+            user = create_user(s, email or f"{role}-{uuid.uuid4().hex[:8]}@test.local", role,
+                               password=password, structure_code=structure_code)
+            token = issue_token(s, user, ttl_hours=1)
+            s.expunge(user)
+        return user, {"Authorization": f"Bearer {token}"}
+
+    return _make

@@ -1,0 +1,45 @@
+"""python -m bench [--only NAME] [--large] [--quick] [--sqlite-only]"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+
+from bench.harness import ROOT, BenchContext, postgres_url, print_table, write_json
+
+# Module names under bench/, in the order of the pipeline.
+BENCHES = ("import_flux", "spreadsheets", "orientation", "kiosque", "reports", "api_load")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    p.add_argument("--large", action="store_true", help="add the 1M-household import")
+    p.add_argument("--quick", action="store_true", help="small sizes, one run: checks the scripts work")
+    p.add_argument("--sqlite-only", action="store_true")
+    args = p.parse_args(argv)
+    pg = None if args.sqlite_only else postgres_url()
+    ctx = BenchContext(backends=["sqlite"] + (["postgresql"] if pg else []), pg_server_url=pg,
+                       large=args.large, quick=args.quick, repeat=1 if args.quick else 3)
+    rows = []
+    for name in BENCHES:
+        if args.only and name not in args.only:
+            continue
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bench.{name}":
+                raise
+            continue
+        print(f"… {name}", flush=True)
+        rows.extend(module.run(ctx))
+    print_table(rows)
+    out = ROOT / "bench" / "results" / f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    write_json(rows, out)
+    print(f"\n(written to {out.relative_to(ROOT)})")
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The batch / reject / idempotency machinery shared by every importer.
+
+A file is hashed first; a file already imported with the same SHA-256 and kind is recognised and
+nothing happens. Each malformed record becomes a RejectedRecord with its reason and raw content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.db import utcnow
+from imports.models import ImportBatch, RejectedRecord
+
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class BatchStart:
+    batch: ImportBatch
+    duplicate: bool  # True: the same file was already imported; batch is the earlier one
+
+
+def find_imported(session: Session, kind: str, sha256: str) -> ImportBatch | None:
+    return session.scalar(select(ImportBatch).where(ImportBatch.kind == kind, ImportBatch.sha256 == sha256,
+                                                    ImportBatch.status == "imported"))
+
+
+def start_batch(session: Session, kind: str, path: Path | str, sha256: str | None = None,
+                header: dict | None = None, created_by: int | None = None) -> BatchStart:
+    """Open a batch for a file, or recognise it as already imported.
+
+    A failed or interrupted earlier attempt of the same file is reused (status back to running),
+    so that re-running after a crash completes the import.
+    """
+    path = Path(path)
+    sha256 = sha256 or sha256_file(path)
+    earlier = session.scalar(select(ImportBatch).where(ImportBatch.kind == kind, ImportBatch.sha256 == sha256))
+    if earlier is not None and earlier.status == "imported":
+        return BatchStart(earlier, True)
+    if earlier is not None:
+        earlier.status, earlier.error, earlier.started_at, earlier.finished_at = "running", None, utcnow(), None
+        earlier.file_name = path.name
+        if header is not None:
+            earlier.header = header
+        session.flush()
+        return BatchStart(earlier, False)
+    batch = ImportBatch(kind=kind, file_name=path.name, sha256=sha256, size_bytes=path.stat().st_size,
+                        header=header, status="running", created_by=created_by)
+    session.add(batch)
+    session.flush()
+    return BatchStart(batch, False)
+
+
+def reject(session: Session, batch: ImportBatch, key: str | None, reason: str, raw: bytes | str | None) -> RejectedRecord:
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    rec = RejectedRecord(batch_id=batch.id, record_key=key, reason=reason, raw=raw)
+    session.add(rec)
+    return rec
+
+
+def finish(batch: ImportBatch, counts: dict, warnings: list[str] | None = None) -> None:
+    batch.status = "imported"
+    batch.counts = counts
+    batch.warnings = warnings or None
+    batch.finished_at = utcnow()
+
+
+def fail(session_factory, kind: str, path: Path | str, sha256: str | None, reason: str,
+         header: dict | None = None) -> ImportBatch:
+    """Record a failed file in its own transaction (the import's own transaction was rolled back)."""
+    path = Path(path)
+    with session_factory() as s:
+        sha = sha256 or (sha256_file(path) if path.exists() else "0" * 64)
+        batch = s.scalar(select(ImportBatch).where(ImportBatch.kind == kind, ImportBatch.sha256 == sha))
+        if batch is None:
+            batch = ImportBatch(kind=kind, file_name=path.name, sha256=sha,
+                                size_bytes=path.stat().st_size if path.exists() else None)
+            s.add(batch)
+        batch.status, batch.error, batch.header, batch.finished_at = "failed", reason, header, utcnow()
+        s.commit()
+        s.refresh(batch)
+        s.expunge(batch)
+        return batch

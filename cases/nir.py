@@ -68,3 +68,15 @@ class NirVault:
 
 def vault_for(settings) -> NirVault:
     return NirVault(settings.nir_key or settings.secret_key)
+
+
+def nir_view(role: str, nir13: str | None) -> str | None:
+    """What a role may see of a NIR: managers and admins the NIR, MDS workers a masked form,
+    everybody else (providers, ATI) nothing. The single rule used by every API and export."""
+    if not nir13:
+        return None
+    if role in ("admin", "manager"):
+        return nir13
+    if role == "mds_worker":
+        return NirVault.mask(nir13)
+    return None

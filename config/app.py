@@ -10,7 +10,7 @@ from flask_smorest import Api
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from config.auth import declared_roles, public
+from config.auth import csrf, csrf_check, declared_roles, limiter, public
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 
@@ -39,8 +39,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="/api/v1/docs/static/",
         JSON_SORT_KEYS=False,
+        # A cookie session lives as long as an API token (RSA_TOKEN_TTL_HOURS).
+        PERMANENT_SESSION_LIFETIME=settings.token_ttl_hours * 3600,
+        SESSION_COOKIE_NAME="rsa_session",
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in _csrf below, bearer calls exempt
+        WTF_CSRF_TIME_LIMIT=settings.token_ttl_hours * 3600,
+        RATELIMIT_HEADERS_ENABLED=True,
     )
     app.extensions["rsa"] = runtime
+    csrf.init_app(app)
+    limiter.init_app(app)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:  # strict CORS: none unless an allowlist is configured
+        from flask_cors import CORS
+
+        CORS(app, resources={f"{API_PREFIX}/*": {"origins": origins}}, supports_credentials=False,
+             allow_headers=["Authorization", "Content-Type"], max_age=600)
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     _vendored_swagger_ui(app)
@@ -84,8 +98,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             abort(403)
         return None
 
+    @app.before_request
+    def _csrf():
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        csrf_check(view is not None and declared_roles(view, request.method) == "public")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if getattr(exc, "response", None) is not None:  # a ready response (e.g. the login page on 429)
+            return exc.response
+        if (exc.code == 401 and request.method == "GET" and not request.path.startswith(API_PREFIX)
+                and "pages.login" in app.view_functions):
+            from flask import redirect, url_for  # an HTML page: go to the login form, then back
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
         body = {"code": exc.code, "status": exc.name}
         messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
         if messages:
@@ -110,6 +135,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
         )
         response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        if settings.secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
     @app.teardown_appcontext

@@ -36,6 +36,11 @@ def upgrade(engine: Engine, target: str = "head") -> bool:
         return False
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), target)
+        if conn.dialect.name == "postgresql":  # database-level guard: the audit log is append-only
+            from sqlalchemy import text
+
+            from referents.models import AUDIT_GUARD_SQL
+            conn.execute(text(AUDIT_GUARD_SQL))
     return True
 
 

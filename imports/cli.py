@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from config.cli import emit, get_runtime, json_option  # noqa: F401
+from config.cli import DATE, emit, get_runtime, json_option, resolve_as_of  # noqa: F401
 
 
 @click.group("import")
@@ -14,8 +14,243 @@ def import_group():
 
 # --- CAF/MSA flows: import flux, rejects, replay, generate-flux (issue 3) -----------------------
 
+def _flux_line(r: dict) -> str:
+    import pathlib
+
+    name = pathlib.Path(r["path"]).name
+    if r["status"] == "failed":
+        return f"{name}: ÉCHEC — {r['error']} (base inchangée)"
+    head = f"{name}: déjà importé (même SHA-256), rien à faire" if r["status"] == "duplicate" else f"{name}: importé"
+    line = (f"{head} — {r['households']} foyers, {r['persons']} personnes, {r['created']} créés, "
+            f"{r['updated']} modifiés, {r['unchanged']} inchangés, {r['rejected']} rejetés")
+    if r["status"] == "imported" and r.get("rejected"):
+        line += f" (rsa import rejects --batch {r['batch_id']})"
+    return line + "".join(f"\n  avertissement: {w}" for w in r.get("warnings") or [])
+
+
+@import_group.command("flux")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@json_option
+def import_flux(files, as_json):
+    """Importe des flux CAF/MSA (XML VRSB0801), dans l'ordre DTCREAFLUX/HEUCREAFLUX."""
+    import pathlib
+    import sys
+
+    from imports.service import import_files
+
+    rt = get_runtime()
+    total = sum(pathlib.Path(f).stat().st_size for f in files)
+    if sys.stderr.isatty() and not as_json:
+        with click.progressbar(length=total, label="import des flux", file=sys.stderr) as bar:
+            results = import_files(rt, files, progress=bar.update)
+    else:
+        results = import_files(rt, files)
+    keys = ("path", "status", "households", "persons", "created", "updated", "unchanged", "rejected", "error",
+            "batch_id", "warnings")
+    data = {"files": [{k: r.get(k) for k in keys} for r in results]}
+    emit(data, as_json, lambda d: [click.echo(_flux_line(r)) for r in d["files"]])
+    if any(r["status"] == "failed" for r in results):
+        raise SystemExit(1)
+
+
+@import_group.command("rejects")
+@click.option("--batch", "batch_id", type=int, default=None, help="Seulement les rejets de ce lot.")
+@click.option("--pending", is_flag=True, help="Seulement les rejets non rejoués.")
+@json_option
+def import_rejects(batch_id, pending, as_json):
+    """Liste les enregistrements rejetés (motif, lot, clé) gardés pour être rejoués."""
+    from imports.service import list_rejects
+
+    rt = get_runtime()
+    with rt.session() as s:
+        rows = list_rejects(s, batch_id, "pending" if pending else None)
+
+    def human(rows):
+        if not rows:
+            click.echo("aucun rejet")
+        for r in rows:
+            click.echo(f"#{r['id']} lot {r['batch_id']} ({r['file']}) {r['key'] or '?'} [{r['status']}]: {r['reason']}")
+
+    emit(rows, as_json, human)
+
+
+@import_group.command("replay")
+@click.argument("reject_id", type=int)
+@json_option
+def import_replay(reject_id, as_json):
+    """Rejoue un enregistrement rejeté (après correction des données de référence)."""
+    from imports.service import ReplayError, replay
+
+    try:
+        result = replay(get_runtime(), reject_id)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit(result, as_json, f"rejet {reject_id}: rejoué ({result.get('key')})" if result["status"] == "replayed"
+         else f"rejet {reject_id}: toujours rejeté — {result['reason']}")
+    if result["status"] != "replayed":
+        raise SystemExit(1)
+
+
+@import_group.command("generate-flux")
+@click.option("--households", type=click.IntRange(0), default=1000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--month", required=True, help="Mois de référence AAAA-MM.")
+@click.option("--daily-from", "daily_from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Écrit un flux quotidien (TYPEFLUX=I) de changements après ce flux.")
+@click.option("--change-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Part des foyers modifiés (flux quotidien).")
+@click.option("--msa", is_flag=True, help="Flux MSA (APPLIEME=AGO, NIR à 15 caractères).")
+@click.argument("out", type=click.Path(dir_okay=False))
+@json_option
+def generate_flux(households, seed, month, daily_from, change_rate, msa, out, as_json):
+    """Écrit un flux VRSB0801 synthétique (windows-1252), mensuel ou quotidien."""
+    import re
+
+    from imports.generator import derive_flux, generate_monthly
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise click.BadParameter("AAAA-MM attendu", param_hint="--month")
+    if daily_from:
+        result = derive_flux([daily_from], out, seed=seed, daily=True, change_rate=change_rate,
+                             new_households=max(0, households // 100), msa=msa or None)
+    else:
+        result = generate_monthly(out, households=households, seed=seed, month=month, msa=msa)
+    emit(result, as_json, f"{out}: {result['households']} foyers (TYPEFLUX={result['typeflux']}, "
+                          f"DTREF {result['dtref']})")
+
+
 
 # --- France Travail lists, spreadsheets, provider returns (issue 9) ------------------------------
+
+def _print_list_report(report: dict) -> None:
+    """Human rendering of a list import report (France Travail, spreadsheet, provider return)."""
+    status = {"imported": "importé", "duplicate": "déjà importé (rien à faire)", "failed": "ÉCHEC"}[report["status"]]
+    click.echo(f"{report['file']}: {status}" + (f" — lot n° {report['batch_id']}" if report.get("batch_id") else ""))
+    if report.get("error"):
+        click.echo(f"  raison: {report['error']}")
+    counts = {k: v for k, v in (report.get("counts") or {}).items() if v}
+    if counts:
+        click.echo("  " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    for r in report.get("rejects", [])[:20]:
+        where = f"ligne {r['row']}" + (f", colonne « {r['column']} »" if r.get("column") else "")
+        click.echo(f"  rejet {where}: {r['reason']}")
+    if report.get("rejected", 0) > 20:
+        click.echo(f"  … {report['rejected'] - 20} autres rejets (rsa import rejects --batch {report['batch_id']})")
+    for w in report.get("warnings") or []:
+        click.echo(f"  avertissement: {w}")
+
+
+def _exit_for(report: dict) -> None:
+    if report["status"] == "failed":
+        raise SystemExit(1)
+
+
+@import_group.command("france-travail")
+@click.argument("kind", type=click.Choice(["inscriptions", "cessations", "radiations", "stock"]))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+def import_france_travail(kind, file, as_json):
+    """Importe une liste France Travail (CSV « ; »): inscriptions, cessations, radiations ou stock."""
+    from imports.france_travail import import_file
+
+    report = import_file(get_runtime(), kind, file)
+    emit(report, as_json, _print_list_report)
+    _exit_for(report)
+
+
+@import_group.command("spreadsheet")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--mapping", "mapping_name", required=True, help="Nom de la correspondance de colonnes.")
+@json_option
+def import_spreadsheet(file, mapping_name, as_json):
+    """Importe une liste de bénéficiaires (.xlsx, .xls, .ods, .csv) via une correspondance de colonnes."""
+    from imports.spreadsheets import MappingError, import_file
+
+    try:
+        report = import_file(get_runtime(), file, mapping_name)
+    except MappingError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit(report, as_json, _print_list_report)
+    _exit_for(report)
+
+
+@import_group.group("mappings")
+def mappings_group():
+    """Correspondances de colonnes des tableurs (fichiers YAML livrés ou enregistrées en base)."""
+
+
+@mappings_group.command("list")
+@json_option
+def mappings_list(as_json):
+    """Liste les correspondances disponibles."""
+    from imports.spreadsheets import list_mappings
+
+    with get_runtime().session() as s:
+        found = [{"name": m["name"], "description": m["description"], "source": m["source"],
+                  "fields": sorted(m["fields"])} for m in list_mappings(s)]
+    emit(found, as_json, lambda rows: [click.echo(f"{m['name']:<24} {m['source']:<28} {m['description']}")
+                                       for m in rows])
+
+
+@mappings_group.command("show")
+@click.argument("name")
+@json_option
+def mappings_show(name, as_json):
+    """Affiche une correspondance (champ → libellés de colonnes acceptés)."""
+    import yaml
+
+    from imports.spreadsheets import MappingError, get_mapping
+
+    with get_runtime().session() as s:
+        try:
+            mapping = get_mapping(s, name)
+        except MappingError as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(mapping, as_json, lambda m: click.echo(yaml.safe_dump(m, allow_unicode=True, sort_keys=False)))
+
+
+@mappings_group.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+def mappings_load(file, as_json):
+    """Enregistre (ou remplace) en base une correspondance décrite en YAML."""
+    from imports.spreadsheets import MappingError, load_mapping_file
+
+    with get_runtime().session() as s:
+        try:
+            mapping = load_mapping_file(s, file)
+        except MappingError as exc:
+            raise click.ClickException(str(exc)) from None
+    emit(mapping, as_json, f"correspondance « {mapping['name']} » enregistrée ({len(mapping['fields'])} champs)")
+
+
+@import_group.command("provider-return")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--structure", "structure_code", required=True, help="Code de la structure prestataire.")
+@click.option("--as-of", "as_of", type=DATE, default=None, help="Date de référence (AAAA-MM-JJ).")
+@json_option
+def import_provider_return(file, structure_code, as_of, as_json):
+    """Importe le retour mensuel d'un prestataire (rendez-vous, contrat, étape, sortie)."""
+    from imports.provider_returns import import_file
+
+    try:
+        report = import_file(get_runtime(), file, structure_code, as_of=resolve_as_of(as_of))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit(report, as_json, _print_list_report)
+    _exit_for(report)
+
+
+@import_group.command("provider-template")
+@click.argument("out", type=click.Path(dir_okay=False))
+@json_option
+def provider_template(out, as_json):
+    """Écrit le modèle xlsx du retour prestataire (listes déroulantes des statuts et motifs)."""
+    from imports.provider_returns import write_template
+
+    path = write_template(out)
+    emit({"path": str(path)}, as_json, f"modèle écrit: {path}")
+
 
 
 COMMANDS = [import_group]

@@ -174,3 +174,44 @@ class AuditLog(Base):
     ip: Mapped[str | None] = mapped_column(String(45))
     details: Mapped[dict | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+# --- the audit log is append-only ---------------------------------------------------------------
+
+class AuditLogIsAppendOnly(RuntimeError):
+    """Raised on any attempt to change or delete an audit record through the application."""
+
+
+def _refuse_audit_change(_mapper, _connection, target) -> None:
+    raise AuditLogIsAppendOnly(f"le journal d'audit est en ajout seul (entrée {target.id})")
+
+
+def _install_audit_guards() -> None:
+    from sqlalchemy import DDL, event
+    from sqlalchemy.orm import Session
+
+    event.listen(AuditLog, "before_update", _refuse_audit_change)
+    event.listen(AuditLog, "before_delete", _refuse_audit_change)
+
+    @event.listens_for(Session, "do_orm_execute")
+    def _no_bulk_audit_change(state):  # update(AuditLog)/delete(AuditLog) statements
+        if (state.is_update or state.is_delete) and any(
+                m.class_ is AuditLog for m in state.all_mappers):
+            raise AuditLogIsAppendOnly("le journal d'audit est en ajout seul")
+
+    # On PostgreSQL the database itself refuses UPDATE/DELETE (also created by migration 0002).
+    event.listen(AuditLog.__table__, "after_create", DDL(AUDIT_GUARD_SQL).execute_if(dialect="postgresql"))
+
+
+AUDIT_GUARD_SQL = """
+CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_log is append-only';
+END;
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+"""
+
+_install_audit_guards()

@@ -1,0 +1,252 @@
+"""Marshmallow schemas of the persons / path API (input validation and OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from cases.service import (
+    APPOINTMENT_KINDS,
+    APPOINTMENT_STATUSES,
+    CONTRACT_KINDS,
+    REVIEW_OUTCOMES,
+    exit_reasons,
+    procedure,
+)
+
+
+class AsOfQuerySchema(Schema):
+    as_of = fields.Date(load_default=None, metadata={"description": "Date de référence (défaut: aujourd'hui)"})
+
+
+class PersonQuerySchema(Schema):
+    q = fields.String(load_default=None, validate=validate.Length(max=100),
+                      metadata={"description": "Début du nom, du nom de naissance ou du prénom"})
+    birth_date = fields.Date(load_default=None)
+    caf_number = fields.String(load_default=None, validate=validate.Length(max=15),
+                               metadata={"description": "Matricule CAF/MSA du foyer"})
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class PersonRowSchema(Schema):
+    id = fields.Integer()
+    last_name = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    birth_date = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    sdd = fields.Boolean()
+    caf_number = fields.String(allow_none=True)
+    organism = fields.String(allow_none=True)
+    commune_insee = fields.String(allow_none=True)
+    path_open = fields.Boolean()
+    referent_type = fields.String(allow_none=True)
+    structure_id = fields.Integer(allow_none=True)
+
+
+class PersonPageSchema(Schema):
+    items = fields.List(fields.Nested(PersonRowSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class PersonDetailSchema(Schema):
+    id = fields.Integer()
+    identity = fields.Dict()
+    household = fields.Dict(allow_none=True)
+    path = fields.Dict(allow_none=True)
+    orientation = fields.Dict(allow_none=True)
+    contract = fields.Dict(allow_none=True)
+    diagnostic = fields.Dict(allow_none=True)
+    open_sanctions = fields.List(fields.Dict())
+    exit = fields.Dict(allow_none=True)
+    reopening = fields.Dict()
+    due = fields.Dict()
+
+
+class TimelineEventSchema(Schema):
+    id = fields.Integer()
+    occurred_on = fields.String()
+    kind = fields.String()
+    source = fields.String()
+    author_id = fields.Integer(allow_none=True)
+    author = fields.String(allow_none=True)
+    summary = fields.String()
+    path_id = fields.Integer(allow_none=True)
+    data = fields.Dict()
+
+
+class AppointmentInSchema(Schema):
+    scheduled_at = fields.DateTime(required=True)
+    status = fields.String(load_default="planned", validate=validate.OneOf(APPOINTMENT_STATUSES))
+    kind = fields.String(load_default="first", validate=validate.OneOf(APPOINTMENT_KINDS))
+    structure_id = fields.Integer(load_default=None)
+    agent_id = fields.Integer(load_default=None)
+    notes = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class AppointmentStatusSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(APPOINTMENT_STATUSES))
+
+
+class AppointmentSchema(Schema):
+    id = fields.Integer()
+    person_id = fields.Integer()
+    scheduled_at = fields.String()
+    kind = fields.String()
+    status = fields.String()
+    structure_id = fields.Integer(allow_none=True)
+    agent_id = fields.Integer(allow_none=True)
+    source = fields.String()
+    notes = fields.String(allow_none=True)
+
+
+class ObjectiveSchema(Schema):
+    theme = fields.String(required=True, validate=validate.OneOf(list(procedure()["contract"]["themes"])))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class ContractInSchema(Schema):
+    signed_on = fields.Date(required=True, allow_none=True)
+    kind = fields.String(load_default="engagement", validate=validate.OneOf(CONTRACT_KINDS))
+    weekly_hours = fields.Float(load_default=None, validate=validate.Range(min=0, max=35))
+    hours_reduction_reason = fields.String(
+        load_default=None, validate=validate.OneOf(list(procedure()["contract"]["hours_reduction_reasons"])))
+    objectives = fields.List(fields.Nested(ObjectiveSchema), load_default=list)
+    duration_months = fields.Integer(load_default=None, validate=validate.Range(min=1, max=60))
+    vulnerability = fields.Boolean(load_default=False)
+
+
+class ContractSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    status = fields.String()
+    due_on = fields.String(allow_none=True)
+    signed_on = fields.String(allow_none=True)
+    duration_months = fields.Integer(allow_none=True)
+    weekly_hours = fields.Float()
+    hours_reduction_reason = fields.String(allow_none=True)
+    objectives = fields.List(fields.Dict())
+    vulnerability = fields.Boolean()
+    source = fields.String()
+
+
+class ReviewInSchema(Schema):
+    held_on = fields.Date(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(REVIEW_OUTCOMES))
+    review_id = fields.Integer(load_default=None)
+    notes = fields.String(load_default=None, validate=validate.Length(max=4000))
+    reorientation_reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+    wanted_referent_type = fields.String(load_default=None,
+                                         validate=validate.OneOf(["pole_emploi", "actipro", "ati", "mds"]))
+    wanted_structure_id = fields.Integer(load_default=None)
+
+
+class ReviewSchema(Schema):
+    id = fields.Integer()
+    contract_id = fields.Integer(allow_none=True)
+    due_on = fields.String()
+    held_on = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+
+
+class DiagnosticInSchema(Schema):
+    recorded_on = fields.Date(required=True)
+    constraints = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    education_level = fields.String(load_default=None, validate=validate.Length(max=20))
+    can_seek_work = fields.Boolean(load_default=None, allow_none=True)
+    notes = fields.String(load_default=None, validate=validate.Length(max=4000))
+
+
+class DiagnosticSchema(Schema):
+    id = fields.Integer()
+    recorded_on = fields.String()
+    constraints = fields.Dict()
+    education_level = fields.String(allow_none=True)
+    can_seek_work = fields.Boolean(allow_none=True)
+    notes = fields.String(allow_none=True)
+    author_id = fields.Integer(allow_none=True)
+
+
+class ExitInSchema(Schema):
+    exit_on = fields.Date(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(list(exit_reasons())))
+    details = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class ExitSchema(Schema):
+    id = fields.Integer()
+    exit_on = fields.String()
+    reason = fields.String()
+    label = fields.String()
+    positive = fields.Boolean()
+    source = fields.String()
+    structure_id = fields.Integer(allow_none=True)
+    path_id = fields.Integer(allow_none=True)
+
+
+class BreachInSchema(Schema):
+    breach_on = fields.Date(required=True)
+    breach = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class ObservationsInSchema(Schema):
+    observations_on = fields.Date(required=True)
+    observations = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class EpRequestInSchema(Schema):
+    requested_on = fields.Date(required=True)
+
+
+class EpOpinionInSchema(Schema):
+    opinion_on = fields.Date(required=True)
+    opinion = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class DecisionInSchema(Schema):
+    decided_on = fields.Date(required=True)
+    kind = fields.String(load_default="suspension", validate=validate.OneOf(["suspension", "suppression"]))
+    rate_percent = fields.Integer(load_default=None)
+    duration_months = fields.Integer(load_default=None)
+
+
+class LiftInSchema(Schema):
+    lifted_on = fields.Date(required=True)
+    reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+
+
+class SanctionSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    status = fields.String()
+    breach_on = fields.String()
+    breach = fields.String()
+    repeated = fields.Boolean()
+    observations_on = fields.String(allow_none=True)
+    ep_requested_on = fields.String(allow_none=True)
+    ep_deemed_on = fields.String(allow_none=True)
+    ep_opinion_on = fields.String(allow_none=True)
+    decided_on = fields.String(allow_none=True)
+    rate_percent = fields.Integer(allow_none=True)
+    duration_months = fields.Integer(allow_none=True)
+    ends_on = fields.String(allow_none=True)
+    lifted_on = fields.String(allow_none=True)
+
+
+class ListQuerySchema(AsOfQuerySchema):
+    days = fields.Integer(load_default=None, validate=validate.Range(min=0, max=3650))
+
+
+class ListResultSchema(Schema):
+    name = fields.String()
+    as_of = fields.String()
+    count = fields.Integer()
+    items = fields.List(fields.Dict())
+
+
+class ExitReasonSchema(Schema):
+    reason = fields.String()
+    label = fields.String()
+    positive = fields.Boolean()

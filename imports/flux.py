@@ -1,0 +1,495 @@
+"""Streaming, safe reader of the CAF/MSA beneficiary flow (VRSB0801).
+
+Memory stays flat whatever the file size: lxml `iterparse` yields one `InfosFoyerRSA` at a
+time and the element is cleared (and detached from the root) once read. The parser never
+resolves entities, never loads a DTD and never touches the network; a file carrying a
+DOCTYPE is refused outright (XXE, billion laughs).
+
+Each household becomes a `HouseholdRecord`: its key, its raw fragment, a SHA-256 of the
+fragment (to skip unchanged households cheaply) and the plain data the importer needs, or the
+reason why it cannot be imported (the record is then rejected, the rest of the file goes on).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from lxml import etree
+
+ROOT_TAG = "Racine"
+HOUSEHOLD_TAG = "InfosFoyerRSA"
+_TAGS = ("IdentificationFlux", HOUSEHOLD_TAG, "TransmissionFlux")
+_PROLOG_BYTES = 1 << 16
+_RIGHT_STATES = set("0123456")
+
+
+class FluxError(Exception):
+    """The file as a whole cannot be imported; the message is one French line for the batch."""
+
+
+@dataclass
+class FlowHeader:
+    appli: str | None
+    version: str | None
+    typeflux: str | None
+    natflux: str | None
+    created_on: dt.date | None
+    created_time: str | None
+    dtref: dt.date | None
+
+    @property
+    def flow_date(self) -> dt.date | None:
+        """The date history rows carry: DTREF, else DTCREAFLUX."""
+        return self.dtref or self.created_on
+
+    @property
+    def organism(self) -> str:
+        return "MSA" if (self.appli or "").upper() == "AGO" else "CAF"
+
+    def sort_key(self) -> tuple:
+        return (self.created_on or dt.date.min, self.created_time or "")
+
+    def as_dict(self) -> dict:
+        return {"APPLIEME": self.appli, "NUMVERSIONAPPLIEME": self.version, "TYPEFLUX": self.typeflux,
+                "NATFLUX": self.natflux, "DTCREAFLUX": _iso(self.created_on), "HEUCREAFLUX": self.created_time,
+                "DTREF": _iso(self.dtref)}
+
+
+@dataclass
+class HouseholdRecord:
+    index: int  # 1-based position in the file
+    key: tuple[str, str] | None  # (organism, matricule)
+    fragment: bytes
+    content_hash: str
+    data: dict | None = None
+    error: str | None = None
+    anomaly: bool = False
+
+    @property
+    def key_text(self) -> str:
+        return f"{self.key[0]}:{self.key[1]}" if self.key else f"foyer n°{self.index}"
+
+
+@dataclass
+class Totals:
+    households: int | None = None  # NBTOTDOSRSATRANSM
+    anomalies: int | None = None  # NBTOTDOSRSATRANSMANO
+
+
+@dataclass
+class FluxReader:
+    """Iterate a flow file: `for record in reader` after which `header` and `totals` are known."""
+
+    source: Path | BinaryIO
+    header: FlowHeader | None = None
+    totals: Totals | None = None
+    bytes_read: int = 0
+    _records: int = field(default=0, repr=False)
+
+    def __iter__(self) -> Iterator[HouseholdRecord]:
+        if isinstance(self.source, str | Path):
+            with open_flux(self.source) as f:
+                yield from self._iterate(f)
+        else:
+            yield from self._iterate(self.source)
+
+    def _iterate(self, f: BinaryIO) -> Iterator[HouseholdRecord]:
+        try:
+            check_prolog(f.read(_PROLOG_BYTES))
+            f.seek(0)
+        except (gzip.BadGzipFile, EOFError, OSError) as exc:
+            raise FluxError(f"fichier illisible: {_one_line(str(exc))}") from None
+        parser = etree.iterparse(
+            f, events=("end",), tag=_TAGS, resolve_entities=False, no_network=True, load_dtd=False,
+            dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
+            collect_ids=False)
+        try:
+            for _event, elem in parser:
+                self.bytes_read = f.tell()
+                parent = elem.getparent()
+                if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
+                    root = elem.getroottree().getroot()
+                    raise FluxError(f"élément racine {root.tag!r} inattendu ({ROOT_TAG!r} attendu)")
+                tag = elem.tag
+                if tag == HOUSEHOLD_TAG:
+                    if self.header is None:
+                        raise FluxError("bloc IdentificationFlux absent avant le premier foyer")
+                    self._records += 1
+                    yield parse_household(elem, self._records, self.header)
+                elif tag == "IdentificationFlux":
+                    if self.header is not None:
+                        raise FluxError("bloc IdentificationFlux en double")
+                    self.header = parse_header(elem)
+                else:
+                    self.totals = Totals(_int(elem.findtext("NBTOTDOSRSATRANSM")),
+                                         _int(elem.findtext("NBTOTDOSRSATRANSMANO")))
+                elem.clear()
+                while elem.getprevious() is not None:
+                    del parent[0]
+        except etree.XMLSyntaxError as exc:
+            raise FluxError(_syntax_reason(exc, _error_on_last_line(f, exc))) from None
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise FluxError(f"fichier compressé illisible ou tronqué: {_one_line(str(exc))}") from None
+        except (LookupError, UnicodeError) as exc:  # unknown or wrong encoding declaration
+            raise FluxError(f"encodage du fichier illisible: {_one_line(str(exc))}") from None
+        root = getattr(parser, "root", None)
+        if root is not None and root.tag != ROOT_TAG:
+            raise FluxError(f"élément racine {root.tag!r} inattendu ({ROOT_TAG!r} attendu)")
+        if self.header is None:
+            raise FluxError("bloc IdentificationFlux absent: ce n'est pas un flux bénéficiaires RSA")
+        if self.totals is None:
+            raise FluxError("bloc TransmissionFlux absent: fichier incomplet")
+
+    @property
+    def records_seen(self) -> int:
+        return self._records
+
+
+def check_prolog(head: bytes) -> None:
+    """Refuse DOCTYPE / ENTITY declarations before the root element (entity attacks)."""
+    if not head.strip():
+        raise FluxError("fichier vide")
+    upper = head.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+        raise FluxError("déclaration DOCTYPE/ENTITY interdite dans un flux (risque d'attaque par entités XML)")
+    # UTF-16/32 BOMs would hide the markers from the check above: the flow is windows-1252.
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
+        raise FluxError("encodage UTF-16/UTF-32 non accepté (flux attendu en windows-1252)")
+
+
+def open_flux(path: Path | str) -> BinaryIO:
+    """The file, transparently decompressed when it is gzip (flows are sometimes sent as .xml.gz)."""
+    f = open(path, "rb")
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
+
+
+def read_header(path: Path | str) -> FlowHeader:
+    """Only the IdentificationFlux block (used to order files before importing them)."""
+    with open_flux(path) as f:
+        try:
+            check_prolog(f.read(_PROLOG_BYTES))
+            f.seek(0)
+            for _event, elem in etree.iterparse(f, events=("end",), tag="IdentificationFlux",
+                                                resolve_entities=False, no_network=True, load_dtd=False,
+                                                huge_tree=False):
+                return parse_header(elem)
+        except etree.XMLSyntaxError as exc:
+            raise FluxError(_syntax_reason(exc)) from None
+        except (LookupError, UnicodeError) as exc:
+            raise FluxError(f"encodage du fichier illisible: {_one_line(str(exc))}") from None
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise FluxError(f"fichier compressé illisible ou tronqué: {_one_line(str(exc))}") from None
+    raise FluxError("bloc IdentificationFlux absent: ce n'est pas un flux bénéficiaires RSA")
+
+
+def parse_header(elem) -> FlowHeader:
+    v = _leaves(elem)
+    try:
+        created = _date(v.get("DTCREAFLUX"))
+        dtref = _date(v.get("DTREF"))
+    except ValueError as exc:
+        raise FluxError(f"en-tête du flux invalide: {exc}") from None
+    if created is None and dtref is None:
+        raise FluxError("en-tête du flux sans DTCREAFLUX ni DTREF")
+    return FlowHeader(v.get("APPLIEME"), v.get("NUMVERSIONAPPLIEME"), v.get("TYPEFLUX"), v.get("NATFLUX"),
+                      created, v.get("HEUCREAFLUX"), dtref)
+
+
+# --- one household ------------------------------------------------------------------------------
+
+def parse_household(elem, index: int, header: FlowHeader) -> HouseholdRecord:
+    fragment = etree.tostring(elem, encoding="utf-8", with_tail=False)
+    digest = hashlib.sha256(fragment).hexdigest()
+    rec = HouseholdRecord(index=index, key=None, fragment=fragment, content_hash=digest)
+    try:
+        rec.data = _household_data(elem, header)
+        rec.key = (rec.data["organism"], rec.data["matricule"])
+        rec.anomaly = rec.data["anomaly"]
+    except RecordError as exc:
+        rec.error = str(exc)
+        rec.key = getattr(exc, "key", None)
+    return rec
+
+
+def parse_fragment(fragment: bytes, index: int, header: FlowHeader) -> HouseholdRecord:
+    """Re-read a stored fragment (replay of a rejected record) with the same safe parser."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        elem = etree.fromstring(fragment, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FluxError(_syntax_reason(exc)) from None
+    if elem.tag != HOUSEHOLD_TAG:
+        raise FluxError(f"fragment {elem.tag!r} inattendu ({HOUSEHOLD_TAG!r} attendu)")
+    return parse_household(elem, index, header)
+
+
+class RecordError(ValueError):
+    """A household that fails validation: rejected with this reason."""
+
+
+def _household_data(elem, header: FlowHeader) -> dict:
+    ident = elem.find("IdentificationRSA")
+    if ident is None:
+        raise RecordError("bloc IdentificationRSA manquant")
+    org = _leaves(ident.find("Organisme"))
+    fonorg = (org.get("FONORG") or "").strip().upper()
+    matricule = (org.get("MATRICULE") or "").strip()
+    if not matricule:
+        raise RecordError("MATRICULE manquant")
+    if not matricule.isdigit() or len(matricule) > 15:
+        raise RecordError(f"MATRICULE invalide {matricule[:20]!r} (15 chiffres au plus)")
+    organism = fonorg or header.organism
+    if organism not in ("CAF", "MSA"):
+        raise RecordError(f"organisme FONORG inconnu {fonorg[:5]!r} (CAF ou MSA attendu)")
+    key = (organism, matricule)
+    try:
+        return _household_body(elem, ident, org, key)
+    except RecordError as exc:
+        exc.key = key
+        raise
+
+
+def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
+    demande = _leaves(ident.find("DemandeRSA"))
+    if not demande:
+        raise RecordError("bloc DemandeRSA manquant")
+    d: dict = {"organism": key[0], "matricule": key[1], "numorg": _s(org.get("NUMORG"), 3),
+               "departement": _s(_leaves(ident.find("Partenaire")).get("IDEPARTE"), 3),
+               "dtdemrsa": _req_date(demande.get("DTDEMRSA"), "DTDEMRSA"),
+               "numdemrsa": _s(demande.get("NUMDEMRSA"), 11)}
+    cedant = _leaves(ident.find("OrganismeCedant"))
+    d["transfer_in"] = None
+    if cedant:
+        d["transfer_in"] = {"from": _s(f"{cedant.get('FONORGCEDMUT') or ''} {cedant.get('NUMORGCEDMUT') or ''}".strip(), 40),
+                            "on": _date_field(cedant.get("DDARRMUT"), "DDARRMUT")}
+    prenant = _leaves(ident.find("OrganismePrenant"))
+    d["transfer_out"] = None
+    if prenant:
+        d["transfer_out"] = {"to": _s(f"{prenant.get('FONORGPRENMUT') or ''} {prenant.get('NUMORGPRENMUT') or ''}".strip(), 40),
+                             "on": _date_field(prenant.get("DDDEPAMUT"), "DDDEPAMUT")}
+
+    persons = [_person(p, n) for n, p in enumerate(elem.iterchildren("Personne"), start=1)]
+    if not persons:
+        raise RecordError("foyer sans Personne")
+    d["persons"] = persons
+
+    admin = elem.find("DonneesAdministratives")
+    if admin is None:
+        raise RecordError("bloc DonneesAdministratives manquant (situation familiale et adresse)")
+    d["family_situation"] = _s(_leaves(admin.find("SituationFamille")).get("SITFAM"), 3)
+    address = None
+    for adr in admin.iterchildren("Adresse"):
+        fr = adr.find("AdresseDetailleeFrance")
+        if fr is not None:
+            address = _leaves(fr)
+            break
+    if address:
+        numcom = (address.get("NUMCOM") or "").strip()
+        d["commune_insee"] = numcom.upper()[:5] or None
+        codepos = (address.get("CODEPOS") or "").strip()
+        d["postal_code"] = codepos.zfill(5)[:5] if codepos.isdigit() else (codepos[:5] or None)
+        d["city"] = _s(address.get("NOMCOM"), 120)
+        line = " ".join(x.strip() for x in (address.get("NUMVOIE"), address.get("LIBTYPEVOIE"),
+                                             address.get("NOMVOIE")) if x and x.strip())
+        d["address_line"] = line[:300] or None
+    else:
+        d["commune_insee"] = d["postal_code"] = d["city"] = d["address_line"] = None
+
+    prest = elem.find("PrestationRSA")
+    if prest is None:
+        raise RecordError("bloc PrestationRSA manquant (état du droit)")
+    situation = prest.find("SituationDossierRSA")
+    state = (situation.findtext("EtatDossierRSA/ETATDOSRSA") if situation is not None else None) or ""
+    state = state.strip()
+    if state not in _RIGHT_STATES:
+        raise RecordError(f"ETATDOSRSA invalide ou manquant {state[:5]!r} (0 à 6 attendu)")
+    d["right_state"] = state
+    d["suspension_reason"] = d["suspension_on"] = None
+    d["closure_reason"] = d["closure_on"] = None
+    if situation is not None:
+        for tag, motive, start in (("SuspensionDroit", "MOTISUSDRORSA", "DDSUSDRORSA"),
+                                   ("SuspensionVersement", "MOTISUSVERSRSA", "DDSUSVERSRSA")):
+            block = situation.find(tag)
+            if block is not None:
+                v = _leaves(block)
+                prefix = "D" if tag == "SuspensionDroit" else "V"
+                d["suspension_reason"] = _s(f"{prefix}{(v.get(motive) or '').strip()}", 10)
+                d["suspension_on"] = _date_field(v.get(start), start)
+                break
+        for tag in ("FinDroit", "FinDroitMoisAnterieur"):
+            block = situation.find(tag)
+            if block is not None:
+                v = _leaves(block)
+                d["closure_reason"] = _s((v.get("MOTICLORSA") or "").strip().upper(), 3)
+                d["closure_on"] = _date_field(v.get("DTCLORSA"), "DTCLORSA")
+                break
+    detail = prest.find("DetailDroitRSA")
+    tronc = _leaves(detail.find("TroncCommunDroitRSA")) if detail is not None else {}
+    d["no_fixed_address"] = _bool(tronc.get("TOPSANSDOMFIXE"))
+    nbenf = _int(tronc.get("NBENFAUTCHA"))
+    d["children_count"] = nbenf if nbenf is not None else sum(1 for p in persons if p["role"] == "ENF")
+    d["rsa_amount"] = None
+    d["benefit_nature"] = None
+    if detail is not None:
+        amounts = detail.find("MontantsCalculDroitRSA")
+        if amounts is not None:
+            d["rsa_amount"] = _decimal(amounts.findtext("MTTOTDRORSA"))
+        calc = detail.find("DetailCalculDroitRSA")
+        if calc is not None:
+            d["benefit_nature"] = _s(calc.findtext("NATPF"), 10)
+    # Not in VRSB0801 but sent by some organisms: the date the right opened.
+    d["right_opened_on"] = _date_field(elem.findtext(".//DTODRSA"), "DTODRSA")
+    d["anomaly"] = elem.find("Anomalie") is not None
+    return d
+
+
+def _person(p, n: int) -> dict:
+    ident = _leaves(p.find("Identification"))
+    if not ident:
+        raise RecordError(f"personne n°{n}: bloc Identification manquant")
+    last = (ident.get("NOM") or "").strip()
+    first = (ident.get("PRENOM") or "").strip()
+    if not last or not first:
+        raise RecordError(f"personne n°{n}: NOM ou PRENOM manquant")
+    birth = _req_date(ident.get("DTNAI"), f"personne n°{n}: DTNAI")
+    role = None
+    first_role = None
+    for prest in p.iterchildren("Prestations"):
+        v = _leaves(prest)
+        r = (v.get("ROLEPERS") or "").strip().upper() or None
+        first_role = first_role or r
+        if (v.get("NATPREST") or "").strip().upper() == "RSA":
+            role = r
+    role = role or first_role
+    calc = p.find("MontantCalculDroitRSAPersonne")
+    sdd = _bool(calc.findtext("TOPPERSDRODEVORSA")) if calc is not None else False
+    activities = []
+    for a in p.iterchildren("Activite"):
+        v = _leaves(a)
+        code = (v.get("ACT") or "").strip().upper()
+        if not code:
+            raise RecordError(f"personne n°{n}: Activite sans code ACT")
+        activities.append({"regime": _s(v.get("REG"), 3), "code": code[:3],
+                           "start_on": _date_field(v.get("DDACT"), f"personne n°{n}: DDACT"),
+                           "end_on": _date_field(v.get("DFACT"), f"personne n°{n}: DFACT")})
+    return {
+        "n": n, "role": role, "civility": _s(ident.get("QUAL"), 3), "last_name": last[:100],
+        "birth_name": _s(ident.get("NOMNAI"), 100), "first_name": first[:100], "birth_date": birth,
+        "sex": _s(ident.get("SEXE"), 1), "nir": (ident.get("NIR") or "").strip() or None,
+        "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20), "sdd": sdd,
+        "activities": activities,
+        "clock_date": _date_field(p.findtext(".//DDSOUDRODEV"), f"personne n°{n}: DDSOUDRODEV"),
+    }
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+def _leaves(elem) -> dict[str, str | None]:
+    if elem is None:
+        return {}
+    return {c.tag: c.text for c in elem if isinstance(c.tag, str)}
+
+
+def _s(value: str | None, length: int) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value[:length] or None
+
+
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(Z|[+-]\d{2}:\d{2})?$")
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None or not value.strip():
+        return None
+    m = _DATE_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"date invalide {value.strip()[:20]!r}")
+    try:
+        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        raise ValueError(f"date invalide {value.strip()[:20]!r}") from None
+
+
+def _date_field(value: str | None, name: str) -> dt.date | None:
+    try:
+        return _date(value)
+    except ValueError as exc:
+        raise RecordError(f"{name}: {exc}") from None
+
+
+def _req_date(value: str | None, name: str) -> dt.date:
+    d = _date_field(value, name)
+    if d is None:
+        raise RecordError(f"{name} manquante")
+    return d
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true")
+
+
+def _int(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _decimal(value: str | None) -> float | None:
+    try:
+        return round(float((value or "").strip()), 2) if value and value.strip() else None
+    except ValueError:
+        return None
+
+
+def _iso(d: dt.date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_on_last_line(f: BinaryIO, exc: etree.XMLSyntaxError) -> bool:
+    """True when the parser failed on the file's last line: the file was cut short."""
+    lineno = getattr(exc, "lineno", None)
+    if not lineno:
+        return False
+    try:
+        f.seek(0)
+        lines, last = 1, b""
+        while block := f.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block
+        if last.endswith(b"\n") and lineno == lines - 1:
+            return True
+        return lineno >= lines
+    except (OSError, EOFError):
+        return False
+
+
+def _syntax_reason(exc: etree.XMLSyntaxError, truncated: bool = False) -> str:
+    msg = _one_line(str(exc.msg or exc))
+    low = msg.lower()
+    if truncated or "premature end" in low or "end of data" in low or "not properly terminated" in low:
+        kind = "fichier tronqué ou XML incomplet"
+    elif "encoding" in low or "utf-8" in low or "bytes" in low:
+        kind = "encodage incohérent avec la déclaration XML"
+    elif "entity" in low or "doctype" in low:
+        kind = "entités XML interdites"
+    else:
+        kind = "XML mal formé"
+    line = f" ligne {exc.lineno}" if getattr(exc, "lineno", None) else ""
+    return f"{kind} ({line.strip() + ': ' if line else ''}{msg})"

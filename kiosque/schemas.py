@@ -1,0 +1,183 @@
+"""Marshmallow schemas of the kiosque API (input validation and OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from kiosque.service import ATTENDANCE, PHONING_OUTCOMES, REFERENT_TYPES, SESSION_STATUSES
+
+
+class SessionQuerySchema(Schema):
+    start = fields.Date(load_default=None)
+    end = fields.Date(load_default=None)
+    mds_id = fields.Integer(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(SESSION_STATUSES))
+
+
+class SessionSchema(Schema):
+    id = fields.Integer()
+    mds_id = fields.Integer()
+    mds_name = fields.String(allow_none=True)
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime(allow_none=True)
+    place = fields.String()
+    capacity = fields.Integer()
+    booked = fields.Integer(allow_none=True)
+    free = fields.Integer(allow_none=True)
+    status = fields.String()
+    template_id = fields.Integer(allow_none=True)
+    partner_ids = fields.List(fields.Integer())
+
+
+class SessionInSchema(Schema):
+    mds_id = fields.Integer(required=True)
+    starts_at = fields.DateTime(required=True, metadata={"description": "Heure locale (Europe/Paris)"})
+    duration_minutes = fields.Integer(load_default=150, validate=validate.Range(min=15, max=600))
+    place = fields.String(load_default=None, validate=validate.Length(max=300))
+    capacity = fields.Integer(load_default=20, validate=validate.Range(min=1, max=500))
+    partner_ids = fields.List(fields.Integer(), load_default=list)
+
+
+class SessionPatchSchema(Schema):
+    starts_at = fields.DateTime(load_default=None)
+    ends_at = fields.DateTime(load_default=None)
+    place = fields.String(load_default=None, validate=validate.Length(max=300))
+    capacity = fields.Integer(load_default=None, validate=validate.Range(min=1, max=500))
+    status = fields.String(load_default=None, validate=validate.OneOf(SESSION_STATUSES))
+    partner_ids = fields.List(fields.Integer(), load_default=None)
+
+
+class TemplateSchema(Schema):
+    id = fields.Integer()
+    mds_id = fields.Integer()
+    weekday = fields.Integer()
+    start_time = fields.Time()
+    duration_minutes = fields.Integer()
+    capacity = fields.Integer()
+    place = fields.String()
+    valid_from = fields.Date(allow_none=True)
+    valid_until = fields.Date(allow_none=True)
+    active = fields.Boolean()
+
+
+class TemplateInSchema(Schema):
+    mds_id = fields.Integer(required=True)
+    weekday = fields.Integer(required=True, validate=validate.Range(min=0, max=6),
+                             metadata={"description": "0 = lundi … 6 = dimanche"})
+    start_time = fields.Time(required=True)
+    duration_minutes = fields.Integer(load_default=150, validate=validate.Range(min=15, max=600))
+    capacity = fields.Integer(load_default=20, validate=validate.Range(min=1, max=500))
+    place = fields.String(load_default=None, validate=validate.Length(max=300))
+    valid_from = fields.Date(load_default=None)
+    valid_until = fields.Date(load_default=None)
+
+
+class GenerateInSchema(Schema):
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    mds_id = fields.Integer(load_default=None)
+
+
+class GenerateResultSchema(Schema):
+    created = fields.Integer()
+    session_ids = fields.List(fields.Integer())
+    skipped = fields.List(fields.Dict())
+
+
+class ClosureInSchema(Schema):
+    day = fields.Date(required=True)
+    reason = fields.String(load_default="", validate=validate.Length(max=200))
+    mds_id = fields.Integer(load_default=None, metadata={"description": "Vide: toutes les MDS"})
+
+
+class ClosureSchema(Schema):
+    id = fields.Integer()
+    day = fields.Date()
+    reason = fields.String()
+    mds_id = fields.Integer(allow_none=True)
+
+
+class PlanInSchema(Schema):
+    as_of = fields.Date(load_default=None)
+
+
+class PlanResultSchema(Schema):
+    as_of = fields.String()
+    candidates = fields.Integer()
+    invited = fields.Integer()
+    reinvited = fields.Integer()
+    own_mds = fields.Integer()
+    neighbour_mds = fields.Integer()
+    after_deadline = fields.Integer()
+    unplanned = fields.Integer()
+    exhausted = fields.Integer()
+    no_mds = fields.Integer()
+    shortfalls = fields.Dict(keys=fields.String(), values=fields.Integer())
+    alerts_raised = fields.Integer()
+
+
+class InvitationSchema(Schema):
+    id = fields.Integer()
+    person_id = fields.Integer()
+    session_id = fields.Integer()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    attempt = fields.Integer()
+    invited_on = fields.Date()
+    status = fields.String()
+    phoning_outcome = fields.String(allow_none=True)
+    phoned_on = fields.Date(allow_none=True)
+    phoning_notes = fields.String(allow_none=True)
+    chosen_referent_type = fields.String(allow_none=True)
+    chosen_structure_id = fields.Integer(allow_none=True)
+    first_appointment_at = fields.DateTime(allow_none=True)
+
+
+class PhoningInSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(PHONING_OUTCOMES))
+    notes = fields.String(load_default=None, validate=validate.Length(max=2000))
+    on = fields.Date(load_default=None, metadata={"description": "Jour de l'appel (défaut: aujourd'hui)"})
+
+
+class OutcomeInSchema(Schema):
+    referent_type = fields.String(required=True, validate=validate.OneOf(REFERENT_TYPES))
+    structure_id = fields.Integer(load_default=None)
+    first_appointment_at = fields.DateTime(load_default=None)
+
+
+class AttendanceInSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(ATTENDANCE))
+    referent_type = fields.String(load_default=None, validate=validate.OneOf(REFERENT_TYPES))
+    structure_id = fields.Integer(load_default=None)
+    first_appointment_at = fields.DateTime(load_default=None)
+
+
+class AttendanceResultSchema(Schema):
+    invitation_id = fields.Integer()
+    status = fields.String()
+    unchanged = fields.Boolean()
+    orientation_id = fields.Integer()
+    default_mds_orientation_id = fields.Integer()
+    reinvitation_ids = fields.List(fields.Integer())
+
+
+class FunnelQuerySchema(Schema):
+    start = fields.Date(required=True)
+    end = fields.Date(required=True)
+    mds_id = fields.Integer(load_default=None)
+    by = fields.String(load_default="session", validate=validate.OneOf(("session", "mds", "month", "total")))
+
+
+class FunnelRowSchema(Schema):
+    session_id = fields.Integer()
+    date = fields.String()
+    mds_id = fields.Integer()
+    mds_name = fields.String()
+    month = fields.String()
+    invited = fields.Integer()
+    reached = fields.Integer()
+    attended = fields.Integer()
+    oriented = fields.Integer()
+    oriented_rate = fields.Float(allow_none=True)

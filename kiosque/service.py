@@ -1,0 +1,755 @@
+"""Kiosque Insertion: sessions, templates, the invitation planner, phoning, attendance, funnel.
+
+Plain functions over a SQLAlchemy session (no Flask). Dates are injected (`as_of`); session
+start times are naive local times (Europe/Paris), as shown to the people invited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import holidays
+from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from cases.models import Appointment, CaseEvent, Household, Path, Person
+from cases.service import add_event, raise_alert
+from config.db import utcnow
+from kiosque.models import Closure, Invitation, KiosqueSession, Message, SessionTemplate
+from orientation.models import Orientation
+from referents.models import Structure
+
+PHONING_OUTCOMES = ("reached", "no_answer", "wrong_number", "declined", "will_come")
+# "Reached by phone" in the funnel: the person answered, whatever they said.
+REACHED_OUTCOMES = ("reached", "declined", "will_come")
+ATTENDANCE = ("present", "absent", "excused")
+REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
+SESSION_STATUSES = ("planned", "held", "cancelled")
+
+
+class KiosqueError(ValueError):
+    """A request the kiosque rules refuse; the message is user-facing French."""
+
+
+def _env_int(env, name, default):
+    raw = env.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class KiosqueConfig:
+    """Tunable rules (environment variables RSA_KIOSQUE_*; see docs/kiosque.md)."""
+
+    propose_days: int = 7  # a "proposed" decision left unvalidated this long goes to the kiosque
+    notice_letter_days: int = 5  # notice when only a letter reaches the person
+    notice_digital_days: int = 2  # notice when an e-mail or SMS reaches the person
+    deadline_days: int = 42  # legal deadline from the clock start
+    reminder_days: tuple[int, ...] = (3, 1)  # J-3 and J-1
+    max_reinvitations: int = 1  # after that many no-shows re-invited, the person goes to the MDS
+    max_send_attempts: int = 5
+    backoff_minutes: int = 5  # first retry delay, doubled at each attempt
+    contact_phone: str = ""  # phone number printed on letters (default: the MDS's)
+    what_to_bring: tuple[str, ...] = (
+        "une pièce d'identité",
+        "votre numéro d'allocataire CAF ou MSA",
+        "votre CV si vous en avez un",
+        "ce courrier",
+    )
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> KiosqueConfig:
+        env = os.environ if env is None else env
+        reminders = env.get("RSA_KIOSQUE_REMINDER_DAYS")
+        return cls(
+            propose_days=_env_int(env, "RSA_KIOSQUE_PROPOSE_DAYS", cls.propose_days),
+            notice_letter_days=_env_int(env, "RSA_KIOSQUE_NOTICE_LETTER_DAYS", cls.notice_letter_days),
+            notice_digital_days=_env_int(env, "RSA_KIOSQUE_NOTICE_DIGITAL_DAYS", cls.notice_digital_days),
+            deadline_days=_env_int(env, "RSA_KIOSQUE_DEADLINE_DAYS", cls.deadline_days),
+            reminder_days=tuple(int(x) for x in reminders.split(",") if x.strip()) if reminders
+            else cls.reminder_days,
+            max_reinvitations=_env_int(env, "RSA_KIOSQUE_MAX_REINVITATIONS", cls.max_reinvitations),
+            max_send_attempts=_env_int(env, "RSA_KIOSQUE_MAX_SEND_ATTEMPTS", cls.max_send_attempts),
+            backoff_minutes=_env_int(env, "RSA_KIOSQUE_BACKOFF_MINUTES", cls.backoff_minutes),
+            contact_phone=env.get("RSA_KIOSQUE_CONTACT_PHONE", ""),
+        )
+
+
+# --------------------------------------------------------------------------- contact channels
+
+def is_mobile(phone: str | None, phone_kind: str | None = None) -> bool:
+    """A number an SMS can reach: declared mobile, or a French 06/07 number."""
+    if not phone:
+        return False
+    if phone_kind:
+        return phone_kind == "mobile"
+    digits = phone.replace(" ", "").replace(".", "")
+    return digits.startswith(("+336", "+337", "06", "07", "00336", "00337"))
+
+
+def channels_for(person: Person, *, letter_fallback: bool = True) -> list[str]:
+    """Channels that reach the person: e-mail and SMS when known, else a postal letter."""
+    out = []
+    if person.email:
+        out.append("email")
+    if is_mobile(person.phone, person.phone_kind):
+        out.append("sms")
+    if not out and letter_fallback:
+        out.append("letter")
+    return out
+
+
+def notice_days(person_or_channels, config: KiosqueConfig) -> int:
+    chans = person_or_channels if isinstance(person_or_channels, list) else channels_for(person_or_channels)
+    return config.notice_digital_days if ("email" in chans or "sms" in chans) else config.notice_letter_days
+
+
+# --------------------------------------------------------------------------- sessions and templates
+
+def create_session(session: Session, *, mds_id: int, starts_at: dt.datetime, place: str | None = None,
+                   capacity: int = 20, duration_minutes: int = 150, partner_ids=(),
+                   template_id: int | None = None) -> KiosqueSession:
+    mds = session.get(Structure, mds_id)
+    if mds is None or mds.kind != "mds":
+        raise KiosqueError(f"structure {mds_id} inconnue ou qui n'est pas une MDS")
+    if capacity < 1:
+        raise KiosqueError("la capacité doit être d'au moins une place")
+    ks = KiosqueSession(mds_id=mds_id, starts_at=starts_at, ends_at=starts_at + dt.timedelta(minutes=duration_minutes),
+                        place=place or mds.address or mds.name, capacity=capacity, status="planned",
+                        template_id=template_id)
+    if partner_ids:
+        ks.partners = list(session.scalars(select(Structure).where(Structure.id.in_(list(partner_ids)))))
+    session.add(ks)
+    session.flush()
+    return ks
+
+
+def booked_seats(session: Session, session_id: int) -> int:
+    return session.scalar(select(func.count(Invitation.id)).where(
+        Invitation.session_id == session_id, Invitation.status != "cancelled")) or 0
+
+
+def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSession:
+    """Change capacity, place, time, partners or status; capacity never below the seats given."""
+    if "capacity" in changes and changes["capacity"] is not None:
+        taken = booked_seats(session, ks.id)
+        if changes["capacity"] < taken:
+            raise KiosqueError(f"capacité {changes['capacity']} inférieure aux {taken} places déjà attribuées")
+    if changes.get("status") == "cancelled":
+        cancel_session(session, ks)
+        changes.pop("status")
+    for key in ("capacity", "place", "starts_at", "ends_at", "status"):
+        if changes.get(key) is not None:
+            setattr(ks, key, changes[key])
+    if changes.get("partner_ids") is not None:
+        ks.partners = list(session.scalars(select(Structure).where(Structure.id.in_(changes["partner_ids"]))))
+    session.flush()
+    return ks
+
+
+def cancel_session(session: Session, ks: KiosqueSession) -> int:
+    """Cancel a session: its pending invitations are cancelled (the next planning re-seats them)."""
+    ks.status = "cancelled"
+    pending = list(session.scalars(select(Invitation).where(
+        Invitation.session_id == ks.id, Invitation.status == "pending")))
+    for inv in pending:
+        inv.status = "cancelled"
+    if pending:
+        for m in session.scalars(select(Message).where(
+                Message.invitation_id.in_([i.id for i in pending]), Message.status == "queued")):
+            m.status = "cancelled"
+            m.last_error = "session annulée"
+    session.flush()
+    return len(pending)
+
+
+def list_sessions(session: Session, *, start: dt.date | None = None, end: dt.date | None = None,
+                  mds_id: int | None = None, status: str | None = None) -> list[dict]:
+    booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
+              .where(Invitation.status != "cancelled").group_by(Invitation.session_id).subquery())
+    q = (select(KiosqueSession, Structure.name, func.coalesce(booked.c.n, 0))
+         .join(Structure, Structure.id == KiosqueSession.mds_id)
+         .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
+         .order_by(KiosqueSession.starts_at, KiosqueSession.id))
+    if start:
+        q = q.where(KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()))
+    if end:
+        q = q.where(KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+    if mds_id:
+        q = q.where(KiosqueSession.mds_id == mds_id)
+    if status:
+        q = q.where(KiosqueSession.status == status)
+    return [session_dict(ks, mds_name=name, booked=n) for ks, name, n in session.execute(q)]
+
+
+def session_dict(ks: KiosqueSession, *, mds_name: str | None = None, booked: int | None = None) -> dict:
+    return {"id": ks.id, "mds_id": ks.mds_id, "mds_name": mds_name, "starts_at": ks.starts_at,
+            "ends_at": ks.ends_at, "place": ks.place, "capacity": ks.capacity, "booked": booked,
+            "free": None if booked is None else max(ks.capacity - booked, 0), "status": ks.status,
+            "template_id": ks.template_id, "partner_ids": [p.id for p in ks.partners]}
+
+
+def create_template(session: Session, *, mds_id: int, weekday: int, start_time: dt.time, capacity: int = 20,
+                    place: str | None = None, duration_minutes: int = 150, valid_from: dt.date | None = None,
+                    valid_until: dt.date | None = None) -> SessionTemplate:
+    mds = session.get(Structure, mds_id)
+    if mds is None or mds.kind != "mds":
+        raise KiosqueError(f"structure {mds_id} inconnue ou qui n'est pas une MDS")
+    if not 0 <= weekday <= 6:
+        raise KiosqueError("jour de la semaine entre 0 (lundi) et 6 (dimanche)")
+    t = SessionTemplate(mds_id=mds_id, weekday=weekday, start_time=start_time, capacity=capacity,
+                        place=place or mds.address or mds.name, duration_minutes=duration_minutes,
+                        valid_from=valid_from, valid_until=valid_until, active=True)
+    session.add(t)
+    session.flush()
+    return t
+
+
+def ensure_default_templates(session: Session, *, weekday: int = 1, start_time: dt.time = dt.time(9, 30),
+                             capacity: int = 20) -> int:
+    """One weekly kiosque per MDS that has no template yet (default: Tuesday 9:30, 20 seats)."""
+    have = set(session.scalars(select(SessionTemplate.mds_id)))
+    added = 0
+    for mds in session.scalars(select(Structure).where(Structure.kind == "mds", Structure.active.is_(True))
+                               .order_by(Structure.id)):
+        if mds.id not in have:
+            create_template(session, mds_id=mds.id, weekday=weekday, start_time=start_time, capacity=capacity)
+            added += 1
+    return added
+
+
+def french_holidays(start: dt.date, end: dt.date) -> dict[dt.date, str]:
+    return dict(holidays.France(years=range(start.year, end.year + 1)))
+
+
+def add_closure(session: Session, day: dt.date, reason: str = "", mds_id: int | None = None) -> Closure:
+    c = Closure(day=day, reason=reason, mds_id=mds_id)
+    session.add(c)
+    session.flush()
+    return c
+
+
+def generate_sessions(session: Session, start: dt.date, end: dt.date, *, mds_id: int | None = None) -> dict:
+    """Sessions from the active templates over [start, end], skipping French public holidays and
+    declared closures. Idempotent: a template never gets two sessions on the same day."""
+    if end < start:
+        raise KiosqueError("la fin précède le début")
+    q = select(SessionTemplate).where(SessionTemplate.active.is_(True)).order_by(SessionTemplate.id)
+    if mds_id:
+        q = q.where(SessionTemplate.mds_id == mds_id)
+    templates = list(session.scalars(q))
+    public = french_holidays(start, end)
+    closures: dict[tuple[int | None, dt.date], str] = {
+        (c.mds_id, c.day): c.reason for c in session.scalars(
+            select(Closure).where(Closure.day >= start, Closure.day <= end))}
+    existing = {(tid, starts.date()) for tid, starts in session.execute(
+        select(KiosqueSession.template_id, KiosqueSession.starts_at).where(
+            KiosqueSession.template_id.in_([t.id for t in templates]),
+            KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()),
+            KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))}
+    created, skipped = [], []
+    for t in templates:
+        day = start + dt.timedelta(days=(t.weekday - start.weekday()) % 7)
+        while day <= end:
+            if (t.valid_from and day < t.valid_from) or (t.valid_until and day > t.valid_until):
+                pass
+            elif day in public:
+                skipped.append({"template_id": t.id, "day": day, "reason": f"jour férié: {public[day]}"})
+            elif (None, day) in closures or (t.mds_id, day) in closures:
+                reason = closures.get((t.mds_id, day), closures.get((None, day)))
+                skipped.append({"template_id": t.id, "day": day, "reason": f"fermeture: {reason}"})
+            elif (t.id, day) not in existing:
+                ks = KiosqueSession(mds_id=t.mds_id, template_id=t.id, place=t.place, capacity=t.capacity,
+                                    starts_at=dt.datetime.combine(day, t.start_time),
+                                    ends_at=dt.datetime.combine(day, t.start_time)
+                                    + dt.timedelta(minutes=t.duration_minutes), status="planned")
+                session.add(ks)
+                created.append(ks)
+            day += dt.timedelta(days=7)
+    session.flush()
+    return {"created": len(created), "session_ids": [ks.id for ks in created], "skipped": skipped}
+
+
+# --------------------------------------------------------------------------- the planner
+
+@dataclass
+class _Seat:
+    id: int
+    mds_id: int
+    starts_at: dt.datetime
+    capacity: int
+    booked: int
+
+    @property
+    def day(self) -> dt.date:
+        return self.starts_at.date()
+
+
+@dataclass
+class _Candidate:
+    person_id: int
+    path_id: int
+    orientation_id: int
+    clock_start: dt.date
+    mds_id: int | None
+    territory_id: int | None
+    channels: list[str]
+    recipients: dict = field(default_factory=dict)
+    absences: int = 0
+    previous: int = 0
+
+
+def latest_orientation_subquery():
+    """Each person's latest decision (decided_on, then id)."""
+    rn = func.row_number().over(partition_by=Orientation.person_id,
+                                order_by=(Orientation.decided_on.desc(), Orientation.id.desc())).label("rn")
+    return select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin,
+                  Orientation.decided_on, rn).subquery()
+
+
+def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_ids=None) -> list[_Candidate]:
+    """Who is to invite: latest decision "kiosque" (or "proposed" left unvalidated too long, except the
+    MDS default after no-shows), an open path, and no pending invitation."""
+    latest = latest_orientation_subquery()
+    open_path = (select(Path.person_id, func.max(Path.id).label("path_id"))
+                 .where(Path.closed_on.is_(None)).group_by(Path.person_id).subquery())
+    stale = as_of - dt.timedelta(days=config.propose_days)
+    pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == "pending"))
+    q = (select(Person.id, Person.email, Person.phone, Person.phone_kind, latest.c.id, Path.id, Path.clock_start,
+                Household.mds_id, Structure.territory_id, Household.address_line, Household.postal_code,
+                Household.city)
+         .join(latest, and_(latest.c.person_id == Person.id, latest.c.rn == 1))
+         .join(open_path, open_path.c.person_id == Person.id)
+         .join(Path, Path.id == open_path.c.path_id)
+         .outerjoin(Household, Household.id == Person.household_id)
+         .outerjoin(Structure, Structure.id == Household.mds_id)
+         .where(or_(latest.c.status == "kiosque",
+                    and_(latest.c.status == "proposed", latest.c.decided_on <= stale,
+                         latest.c.origin != "default_mds")),
+                ~pending)
+         .order_by(Path.clock_start, Person.id))
+    if person_ids is not None:
+        q = q.where(Person.id.in_(list(person_ids)))
+    out = []
+    for pid, email, phone, kind, oid, path_id, clock, mds_id, terr, addr, pc, city in session.execute(q):
+        chans = []
+        if email:
+            chans.append("email")
+        if is_mobile(phone, kind):
+            chans.append("sms")
+        recipients = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
+        out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
+    if out:
+        by_key = {(c.person_id, c.path_id): c for c in out}
+        ids = [c.person_id for c in out]
+        for chunk in range(0, len(ids), 5000):
+            rows = session.execute(
+                select(Invitation.person_id, Invitation.path_id,
+                       func.count(Invitation.id),
+                       func.sum(case((Invitation.status == "absent", 1), else_=0)))
+                .where(Invitation.person_id.in_(ids[chunk:chunk + 5000]), Invitation.status != "cancelled")
+                .group_by(Invitation.person_id, Invitation.path_id))
+            for pid, path_id, n, absent in rows:
+                c = by_key.get((pid, path_id))
+                if c is not None:
+                    c.previous, c.absences = int(n or 0), int(absent or 0)
+    return out
+
+
+@dataclass
+class PlanResult:
+    as_of: dt.date
+    candidates: int = 0
+    invited: int = 0
+    reinvited: int = 0
+    own_mds: int = 0
+    neighbour_mds: int = 0
+    after_deadline: int = 0
+    unplanned: int = 0
+    exhausted: int = 0
+    no_mds: int = 0
+    shortfalls: dict = field(default_factory=dict)  # mds_id -> seats missing before deadlines
+    alerts_raised: int = 0
+    invitation_ids: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "invitation_ids"}
+        d["as_of"] = self.as_of.isoformat()
+        d["shortfalls"] = {str(k): v for k, v in self.shortfalls.items()}
+        return d
+
+
+def _pick(seats: list[_Seat], earliest: dt.date, latest: dt.date | None) -> _Seat | None:
+    for s in seats:
+        if s.day < earliest or s.booked >= s.capacity:
+            continue
+        if latest is not None and s.day > latest:
+            return None  # sorted by time: nothing later can fit the deadline
+        return s
+    return None
+
+
+def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = None, person_ids=None) -> PlanResult:
+    """Give every person to invite a seat: earliest session of their MDS with a free seat that leaves the
+    notice period and is held by their deadline; else a neighbouring MDS of the same territory before
+    the deadline; else the earliest session of their MDS (or territory) after the deadline. Persons who
+    found no seat in their own MDS before their deadline are the MDS's capacity shortfall.
+
+    Deterministic (persons by clock start then id; sessions by start then id) and idempotent (a person
+    with a pending invitation is not a candidate)."""
+    config = config or KiosqueConfig.from_env()
+    result = PlanResult(as_of=as_of)
+    cands = candidates(session, as_of, config, person_ids)
+    result.candidates = len(cands)
+    if not cands:
+        return result
+    first_day = as_of + dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
+    booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
+              .where(Invitation.status != "cancelled").group_by(Invitation.session_id).subquery())
+    by_mds: dict[int, list[_Seat]] = defaultdict(list)
+    for sid, mds_id, starts_at, cap, n in session.execute(
+            select(KiosqueSession.id, KiosqueSession.mds_id, KiosqueSession.starts_at, KiosqueSession.capacity,
+                   func.coalesce(booked.c.n, 0))
+            .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
+            .where(KiosqueSession.status == "planned",
+                   KiosqueSession.starts_at >= dt.datetime.combine(first_day, dt.time()))
+            .order_by(KiosqueSession.starts_at, KiosqueSession.id)):
+        by_mds[mds_id].append(_Seat(sid, mds_id, starts_at, cap, int(n)))
+    territory_of = {sid: tid for sid, tid in session.execute(
+        select(Structure.id, Structure.territory_id).where(Structure.kind == "mds"))}
+    by_territory: dict[int, list[_Seat]] = defaultdict(list)
+    for mds_id, seats in by_mds.items():
+        by_territory[territory_of.get(mds_id)].extend(seats)
+    for seats in by_territory.values():
+        seats.sort(key=lambda s: (s.starts_at, s.id))
+
+    new_invitations: list[tuple[dict, _Candidate, str]] = []
+    shortfall_deadlines: dict[int, dt.date] = {}
+    for c in cands:
+        if c.absences > config.max_reinvitations:
+            result.exhausted += 1
+            continue
+        if c.mds_id is None:
+            result.no_mds += 1
+            continue
+        earliest = as_of + dt.timedelta(days=notice_days(c.channels, config))
+        deadline = c.clock_start + dt.timedelta(days=config.deadline_days)
+        own = by_mds.get(c.mds_id, [])
+        seat = _pick(own, earliest, deadline)
+        where = "own"
+        if seat is None:
+            result.shortfalls[c.mds_id] = result.shortfalls.get(c.mds_id, 0) + 1
+            shortfall_deadlines[c.mds_id] = min(deadline, shortfall_deadlines.get(c.mds_id, deadline))
+            neighbours = [s for s in by_territory.get(territory_of.get(c.mds_id), []) if s.mds_id != c.mds_id]
+            seat, where = _pick(neighbours, earliest, deadline), "neighbour"
+            if seat is None:
+                seat, where = _pick(own, earliest, None), "late"
+            if seat is None:
+                seat, where = _pick(neighbours, earliest, None), "late"
+        if seat is None:
+            result.unplanned += 1
+            continue
+        seat.booked += 1
+        kind = "reinvitation" if c.absences else "invitation"
+        inv = {"person_id": c.person_id, "path_id": c.path_id, "orientation_id": c.orientation_id,
+               "session_id": seat.id, "attempt": c.absences + 1, "invited_on": as_of, "status": "pending"}
+        new_invitations.append((inv, c, kind))
+        result.own_mds += where == "own"
+        result.neighbour_mds += where == "neighbour"
+        result.after_deadline += where == "late"
+        if kind == "reinvitation":
+            result.reinvited += 1
+        else:
+            result.invited += 1
+    if new_invitations:
+        _write_invitations(session, as_of, new_invitations, result)
+    names = {sid: name for sid, name in session.execute(
+        select(Structure.id, Structure.name).where(Structure.id.in_(list(result.shortfalls))))}
+    for mds_id, missing in sorted(result.shortfalls.items()):
+        key = f"kiosque.shortfall:{mds_id}:{as_of.isoformat()}"
+        message = (f"Kiosque {names.get(mds_id, mds_id)}: {missing} place(s) manquante(s) pour inviter "
+                   f"avant l'échéance légale des {config.deadline_days} jours")
+        data = {"missing": missing, "as_of": as_of.isoformat(),
+                "earliest_deadline": shortfall_deadlines[mds_id].isoformat()}
+        alert, created = raise_alert(session, key, "kiosque.capacity_shortfall", message, as_of,
+                                     structure_id=mds_id, data=data)
+        if created:
+            result.alerts_raised += 1
+        elif (alert.data or {}).get("missing", 0) < missing:
+            alert.data, alert.message = data, message
+    session.flush()
+    return result
+
+
+def _write_invitations(session: Session, as_of: dt.date, new: list, result: PlanResult) -> None:
+    """Bulk inserts (invitations with their ids, then timeline events and outbox rows): the planner
+    writes tens of thousands of rows on a busy day."""
+    now = utcnow()
+    rows = [{**inv, "created_at": now} for inv, _, _ in new]
+    ids = session.scalars(insert(Invitation).returning(Invitation.id, sort_by_parameter_order=True), rows).all()
+    events, messages = [], []
+    for inv_id, (inv, c, kind) in zip(ids, new, strict=True):
+        result.invitation_ids.append(inv_id)
+        events.append({"person_id": c.person_id, "path_id": c.path_id, "occurred_on": as_of,
+                       "kind": "kiosque.reinvited" if kind == "reinvitation" else "kiosque.invited",
+                       "source": "kiosque", "author_id": None, "recorded_at": now,
+                       "summary": "Invitation au Kiosque Insertion"
+                       + (" (nouvelle invitation après absence)" if kind == "reinvitation" else ""),
+                       "data": {"invitation_id": inv_id, "session_id": inv["session_id"], "attempt": inv["attempt"],
+                                "channels": c.channels}})
+        for channel in c.channels:
+            messages.append({"person_id": c.person_id, "invitation_id": inv_id, "orientation_id": None,
+                             "kind": kind, "channel": channel, "recipient": c.recipients.get(channel),
+                             "status": "queued", "attempts": 0, "send_on": as_of, "created_at": now})
+    for chunk in _chunks(events, 5000):
+        session.execute(insert(CaseEvent), chunk)
+    for chunk in _chunks(messages, 5000):
+        session.execute(insert(Message), chunk)
+
+
+def fill_recipients(session: Session, messages: list[Message]) -> None:
+    """Recipient of each message from the person's contact details (postal address for letters)."""
+    pids = {m.person_id for m in messages if m.person_id}
+    info = {}
+    for chunk in _chunks(sorted(pids), 5000):
+        for pid, email, phone, first, last, addr, pc, city in session.execute(
+                select(Person.id, Person.email, Person.phone, Person.first_name, Person.last_name,
+                       Household.address_line, Household.postal_code, Household.city)
+                .outerjoin(Household, Household.id == Person.household_id).where(Person.id.in_(chunk))):
+            info[pid] = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
+    for m in messages:
+        if m.recipient is None and m.person_id in info:
+            m.recipient = info[m.person_id].get(m.channel)
+
+
+def _postal(addr, pc, city) -> str | None:
+    return ", ".join(x for x in (addr, " ".join(x for x in (pc, city) if x)) if x) or None
+
+
+def _chunks(seq, size):
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+# --------------------------------------------------------------------------- phoning, attendance, outcome
+
+def get_invitation(session: Session, invitation_id: int) -> Invitation:
+    inv = session.get(Invitation, invitation_id)
+    if inv is None:
+        raise KiosqueError(f"invitation {invitation_id} inconnue")
+    return inv
+
+
+def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt.date, notes: str | None = None,
+                   user_id: int | None = None) -> Invitation:
+    if outcome not in PHONING_OUTCOMES:
+        raise KiosqueError(f"résultat d'appel inconnu: {outcome!r} (attendu: {', '.join(PHONING_OUTCOMES)})")
+    inv = get_invitation(session, invitation_id)
+    inv.phoning_outcome, inv.phoned_on = outcome, on
+    if notes is not None:
+        inv.phoning_notes = notes
+    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {outcome}",
+              data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
+    session.flush()
+    return inv
+
+
+def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
+                      structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
+                      user_id: int | None = None, config: KiosqueConfig | None = None) -> dict:
+    """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
+    MDS: the law's default) or excused (re-invited, not counted as a no-show)."""
+    config = config or KiosqueConfig.from_env()
+    if status not in ATTENDANCE:
+        raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
+    inv = get_invitation(session, invitation_id)
+    if inv.status == status and status != "present":
+        return {"invitation_id": inv.id, "status": status, "unchanged": True}
+    if inv.status != "pending":
+        raise KiosqueError(f"présence déjà enregistrée ({inv.status}) pour l'invitation {inv.id}")
+    ks = inv.session
+    on = ks.starts_at.date()
+    inv.status = status
+    if ks.status == "planned":
+        ks.status = "held"
+    labels = {"present": "Présent(e) au Kiosque Insertion", "absent": "Absent(e) au Kiosque Insertion",
+              "excused": "Absence excusée au Kiosque Insertion"}
+    kinds = {"present": "kiosque.attended", "absent": "kiosque.absent", "excused": "kiosque.excused"}
+    add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=labels[status],
+              data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
+    session.flush()
+    out: dict = {"invitation_id": inv.id, "status": status}
+    if status == "present":
+        if referent_type:
+            out["orientation_id"] = record_outcome(session, inv.id, referent_type, structure_id=structure_id,
+                                                   first_appointment_at=first_appointment_at, user_id=user_id)
+        return out
+    absences = session.scalar(select(func.count(Invitation.id)).where(
+        Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
+        Invitation.status == "absent")) or 0
+    if status == "absent" and absences > config.max_reinvitations:
+        out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id).id
+        return out
+    replanned = plan(session, on, config=config, person_ids=[inv.person_id])
+    out["reinvitation_ids"] = replanned.invitation_ids
+    return out
+
+
+def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: int, user_id) -> Orientation:
+    from orientation.service import record_orientation
+
+    mds_id = session.scalar(select(Household.mds_id).join(Person, Person.household_id == Household.id)
+                            .where(Person.id == inv.person_id))
+    return record_orientation(session, inv.person_id, "mds", origin="default_mds", decided_on=on,
+                              structure_id=mds_id, user_id=user_id, status="proposed", path_id=inv.path_id,
+                              reason=f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
+                                     "la MDS (informations manquantes du fait de la personne)")
+
+
+def record_outcome(session: Session, invitation_id: int, referent_type: str, *, structure_id: int | None = None,
+                   first_appointment_at: dt.datetime | None = None, user_id: int | None = None) -> int:
+    """The present person's choice → a validated orientation (origin kiosque, decided on the session
+    date) and, when given, the first appointment with the referent. Returns the orientation id."""
+    from orientation.service import record_orientation
+
+    if referent_type not in REFERENT_TYPES:
+        raise KiosqueError(f"type de référent inconnu: {referent_type!r}")
+    inv = get_invitation(session, invitation_id)
+    if inv.status != "present":
+        raise KiosqueError("le choix du référent suppose la présence au kiosque")
+    if inv.chosen_referent_type:
+        raise KiosqueError(f"le choix a déjà été enregistré pour l'invitation {inv.id}")
+    if structure_id is not None:
+        s = session.get(Structure, structure_id)
+        if s is None:
+            raise KiosqueError(f"structure {structure_id} inconnue")
+    on = inv.session.starts_at.date()
+    orientation = record_orientation(session, inv.person_id, referent_type, origin="kiosque", decided_on=on,
+                                     structure_id=structure_id, user_id=user_id, status="validated",
+                                     path_id=inv.path_id,
+                                     reason="Choix de la personne au Kiosque Insertion")
+    inv.chosen_referent_type, inv.chosen_structure_id = referent_type, structure_id
+    inv.first_appointment_at = first_appointment_at
+    if first_appointment_at is not None:
+        _first_appointment(session, inv, first_appointment_at, structure_id, user_id)
+    session.flush()
+    return orientation.id
+
+
+def _first_appointment(session, inv, at, structure_id, user_id):
+    import cases.service as cs
+
+    if hasattr(cs, "record_appointment"):
+        return cs.record_appointment(session, inv.person_id, at, "planned", kind="first", structure_id=structure_id,
+                                     source="kiosque", author_id=user_id)
+    appt = Appointment(person_id=inv.person_id, path_id=inv.path_id, structure_id=structure_id, scheduled_at=at,
+                       kind="first", status="planned", source="kiosque")
+    session.add(appt)
+    return appt
+
+
+def session_invitations(session: Session, session_id: int, scope=None) -> list[dict]:
+    """The invitations of a session with the person's name and phone (never the NIR)."""
+    q = (select(Invitation, Person.first_name, Person.last_name, Person.phone, Person.email)
+         .join(Person, Person.id == Invitation.person_id)
+         .where(Invitation.session_id == session_id, Invitation.status != "cancelled")
+         .order_by(Person.last_name, Person.first_name, Invitation.id))
+    if scope is not None:
+        q = q.where(scope)
+    return [invitation_dict(inv, first_name=f, last_name=la, phone=p, email=e)
+            for inv, f, la, p, e in session.execute(q)]
+
+
+def invitation_dict(inv: Invitation, **person) -> dict:
+    return {"id": inv.id, "person_id": inv.person_id, "session_id": inv.session_id, "attempt": inv.attempt,
+            "invited_on": inv.invited_on, "status": inv.status, "phoning_outcome": inv.phoning_outcome,
+            "phoned_on": inv.phoned_on, "phoning_notes": inv.phoning_notes,
+            "chosen_referent_type": inv.chosen_referent_type, "chosen_structure_id": inv.chosen_structure_id,
+            "first_appointment_at": inv.first_appointment_at, **person}
+
+
+# --------------------------------------------------------------------------- funnel
+
+def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None = None,
+           by: str = "session") -> list[dict]:
+    """Invited → reached by phone → attended → oriented, over sessions held in [start, end].
+
+    Counts are distinct persons per group (see docs/kiosque.md): invited = a non-cancelled invitation;
+    reached = a phoning outcome reached / declined / will_come; attended = present; oriented = present
+    and a referent chosen (the kiosque orientation was recorded). `by`: session, mds, month or total."""
+    if by not in ("session", "mds", "month", "total"):
+        raise KiosqueError("regroupement attendu: session, mds, month ou total")
+    month = func.substr(cast(func.date(KiosqueSession.starts_at), String), 1, 7)
+    groups = {"session": [KiosqueSession.id, KiosqueSession.starts_at, KiosqueSession.mds_id, Structure.name],
+              "mds": [KiosqueSession.mds_id, Structure.name], "month": [month], "total": []}[by]
+    pid = Invitation.person_id
+    q = (select(*groups,
+                func.count(distinct(pid)),
+                func.count(distinct(case((Invitation.phoning_outcome.in_(REACHED_OUTCOMES), pid)))),
+                func.count(distinct(case((Invitation.status == "present", pid)))),
+                func.count(distinct(case((and_(Invitation.status == "present",
+                                               Invitation.chosen_referent_type.is_not(None)), pid)))))
+         .select_from(Invitation).join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
+         .join(Structure, Structure.id == KiosqueSession.mds_id)
+         .where(Invitation.status != "cancelled",
+                KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()),
+                KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))
+    if mds_id:
+        q = q.where(KiosqueSession.mds_id == mds_id)
+    if groups:
+        q = q.group_by(*groups).order_by(*groups)
+    rows = []
+    for r in session.execute(q):
+        *keys, invited, reached, attended, oriented = r
+        row: dict = {}
+        if by == "session":
+            row = {"session_id": keys[0], "date": keys[1].date().isoformat(), "mds_id": keys[2], "mds_name": keys[3]}
+        elif by == "mds":
+            row = {"mds_id": keys[0], "mds_name": keys[1]}
+        elif by == "month":
+            row = {"month": keys[0]}
+        row.update(invited=invited, reached=reached, attended=attended, oriented=oriented,
+                   oriented_rate=round(oriented / invited, 3) if invited else None)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- demo
+
+def demo(ctx) -> dict:
+    """Sessions for the coming weeks, invitations for the sample flow, letters of one session, outbox."""
+    from kiosque import letters, messaging
+
+    as_of = ctx.as_of
+    config = KiosqueConfig.from_env()
+    with ctx.runtime.session() as s:
+        templates = ensure_default_templates(s)
+        gen = generate_sessions(s, as_of, as_of + dt.timedelta(weeks=6))
+        result = plan(s, as_of, config=config)
+        first = s.scalar(select(Invitation.session_id).where(Invitation.invited_on == as_of)
+                         .group_by(Invitation.session_id).order_by(func.count(Invitation.id).desc(),
+                                                                    Invitation.session_id).limit(1))
+    ctx.echo(f"[kiosque] {templates} modèle(s) hebdomadaire(s), {gen['created']} session(s) créée(s) sur 6 semaines "
+             f"({len(gen['skipped'])} jour(s) férié(s) ou fermeture(s) sautés)")
+    ctx.echo(f"[kiosque] {result.candidates} personne(s) à inviter: {result.invited} invitée(s) "
+             f"({result.own_mds} dans leur MDS, {result.neighbour_mds} dans une MDS voisine, "
+             f"{result.after_deadline} après l'échéance), {result.unplanned} sans place; "
+             f"{result.alerts_raised} alerte(s) de manque de places")
+    out = {"templates": templates, "sessions": gen["created"], "plan": result.as_dict()}
+    if first is not None:
+        with ctx.runtime.session() as s:
+            written = letters.write_session_letters(s, first, ctx.workdir / "letters", config=config)
+        ctx.echo(f"[kiosque] courriers de la session {first}: {written['batch']} "
+                 f"({len(written['files'])} courrier(s) individuel(s))")
+        out["letters"] = {"session_id": first, "batch": str(written["batch"]), "count": len(written["files"])}
+    use_smtp = bool(os.environ.get("RSA_SMTP_HOST"))
+    gateways = messaging.gateways_for(ctx.runtime.settings, email="smtp" if use_smtp else "file")
+    with ctx.runtime.session() as s:
+        sent = messaging.process_outbox(s, ctx.runtime.settings, as_of=as_of, gateways=gateways, config=config)
+    ctx.echo(f"[kiosque] boîte d'envoi: {sent['sent']} message(s) envoyé(s), {sent['failed']} en échec — "
+             f"e-mails {'par SMTP' if use_smtp else 'écrits en fichiers'} et SMS écrits sous "
+             f"{ctx.runtime.settings.outbox_dir}")
+    out["outbox"] = sent
+    return out

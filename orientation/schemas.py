@@ -1,0 +1,209 @@
+"""Marshmallow schemas of the orientation API (input validation and OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from orientation.service import PENDING, REFERENT_TYPES
+
+ALL_OUTCOMES = (*REFERENT_TYPES, "kiosque")
+LEVELS = ("ok", "d21", "d35", "past_limit")
+
+
+class AsOfSchema(Schema):
+    as_of = fields.Date(load_default=None, metadata={"description": "Date de référence (défaut: aujourd'hui)"})
+
+
+class RunResultSchema(Schema):
+    as_of = fields.String()
+    rule_set_version = fields.Integer()
+    considered = fields.Integer()
+    decisions = fields.Dict(keys=fields.String(), values=fields.Integer())
+    validated = fields.Integer()
+    proposed = fields.Integer()
+    awaiting_capacity = fields.Integer()
+    kiosque = fields.Integer()
+    unsectorised = fields.Integer()
+    unchanged = fields.Integer()
+    kept = fields.Integer()
+    superseded = fields.Integer()
+    promoted = fields.Integer()
+    ended = fields.Integer()
+
+
+class QueueQuerySchema(Schema):
+    status = fields.String(load_default="proposed", validate=validate.OneOf(PENDING),
+                           metadata={"description": "File: proposed (à valider), awaiting_capacity, unsectorised, kiosque"})
+    mds = fields.String(load_default=None, metadata={"description": "Code de la MDS du lieu de résidence"})
+    territory = fields.String(load_default=None, metadata={"description": "Code du territoire"})
+    referent_type = fields.String(load_default=None, validate=validate.OneOf(ALL_OUTCOMES))
+    rule = fields.String(load_default=None, validate=validate.Length(max=60))
+    structure = fields.String(load_default=None, metadata={"description": "Code de la structure proposée"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class QueueItemSchema(Schema):
+    id = fields.Integer()
+    person_id = fields.Integer()
+    first_name = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    status = fields.String()
+    referent_type = fields.String()
+    structure = fields.String(allow_none=True)
+    rule_id = fields.String(allow_none=True)
+    mode = fields.String()
+    origin = fields.String()
+    decided_on = fields.Date()
+    clock_start = fields.Date(allow_none=True)
+    mds_id = fields.Integer(allow_none=True)
+    explanation = fields.String(allow_none=True)
+
+
+class QueuePageSchema(Schema):
+    total = fields.Integer()
+    items = fields.List(fields.Nested(QueueItemSchema))
+
+
+class ValidateInSchema(Schema):
+    """Either the ids of proposals, or a filter of the validation queue (all that match)."""
+
+    ids = fields.List(fields.Integer(), load_default=None, validate=validate.Length(min=1, max=5000))
+    filter = fields.Nested(QueueQuerySchema(only=("mds", "territory", "referent_type", "rule", "structure")),
+                           load_default=None)
+    as_of = fields.Date(load_default=None)
+
+    @validates_schema
+    def _one_of(self, data, **_kw):
+        if (data.get("ids") is None) == (data.get("filter") is None):
+            raise ValidationError("donner soit 'ids', soit 'filter'", "_schema")
+
+
+class ValidateResultSchema(Schema):
+    validated = fields.List(fields.Integer())
+    awaiting_capacity = fields.List(fields.Integer())
+    skipped = fields.List(fields.Dict())
+
+
+class OverrideInSchema(Schema):
+    referent_type = fields.String(required=True, validate=validate.OneOf(REFERENT_TYPES))
+    structure = fields.String(load_default=None, metadata={"description": "Code de la structure (défaut: secteur)"})
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+    as_of = fields.Date(load_default=None)
+
+
+class OrientationSchema(Schema):
+    id = fields.Integer()
+    person_id = fields.Integer()
+    referent_type = fields.String()
+    structure = fields.String(allow_none=True)
+    status = fields.String()
+    origin = fields.String()
+    rule = fields.String(allow_none=True)
+    rule_set_version = fields.Integer(allow_none=True)
+    mode = fields.String()
+    algorithmic = fields.Boolean()
+    decided_on = fields.Date()
+    validated_on = fields.Date(allow_none=True)
+    ended_on = fields.Date(allow_none=True)
+    end_reason = fields.String(allow_none=True)
+    override_reason = fields.String(allow_none=True)
+    explanation = fields.String(allow_none=True)
+    facts = fields.Dict(allow_none=True)
+
+
+class ExplainSchema(Schema):
+    person_id = fields.Integer()
+    as_of = fields.String()
+    current = fields.Nested(OrientationSchema, allow_none=True)
+    rule_label = fields.String(allow_none=True)
+    explanation = fields.String(allow_none=True)
+    rules_today = fields.Dict()
+    history = fields.List(fields.Nested(OrientationSchema))
+
+
+class ReorientationInSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+    wanted_referent_type = fields.String(load_default=None, validate=validate.OneOf(REFERENT_TYPES))
+    wanted_structure = fields.String(load_default=None)
+    as_of = fields.Date(load_default=None)
+
+
+class ReorientationDecisionInSchema(Schema):
+    accept = fields.Boolean(required=True)
+    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
+    referent_type = fields.String(load_default=None, validate=validate.OneOf(REFERENT_TYPES))
+    structure = fields.String(load_default=None)
+    as_of = fields.Date(load_default=None)
+
+
+class ReorientationSchema(Schema):
+    id = fields.Integer()
+    person_id = fields.Integer()
+    orientation_id = fields.Integer(allow_none=True)
+    requested_by = fields.Integer(allow_none=True)
+    requested_on = fields.Date()
+    reason = fields.String()
+    wanted_referent_type = fields.String(allow_none=True)
+    wanted_structure_id = fields.Integer(allow_none=True)
+    status = fields.String()
+    decided_on = fields.Date(allow_none=True)
+    decision_reason = fields.String(allow_none=True)
+    new_orientation_id = fields.Integer(allow_none=True)
+
+
+class ReorientationQuerySchema(Schema):
+    status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "accepted", "refused", "all")))
+
+
+class RuleSetSchema(Schema):
+    version = fields.Integer()
+    name = fields.String()
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    created_by = fields.Integer(allow_none=True)
+    rules = fields.List(fields.Dict())
+    fallback = fields.Dict(allow_none=True)
+
+
+class RuleSetVersionSchema(Schema):
+    version = fields.Integer()
+    name = fields.String()
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+    created_by = fields.Integer(allow_none=True)
+    rules = fields.Integer()
+
+
+class RuleSetInSchema(Schema):
+    """A new version of the rule set. base_version = the active version it was edited from (409 if stale)."""
+
+    base_version = fields.Integer(required=True, validate=validate.Range(min=0))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    rules = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=200))
+    fallback = fields.Dict(required=True)
+
+
+class DeadlineQuerySchema(Schema):
+    as_of = fields.Date(load_default=None)
+    level = fields.String(load_default=None, validate=validate.OneOf(LEVELS))
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+
+
+class DeadlineSchema(Schema):
+    person_id = fields.Integer()
+    path_id = fields.Integer()
+    clock_start = fields.Date()
+    target_on = fields.Date()
+    legal_on = fields.Date()
+    days = fields.Integer()
+    level = fields.String()
+    mds_id = fields.Integer(allow_none=True)
+    decision_status = fields.String(allow_none=True)
+    decision_origin = fields.String(allow_none=True)
+
+
+class DeadlinePageSchema(Schema):
+    total = fields.Integer()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    items = fields.List(fields.Nested(DeadlineSchema))

@@ -1,0 +1,211 @@
+"""`rsa users …` (accounts and API tokens), `rsa audit list` and `rsa rgpd purge`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from referents.models import Role
+
+ROLES = [r.value for r in Role]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"erreur: {message}", err=True)
+    raise SystemExit(1)
+
+
+@click.group("users")
+def users_group():
+    """Comptes utilisateurs et jetons d'accès à l'API."""
+
+
+@users_group.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--structure", "structure_code", default=None, help="Code de la structure (MDS, prestataire, ATI…).")
+@click.option("--name", "display_name", default="", help="Nom affiché.")
+@click.option("--password-stdin", is_flag=True, help="Lit le mot de passe sur l'entrée standard.")
+@json_option
+def users_create(email, role, structure_code, display_name, password_stdin, as_json):
+    """Crée un compte (sans mot de passe: accès par jeton seulement)."""
+    from referents import security
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    rt = get_runtime()
+    with rt.session() as s:
+        try:
+            user = security.add_user(s, email, role, password=password, structure_code=structure_code,
+                                     display_name=display_name)
+        except security.AccountError as exc:
+            _fail(str(exc))
+        security.record(s, "user_create", endpoint="cli users create",
+                        details={"user_id": user.id, "email": user.email, "role": user.role})
+        data = security.user_dict(user)
+    emit(data, as_json, f"compte créé: {data['email']} ({data['role']}"
+                        + (f", {data['structure']}" if data["structure"] else "") + ")")
+
+
+@users_group.command("disable")
+@click.argument("email")
+@json_option
+def users_disable(email, as_json):
+    """Désactive un compte et révoque tous ses jetons."""
+    from referents import security
+
+    rt = get_runtime()
+    with rt.session() as s:
+        user = security.user_by_email(s, email)
+        if user is None:
+            _fail(f"compte inconnu: {email}")
+        was_active = user.active
+        security.update_user(s, user, active=False)
+        if was_active:
+            security.record(s, "user_disable", endpoint="cli users disable",
+                            details={"user_id": user.id, "email": user.email})
+        data = security.user_dict(user)
+    emit(data, as_json, f"compte désactivé: {data['email']}")
+
+
+@users_group.command("token")
+@click.argument("email")
+@click.option("--ttl-hours", type=int, default=None, help="Durée de validité (défaut RSA_TOKEN_TTL_HOURS).")
+@click.option("--label", default="", help="Libellé du jeton.")
+@json_option
+def users_token(email, ttl_hours, label, as_json):
+    """Émet un jeton d'API. Il n'est affiché qu'une fois: seule son empreinte est conservée."""
+    from referents import security
+
+    rt = get_runtime()
+    with rt.session() as s:
+        user = security.user_by_email(s, email)
+        if user is None:
+            _fail(f"compte inconnu: {email}")
+        try:
+            token, row = security.new_token(s, user, ttl_hours, rt.settings.token_ttl_hours, label=label)
+        except security.AccountError as exc:
+            _fail(str(exc))
+        security.record(s, "token_issue", endpoint="cli users token",
+                        details={"user_id": user.id, "token_id": row.id, "expires_at": row.expires_at.isoformat()})
+        data = {"email": user.email, "token": token, "token_id": row.id,
+                "expires_at": row.expires_at.isoformat(timespec="seconds")}
+    emit(data, as_json, lambda d: click.echo(
+        f"{d['token']}\n(jeton de {d['email']}, valable jusqu'au {d['expires_at']} UTC; il ne sera plus affiché)"))
+
+
+@users_group.command("revoke")
+@click.argument("email")
+@json_option
+def users_revoke(email, as_json):
+    """Révoque tous les jetons d'un compte."""
+    from referents import security
+
+    rt = get_runtime()
+    with rt.session() as s:
+        user = security.user_by_email(s, email)
+        if user is None:
+            _fail(f"compte inconnu: {email}")
+        n = security.revoke_all(s, user)
+        security.record(s, "token_revoke", endpoint="cli users revoke", details={"user_id": user.id, "count": n})
+    emit({"email": email, "revoked": n}, as_json, f"{n} jeton(s) révoqué(s)")
+
+
+@users_group.command("list")
+@click.option("--role", type=click.Choice(ROLES), default=None)
+@click.option("--structure", "structure_code", default=None)
+@json_option
+def users_list(role, structure_code, as_json):
+    """Liste les comptes."""
+    from referents import security
+
+    rt = get_runtime()
+    with rt.session() as s:
+        data = [security.user_dict(u) for u in security.list_users(s, role=role, structure_code=structure_code)]
+
+    def human(rows):
+        for u in rows:
+            click.echo(f"{u['email']:40} {u['role']:11} {u['structure'] or '-':22} "
+                       f"{'actif' if u['active'] else 'désactivé'}")
+        click.echo(f"{len(rows)} compte(s)")
+
+    emit(data, as_json, human)
+
+
+@click.group("audit")
+def audit_group():
+    """Journal d'audit (lecture seule)."""
+
+
+@audit_group.command("list")
+@click.option("--user", "user_email", default=None, help="Adresse du compte.")
+@click.option("--person", "person_id", type=int, default=None, help="Identifiant de la personne.")
+@click.option("--action", default=None, help="read, update, login, login_failed, export, purge…")
+@click.option("--since", type=DATE, default=None)
+@click.option("--until", type=DATE, default=None)
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+def audit_list(user_email, person_id, action, since, until, limit, as_json):
+    """Affiche les entrées du journal d'audit, les plus récentes d'abord."""
+    from referents import security
+
+    rt = get_runtime()
+    with rt.session() as s:
+        user_id = None
+        if user_email:
+            user = security.user_by_email(s, user_email)
+            if user is None:
+                _fail(f"compte inconnu: {user_email}")
+            user_id = user.id
+        total, rows = security.audit_query(
+            s, user_id=user_id, person_id=person_id, action=action,
+            since=dt.datetime.combine(since, dt.time()) if since else None,
+            until=dt.datetime.combine(until + dt.timedelta(days=1), dt.time()) if until else None, limit=limit)
+        emails = security.emails_by_id(s, (r.user_id for r in rows))
+        data = {"total": total, "items": [security.audit_dict(r, emails) for r in rows]}
+
+    def human(d):
+        for e in d["items"]:
+            click.echo(f"{e['at']} {e['action']:14} {e['user_email'] or '-':30} "
+                       f"{'personne ' + str(e['person_id']) if e['person_id'] else '':16} {e['endpoint'] or ''}")
+        click.echo(f"{len(d['items'])} entrée(s) affichée(s) sur {d['total']}")
+
+    emit(data, as_json, human)
+
+
+@click.group("rgpd")
+def rgpd_group():
+    """Données personnelles: durée de conservation."""
+
+
+@rgpd_group.command("purge")
+@as_of_option
+@click.option("--dry-run", is_flag=True, help="Liste ce qui serait purgé sans rien modifier.")
+@click.option("--months", type=int, default=None, help="Durée de conservation (défaut RSA_RETENTION_MONTHS).")
+@json_option
+def rgpd_purge(as_of, dry_run, months, as_json):
+    """Anonymise les personnes sans contact depuis la fin de leur parcours depuis plus de
+    RSA_RETENTION_MONTHS mois, et purge les rejets d'import et fragments XML anciens."""
+    from referents.jobs import run_purge
+
+    rt = get_runtime()
+    data = run_purge(rt, resolve_as_of(as_of), dry_run=dry_run, months=months, actor="cli rgpd purge")
+
+    def human(d):
+        verb = "seraient" if d["dry_run"] else "ont été"
+        click.echo(f"Conservation: {d['months']} mois — date limite {d['cutoff']} (au {d['as_of']})")
+        click.echo(f"{d['person_count']} personne(s) {verb} anonymisée(s)")
+        if d["dry_run"] and d["persons"]:
+            click.echo("  identifiants: " + ", ".join(str(i) for i in d["persons"][:200])
+                       + (" …" if len(d["persons"]) > 200 else ""))
+        if not d["dry_run"]:
+            click.echo(f"{d['households']} foyer(s) anonymisé(s), {d['files']} courrier(s) supprimé(s)")
+        click.echo(f"{d['rejected_records']} rejet(s) d'import, {d['raw_records']} fragment(s) XML et "
+                   f"{d['france_travail_events']} ligne(s) France Travail non rapprochée(s) {verb} purgés")
+
+    emit(data, as_json, human)
+
+
+COMMANDS = [users_group, audit_group, rgpd_group]

@@ -1,0 +1,196 @@
+"""Reports assembled from the indicators of reports.indicators: the `delays` report (the JSON of the
+CLI and the API), the full report behind the dashboard and the workbook, and the demo step.
+
+No Flask here: plain functions over a SQLAlchemy session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path as FsPath
+
+from sqlalchemy.orm import Session
+
+from reports import indicators as ind
+from reports.indicators import BANDS, CLOCKS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
+
+BREAKDOWNS = ("month", "territory", "mds", "referent_type", "origin", "rule")
+CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Délai légal (ouverture du droit SDD)"}
+REFERENT_LABELS = {"pole_emploi": "France Travail", "actipro": "ActiPro", "ati": "ATI", "mds": "MDS",
+                   "kiosque": "Kiosque", None: "Non orienté"}
+ORIGIN_LABELS = {"auto": "Automatique", "agent": "Agent", "kiosque": "Kiosque", "default_mds": "MDS par défaut",
+                 "reorientation": "Réorientation", None: "Non orienté"}
+
+
+def _months(start: dt.date, end: dt.date) -> list[str]:
+    out, y, m = [], start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def _label(dim: str, key: str | None, names: dict) -> tuple[str | None, str]:
+    """(public key, French label) of a breakdown key: codes rather than database ids."""
+    if dim in ("territory", "mds"):
+        if key is None:
+            return None, "Non sectorisé"
+        code, name = names[dim].get(key, (key, key))
+        return code, name
+    if dim == "referent_type":
+        return key, REFERENT_LABELS.get(key, key)
+    if dim == "origin":
+        return key, ORIGIN_LABELS.get(key, key)
+    if dim == "rule":
+        return key, key or "Sans règle"
+    return key, key or "—"
+
+
+def _breakdown(stats: dict, dim: str, names: dict, months: list[str]) -> list[dict]:
+    rows = [(key, s) for (d, key), s in stats.items() if d == dim]
+    if dim == "month":
+        known = dict(rows)
+        rows = [(m, known.get(m, ind.empty_stats())) for m in months]
+    out = []
+    for key, s in rows:
+        public, label = _label(dim, key, names)
+        out.append({"key": public, "label": label, **s})
+    if dim != "month":
+        out.sort(key=lambda r: (r["key"] is None, str(r["label"])))
+    return out
+
+
+def _backlog_by(rows: list[dict], by: str, names: dict) -> list[dict]:
+    out = []
+    for key, bands in ind.backlog_bands(rows, by=by).items():
+        public, label = _label(by, None if key is None else str(key), names)
+        out.append({"key": public, "label": label, "bands": bands, "total": sum(bands.values())})
+    out.sort(key=lambda r: (-r["total"], str(r["label"])))
+    return out
+
+
+def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = BREAKDOWNS,
+           facts_table=None) -> dict:
+    """The `delays` report: for each clock, cohort figures, backlog and the breakdowns."""
+    if facts_table is None:
+        with ind.facts(session, f) as table:
+            return delays(session, f, breakdowns, table)
+    start, end = f.period
+    names = ind.labels(session)
+    months = _months(start, end)
+    clocks = {}
+    for clock in CLOCKS:
+        stats = ind.delay_statistics(session, facts_table, clock, ("all", *breakdowns))
+        backlog_rows = ind.backlog(session, facts_table, clock)
+        data = dict(stats[("all", "*")])
+        data["backlog"] = ind.backlog_bands(backlog_rows)
+        data["backlog_total"] = sum(data["backlog"].values())
+        for dim in breakdowns:
+            data[f"by_{dim}"] = _breakdown(stats, dim, names, months)
+        data["backlog_by_territory"] = _backlog_by(backlog_rows, "territory", names)
+        data["backlog_by_mds"] = _backlog_by(backlog_rows, "mds", names)
+        clocks[clock] = data
+    return {"as_of": f.as_of.isoformat(), "period": {"from": start.isoformat(), "to": end.isoformat()},
+            "filters": {"territory_id": f.territory_id, "mds_id": f.mds_id},
+            "targets": {"target_days": TARGET_DAYS, "legal_limit_days": LEGAL_LIMIT_DAYS},
+            "bands": [b[0] for b in BANDS], "clocks": clocks}
+
+
+def kiosque(session: Session, f: ReportFilter) -> dict:
+    """The kiosque funnel, overall and by MDS, and the capacity shortfalls.
+
+    Reuses kiosque.service.funnel when the kiosque package provides it (one definition)."""
+    names = ind.labels(session)
+    total = ind.kiosque_funnel(session, f)
+    by_mds = ind.kiosque_funnel(session, f, by_mds=True)
+    for row in by_mds:
+        row["key"], row["label"] = _label("mds", str(row.pop("mds_id")), names)
+    by_mds.sort(key=lambda r: str(r["label"]))
+    empty = {"invited": 0, "reached": 0, "attended": 0, "oriented": 0, "rate_oriented": None}
+    return {"funnel": total[0] if total else empty, "by_mds": by_mds,
+            "capacity": ind.capacity_shortfalls(session, f)}
+
+
+def after_orientation(session: Session, f: ReportFilter, facts_table=None) -> dict:
+    """After the decision: first appointment within 15 days, contract within a month, positive exits
+    by structure, share of SDD oriented by seniority in the RSA (the DREES series)."""
+    if facts_table is None:
+        with ind.facts(session, f) as table:
+            return after_orientation(session, f, table)
+    names = ind.labels(session)
+    exits = ind.positive_exits_by_structure(session, f)
+    for row in exits:
+        sid = row.pop("structure_id")
+        row["key"], row["label"] = _label("mds", None if sid is None else str(sid), names)
+        if sid is None:
+            row["label"] = "Structure inconnue"
+    exits.sort(key=lambda r: str(r["label"]))
+    return {"first_appointment_within_15": ind.first_appointment_within(session, facts_table, f),
+            "contract_within_1_month": ind.contract_within(session, facts_table, f),
+            "positive_exits_by_structure": exits,
+            "oriented_by_seniority": ind.oriented_by_seniority(session, facts_table)}
+
+
+def full_report(session: Session, f: ReportFilter) -> dict:
+    """Everything the dashboard and the workbook show, from one materialisation of the facts."""
+    with ind.facts(session, f) as table:
+        report = delays(session, f, facts_table=table)
+        report["after_orientation"] = after_orientation(session, f, table)
+    report["kiosque"] = kiosque(session, f)
+    report["national_reference"] = ind.national_reference()
+    return report
+
+
+def headline(report: dict) -> dict:
+    """The few numbers of the top of the dashboard and of `rsa demo`."""
+    legal, demande = report["clocks"]["legal"], report["clocks"]["demande"]
+    return {"median_legal_days": legal["median_days"], "median_demande_days": demande["median_days"],
+            "mean_demande_days": demande["mean_days"], "share_legal_within_42": legal["share_within_42"],
+            "share_legal_within_30": legal["share_within_30"], "cohort_size": legal["cohort_size"],
+            "backlog_total": legal["backlog_total"], "backlog_over_42": legal["backlog"]["42-89"]
+            + legal["backlog"]["90+"], "target_days": TARGET_DAYS, "legal_limit_days": LEGAL_LIMIT_DAYS}
+
+
+def previous_month(as_of: dt.date) -> tuple[dt.date, dt.date]:
+    first_this = as_of.replace(day=1)
+    last_prev = first_this - dt.timedelta(days=1)
+    return last_prev.replace(day=1), last_prev
+
+
+def write_workbook(session: Session, f: ReportFilter, out: FsPath, person_level: bool) -> dict:
+    """Compute the full report and write it as an xlsx workbook; returns the report."""
+    from reports.export import build_workbook
+
+    report = full_report(session, f)
+    persons = ind.persons_behind(session, f, "backlog", limit=100_000) if person_level else None
+    out = FsPath(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build_workbook(report, persons).save(out)
+    return report
+
+
+def _fmt_days(value) -> str:
+    return "—" if value is None else f"{value:.1f} j".replace(".", ",")
+
+
+def _fmt_share(value) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %".replace(".", ",")
+
+
+def demo(ctx) -> dict:
+    """Last step of `rsa demo`: the headline indicators, and the workbook in the demo folder."""
+    f = ReportFilter(as_of=ctx.as_of)
+    out = FsPath(ctx.workdir) / f"indicateurs-{ctx.as_of.isoformat()}.xlsx"
+    with ctx.runtime.session() as s:
+        report = write_workbook(s, f, out, person_level=True)
+    h = headline(report)
+    start, end = f.period
+    ctx.echo(f"[rapports] cohorte du {start} au {end}: {h['cohort_size']} parcours")
+    ctx.echo(f"[rapports] délai médian légal {_fmt_days(h['median_legal_days'])} "
+             f"(objectif {TARGET_DAYS} j, limite légale {LEGAL_LIMIT_DAYS} j); "
+             f"depuis la demande: médiane {_fmt_days(h['median_demande_days'])}, "
+             f"moyenne {_fmt_days(h['mean_demande_days'])}")
+    ctx.echo(f"[rapports] orientés sous 42 j: {_fmt_share(h['share_legal_within_42'])}; "
+             f"restant à orienter: {h['backlog_total']} dont {h['backlog_over_42']} au-delà de 42 j")
+    ctx.echo(f"[rapports] classeur écrit: {out}")
+    return {"headline": h, "workbook": str(out)}

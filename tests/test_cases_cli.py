@@ -1,0 +1,97 @@
+"""`rsa cases …` commands, the daily job and the demo step (issue 8)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from cases import service as cs
+from cases.models import Alert
+from config.cli import main
+from config.demo import DemoContext
+from referents.models import AuditLog
+from tests.factories import make_person
+from tests.test_cases import orient
+
+D = dt.date
+NIR = "2860931555123"
+
+
+def _rsa(database_url, *args):
+    result = CliRunner().invoke(main, ["--database-url", database_url, "cases", *args],
+                                env={"RSA_SECRET_KEY": "test-secret", "RSA_NIR_KEY": ""})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _person(rt):
+    with rt.session() as s:
+        p = make_person(s, commune="31555", postal_code="31500", last_name="LEGRAND", nir_hash=rt.vault.hash(NIR))
+        p.nir_encrypted = rt.vault.encrypt(NIR)
+        orient(s, p, "ACTIPRO-TLS-EST", "actipro", D(2026, 9, 1), notified_on=D(2026, 9, 3))
+        cs.record_appointment(s, p.id, dt.datetime(2026, 9, 8, 9), "honoured", source="provider")
+        return p.id
+
+
+def test_timeline_and_show(rt, database_url):
+    pid = _person(rt)
+    events = json.loads(_rsa(database_url, "timeline", "--person", str(pid), "--json"))
+    assert [e["kind"] for e in events] == ["orientation.validated", "orientation.notified", "appointment.planned",
+                                           "appointment.honoured"]
+    human = _rsa(database_url, "timeline", "--person", str(pid))
+    assert "appointment.honoured" in human and "[provider]" in human
+    shown = json.loads(_rsa(database_url, "show", "--nir", "2 86 09 31 555 123 45", "--json", "--as-of", "2026-10-10"))
+    assert shown["id"] == pid and shown["identity"]["nir"] == NIR
+    orientation = shown["orientation"]
+    assert {"referent_type", "rule", "status", "origin", "decided_on", "structure"} <= set(orientation)
+    assert orientation["referent_type"] == "actipro" and orientation["status"] == "validated"
+    assert shown["due"]["contract_due_on"] == "2026-10-03" and shown["due"]["contract_overdue"] is True
+    with rt.session() as s:
+        assert s.scalar(select(func.count(AuditLog.id)).where(AuditLog.person_id == pid,
+                                                              AuditLog.endpoint.like("cli %"))) == 3  # 2 timelines, 1 show
+    bad = CliRunner().invoke(main, ["--database-url", database_url, "cases", "show", "--nir", "1234"])
+    assert bad.exit_code != 0
+
+
+def test_lists_alerts_and_exits(rt, database_url):
+    pid = _person(rt)
+    out = json.loads(_rsa(database_url, "list", "overdue-contracts", "--as-of", "2026-10-04", "--json"))
+    assert [r["person_id"] for r in out["items"]] == [pid]
+    out = json.loads(_rsa(database_url, "list", "overdue-contracts", "--as-of", "2026-10-03", "--json"))
+    assert out["count"] == 0
+    out = json.loads(_rsa(database_url, "list", "without-appointment", "--as-of", "2026-11-20", "--json"))
+    assert [r["person_id"] for r in out["items"]] == [pid]
+    assert "my-people au 2026-11-20: 1" in _rsa(database_url, "list", "my-people", "--as-of", "2026-11-20")
+    first = json.loads(_rsa(database_url, "alerts", "--as-of", "2026-10-04", "--json"))
+    again = json.loads(_rsa(database_url, "alerts", "--as-of", "2026-10-05", "--json"))
+    assert (first["contract_overdue"], again["contract_overdue"]) == (1, 0)
+    with rt.session() as s:
+        assert s.scalar(select(func.count(Alert.id))) == 1
+        cs.record_exit(s, pid, D(2026, 10, 20), "business_creation", source="provider")
+    out = json.loads(_rsa(database_url, "exits", "--start", "2026-10-01", "--end", "2026-10-31", "--json"))
+    assert out["by_reason"][0]["reason"] == "business_creation"
+    assert out["by_structure"][0]["structure_code"] == "ACTIPRO-TLS-EST" and out["by_structure"][0]["rate"] == 1.0
+
+
+def test_daily_job_is_registered_and_idempotent(rt):
+    from cases.jobs import JOBS
+
+    _person(rt)
+    job = next(j for j in JOBS if j.id == "cases.daily_alerts")
+    assert job.func(rt, D(2026, 10, 10)) == {"contract_overdue": 1, "review_due": 0}
+    assert job.func(rt, D(2026, 10, 10)) == {"contract_overdue": 0, "review_due": 0}
+
+
+def test_demo_step_walks_oriented_people(rt, tmp_path):
+    _person(rt)
+    lines = []
+    ctx = DemoContext(runtime=rt, as_of=D(2026, 11, 20), workdir=tmp_path, echo=lines.append)
+    result = cs.demo(ctx)
+    assert len(result["walked"]) == 1
+    assert any("contract.signed" in line for line in lines)
+    with rt.session() as s:
+        assert cs.needs_new_contract(s, result["walked"][0]) is False
+        assert [e["kind"] for e in cs.timeline(s, result["walked"][0])][-1] == "contract.signed"

@@ -40,6 +40,10 @@ migrations: install
 bench: install
 	$(PY) -m bench
 
+## CAF/MSA flow import benchmark only (10k and 100k households, SQLite and PostgreSQL).
+bench-import: install
+	$(PY) -m bench --only import_flux
+
 serve: install
 	$(VENV)/bin/rsa init
 	$(VENV)/bin/rsa serve

@@ -117,7 +117,7 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("reports", backend, f"generate+load {n:,} persons", load_s, "s"))
             f = ReportFilter(as_of=AS_OF, start=AS_OF - dt.timedelta(days=729))
 
-            def report():
+            def report(rt=rt, f=f):
                 with rt.sessions() as s:
                     return delays(s, f)
 

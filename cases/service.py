@@ -414,7 +414,8 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
     """Record the exit of the person's path and close it (close_reason "exit:<reason>").
 
     One exit per path: a flow closure arriving after a provider or referent exit returns the
-    existing exit (and notes the confirmation in the timeline) instead of creating a second one."""
+    existing exit (and notes the confirmation in the timeline) instead of creating a second one;
+    a provider or referent exit arriving after the flow's qualifies it (reason, date, structure)."""
     _check_source(source)
     reasons = exit_reasons()
     if reason not in reasons:
@@ -424,6 +425,8 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
     existing = session.scalar(select(Exit).where(Exit.person_id == person_id, Exit.path_id == path.id)
                               .order_by(Exit.id).limit(1)) if path is not None else None
     if existing is not None:
+        if existing.source == "flow" and source != "flow":
+            return _qualify_flow_exit(session, existing, exit_on, reason, source, structure_id, details, author_id)
         if source == "flow" and existing.source != "flow":
             already = session.scalar(select(func.count(CaseEvent.id)).where(
                 CaseEvent.person_id == person_id, CaseEvent.kind == "exit.confirmed",
@@ -437,6 +440,8 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
     orientation = current_orientation(session, person_id)
     if structure_id is None and orientation is not None:
         structure_id = orientation.structure_id
+    if structure_id is None and path is not None:
+        structure_id = _path_structure(session, path.id)
     positive = is_positive_exit(reason)
     ex = Exit(person_id=person_id, path_id=path.id if path else None, structure_id=structure_id, exit_on=exit_on,
               reason=reason, positive=positive, source=source, details=details)
@@ -497,6 +502,39 @@ def _schedule_review(session: Session, contract: Contract, orientation, source: 
               data={"review_id": review.id, "due_on": review.due_on.isoformat(), "contract_id": contract.id},
               path_id=contract.path_id, author_id=author_id)
     return review
+
+
+def _qualify_flow_exit(session: Session, ex: Exit, exit_on: dt.date, reason: str, source: str,
+                      structure_id: int | None, details: str | None, author_id: int | None) -> Exit:
+    """A referent or provider qualifies an exit the flow recorded first (the flow only knows that the
+    right closed; the referent knows it was, say, a job): the reason, date and structure become theirs."""
+    if structure_id is None:
+        structure_id = ex.structure_id or _path_structure(session, ex.path_id)
+    if (ex.reason, ex.exit_on, ex.structure_id) == (reason, exit_on, structure_id):
+        return ex
+    before = {"reason": ex.reason, "exit_on": ex.exit_on.isoformat()}
+    noted_on = max(exit_on, ex.exit_on)  # never before the flow's own record
+    ex.reason, ex.exit_on, ex.structure_id = reason, exit_on, structure_id
+    ex.positive = is_positive_exit(reason)
+    ex.source = source
+    if details:
+        ex.details = details
+    add_event(session, ex.person_id, "exit.qualified", noted_on, source,
+              summary=f"Sortie précisée: {exit_reasons()[reason]['label']}" + (" (sortie positive)" if ex.positive else ""),
+              data={"exit_id": ex.id, "reason": reason, "positive": ex.positive, "before": before,
+                    "structure_id": structure_id}, path_id=ex.path_id, author_id=author_id)
+    return ex
+
+
+def _path_structure(session: Session, path_id: int | None) -> int | None:
+    """The structure of the last validated orientation of a path."""
+    from orientation.models import Orientation
+
+    if path_id is None:
+        return None
+    return session.scalar(select(Orientation.structure_id).where(Orientation.path_id == path_id,
+                                                                 Orientation.validated_on.is_not(None))
+                          .order_by(Orientation.validated_on.desc(), Orientation.id.desc()).limit(1))
 
 
 def record_review(session: Session, person_id: int, held_on: dt.date, outcome: str, *, source: str,
@@ -878,9 +916,8 @@ def orientation_summary(session: Session, person_id: int) -> dict | None:
     if o is None:
         return None
     structure = session.get(StructureModel, o.structure_id) if o.structure_id else None
-    return {"id": o.id, "referent_type": o.referent_type, "rule": o.rule_id, "status": o.status,
-            "origin": o.origin, "decided_on": _iso(o.decided_on), "validated_on": _iso(o.validated_on),
-            "structure": {"id": structure.id, "code": structure.code, "name": structure.name} if structure else None}
+    return {"referent_type": o.referent_type, "rule": o.rule_id, "status": o.status, "origin": o.origin,
+            "decided_on": _iso(o.decided_on), "structure": structure.code if structure else None}
 
 
 def next_due_dates(session: Session, person_id: int, as_of: dt.date) -> dict:
@@ -903,7 +940,7 @@ def person_detail(session: Session, person: Person, *, role: str, vault, as_of: 
                                                        Sanction.lifted_on.is_(None))).all()
     staff = role in ("admin", "manager", "mds_worker")
     members = []
-    if household is not None:
+    if household is not None and staff:  # the rest of the household: not a provider's need-to-know
         members = [{"id": m.id, "role": m.role, "last_name": m.last_name, "first_name": m.first_name,
                     "sdd": m.sdd} for m in household.persons if m.id != person.id]
     return {
@@ -985,13 +1022,13 @@ def _empty_due() -> dict:
             "next_appointment_at": None, "suspension_ends_on": None, "next_due_on": None, "next_due": None}
 
 
-def _chunks(ids: list[int], size: int = 500):
+def _chunks(ids: list[int], size: int = 2000):
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
 
 
 def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[int, dict]:
-    """Batched due dates for many persons (a handful of queries per 500 persons).
+    """Batched due dates for many persons (a handful of queries per 2,000 persons).
 
     contract_due_on: orientation notice (+1 month) when no contract is signed on the open path
     (a pending contract's own deadline first); review_due_on: next review not held;
@@ -1002,14 +1039,17 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
     months = procedure()["contract"]["deadline_months"]
     start_of_day = dt.datetime.combine(as_of, dt.time(0, 0))
     for chunk in _chunks(sorted(set(person_ids))):
+        # Plain rows, not ORM entities: these lists cover whole caseloads.
         paths = {}
-        for p in session.scalars(select(PathModel).where(PathModel.person_id.in_(chunk),
-                                                         PathModel.closed_on.is_(None))
+        for p in session.execute(select(PathModel.person_id, PathModel.id, PathModel.clock_start,
+                                        PathModel.opening_reason)
+                                 .where(PathModel.person_id.in_(chunk), PathModel.closed_on.is_(None))
                                  .order_by(PathModel.clock_start, PathModel.id)):
             paths[p.person_id] = p
         orientations = {}
-        for o in session.scalars(select(Orientation).where(Orientation.person_id.in_(chunk),
-                                                           Orientation.status == "validated")
+        for o in session.execute(select(Orientation.person_id, Orientation.id, Orientation.notified_on,
+                                        Orientation.validated_on)
+                                 .where(Orientation.person_id.in_(chunk), Orientation.status == "validated")
                                  .order_by(Orientation.validated_on, Orientation.id)):
             orientations[o.person_id] = o
         notified = dict(session.execute(
@@ -1017,8 +1057,8 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
             .where(Notification.orientation_id.in_([o.id for o in orientations.values()] or [-1]))
             .group_by(Notification.orientation_id)).all())
         signed, pending = set(), {}
-        for c in session.scalars(select(Contract).where(Contract.person_id.in_(chunk),
-                                                        Contract.status.in_(("signed", "pending")))
+        for c in session.execute(select(Contract.person_id, Contract.path_id, Contract.status, Contract.due_on)
+                                 .where(Contract.person_id.in_(chunk), Contract.status.in_(("signed", "pending")))
                                  .order_by(Contract.id)):
             path = paths.get(c.person_id)
             if path is None or c.path_id != path.id:
@@ -1028,8 +1068,9 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
             elif c.due_on:
                 pending[c.person_id] = c.due_on
         reviews = {}
-        for r in session.scalars(select(Review).where(Review.person_id.in_(chunk), Review.held_on.is_(None),
-                                                      Review.outcome.is_(None)).order_by(Review.due_on.desc())):
+        for r in session.execute(select(Review.person_id, Review.id, Review.due_on)
+                                 .where(Review.person_id.in_(chunk), Review.held_on.is_(None),
+                                        Review.outcome.is_(None)).order_by(Review.due_on.desc())):
             reviews[r.person_id] = r
         appointments = dict(session.execute(
             select(Appointment.person_id, func.min(Appointment.scheduled_at))
@@ -1087,15 +1128,19 @@ def _scoped_open_ids(session: Session, user: User, extra=None) -> list[int]:
     return list(session.scalars(query))
 
 
-def _names(session: Session, ids) -> dict[int, Person]:
+_PERSON_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date)
+
+
+def _names(session: Session, ids) -> dict[int, tuple]:
     out = {}
     for chunk in _chunks(sorted(set(ids))):
-        for p in session.scalars(select(Person).where(Person.id.in_(chunk))):
+        for p in session.execute(select(*_PERSON_COLUMNS).where(Person.id.in_(chunk))):
             out[p.id] = p
     return out
 
 
-def _listed(person: Person, **extra) -> dict:
+def _listed(person, **extra) -> dict:
+    """A list row; `person` is a Person or a row with its id, names and birth date."""
     return {"person_id": person.id, "last_name": person.last_name, "first_name": person.first_name,
             "birth_date": _iso(person.birth_date), **extra}
 
@@ -1154,11 +1199,13 @@ def reviews_due(session: Session, user: User, as_of: dt.date, *, within_days: in
 def appointments_to_update(session: Session, user: User, as_of: dt.date) -> list[dict]:
     """Appointments still "planned" whose day is before as_of: their outcome is missing."""
     start_of_day = dt.datetime.combine(as_of, dt.time(0, 0))
-    query = (select(Appointment, Person).join(Person, Person.id == Appointment.person_id)
+    query = (select(*_PERSON_COLUMNS, Appointment.id.label("appointment_id"), Appointment.scheduled_at,
+                    Appointment.kind, Appointment.structure_id)
+             .join(Person, Person.id == Appointment.person_id)
              .where(person_scope(user), Appointment.status == "planned", Appointment.scheduled_at < start_of_day)
              .order_by(Appointment.scheduled_at, Appointment.id))
-    return [_listed(p, appointment_id=a.id, scheduled_at=a.scheduled_at.isoformat(), kind=a.kind,
-                    structure_id=a.structure_id) for a, p in session.execute(query)]
+    return [_listed(r, appointment_id=r.appointment_id, scheduled_at=_as_datetime(r.scheduled_at).isoformat(),
+                    kind=r.kind, structure_id=r.structure_id) for r in session.execute(query)]
 
 
 def without_recent_appointment(session: Session, user: User, as_of: dt.date, *, days: int | None = None) -> list[dict]:
@@ -1176,24 +1223,24 @@ def without_recent_appointment(session: Session, user: User, as_of: dt.date, *, 
         | ((Appointment.status == "planned") & (Appointment.scheduled_at >= start_of_day))))
     # An alias: person_scope correlates its own Orientation subqueries to Person only.
     orientation = aliased(Orientation)
-    query = (select(Person, orientation).join(orientation, orientation.person_id == Person.id)
+    query = (select(*_PERSON_COLUMNS, orientation.validated_on, orientation.structure_id)
+             .join(orientation, orientation.person_id == Person.id)
              .where(person_scope(user), orientation.status == "validated",
                     orientation.validated_on <= as_of - dt.timedelta(days=days), ~recent,
                     exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))))
              .order_by(orientation.validated_on, Person.id))
-    rows, seen = [], set()
-    last = {}
-    persons = [(p, o) for p, o in session.execute(query)]
-    for chunk in _chunks([p.id for p, _ in persons]):
+    rows, seen, last = [], set(), {}
+    found = session.execute(query).all()
+    for chunk in _chunks([r.id for r in found]):
         last.update(dict(session.execute(select(Appointment.person_id, func.max(Appointment.scheduled_at))
                                          .where(Appointment.person_id.in_(chunk), Appointment.status == "honoured")
                                          .group_by(Appointment.person_id)).all()))
-    for p, o in persons:
-        if p.id in seen:
+    for r in found:
+        if r.id in seen:
             continue
-        seen.add(p.id)
-        rows.append(_listed(p, oriented_on=_iso(o.validated_on), structure_id=o.structure_id,
-                            last_appointment_on=last[p.id].date().isoformat() if p.id in last else None))
+        seen.add(r.id)
+        rows.append(_listed(r, oriented_on=_iso(r.validated_on), structure_id=r.structure_id,
+                            last_appointment_on=_as_datetime(last[r.id]).date().isoformat() if r.id in last else None))
     return rows
 
 
@@ -1214,12 +1261,26 @@ def _positive_reasons() -> list[str]:
     return [r for r, spec in exit_reasons().items() if spec.get("positive")]
 
 
+def _exits_with_structure(start: dt.date, end: dt.date):
+    """Exits in [start, end] with the structure they count for: the one recorded with the exit, else
+    the structure of the path's last validated orientation (flow closures carry no structure)."""
+    from orientation.models import Orientation
+
+    of_path = (select(Orientation.structure_id)
+               .where(Orientation.path_id == Exit.path_id, Orientation.validated_on.is_not(None))
+               .order_by(Orientation.validated_on.desc(), Orientation.id.desc()).limit(1)
+               .correlate(Exit).scalar_subquery())
+    return (select(Exit.id, Exit.reason, func.coalesce(Exit.structure_id, of_path).label("structure_id"))
+            .where(Exit.exit_on >= start, Exit.exit_on <= end).subquery())
+
+
 def exits_by_reason(session: Session, start: dt.date, end: dt.date, structure_id: int | None = None) -> list[dict]:
     """Exits with exit_on in [start, end], counted by reason (positive per the current mapping)."""
-    query = (select(Exit.reason, func.count(Exit.id)).where(Exit.exit_on >= start, Exit.exit_on <= end)
-             .group_by(Exit.reason).order_by(func.count(Exit.id).desc(), Exit.reason))
+    exits = _exits_with_structure(start, end)
+    query = (select(exits.c.reason, func.count(exits.c.id)).group_by(exits.c.reason)
+             .order_by(func.count(exits.c.id).desc(), exits.c.reason))
     if structure_id is not None:
-        query = query.where(Exit.structure_id == structure_id)
+        query = query.where(exits.c.structure_id == structure_id)
     reasons = exit_reasons()
     return [{"reason": reason, "label": reasons.get(reason, {}).get("label", reason),
              "positive": bool(reasons.get(reason, {}).get("positive")), "count": count}
@@ -1227,21 +1288,21 @@ def exits_by_reason(session: Session, start: dt.date, end: dt.date, structure_id
 
 
 def positive_exit_rate(session: Session, start: dt.date, end: dt.date, structure_id: int | None = None) -> list[dict]:
-    """Per structure of the exit (the referent structure at exit): exits, positive exits, rate.
+    """Per structure (see _exits_with_structure): exits, positive exits (current mapping), rate.
 
-    The row with structure_id None gathers exits of people without a referent structure."""
+    The row with structure_id None gathers exits of people who never had a referent structure."""
     from sqlalchemy import case
 
     from referents.models import Structure as StructureModel
 
-    positive = func.sum(case((Exit.reason.in_(_positive_reasons()), 1), else_=0))
-    query = (select(Exit.structure_id, StructureModel.code, StructureModel.name, func.count(Exit.id), positive)
-             .outerjoin(StructureModel, StructureModel.id == Exit.structure_id)
-             .where(Exit.exit_on >= start, Exit.exit_on <= end)
-             .group_by(Exit.structure_id, StructureModel.code, StructureModel.name)
+    exits = _exits_with_structure(start, end)
+    positive = func.sum(case((exits.c.reason.in_(_positive_reasons()), 1), else_=0))
+    query = (select(exits.c.structure_id, StructureModel.code, StructureModel.name, func.count(exits.c.id), positive)
+             .outerjoin(StructureModel, StructureModel.id == exits.c.structure_id)
+             .group_by(exits.c.structure_id, StructureModel.code, StructureModel.name)
              .order_by(StructureModel.code))
     if structure_id is not None:
-        query = query.where(Exit.structure_id == structure_id)
+        query = query.where(exits.c.structure_id == structure_id)
     return [{"structure_id": sid, "structure_code": code, "structure_name": name, "exits": n,
              "positive": int(pos or 0), "rate": round(int(pos or 0) / n, 4) if n else None}
             for sid, code, name, n, pos in session.execute(query)]
@@ -1347,35 +1408,50 @@ def first_appointment_no_show_rate(session: Session, start: dt.date, end: dt.dat
 
 def raise_daily_alerts(session: Session, as_of: dt.date) -> dict:
     """Contracts whose deadline passed and reviews due: one alert each (idempotent by key) and one
-    timeline event from the job when the alert is new."""
+    timeline event from the job when the alert is new. Batched: the first run may meet thousands."""
+    from orientation.models import Orientation
+
     everybody = _system_user()
     counts = {"contract_overdue": 0, "review_due": 0}
-    for row in overdue_contracts(session, everybody, as_of):
-        pid = row["person_id"]
-        path = open_path(session, pid)
-        orientation = current_orientation(session, pid)
-        key = f"contract_overdue:{pid}:{path.id}:{row['contract_due_on']}"
-        _, created = raise_alert(session, key, "contract_overdue",
-                                 f"Contrat d'engagement non signé: échéance du {row['contract_due_on']} dépassée",
-                                 as_of, person_id=pid, structure_id=orientation.structure_id if orientation else None,
-                                 data={"due_on": row["contract_due_on"]})
-        if created:
-            counts["contract_overdue"] += 1
-            add_event(session, pid, "contract.overdue", as_of, "job",
-                      summary=f"Échéance du contrat dépassée ({row['contract_due_on']})",
-                      data={"due_on": row["contract_due_on"]}, path_id=path.id)
-    for row in reviews_due(session, everybody, as_of, within_days=0):
-        pid = row["person_id"]
-        orientation = current_orientation(session, pid)
-        key = f"review_due:{pid}:{row['review_id']}"
-        _, created = raise_alert(session, key, "review_due", f"Bilan du parcours à tenir (échéance {row['due_on']})",
-                                 as_of, person_id=pid, structure_id=orientation.structure_id if orientation else None,
-                                 data={"review_id": row["review_id"], "due_on": row["due_on"]})
-        if created:
-            counts["review_due"] += 1
-            path = open_path(session, pid)
-            add_event(session, pid, "review.due", as_of, "job", summary=f"Bilan à tenir (échéance {row['due_on']})",
-                      data={"review_id": row["review_id"], "due_on": row["due_on"]}, path_id=path.id if path else None)
+    contracts = overdue_contracts(session, everybody, as_of)
+    reviews = reviews_due(session, everybody, as_of, within_days=0)
+    ids = sorted({r["person_id"] for r in contracts} | {r["person_id"] for r in reviews})
+    paths, structures = {}, {}
+    for chunk in _chunks(ids):
+        paths.update(dict(session.execute(select(PathModel.person_id, PathModel.id).where(
+            PathModel.person_id.in_(chunk), PathModel.closed_on.is_(None)).order_by(PathModel.clock_start,
+                                                                                    PathModel.id)).all()))
+        structures.update(dict(session.execute(select(Orientation.person_id, Orientation.structure_id).where(
+            Orientation.person_id.in_(chunk), Orientation.status == "validated")
+            .order_by(Orientation.validated_on, Orientation.id)).all()))
+    wanted = {}
+    for r in contracts:
+        pid = r["person_id"]
+        key = f"contract_overdue:{pid}:{paths.get(pid)}:{r['contract_due_on']}"
+        wanted[key] = ("contract_overdue", pid, r)
+    for r in reviews:
+        wanted[f"review_due:{r['person_id']}:{r['review_id']}"] = ("review_due", r["person_id"], r)
+    known = set()
+    keys = sorted(wanted)
+    for i in range(0, len(keys), 2000):
+        known.update(session.scalars(select(Alert.key).where(Alert.key.in_(keys[i:i + 2000]))))
+    for key in keys:
+        if key in known:
+            continue
+        kind, pid, r = wanted[key]
+        if kind == "contract_overdue":
+            due = r["contract_due_on"]
+            message, data = f"Contrat d'engagement non signé: échéance du {due} dépassée", {"due_on": due}
+            event = ("contract.overdue", f"Échéance du contrat dépassée ({due})")
+        else:
+            due = r["due_on"]
+            message, data = f"Bilan du parcours à tenir (échéance {due})", {"review_id": r["review_id"], "due_on": due}
+            event = ("review.due", f"Bilan à tenir (échéance {due})")
+        session.add(Alert(key=key, kind=kind, message=message, raised_on=as_of, severity="warning", person_id=pid,
+                          structure_id=structures.get(pid), data=data))
+        add_event(session, pid, event[0], as_of, "job", summary=event[1], data=data, path_id=paths.get(pid))
+        counts[kind] += 1
+    session.flush()
     return counts
 
 
@@ -1389,33 +1465,39 @@ def _system_user() -> User:
 # ---------------------------------------------------------------------------------------------
 
 def demo(ctx) -> dict:
-    """Walk two persons with a validated orientation through a first appointment and a contract."""
+    """Walk two persons with a validated orientation (a social path first) through a first
+    appointment and a contract, and print the end of their timeline."""
     from orientation.models import Orientation
 
     walked = []
     with ctx.runtime.session() as session:
-        candidates = session.scalars(select(Orientation).where(Orientation.status == "validated",
-                                                               Orientation.validated_on.is_not(None))
-                                     .order_by(Orientation.validated_on, Orientation.id).limit(2)).all()
+        # People with a validated orientation and no appointment yet (the kiosque books some).
+        validated = (select(Orientation).where(Orientation.status == "validated", Orientation.validated_on.is_not(None),
+                                               Orientation.validated_on <= ctx.as_of,
+                                               ~exists(select(Appointment.id)
+                                                       .where(Appointment.person_id == Orientation.person_id)))
+                     .order_by(Orientation.validated_on, Orientation.id))
+        candidates = list(session.scalars(validated.where(Orientation.referent_type == "mds").limit(1)))
+        candidates += session.scalars(validated.where(Orientation.referent_type != "mds")
+                                      .limit(2 - len(candidates))).all()
         if not candidates:
             ctx.echo("[parcours] aucune orientation validée: pas de parcours à suivre")
             return {"walked": []}
         for o in candidates:
-            at = dt.datetime.combine(o.validated_on + dt.timedelta(days=7), dt.time(10, 0))
-            honoured = at.date() <= ctx.as_of
-            record_appointment(session, o.person_id, at, "honoured" if honoured else "planned", kind="first",
-                               source="agent")
-            if honoured:
-                signed_on = min(o.validated_on + dt.timedelta(days=14), ctx.as_of)
-                record_contract(session, o.person_id, signed_on, source="agent",
-                                objectives=[{"theme": "employment", "text": "Définir un projet professionnel"},
-                                            {"theme": "mobility", "text": "Passer le permis B"}])
+            # Dates capped at as_of: the demo never records the future as done.
+            met_on = min(o.validated_on + dt.timedelta(days=7), ctx.as_of)
+            record_appointment(session, o.person_id, dt.datetime.combine(met_on, dt.time(10, 0)), "honoured",
+                               kind="first", source="agent")
+            record_contract(session, o.person_id, min(o.validated_on + dt.timedelta(days=14), ctx.as_of),
+                            source="agent", objectives=[
+                                {"theme": "employment", "text": "Définir un projet professionnel"},
+                                {"theme": "mobility", "text": "Passer le permis B"}])
             walked.append(o.person_id)
         session.flush()
-        for pid in walked:
-            events = timeline(session, pid)
-            ctx.echo(f"[parcours] personne {pid}: {len(events)} événements")
-            for ev in events[-4:]:
+        for o in candidates:
+            events = timeline(session, o.person_id)
+            ctx.echo(f"[parcours] personne {o.person_id} (orientation {o.referent_type}): {len(events)} événements")
+            for ev in events[-5:]:
                 ctx.echo(f"    {ev['occurred_on']}  {ev['kind']:<22} {ev['summary']}")
         overdue = len(overdue_contracts(session, _system_user(), ctx.as_of))
         ctx.echo(f"[parcours] contrats d'engagement en retard au {ctx.as_of}: {overdue}")

@@ -8,6 +8,7 @@ import logging
 from flask import Flask, abort, g, jsonify, request
 from flask_smorest import Api
 from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from config.auth import csrf, csrf_check, declared_roles, limiter, public
@@ -118,6 +119,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         elif exc.description and exc.code not in (500,):
             body["message"] = exc.description
         return jsonify(body), exc.code
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError):
+        """A write refused by the database (unknown reference, duplicate): the client's input."""
+        _rollback()
+        log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
+        return jsonify(code=409, status="Conflict",
+                       message="données incohérentes: référence inconnue ou doublon"), 409
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _data_error(exc: Exception):
+        """A value the database cannot hold (PostgreSQL: DataError; SQLite: OverflowError)."""
+        _rollback()
+        log.warning("out-of-range value on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+        return jsonify(code=422, status="Unprocessable Entity", message="valeur hors limites"), 422
+
+    def _rollback():
+        session = g.get("db")
+        if session is not None:
+            session.rollback()
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -14,7 +14,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
-from config.auth import check_upload, current_user, db, requires, runtime
+from config.auth import audit, check_upload, current_user, db, requires, runtime
 from imports.models import ImportBatch, RejectedRecord
 from imports.schemas import (
     BatchQuerySchema,
@@ -59,8 +59,12 @@ def _saved(files, extensions, max_bytes=None) -> tuple[Path, list[Path]]:
 
 
 def _report(report: dict) -> dict:
+    """The batch report for the caller, and the upload in the audit log."""
     report = dict(report)
     report.pop("path", None)  # the server's temporary path says nothing to the caller
+    audit(f"imports.upload.{report.get('kind')}", details={"file": report.get("file"), "batch_id": report.get("batch_id"),
+                                                           "status": report.get("status")})
+    db().commit()
     return report
 
 
@@ -77,13 +81,14 @@ class FluxUpload(MethodView):
             abort(503, message="import des flux CAF/MSA indisponible")
         workdir, paths = _saved(args["files"], ("xml", "gz"), None)
         try:
-            result = import_files(runtime(), paths)
+            files = import_files(runtime(), paths, created_by=current_user().id)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        for f in result.get("files", []):
-            if isinstance(f, dict) and "path" in f:
-                f["path"] = Path(f["path"]).name
-        return result
+        for f in files:
+            f["path"] = Path(f["path"]).name  # not the server's temporary folder
+        audit("imports.upload.flux", details={"files": [(f["path"], f.get("batch_id"), f["status"]) for f in files]})
+        db().commit()
+        return {"files": files}
 
 
 @blp.route("/france-travail/<string:kind>")

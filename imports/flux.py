@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -71,6 +72,8 @@ class HouseholdRecord:
     data: dict | None = None
     error: str | None = None
     anomaly: bool = False
+    skipped: bool = False  # known unchanged (same key and hash): data not extracted
+    person_count: int = 0
 
     @property
     def key_text(self) -> str:
@@ -88,6 +91,8 @@ class FluxReader:
     """Iterate a flow file: `for record in reader` after which `header` and `totals` are known."""
 
     source: Path | BinaryIO
+    # want_data(key, sha256) -> bool: False skips the extraction of a household known unchanged
+    want_data: Callable[[tuple[str, str], str], bool] | None = None
     header: FlowHeader | None = None
     totals: Totals | None = None
     bytes_read: int = 0
@@ -122,7 +127,7 @@ class FluxReader:
                     if self.header is None:
                         raise FluxError("bloc IdentificationFlux absent avant le premier foyer")
                     self._records += 1
-                    yield parse_household(elem, self._records, self.header)
+                    yield parse_household(elem, self._records, self.header, self.want_data)
                 elif tag == "IdentificationFlux":
                     if self.header is not None:
                         raise FluxError("bloc IdentificationFlux en double")
@@ -208,10 +213,18 @@ def parse_header(elem) -> FlowHeader:
 
 # --- one household ------------------------------------------------------------------------------
 
-def parse_household(elem, index: int, header: FlowHeader) -> HouseholdRecord:
+def parse_household(elem, index: int, header: FlowHeader, want_data=None) -> HouseholdRecord:
     fragment = etree.tostring(elem, encoding="utf-8", with_tail=False)
     digest = hashlib.sha256(fragment).hexdigest()
     rec = HouseholdRecord(index=index, key=None, fragment=fragment, content_hash=digest)
+    if want_data is not None:
+        org = (elem.findtext("IdentificationRSA/Organisme/FONORG") or "").strip().upper() or header.organism
+        mat = (elem.findtext("IdentificationRSA/Organisme/MATRICULE") or "").strip()
+        if mat and not want_data((org, mat), digest):
+            rec.key, rec.skipped = (org, mat), True
+            rec.person_count = sum(1 for _ in elem.iterchildren("Personne"))
+            rec.anomaly = elem.find("Anomalie") is not None
+            return rec
     try:
         rec.data = _household_data(elem, header)
         rec.key = (rec.data["organism"], rec.data["matricule"])
@@ -247,7 +260,7 @@ def _household_data(elem, header: FlowHeader) -> dict:
     matricule = (org.get("MATRICULE") or "").strip()
     if not matricule:
         raise RecordError("MATRICULE manquant")
-    if not matricule.isdigit() or len(matricule) > 15:
+    if not (matricule.isascii() and matricule.isdigit()) or len(matricule) > 15:
         raise RecordError(f"MATRICULE invalide {matricule[:20]!r} (15 chiffres au plus)")
     organism = fonorg or header.organism
     if organism not in ("CAF", "MSA"):
@@ -442,15 +455,18 @@ def _bool(value: str | None) -> bool:
 
 
 def _int(value: str | None) -> int | None:
+    """Counters of the flow (8 digits at most in the schema); anything else is unknown."""
     value = (value or "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
 
 
 def _decimal(value: str | None) -> float | None:
+    """Amounts (9 digits, 2 decimals in the schema); out-of-range or non-numbers are unknown."""
     try:
-        return round(float((value or "").strip()), 2) if value and value.strip() else None
+        x = round(float((value or "").strip()), 2) if value and value.strip() else None
     except ValueError:
         return None
+    return x if x is not None and math.isfinite(x) and abs(x) < 1e7 else None
 
 
 def _iso(d: dt.date | None) -> str | None:

@@ -6,6 +6,8 @@ NIR with another birth date is a conflict: the row is rejected, never silently m
 
 `IdentityIndex` holds the keys of every person in memory (a few tuples each) so that a
 50,000-row file does not cost three queries per row; it learns the persons created on the way.
+A reference in the index is a database id, or the ORM object itself for a person / household
+created during the import and not flushed yet (no per-row flush).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class IdentityIndex:
     def __init__(self, session: Session):
         self.session = session
         self.by_nir: dict[str, list[tuple[int, dt.date | None]]] = defaultdict(list)
-        self.by_names: dict[tuple, list[int]] = defaultdict(list)
+        self.by_names: dict[tuple, list[tuple]] = defaultdict(list)
         self.by_household: dict[int, list[tuple[int, str | None, str | None, str | None]]] = defaultdict(list)
         self.households: dict[tuple[str, str], int] = {}
         rows = session.execute(select(Person.id, Person.household_id, Person.role, Person.nir_hash,
@@ -51,17 +53,17 @@ class IdentityIndex:
             self.by_nir[nir_hash].append((pid, birth))
         nl, nf = normalise_name(last), normalise_name(first)
         if nl and nf and birth:
-            self.by_names[(nl, nf, birth)].append(pid)
+            self.by_names[(nl, nf, birth)].append((pid, hid))
         if hid is not None:
             self.by_household[hid].append((pid, role, nl, nf))
 
-    def learn_person(self, person: Person) -> None:
-        """Register a person created (and flushed) during the import."""
-        self._learn(person.id, person.household_id, person.role, person.nir_hash, person.birth_date,
-                    person.last_name, person.first_name)
+    def learn_person(self, person: Person, household_ref=None) -> None:
+        """Register a person created during the import (the object is its reference)."""
+        self._learn(person, household_ref if household_ref is not None else person.household_id, person.role,
+                    person.nir_hash, person.birth_date, person.last_name, person.first_name)
 
     def learn_household(self, household: Household) -> None:
-        self.households[(household.organism, household.matricule)] = household.id
+        self.households[(household.organism, household.matricule)] = household
 
     def household_id(self, organism: str | None, matricule: str | None) -> int | None:
         if not organism or not matricule:
@@ -94,7 +96,10 @@ class IdentityIndex:
                 if len(same_names) == 1:
                     return Match(same_names[0], hid, "household_names")
         if nl and nf and birth_date:
-            found = self.by_names.get((nl, nf, birth_date), [])
+            # Not a person of another known household: the row's own dossier number wins.
+            has_dossier = bool(organism and matricule)
+            found = [pid for pid, phid in self.by_names.get((nl, nf, birth_date), [])
+                     if not has_dossier or phid is None or phid is hid or phid == hid]
             if len(found) == 1:
                 return Match(found[0], hid, "names")
         return Match(None, hid)

@@ -199,9 +199,7 @@ def _find_person(session: Session, row: dict) -> int | None:
     match = match_one(session, nir_hash=row["nir_hash"], birth_date=row["birth_date"], organism=row["organism"],
                       matricule=row["matricule"], role=row["role"], last_name=row["last_name"],
                       first_name=row["first_name"])
-    if match.conflict:
-        raise RowError(None, match.conflict)
-    return match.person_id
+    return None if match.conflict else match.person_id
 
 
 def oriented_here(session: Session, person_id: int, structure_id: int) -> bool:
@@ -283,20 +281,23 @@ def import_file(runtime, path: Path | str, structure_code: str, *, created_by: i
             raw = {labels[f]: text(v) for f, v in values.items() if f != "nir"}
             try:
                 row = _parse(values, labels, runtime.vault)
+                # Unknown, conflicting or oriented elsewhere: one answer, so that a provider
+                # learns nothing about people who are not its own.
+                not_ours = RowError(None, f"personne non orientée vers {structure_name} (ou inconnue): "
+                                          "un prestataire ne met à jour que les personnes qui lui sont orientées")
                 person_id = _find_person(session, row)
                 if person_id is None:
-                    raise RowError(None, "personne inconnue")
-                if person_id in seen:
-                    raise RowError(None, f"ligne en double de la ligne {seen[person_id]} (même personne)")
-                seen[person_id] = line
+                    raise not_ours
                 if not oriented_here(session, person_id, structure_id):
                     already = session.scalar(select(Exit.id).where(Exit.person_id == person_id,
                                                                    Exit.structure_id == structure_id).limit(1))
                     if already is None:
-                        raise RowError(None, f"personne non orientée vers {structure_name}: "
-                                             "un prestataire ne met à jour que les personnes qui lui sont orientées")
+                        raise not_ours
                     counts["unchanged"] += 1  # exited from this structure: the return repeats what is known
                     continue
+                if person_id in seen:
+                    raise RowError(None, f"ligne en double de la ligne {seen[person_id]} (même personne)")
+                seen[person_id] = line
                 with session.begin_nested():
                     try:
                         done = apply_row(session, person_id, structure_id, row, as_of=as_of, author_id=created_by)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import gzip
+import json
 import logging
 import os
 import shutil
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import sqltypes
 
 from cases.models import (
     OPEN_RIGHT_STATES,
@@ -148,12 +150,46 @@ class FlowImporter:
         self.anomalies = 0
         self._crash_after = int(os.environ.get(CRASH_ENV) or 0)
         self.ids = _Ids(session)
+        self._insert_many = _BulkInsert(session, self.ids.pg)
 
     # -- file ---------------------------------------------------------------------------------------
+    def _load_known(self) -> None:
+        """Key → (household id, fragment digest, commune when outside the sectorisation) of every
+        household already imported: one query, so that unchanged households are skipped while
+        reading, without extracting their data."""
+        q = (select(_H.c.organism, _H.c.matricule, _H.c.id, _H.c.mds_id, _H.c.commune_insee, _RAW.c.content_hash)
+             .join(_RAW, _RAW.c.household_id == _H.c.id))
+        known = self.known = {}
+        for org, mat, hid, mds_id, commune, digest in self.s.execute(q).yield_per(20000):
+            known[org + mat] = (hid, bytes.fromhex(digest), (commune or "sans commune") if mds_id is None else None)
+
+    def _want(self, key: tuple[str, str], digest: str) -> bool:
+        if key in self._chunk_keys:
+            return True
+        k = self.known.get(key[0] + key[1])
+        return k is None or k[1] != bytes.fromhex(digest)
+
+    def _flush_unchanged(self) -> None:
+        if self._unchanged:
+            self.s.execute(update(_H).where(_H.c.id.in_(self._unchanged)).values(last_flow_on=self.header.flow_date))
+            self._unchanged = []
+
     def run(self, path: Path) -> tuple[dict, list[str]]:
-        reader = FluxReader(path)
+        if not self.ids.pg:  # a bigger page cache for one large transaction (fewer WAL rewrites)
+            old_cache = self.s.execute(text("PRAGMA cache_size")).scalar()
+            self.s.execute(text("PRAGMA cache_size=-65536"))
+            try:
+                return self._run(path)
+            finally:
+                self.s.execute(text(f"PRAGMA cache_size={int(old_cache)}"))
+        return self._run(path)
+
+    def _run(self, path: Path) -> tuple[dict, list[str]]:
+        self._load_known()
+        self._unchanged: list[int] = []
+        reader = FluxReader(path, want_data=self._want)
         chunk: list[HouseholdRecord] = []
-        keys: set = set()
+        keys = self._chunk_keys = set()
         nirs: set = set()
         done_bytes = 0
         for rec in reader:
@@ -166,6 +202,16 @@ class FlowImporter:
                 done_bytes = reader.bytes_read
             if self._crash_after and self.counts["households"] > self._crash_after:
                 os._exit(137)
+            if rec.skipped:
+                hid, _digest, outside = self.known[rec.key[0] + rec.key[1]]
+                self.counts["unchanged"] += 1
+                self.counts["persons"] += rec.person_count
+                if outside is not None:
+                    self.outside[outside] += 1
+                self._unchanged.append(hid)
+                if len(self._unchanged) >= CHUNK:
+                    self._flush_unchanged()
+                continue
             if rec.error is None:
                 self._prepare(rec)
             if rec.error is not None:
@@ -174,15 +220,18 @@ class FlowImporter:
             rec_nirs = {p["nir_hash"] for p in rec.data["persons"] if p["nir_hash"]}
             if rec.key in keys or rec_nirs & nirs:
                 self._process(chunk)
-                chunk, keys, nirs = [], set(), set()
+                chunk, nirs = [], set()
+                keys.clear()
             chunk.append(rec)
             keys.add(rec.key)
             nirs |= rec_nirs
             if len(chunk) >= CHUNK:
                 self._process(chunk)
-                chunk, keys, nirs = [], set(), set()
+                chunk, nirs = [], set()
+                keys.clear()
         self.header = reader.header
         self._process(chunk)
+        self._flush_unchanged()
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
@@ -249,12 +298,17 @@ class FlowImporter:
             return
         ctx = self._load_people(todo)
         w = _Writes()
+        planned = []
         for rec, old in todo:
             try:
-                self._plan(rec, old, ctx, w, flow_date)
+                planned.append((rec, self._plan(rec, old, ctx, w, flow_date)))
             except RecordError as exc:
                 self._reject(rec, str(exc))
         self._write(w)
+        known = getattr(self, "known", None)
+        if known is not None:
+            for rec, (href, outside) in planned:
+                known[rec.key[0] + rec.key[1]] = (href.id, bytes.fromhex(rec.content_hash), outside)
 
     def _note_outside(self, d: dict) -> None:
         self.outside[d.get("commune_insee") or "sans commune"] += 1
@@ -324,7 +378,9 @@ class FlowImporter:
             return cands[0]
         return None
 
-    def _plan(self, rec: HouseholdRecord, old: dict | None, ctx: dict, w: _Writes, flow_date: dt.date) -> None:
+    def _plan(self, rec: HouseholdRecord, old: dict | None, ctx: dict, w: _Writes,
+              flow_date: dt.date) -> tuple[Ref, str | None]:
+        """Plan the writes of one household; returns its row ref and its commune when unsectorised."""
         d = rec.data
         hid = old["id"] if old else None
         # Identity matching first: a conflict rejects the record before anything is planned.
@@ -339,8 +395,10 @@ class FlowImporter:
 
         match = self.sectors.find(d["commune_insee"], d["postal_code"])
         sector = match.sector
+        outside = None
         if sector is None:
             self._note_outside(d)
+            outside = d.get("commune_insee") or "sans commune"
         values = {k: d[k] for k in ("organism", "numorg", "matricule", "departement", "numdemrsa", "dtdemrsa",
                                     "right_state", "suspension_reason", "suspension_on", "closure_reason",
                                     "closure_on", "family_situation", "children_count", "benefit_nature",
@@ -443,8 +501,8 @@ class FlowImporter:
                     ctx["open_paths"][pref.id] = []
                     ctx["had_closed"].add(pref.id)
                 continue
-            if not (relevant and p["sdd"] and state in OPEN_RIGHT_STATES):
-                continue
+            if not (relevant and p["sdd"] and state in OPEN_RIGHT_STATES) or t_out:
+                continue  # (a household leaving by transfer opens nothing, even while its right is open)
             clock = p["clock_date"] or d["right_opened_on"] or flow_date
             if transfer_in_new:
                 for op in open_paths:
@@ -482,6 +540,7 @@ class FlowImporter:
                     "civility", "last_name", "birth_name", "first_name", "birth_date", "sex", "idassedic",
                     "legal_clock_start")}}, Ref(c["id"]), Ref(c["household_id"])))
                 c["role"] = None
+        return href, outside
 
     # -- writes -------------------------------------------------------------------------------------
     def _write(self, w: _Writes) -> None:
@@ -491,7 +550,7 @@ class FlowImporter:
         if w.households_new:
             for (ref, _), i in zip(w.households_new, self.ids.take(_H, len(w.households_new)), strict=True):
                 ref.id = i
-            s.execute(insert(_H), [{**v, "id": ref.id, "created_at": now, "updated_at": now}
+            self._insert_many(_H, [{**v, "id": ref.id, "created_at": now, "updated_at": now}
                                    for ref, v in w.households_new])
         if w.households_upd:
             stmt = update(_H).where(_H.c.id == bindparam("_id")).values(
@@ -500,7 +559,7 @@ class FlowImporter:
         if w.persons_new:
             for (ref, *_), i in zip(w.persons_new, self.ids.take(_P, len(w.persons_new)), strict=True):
                 ref.id = i
-            s.execute(insert(_P), [{**v, "id": ref.id, "household_id": h.id, "nir_hash": nh, "nir_encrypted": ne,
+            self._insert_many(_P, [{**v, "id": ref.id, "household_id": h.id, "nir_hash": nh, "nir_encrypted": ne,
                                     "created_at": now, "updated_at": now, "pseudonymised": False}
                                    for ref, v, h, nh, ne in w.persons_new])
         if w.persons_upd:
@@ -515,32 +574,82 @@ class FlowImporter:
             for part in _chunks(sorted(set(w.activities_replace)), 900):
                 s.execute(delete(_A).where(_A.c.person_id.in_(part)))
         if w.activities_new:
-            s.execute(insert(_A), [{**a, "person_id": p.id} for p, a in w.activities_new])
+            self._insert_many(_A, [{**a, "person_id": p.id} for p, a in w.activities_new])
         if w.paths_new:
             for (ref, *_), i in zip(w.paths_new, self.ids.take(_PATH, len(w.paths_new)), strict=True):
                 ref.id = i
-            s.execute(insert(_PATH), [{**v, "id": ref.id, "person_id": p.id, "household_id": h.id, "created_at": now,
+            self._insert_many(_PATH, [{**v, "id": ref.id, "person_id": p.id, "household_id": h.id, "created_at": now,
                                        "closed_on": None, "close_reason": None} for ref, p, h, v in w.paths_new])
         if w.paths_close:
             stmt = update(_PATH).where(_PATH.c.id == bindparam("_id")).values(
                 closed_on=bindparam("closed_on"), close_reason=bindparam("close_reason"))
             s.connection().execute(stmt, [{**c, "_id": _rid(c["_id"])} for c in w.paths_close])
         if w.status:
-            s.execute(insert(_SC), [{**v, "household_id": h.id, "person_id": p.id if p else None,
+            self._insert_many(_SC, [{**v, "household_id": h.id, "person_id": p.id if p else None,
                                      "effective_on": self.header.flow_date, "batch_id": batch_id, "recorded_at": now}
                                     for h, p, v in w.status])
         if w.exits:
-            s.execute(insert(_EX), [{**v, "person_id": p.id, "path_id": _rid(path), "structure_id": None,
+            self._insert_many(_EX, [{**v, "person_id": p.id, "path_id": _rid(path), "structure_id": None,
                                      "recorded_at": now} for p, path, v in w.exits])
         if w.events:
-            s.execute(insert(_EV), [{**v, "person_id": p.id, "path_id": _rid(path), "source": "flow",
+            self._insert_many(_EV, [{**v, "person_id": p.id, "path_id": _rid(path), "source": "flow",
                                      "author_id": None, "recorded_at": now} for p, path, v in w.events])
         if w.raw:
             hids = [h.id for h, _, _ in w.raw]
             for part in _chunks(hids, 900):
                 s.execute(delete(_RAW).where(_RAW.c.household_id.in_(part)))
-            s.execute(insert(_RAW), [{"household_id": h.id, "content_hash": c, "raw_gz": g, "batch_id": batch_id,
+            self._insert_many(_RAW, [{"household_id": h.id, "content_hash": c, "raw_gz": g, "batch_id": batch_id,
                                       "updated_at": now} for h, c, g in w.raw])
+
+
+class _BulkInsert:
+    """INSERT … executemany straight to the driver, with the few conversions SQLAlchemy would do
+    (dates as ISO text and JSON as text on SQLite, JSON cast to jsonb on PostgreSQL) and the
+    columns' Python-side defaults: per-row parameter processing was a quarter of the import."""
+
+    def __init__(self, session: Session, pg: bool):
+        self.s, self.pg = session, pg
+        self._sql: dict[tuple, tuple[str, list]] = {}
+
+    def _convert(self, col):
+        t = col.type
+        if isinstance(t, sqltypes.JSON):
+            return lambda v: json.dumps(v, ensure_ascii=False, default=str)
+        if self.pg:
+            return None
+        if isinstance(t, sqltypes.DateTime):
+            return lambda v: v.isoformat(" ")
+        if isinstance(t, sqltypes.Date):
+            return dt.date.isoformat
+        if isinstance(t, sqltypes.Numeric):
+            return float
+        return None
+
+    def __call__(self, table, rows: list[dict]) -> None:
+        if not rows:
+            return
+        given = tuple(rows[0])
+        key = (table.name, given)
+        if key not in self._sql:
+            defaults = [c for c in table.c if c.name not in given and c.default is not None]
+            cols = [table.c[n] for n in given] + defaults
+            marks = ", ".join(("%s::jsonb" if isinstance(c.type, sqltypes.JSON) else "%s") if self.pg else "?"
+                              for c in cols)
+            sql = f'INSERT INTO "{table.name}" ({", ".join(chr(34) + c.name + chr(34) for c in cols)}) VALUES ({marks})'
+            self._sql[key] = (sql, [self._convert(c) for c in cols], defaults)
+        sql, convs, defaults = self._sql[key]
+        extra = tuple(d.default.arg(None) if d.default.is_callable else d.default.arg for d in defaults)
+        todo = [(i, f) for i, f in enumerate(convs) if f is not None]
+        params = []
+        for r in rows:
+            values = [r[k] for k in given]
+            values += extra
+            for i, f in todo:
+                v = values[i]
+                if v is not None:
+                    values[i] = f(v)
+            params.append(tuple(values))
+        self.s.connection().exec_driver_sql(sql, params)
 
 
 def _chunks(seq, size):
@@ -579,6 +688,10 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
                                seconds=time.perf_counter() - t0)
             importer = FlowImporter(runtime, session, start.batch, progress)
             counts, warnings = importer.run(path)
+            # France Travail rows kept without a person are linked to those this flow brought (issue 9).
+            from imports.france_travail import match_pending
+
+            counts["france_travail_matched"] = match_pending(session)
             header = importer.header.as_dict()
             start.batch.header = header
             finish(start.batch, counts, warnings)
@@ -709,6 +822,12 @@ INBOX_KINDS: list[tuple[str, str, Callable]] = [
     ("RSABI*.xml", KIND, _flux_handler),
 ]
 
+# France Travail lists, spreadsheets (mapping named in the file name) and provider returns
+# (structure code in the file name): see imports.inbox_lists (issue 9).
+from imports.inbox_lists import LIST_INBOX_KINDS  # noqa: E402
+
+INBOX_KINDS.extend(LIST_INBOX_KINDS)
+
 _SKIP_SUFFIXES = (".part", ".tmp", ".crdownload", ".filepart")
 
 
@@ -819,7 +938,3 @@ def demo(ctx) -> dict:
                      f"{r['rejected']} rejetés{warn}")
     return {"files": [{k: r[k] for k in ("path", "status", "households", "persons", "created", "updated",
                                           "unchanged", "rejected", "warnings")} for r in results]}
-
-
-def count_rows(session: Session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model)) or 0

@@ -342,21 +342,21 @@ def _apply(session: Session, index: IdentityIndex, communes: _Communes, row: dic
         raise RowError(labels.get("nir") or labels.get("birth_date"), match.conflict)
     household = None
     if row["matricule"]:
-        if match.household_id is not None:
-            household = session.get(Household, match.household_id)
-        else:
+        ref = match.household_id
+        if ref is None:
             household = Household(organism=row["organism"], matricule=row["matricule"])
             session.add(household)
-            session.flush()
             index.learn_household(household)
             row["_household_created"] = True
+        else:
+            household = ref if isinstance(ref, Household) else session.get(Household, ref)
     changed = False
     if household is not None:
         changed |= _enrich_household(household, row, communes)
     if match.person_id is None:
         if not (row["last_name"] and row["first_name"]):
             raise RowError(None, "personne inconnue: nom et prénom nécessaires pour la créer")
-        person = Person(household_id=household.id if household else None, role=row["role"],
+        person = Person(household=household, role=row["role"],
                         civility=row["civility"], last_name=row["last_name"], birth_name=row["birth_name"],
                         first_name=row["first_name"], birth_date=row["birth_date"], nir_hash=row["nir_hash"],
                         nir_encrypted=row["nir_encrypted"], email=row["email"],
@@ -364,10 +364,10 @@ def _apply(session: Session, index: IdentityIndex, communes: _Communes, row: dic
                         phone_kind=row["phone"][1] if row["phone"] else None,
                         idassedic=row["france_travail_id"], external_ids=_external(row, ext) or None)
         session.add(person)
-        session.flush()
-        index.learn_person(person)
+        index.learn_person(person, household)
         return "created"
-    person = session.get(Person, match.person_id)
+    ref = match.person_id
+    person = ref if isinstance(ref, Person) else session.get(Person, ref)
     if row["nir_hash"] and person.nir_hash and person.nir_hash != row["nir_hash"]:
         raise RowError(labels.get("nir"), "NIR différent de celui déjà connu pour cette personne: identité en conflit")
     for attr in ("civility", "last_name", "birth_name", "first_name", "birth_date", "role", "nir_hash"):
@@ -376,8 +376,8 @@ def _apply(session: Session, index: IdentityIndex, communes: _Communes, row: dic
             changed = True
             if attr == "nir_hash":
                 person.nir_encrypted = row["nir_encrypted"]
-    if person.household_id is None and household is not None:
-        person.household_id = household.id
+    if person.household_id is None and person.household is None and household is not None:
+        person.household = household
         changed = True
     if row["france_travail_id"] and not person.idassedic:
         person.idassedic, changed = row["france_travail_id"], True

@@ -19,18 +19,14 @@ EXCEL_EPOCH = dt.date(1899, 12, 30)
 
 
 def is_blank(value) -> bool:
+    """None, empty/space-only text, NaN and NaT (pandas' missing values) are blank."""
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    try:
-        import pandas as pd
-
-        if value is pd.NaT or (not isinstance(value, str | int | float | dt.date) and pd.isna(value)):
-            return True
-    except (TypeError, ValueError):
-        pass
-    return isinstance(value, str) and not value.strip()
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NaTType", "NAType")
 
 
 def text(value) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import click
@@ -249,7 +250,18 @@ def attendance_cmd(invitation_id, status, referent_type, structure_id, appointme
     with get_runtime().session() as s:
         out = _guard(service.record_attendance, s, invitation_id, status, referent_type=referent_type,
                      structure_id=structure_id, first_appointment_at=_datetime(appointment) if appointment else None)
-    emit(out, as_json, None)
+
+    def human(o):
+        line = f"invitation {o['invitation_id']}: {o['status']}"
+        if o.get("orientation_id"):
+            line += f"; orientation {o['orientation_id']} validée (origine kiosque)"
+        if o.get("reinvitation_ids"):
+            line += f"; réinvitation(s) {', '.join(map(str, o['reinvitation_ids']))}"
+        if o.get("default_mds_orientation_id"):
+            line += f"; proposition d'orientation vers la MDS {o['default_mds_orientation_id']}"
+        click.echo(line)
+
+    emit(out, as_json, human)
 
 
 # --- letters and outbox ---------------------------------------------------------------------------
@@ -283,9 +295,21 @@ def send_cmd(as_of, email_mode, limit, as_json):
     with rt.session() as s:
         reminders = messaging.queue_reminders(s, as_of)
         notifications = messaging.queue_notifications(s, as_of)
-    with rt.session() as s:
-        out = messaging.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True,
-                                       gateways=messaging.gateways_for(rt.settings, email=email_mode))
+    bar = {}
+
+    def progress(total, step):
+        if "bar" not in bar and total and sys.stdout.isatty() and not as_json:
+            bar["bar"] = click.progressbar(length=total, label="envoi").__enter__()
+        if "bar" in bar and step:
+            bar["bar"].update(step)
+
+    try:
+        with rt.session() as s:
+            out = messaging.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True, progress=progress,
+                                           gateways=messaging.gateways_for(rt.settings, email=email_mode))
+    finally:
+        if "bar" in bar:
+            bar["bar"].__exit__(None, None, None)
     out.update(reminders_queued=reminders, notifications_queued=notifications)
     emit(out, as_json, f"{out['sent']} envoyé(s), {out['retry']} à réessayer, {out['failed']} en échec, "
                        f"{out['bounced']} rejeté(s), {out['cancelled']} annulé(s) "

@@ -36,8 +36,8 @@ class Letter:
 class _Pdf(FPDF):
     def __init__(self):
         super().__init__(format="A4")
-        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans-Latin.ttf"))
+        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold-Latin.ttf"))
         self.set_margins(20, 18, 20)
         self.set_auto_page_break(True, margin=18)
         self.set_title("Courrier du Département de la Haute-Garonne")
@@ -70,9 +70,9 @@ def _write_letter(pdf: _Pdf, letter: Letter) -> None:
             pdf.set_font("DejaVu", "B" if bold else "", 11)
             if line.startswith("- "):
                 pdf.set_x(pdf.l_margin + 6)
-                pdf.multi_cell(width - 6, 5.5, "• " + line[2:], new_x="LMARGIN", new_y="NEXT")
+                pdf.multi_cell(width - 6, 5.5, "• " + line[2:], new_x="LMARGIN", new_y="NEXT", align="L")
             else:
-                pdf.multi_cell(width, 5.5, line, new_x="LMARGIN", new_y="NEXT")
+                pdf.multi_cell(width, 5.5, line, new_x="LMARGIN", new_y="NEXT", align="L")
         pdf.ln(3.5)
     pdf.ln(4)
     pdf.set_font("DejaVu", "", 11)
@@ -91,7 +91,9 @@ def render_pdf(letters: list[Letter]) -> bytes:
 
 def _recipient(session: Session, person: Person) -> list[str]:
     h = session.get(Household, person.household_id) if person.household_id else None
-    lines = [" ".join(x for x in (person.first_name, (person.last_name or "").upper()) if x)]
+    from kiosque.messaging import display_first_name
+
+    lines = [" ".join(x for x in (display_first_name(person.first_name), (person.last_name or "").upper()) if x)]
     if h is not None:
         if h.address_line:
             lines.extend(part.strip() for part in h.address_line.split("\n") if part.strip())
@@ -137,8 +139,9 @@ def notification_letter(session: Session, orientation: Orientation, config: Kios
                   f"Le {french_date(dated or orientation.validated_on or orientation.decided_on)}", body)
 
 
-def write_message_letter(session: Session, m: Message, path: Path, config: KiosqueConfig | None = None) -> Path:
-    """The PDF of one outbox letter (invitation, re-invitation or orientation notification)."""
+def letter_for_message(session: Session, m: Message, config: KiosqueConfig | None = None) -> Letter:
+    """The letter of one outbox message (invitation, re-invitation or orientation notification);
+    the message keeps its text (subject = first line, body)."""
     config = config or KiosqueConfig.from_env()
     if m.invitation_id:
         letter = invitation_letter(session, session.get(Invitation, m.invitation_id), config, m.kind,
@@ -148,6 +151,12 @@ def write_message_letter(session: Session, m: Message, path: Path, config: Kiosq
     else:
         raise KiosqueError(f"message {m.id}: ni invitation ni orientation")
     m.subject, m.body = letter.body.split("\n", 1)[0], letter.body
+    return letter
+
+
+def write_message_letter(session: Session, m: Message, path: Path, config: KiosqueConfig | None = None) -> Path:
+    """The PDF of one outbox letter alone."""
+    letter = letter_for_message(session, m, config)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(render_pdf([letter]))

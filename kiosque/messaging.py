@@ -27,7 +27,7 @@ from cases.models import Household, Person
 from config.db import utcnow
 from config.settings import Settings
 from kiosque.models import Invitation, KiosqueSession, Message
-from kiosque.service import KiosqueConfig, fill_recipients, is_mobile
+from kiosque.service import KiosqueConfig, KiosqueError, fill_recipients, is_mobile
 from orientation.models import Notification, Orientation
 from referents.models import Structure
 
@@ -86,8 +86,14 @@ def render(kind: str, channel: str, context: dict, env: Environment | None = Non
     return subject, text + "\n"
 
 
+def display_first_name(first_name: str | None) -> str:
+    """Flows give first names in capitals: "SANDRINE" → "Sandrine" (mixed case is kept)."""
+    first = (first_name or "").strip()
+    return first.title() if first.isupper() else first
+
+
 def _person_context(person: Person) -> dict:
-    return {"first_name": person.first_name or "", "last_name": (person.last_name or "").upper()}
+    return {"first_name": display_first_name(person.first_name), "last_name": (person.last_name or "").upper()}
 
 
 def invitation_context(session: Session, inv: Invitation, config: KiosqueConfig, kind: str = "invitation") -> dict:
@@ -245,24 +251,39 @@ class FileSmsGateway:
 
 
 class LetterGateway:
-    """A letter is "sent" when its PDF is written under OUTBOX/letters for printing and posting."""
+    """Letters due in one outbox run are printed together: one batch PDF under OUTBOX/letters
+    (pages in message id order); a letter is "sent" once the batch is written."""
 
     channel = "letter"
 
     def __init__(self, settings: Settings, session: Session | None = None, config: KiosqueConfig | None = None):
         self.dir, self.session, self.config = Path(settings.outbox_dir) / "letters", session, config
+        self.pending: list = []
 
-    def send(self, m: Message) -> str:
+    def send(self, m: Message) -> None:
         from kiosque import letters
 
+        self.pending.append((m, letters.letter_for_message(self.session, m, self.config)))
+
+    def flush(self, now: dt.datetime) -> Path | None:
+        """Write the batch PDF of the pending letters; returns its path (None when nothing was due)."""
+        from kiosque import letters
+
+        if not self.pending:
+            return None
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"courrier-{m.id}.pdf"
-        letters.write_message_letter(self.session, m, path, config=self.config)
-        m.document_path = str(path)
-        return str(path)
+        first, last = self.pending[0][0].id, self.pending[-1][0].id
+        path = self.dir / f"courriers-{now:%Y%m%d-%H%M%S}-{first}-{last}.pdf"
+        try:
+            path.write_bytes(letters.render_pdf([letter for _, letter in self.pending]))
+        except OSError as exc:
+            raise SendError(f"écriture du lot de courriers impossible: {exc}") from exc
+        for m, _ in self.pending:
+            m.document_path = str(path)
+        return path
 
     def close(self):
-        pass
+        self.pending = []
 
 
 def gateways_for(settings: Settings, *, email: str = "smtp", sms: str | None = None) -> dict:
@@ -346,9 +367,10 @@ def queue_notifications(session: Session, as_of: dt.date | None = None) -> int:
 
 def process_outbox(session: Session, settings: Settings, *, as_of: dt.date, now: dt.datetime | None = None,
                    gateways: dict | None = None, config: KiosqueConfig | None = None, limit: int | None = None,
-                   commit: bool = False) -> dict:
+                   commit: bool = False, progress=None) -> dict:
     """Send the queued messages due (send_on ≤ as_of, next attempt ≤ now). With commit=True each message's
-    outcome is committed at once, so that a crash never sends a message twice."""
+    outcome is committed at once, so that a crash never sends a message twice. progress(total, step) is
+    called once with step 0, then once per message (the CLI's progress bar)."""
     config = config or KiosqueConfig.from_env()
     now = now or (utcnow() if as_of >= dt.date.today() else dt.datetime.combine(as_of, dt.time(23, 59)))
     gateways = gateways or gateways_for(settings)
@@ -364,8 +386,30 @@ def process_outbox(session: Session, settings: Settings, *, as_of: dt.date, now:
         q = q.limit(limit)
     counts = {"sent": 0, "retry": 0, "failed": 0, "bounced": 0, "cancelled": 0}
     try:
-        for m in session.scalars(q).all():
-            counts[_send_one(session, m, gateways, env, config, now)] += 1
+        due = session.scalars(q).all()
+        if progress is not None:
+            progress(len(due), 0)
+        for m in due:
+            outcome = _send_one(session, m, gateways, env, config, now)
+            if progress is not None:
+                progress(len(due), 1)
+            if outcome == "batched":
+                continue
+            counts[outcome] += 1
+            session.flush()
+            if commit:
+                session.commit()
+        if isinstance(letter, LetterGateway) and letter.pending:
+            batched = [m for m, _ in letter.pending]
+            try:
+                letter.flush(now)
+            except SendError as exc:
+                for m in batched:
+                    counts[_failed(m, exc, config, now)] += 1
+            else:
+                for m in batched:
+                    _mark_sent(session, m, now)
+                    counts["sent"] += 1
             session.flush()
             if commit:
                 session.commit()
@@ -380,6 +424,9 @@ def _send_one(session, m: Message, gateways, env, config: KiosqueConfig, now: dt
         inv = session.get(Invitation, m.invitation_id)
         if inv is None or inv.status != "pending":
             m.status, m.last_error = "cancelled", "invitation plus en attente"
+            return "cancelled"
+        if inv.session.starts_at <= now:
+            m.status, m.last_error = "cancelled", "session déjà commencée"
             return "cancelled"
     if not m.recipient:
         fill_recipients(session, [m])
@@ -396,22 +443,35 @@ def _send_one(session, m: Message, gateways, env, config: KiosqueConfig, now: dt
             m.subject, m.body = render(m.kind, m.channel, message_context(session, m, config), env)
         gateway.send(m)
     except SendError as exc:
-        m.last_error = str(exc)[:2000]
-        if exc.permanent:
-            m.status = "bounced"
-            return "bounced"
-        if m.attempts >= config.max_send_attempts:
-            m.status, m.next_attempt_at = "failed", None
-            return "failed"
-        m.next_attempt_at = now + dt.timedelta(minutes=config.backoff_minutes * 2 ** (m.attempts - 1))
-        log.warning("message %s: attempt %s failed (%s), retry at %s", m.id, m.attempts, exc, m.next_attempt_at)
-        return "retry"
+        return _failed(m, exc, config, now)
+    except KiosqueError as exc:  # the message cannot be built (its invitation or orientation is gone)
+        return _failed(m, SendError(str(exc), permanent=True), config, now)
+    if isinstance(gateway, LetterGateway):
+        return "batched"
+    _mark_sent(session, m, now)
+    return "sent"
+
+
+def _mark_sent(session: Session, m: Message, now: dt.datetime) -> None:
     m.status, m.sent_at, m.next_attempt_at, m.last_error = "sent", now, None, None
     if m.kind == "notification" and m.orientation_id:
         o = session.get(Orientation, m.orientation_id)
         if o is not None and o.notified_on is None:
             o.notified_on = now.date()
-    return "sent"
+
+
+def _failed(m: Message, exc: SendError, config: KiosqueConfig, now: dt.datetime) -> str:
+    """Permanent → bounced; transient → retry later (exponential backoff) or failed after the last attempt."""
+    m.last_error = str(exc)[:2000]
+    if exc.permanent:
+        m.status = "bounced"
+        return "bounced"
+    if m.attempts >= config.max_send_attempts:
+        m.status, m.next_attempt_at = "failed", None
+        return "failed"
+    m.next_attempt_at = now + dt.timedelta(minutes=config.backoff_minutes * 2 ** (m.attempts - 1))
+    log.warning("message %s: attempt %s failed (%s), retry at %s", m.id, m.attempts, exc, m.next_attempt_at)
+    return "retry"
 
 
 def mark_bounced(session: Session, message_id: int, reason: str) -> Message:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 from marshmallow import Schema, fields, validate
 
 from kiosque.service import ATTENDANCE, PHONING_OUTCOMES, REFERENT_TYPES, SESSION_STATUSES
 
+# Dates outside this range are typing errors (and would overflow date arithmetic).
+DAYS = validate.Range(min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31))
+PARIS = ZoneInfo("Europe/Paris")  # session times are local: an aware input is converted to Paris time
+MOMENTS = validate.Range(min=dt.datetime(2000, 1, 1), max=dt.datetime(2100, 12, 31))
+
 
 class SessionQuerySchema(Schema):
-    start = fields.Date(load_default=None)
-    end = fields.Date(load_default=None)
+    start = fields.Date(load_default=None, validate=DAYS)
+    end = fields.Date(load_default=None, validate=DAYS)
     mds_id = fields.Integer(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(SESSION_STATUSES))
 
@@ -31,7 +39,8 @@ class SessionSchema(Schema):
 
 class SessionInSchema(Schema):
     mds_id = fields.Integer(required=True)
-    starts_at = fields.DateTime(required=True, metadata={"description": "Heure locale (Europe/Paris)"})
+    starts_at = fields.NaiveDateTime(required=True, timezone=PARIS, validate=MOMENTS,
+                                     metadata={"description": "Heure locale (Europe/Paris)"})
     duration_minutes = fields.Integer(load_default=150, validate=validate.Range(min=15, max=600))
     place = fields.String(load_default=None, validate=validate.Length(max=300))
     capacity = fields.Integer(load_default=20, validate=validate.Range(min=1, max=500))
@@ -39,8 +48,8 @@ class SessionInSchema(Schema):
 
 
 class SessionPatchSchema(Schema):
-    starts_at = fields.DateTime(load_default=None)
-    ends_at = fields.DateTime(load_default=None)
+    starts_at = fields.NaiveDateTime(load_default=None, timezone=PARIS, validate=MOMENTS)
+    ends_at = fields.NaiveDateTime(load_default=None, timezone=PARIS, validate=MOMENTS)
     place = fields.String(load_default=None, validate=validate.Length(max=300))
     capacity = fields.Integer(load_default=None, validate=validate.Range(min=1, max=500))
     status = fields.String(load_default=None, validate=validate.OneOf(SESSION_STATUSES))
@@ -68,13 +77,13 @@ class TemplateInSchema(Schema):
     duration_minutes = fields.Integer(load_default=150, validate=validate.Range(min=15, max=600))
     capacity = fields.Integer(load_default=20, validate=validate.Range(min=1, max=500))
     place = fields.String(load_default=None, validate=validate.Length(max=300))
-    valid_from = fields.Date(load_default=None)
-    valid_until = fields.Date(load_default=None)
+    valid_from = fields.Date(load_default=None, validate=DAYS)
+    valid_until = fields.Date(load_default=None, validate=DAYS)
 
 
 class GenerateInSchema(Schema):
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = fields.Date(required=True, validate=DAYS)
+    end = fields.Date(required=True, validate=DAYS)
     mds_id = fields.Integer(load_default=None)
 
 
@@ -85,7 +94,7 @@ class GenerateResultSchema(Schema):
 
 
 class ClosureInSchema(Schema):
-    day = fields.Date(required=True)
+    day = fields.Date(required=True, validate=DAYS)
     reason = fields.String(load_default="", validate=validate.Length(max=200))
     mds_id = fields.Integer(load_default=None, metadata={"description": "Vide: toutes les MDS"})
 
@@ -98,7 +107,7 @@ class ClosureSchema(Schema):
 
 
 class PlanInSchema(Schema):
-    as_of = fields.Date(load_default=None)
+    as_of = fields.Date(load_default=None, validate=DAYS)
 
 
 class PlanResultSchema(Schema):
@@ -112,6 +121,7 @@ class PlanResultSchema(Schema):
     unplanned = fields.Integer()
     exhausted = fields.Integer()
     no_mds = fields.Integer()
+    overdue = fields.Integer()
     shortfalls = fields.Dict(keys=fields.String(), values=fields.Integer())
     alerts_raised = fields.Integer()
 
@@ -138,20 +148,21 @@ class InvitationSchema(Schema):
 class PhoningInSchema(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(PHONING_OUTCOMES))
     notes = fields.String(load_default=None, validate=validate.Length(max=2000))
-    on = fields.Date(load_default=None, metadata={"description": "Jour de l'appel (défaut: aujourd'hui)"})
+    on = fields.Date(load_default=None, validate=DAYS,
+                     metadata={"description": "Jour de l'appel (défaut: aujourd'hui)"})
 
 
 class OutcomeInSchema(Schema):
     referent_type = fields.String(required=True, validate=validate.OneOf(REFERENT_TYPES))
     structure_id = fields.Integer(load_default=None)
-    first_appointment_at = fields.DateTime(load_default=None)
+    first_appointment_at = fields.NaiveDateTime(load_default=None, timezone=PARIS, validate=MOMENTS)
 
 
 class AttendanceInSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(ATTENDANCE))
     referent_type = fields.String(load_default=None, validate=validate.OneOf(REFERENT_TYPES))
     structure_id = fields.Integer(load_default=None)
-    first_appointment_at = fields.DateTime(load_default=None)
+    first_appointment_at = fields.NaiveDateTime(load_default=None, timezone=PARIS, validate=MOMENTS)
 
 
 class AttendanceResultSchema(Schema):
@@ -164,8 +175,8 @@ class AttendanceResultSchema(Schema):
 
 
 class FunnelQuerySchema(Schema):
-    start = fields.Date(required=True)
-    end = fields.Date(required=True)
+    start = fields.Date(required=True, validate=DAYS)
+    end = fields.Date(required=True, validate=DAYS)
     mds_id = fields.Integer(load_default=None)
     by = fields.String(load_default="session", validate=validate.OneOf(("session", "mds", "month", "total")))
 

@@ -236,6 +236,8 @@ def generate_sessions(session: Session, start: dt.date, end: dt.date, *, mds_id:
     declared closures. Idempotent: a template never gets two sessions on the same day."""
     if end < start:
         raise KiosqueError("la fin précède le début")
+    if (end - start).days > 400:
+        raise KiosqueError("période trop longue: au plus 400 jours à la fois")
     q = select(SessionTemplate).where(SessionTemplate.active.is_(True)).order_by(SessionTemplate.id)
     if mds_id:
         q = q.where(SessionTemplate.mds_id == mds_id)
@@ -370,6 +372,7 @@ class PlanResult:
     unplanned: int = 0
     exhausted: int = 0
     no_mds: int = 0
+    overdue: int = 0  # deadline already unreachable when planned (not a capacity shortfall)
     shortfalls: dict = field(default_factory=dict)  # mds_id -> seats missing before deadlines
     alerts_raised: int = 0
     invitation_ids: list = field(default_factory=list)
@@ -437,9 +440,16 @@ def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = Non
         earliest = as_of + dt.timedelta(days=notice_days(c.channels, config))
         deadline = c.clock_start + dt.timedelta(days=config.deadline_days)
         own = by_mds.get(c.mds_id, [])
-        seat = _pick(own, earliest, deadline)
-        where = "own"
-        if seat is None:
+        if deadline < earliest:
+            # Already too late for any notice: no capacity could have helped; invite at once.
+            result.overdue += 1
+            seat, where = _pick(own, earliest, None), "late"
+            if seat is None:
+                neighbours = [s for s in by_territory.get(territory_of.get(c.mds_id), []) if s.mds_id != c.mds_id]
+                seat = _pick(neighbours, earliest, None)
+        else:
+            seat, where = _pick(own, earliest, deadline), "own"
+        if seat is None and deadline >= earliest:
             result.shortfalls[c.mds_id] = result.shortfalls.get(c.mds_id, 0) + 1
             shortfall_deadlines[c.mds_id] = min(deadline, shortfall_deadlines.get(c.mds_id, deadline))
             neighbours = [s for s in by_territory.get(territory_of.get(c.mds_id), []) if s.mds_id != c.mds_id]
@@ -514,8 +524,8 @@ def fill_recipients(session: Session, messages: list[Message]) -> None:
     pids = {m.person_id for m in messages if m.person_id}
     info = {}
     for chunk in _chunks(sorted(pids), 5000):
-        for pid, email, phone, first, last, addr, pc, city in session.execute(
-                select(Person.id, Person.email, Person.phone, Person.first_name, Person.last_name,
+        for pid, email, phone, addr, pc, city in session.execute(
+                select(Person.id, Person.email, Person.phone,
                        Household.address_line, Household.postal_code, Household.city)
                 .outerjoin(Household, Household.id == Person.household_id).where(Person.id.in_(chunk))):
             info[pid] = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
@@ -735,7 +745,8 @@ def demo(ctx) -> dict:
              f"({len(gen['skipped'])} jour(s) férié(s) ou fermeture(s) sautés)")
     ctx.echo(f"[kiosque] {result.candidates} personne(s) à inviter: {result.invited} invitée(s) "
              f"({result.own_mds} dans leur MDS, {result.neighbour_mds} dans une MDS voisine, "
-             f"{result.after_deadline} après l'échéance), {result.unplanned} sans place; "
+             f"{result.after_deadline} après l'échéance dont {result.overdue} déjà hors délai), "
+             f"{result.unplanned} sans place; "
              f"{result.alerts_raised} alerte(s) de manque de places")
     out = {"templates": templates, "sessions": gen["created"], "plan": result.as_dict()}
     if first is not None:
@@ -747,9 +758,11 @@ def demo(ctx) -> dict:
     use_smtp = bool(os.environ.get("RSA_SMTP_HOST"))
     gateways = messaging.gateways_for(ctx.runtime.settings, email="smtp" if use_smtp else "file")
     with ctx.runtime.session() as s:
+        notifications = messaging.queue_notifications(s, as_of)
         sent = messaging.process_outbox(s, ctx.runtime.settings, as_of=as_of, gateways=gateways, config=config)
-    ctx.echo(f"[kiosque] boîte d'envoi: {sent['sent']} message(s) envoyé(s), {sent['failed']} en échec — "
+    ctx.echo(f"[kiosque] boîte d'envoi: {sent['sent']} message(s) envoyé(s) dont {notifications} notification(s) "
+             f"d'orientation, {sent['failed']} en échec — "
              f"e-mails {'par SMTP' if use_smtp else 'écrits en fichiers'} et SMS écrits sous "
              f"{ctx.runtime.settings.outbox_dir}")
-    out["outbox"] = sent
+    out["outbox"] = {**sent, "notifications_queued": notifications}
     return out

@@ -298,7 +298,8 @@ def rules_load(file, user_email, as_json):
         changed = row.version != before
         if changed:
             s.add(_audit_row("orientation.rules", None, uid, {"version": row.version, "file": file.name}))
-        data = {"version": row.version, "changed": changed, "rules": len(row.rules)}
+        data = {"version": row.version, "changed": changed,
+                "rules": sum(1 for r in row.rules if not r.get("fallback"))}
     emit(data, as_json, f"règles v{data['version']} " + ("actives" if changed else "déjà actives (rien à faire)"))
 
 

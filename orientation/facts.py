@@ -7,6 +7,7 @@ datetime.date. `snapshot` turns the facts a decision read into JSON for the Orie
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 
 from sqlalchemy import func, select
@@ -17,11 +18,23 @@ from orientation.rules import CONSTRAINT_KEYS, CONSTRAINT_LEVELS, FACTS, normali
 
 BATCH = 5000
 FT_REGISTERED_KINDS = ("inscription", "stock")
+# Every fact, unknown: each person's facts start as a copy (booleans false, counts zero).
+_EMPTY = {name: None for name in FACTS}
+_EMPTY.update({"sdd": False, "no_fixed_address": False, "activities.count": 0, "ft.registered": False,
+               "ft.ppae": False, "diagnostic.present": False, "household.adults": 0})
 
 
 def chunks(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
+
+
+def id_filter(column, ids: list[int]):
+    """`column IN ids`, or a BETWEEN when the sorted ids are dense (no long parameter list; rows
+    outside `ids` are dropped by the callers)."""
+    if ids and ids[-1] - ids[0] + 1 <= 2 * len(ids):
+        return column.between(ids[0], ids[-1])
+    return column.in_(ids)
 
 
 def age_on(birth: dt.date | None, day: dt.date) -> int | None:
@@ -46,38 +59,32 @@ def _build_chunk(session: Session, ids: list[int], as_of: dt.date) -> dict[int, 
                Household.benefit_nature, Household.no_fixed_address, Household.commune_insee,
                Household.postal_code)
         .outerjoin(Household, Household.id == Person.household_id)
-        .where(Person.id.in_(ids))).all()
+        .where(id_filter(Person.id, ids))).all()
+    wanted = set(ids)
+    rows = [r for r in rows if r.id in wanted]
     household_ids = sorted({r.household_id for r in rows if r.household_id is not None})
     adults = dict(session.execute(
         select(Person.household_id, func.count(Person.id))
-        .where(Person.household_id.in_(household_ids), Person.role.in_(SDD_ROLES))
+        .where(id_filter(Person.household_id, household_ids), Person.role.in_(SDD_ROLES))
         .group_by(Person.household_id)).all()) if household_ids else {}
 
     facts: dict[int, dict] = {}
     for r in rows:
-        facts[r.id] = {
-            "role": r.role, "age": age_on(r.birth_date, as_of), "sdd": bool(r.sdd),
-            "right_state": r.right_state,
-            "household.adults": adults.get(r.household_id, 0),
-            "household.children_count": r.children_count,
-            "household.family_situation": r.family_situation,
-            "household.benefit_nature": r.benefit_nature,
-            "no_fixed_address": bool(r.no_fixed_address),
-            "commune": r.commune_insee, "postal_code": r.postal_code,
-            "current_activity.code": None, "current_activity.start_on": None, "current_activity.end_on": None,
-            "activities": [], "activities.count": 0,
-            "ft.registered": False, "ft.registered_on": None, "ft.ppae": False, "ft.ppae_signed_on": None,
-            "ft.ppae_modality": None,
-            "diagnostic.present": False, "diagnostic.recorded_on": None, "diagnostic.education_level": None,
-            "diagnostic.can_seek_work": None, **{f"diagnostic.{k}": None for k in CONSTRAINT_KEYS},
-            "path.clock_start": None,
-        }
+        f = dict(_EMPTY)
+        f.update(role=r.role, age=age_on(r.birth_date, as_of), sdd=bool(r.sdd), right_state=r.right_state,
+                 no_fixed_address=bool(r.no_fixed_address), commune=r.commune_insee, postal_code=r.postal_code,
+                 activities=[])
+        f["household.adults"] = adults.get(r.household_id, 0)
+        f["household.children_count"] = r.children_count
+        f["household.family_situation"] = r.family_situation
+        f["household.benefit_nature"] = r.benefit_nature
+        facts[r.id] = f
 
     # Activities known at the as-of date; the current one: DDACT <= as_of and (DFACT empty or >= as_of),
     # latest DDACT first.
     for pid, code, start, end in session.execute(
             select(Activity.person_id, Activity.code, Activity.start_on, Activity.end_on)
-            .where(Activity.person_id.in_(ids))
+            .where(id_filter(Activity.person_id, ids))
             .order_by(Activity.person_id, Activity.start_on, Activity.id)):
         f = facts.get(pid)
         if f is None or (start is not None and start > as_of):
@@ -97,7 +104,7 @@ def _build_chunk(session: Session, ids: list[int], as_of: dt.date) -> dict[int, 
     for ev in session.execute(
             select(FranceTravailEvent.person_id, FranceTravailEvent.kind, FranceTravailEvent.event_on,
                    FranceTravailEvent.ppae_signed_on, FranceTravailEvent.ppae_modality)
-            .where(FranceTravailEvent.person_id.in_(ids), FranceTravailEvent.event_on <= as_of)
+            .where(id_filter(FranceTravailEvent.person_id, ids), FranceTravailEvent.event_on <= as_of)
             .order_by(FranceTravailEvent.person_id, FranceTravailEvent.event_on, FranceTravailEvent.id)):
         latest[ev.person_id] = ev
     for pid, ev in latest.items():
@@ -113,7 +120,7 @@ def _build_chunk(session: Session, ids: list[int], as_of: dt.date) -> dict[int, 
     for d in session.execute(
             select(Diagnostic.person_id, Diagnostic.recorded_on, Diagnostic.constraints,
                    Diagnostic.education_level, Diagnostic.can_seek_work)
-            .where(Diagnostic.person_id.in_(ids), Diagnostic.recorded_on <= as_of)
+            .where(id_filter(Diagnostic.person_id, ids), Diagnostic.recorded_on <= as_of)
             .order_by(Diagnostic.person_id, Diagnostic.recorded_on, Diagnostic.id)):
         diags[d.person_id] = d
     for pid, d in diags.items():
@@ -132,24 +139,31 @@ def _build_chunk(session: Session, ids: list[int], as_of: dt.date) -> dict[int, 
     # The open path (the latest when several are open) gives the legal clock.
     for pid, clock in session.execute(
             select(Path.person_id, Path.clock_start)
-            .where(Path.person_id.in_(ids), Path.closed_on.is_(None))
+            .where(id_filter(Path.person_id, ids), Path.closed_on.is_(None))
             .order_by(Path.person_id, Path.clock_start, Path.id)):
         if pid in facts:
             facts[pid]["path.clock_start"] = clock
     return facts
 
 
-def _json(value):
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    return value
+def _iso(value):
+    return value.isoformat() if value is not None else None
 
 
 def snapshot(facts: dict, names: Iterable[str]) -> dict:
     """The JSON snapshot of the named facts (what a decision read), plus the address used to assign."""
-    keys = list(dict.fromkeys([*names, "commune", "postal_code"]))
-    return {k: _json(facts.get(k)) for k in keys if k in FACTS}
+    out = {}
+    for k in _snapshot_keys(tuple(names)):
+        v = facts.get(k)
+        if v.__class__ is dt.date:
+            v = v.isoformat()
+        elif v.__class__ is list:
+            v = [{"code": a["code"], "start_on": _iso(a["start_on"]), "end_on": _iso(a["end_on"]),
+                  "current": a["current"]} for a in v]
+        out[k] = v
+    return out
+
+
+@functools.cache
+def _snapshot_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for k in dict.fromkeys([*names, "commune", "postal_code"]) if k in FACTS)

@@ -10,14 +10,14 @@ facts changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import functools
 import heapq
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -129,7 +129,7 @@ def rule_set_as_dict(row: RuleSet) -> dict:
 
 def rule_set_versions(session: Session) -> list[dict]:
     return [{"version": r.version, "name": r.name, "active": r.active, "created_at": r.created_at,
-             "created_by": r.created_by, "rules": len(r.rules)}
+             "created_by": r.created_by, "rules": sum(1 for x in r.rules if not x.get("fallback"))}
             for r in session.scalars(select(RuleSet).order_by(RuleSet.version))]
 
 
@@ -219,10 +219,6 @@ def _channel(email: str | None) -> str:
     return "email" if email else "letter"
 
 
-def _facts_hash(facts: dict | None) -> str:
-    return hashlib.sha256(json.dumps(facts or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 # --- the run ------------------------------------------------------------------------------------
 
 @dataclass
@@ -277,8 +273,7 @@ def end_closed(session: Session, as_of: dt.date) -> int:
                                data={"orientation_id": oid, "reason": reason}))
     if updates:
         session.execute(update(Orientation), updates)
-    if events:
-        session.execute(insert(CaseEvent), events)
+    _bulk_insert(session, CaseEvent, events)
     return len(updates)
 
 
@@ -320,7 +315,12 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             facts = facts_by_person[pid]
             existing = pending.get(cand.path_id)
             if existing is not None and existing.origin != "auto":
-                stats["kept"] += 1  # a person's decision (kiosque, agent, MDS default) is not redone by rules
+                # A person's decision (kiosque, agent, MDS default) is not redone by the rules; when it
+                # waits for a place and one is free, it is validated.
+                if existing.status == "awaiting_capacity" and assigner.has_room(existing.structure_id):
+                    promoted.append(_promotion(existing, assigner, as_of, pid, cand))
+                else:
+                    stats["kept"] += 1
                 continue
             decision = evaluator.evaluate(facts)
             rule = decision.rule
@@ -330,11 +330,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             if existing is not None and (existing.rule_id, existing.referent_type, existing.structure_id) == \
                     (rule.id, referent_type, structure_id):
                 if existing.status == "awaiting_capacity" and assigner.has_room(structure_id):
-                    agent_id = assigner.take(structure_id)
-                    promoted.append({"id": existing.id, "status": "validated", "validated_on": as_of,
-                                     "notified_on": as_of, "agent_id": agent_id,
-                                     "_person": pid, "_path": cand.path_id, "_email": cand.email,
-                                     "_referent_type": referent_type, "_structure": structure_id})
+                    promoted.append(_promotion(existing, assigner, as_of, pid, cand))
                 else:
                     stats["unchanged"] += 1
                 continue
@@ -372,9 +368,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
         if new_rows:
             # One new row per person in a batch: map the returned ids by person (any order, so that the
             # dialects insert in large batches).
-            table = Orientation.__table__
-            id_of = dict((pid, oid) for oid, pid in session.connection().execute(
-                table.insert().returning(table.c.id, table.c.person_id), new_rows))
+            id_of = _insert_orientations(session, new_rows)
             for pid, cand, status, rtype, sid, why, rule_id in meta:
                 oid = id_of[pid]
                 label = REFERENT_LABELS[rtype]
@@ -413,13 +407,11 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 .values(resolved_on=as_of))
             stats["validated"] += len(promoted)
             stats["promoted"] += len(promoted)
-        if events:
-            session.execute(insert(CaseEvent), events)
-        if notifications:
-            session.execute(insert(Notification), notifications)
+        _bulk_insert(session, CaseEvent, events)
+        _bulk_insert(session, Notification, notifications)
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
-            session.execute(insert(Alert), fresh)
+            _bulk_insert(session, Alert, fresh)
             alert_keys.update(a["key"] for a in fresh)
         session.flush()
         done += len(chunk)
@@ -432,10 +424,42 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             "superseded": stats["superseded"], "promoted": stats["promoted"], "ended": ended}
 
 
-def _placeholders(template: str) -> list[str]:
+def _insert_orientations(session: Session, rows: list[dict]) -> dict[int, int]:
+    """Insert new decisions (one per person) → {person_id: orientation id}.
+
+    PostgreSQL: ids drawn from the sequence in one query, then a pipelined executemany (a huge
+    INSERT … RETURNING is slow to send through psycopg); SQLite: INSERT … RETURNING in batches."""
+    conn = session.connection()
+    table = Orientation.__table__
+    if conn.dialect.name == "postgresql":
+        ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence('orientation', 'id')) "
+                                "FROM generate_series(1, :n)"), {"n": len(rows)}).scalars().all()
+        for row, oid in zip(rows, ids, strict=True):
+            row["id"] = oid
+        conn.execute(table.insert(), rows)
+        return {row["person_id"]: row["id"] for row in rows}
+    return {pid: oid for oid, pid in conn.execute(table.insert().returning(table.c.id, table.c.person_id), rows)}
+
+
+def _bulk_insert(session: Session, model, rows: list[dict]) -> None:
+    """Core executemany (the ORM bulk path is several times slower for 100,000 rows)."""
+    if rows:
+        session.connection().execute(model.__table__.insert(), rows)
+
+
+def _promotion(existing: _Pending, assigner: Assigner, as_of: dt.date, pid: int, cand) -> dict:
+    """The update validating a decision that waited for a place (and what its events need)."""
+    agent_id = assigner.take(existing.structure_id)
+    return {"id": existing.id, "status": "validated", "validated_on": as_of, "notified_on": as_of,
+            "agent_id": agent_id, "_person": pid, "_path": cand.path_id, "_email": cand.email,
+            "_referent_type": existing.referent_type, "_structure": existing.structure_id}
+
+
+@functools.cache
+def _placeholders(template: str) -> tuple[str, ...]:
     from orientation.rules import _PLACEHOLDER
 
-    return _PLACEHOLDER.findall(template)
+    return tuple(_PLACEHOLDER.findall(template))
 
 
 def _channel_label(email: str | None) -> str:
@@ -567,7 +591,10 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     data = {"orientation_id": o.id, "referent_type": referent_type, "structure": code, "origin": origin,
             "reason": reason}
     if initial == "validated":
-        _validate_row(session, o, decided_on, assigner, user_id, source)
+        if not _validate_row(session, o, decided_on, assigner, user_id, source):
+            add_event(session, person_id, "orientation.proposed", decided_on, source,
+                      f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
+                      path_id=path_id, author_id=user_id)
     else:
         add_event(session, person_id, "orientation.proposed", decided_on, source,
                   f"Proposition: {target} ({who}, statut {o.status})", data, path_id=path_id, author_id=user_id)
@@ -831,8 +858,7 @@ def check_deadlines(session: Session, as_of: dt.date) -> dict:
                                              it["person_id"], it["mds_id"], {"days": it["days"],
                                                                              "legal_on": it["legal_on"].isoformat()},
                                              severity=sev))
-    if new_alerts:
-        session.execute(insert(Alert), new_alerts)
+    _bulk_insert(session, Alert, new_alerts)
     # The law's default: not oriented at D+35 and the kiosque invitation failed → proposed to the MDS.
     late = {it["person_id"]: it for it in items if it["days"] >= 35
             and not (it["decision_status"] in PENDING and it["decision_origin"] == "default_mds")}

@@ -6,6 +6,9 @@ the same numbers in a table next to it. Colours are chosen for contrast on white
 
 from __future__ import annotations
 
+import math
+import zlib
+
 from markupsafe import Markup, escape
 
 INK = "#1b1b1b"
@@ -25,8 +28,27 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
+
+
+def month_label(key: str) -> str:
+    """'2026-03' → 'mars 26'."""
+    if len(key) == 7 and key[4] == "-":
+        return f"{MONTHS[int(key[5:]) - 1]} {key[2:4]}"
+    return key
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2, 5 × 10^k: round axis graduations."""
+    power = 10 ** math.floor(math.log10(max(raw, 1e-9)))
+    for m in (1, 2, 5, 10):
+        if raw <= m * power:
+            return m * power
+    return 10 * power
+
+
 def _svg(width: int, height: int, title: str, desc: str, body: list[str]) -> Markup:
-    ident = "c" + str(abs(hash((title, desc))) % 10**8)
+    ident = f"c{zlib.crc32((title + desc).encode()):08x}"
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
             f'role="img" aria-labelledby="{ident}t {ident}d" class="chart" '
             f'style="max-width:{width}px;font-family:system-ui,sans-serif;font-size:12px">'
@@ -49,9 +71,10 @@ def bullet(value: float | None, target: float, limit: float, title: str) -> Mark
             f'<rect x="{x(limit):.1f}" y="18" width="{x(top) - x(limit):.1f}" height="26" fill="#f9e0e0"/>']
     if value is not None:
         body.append(f'<rect x="{left}" y="24" width="{max(x(value) - left, 1):.1f}" height="14" fill="{colour}"/>')
-    for v, label, c in ((target, f"objectif {target:.0f} j", GREEN), (limit, f"limite légale {limit:.0f} j", RED)):
+    for v, label, c, anchor, dx in ((target, f"objectif {target:.0f} j", GREEN, "end", -4),
+                                    (limit, f"limite légale {limit:.0f} j", RED, "start", 4)):
         body.append(f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="12" y2="50" stroke="{c}" stroke-width="3"/>')
-        body.append(f'<text x="{x(v):.1f}" y="64" text-anchor="middle" fill="{INK}">{escape(label)}</text>')
+        body.append(f'<text x="{x(v) + dx:.1f}" y="64" text-anchor="{anchor}" fill="{INK}">{escape(label)}</text>')
     body.append(f'<text x="{left}" y="11" fill="{INK}">0 j</text>')
     desc = (f"Délai médian {_fmt(value, ' jours')}, objectif {target:.0f} jours, limite légale {limit:.0f} jours.")
     return _svg(width, height, title, desc, body)
@@ -60,10 +83,13 @@ def bullet(value: float | None, target: float, limit: float, title: str) -> Mark
 def line_chart(categories: list[str], series: list[tuple[str, list[float | None], str]],
                hlines: list[tuple[float, str, str]], title: str, unit: str = "j") -> Markup:
     """Lines over months, with horizontal reference lines (target, legal limit)."""
-    width, height = 720, 280
-    left, right, top, bottom = 44, 16, 16, 52
+    width, height = 1080, 300
+    left, right, top, bottom = 44, 34, 16, 52
     values = [v for _n, vs, _c in series for v in vs if v is not None] + [h[0] for h in hlines]
-    vmax = max(values + [1]) * 1.1
+    top_value = max(values + [1]) * 1.05
+    tick = _nice_step(top_value / 4)
+    ticks = max(1, math.ceil(top_value / tick))
+    vmax = tick * ticks
     n = max(len(categories), 1)
     step = (width - left - right) / max(n - 1, 1)
 
@@ -74,8 +100,8 @@ def line_chart(categories: list[str], series: list[tuple[str, list[float | None]
         return top + (height - top - bottom) * (1 - v / vmax)
 
     body = []
-    for k in range(5):
-        v = vmax * k / 4
+    for k in range(ticks + 1):
+        v = tick * k
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="{GRID}"/>')
         body.append(f'<text x="{left - 6}" y="{py(v) + 4:.1f}" text-anchor="end" fill="{INK}">{v:.0f}</text>')
     for v, label, colour in hlines:
@@ -85,7 +111,7 @@ def line_chart(categories: list[str], series: list[tuple[str, list[float | None]
                     f'{escape(label)}</text>')
     for i, c in enumerate(categories):
         body.append(f'<text x="{px(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="{INK}">'
-                    f'{escape(c[2:] if len(c) == 7 else c)}</text>')
+                    f'{escape(month_label(c))}</text>')
     legend_x = left
     for name, vs, colour in series:
         points, segment = [], []

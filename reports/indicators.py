@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     Integer,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.orm import Session
 
@@ -102,8 +104,8 @@ def _days(dialect: str, later, earlier):
 
 
 def _month(dialect: str, day):
-    if dialect == "sqlite":
-        return func.strftime("%Y-%m", day)
+    if dialect == "sqlite":  # dates are stored as ISO text: the month is its first 7 characters
+        return func.substr(day, 1, 7)
     return func.to_char(day, "YYYY-MM")
 
 
@@ -121,35 +123,47 @@ def _facts_columns() -> list[Column]:
     return cols
 
 
-def first_validated_orientations(as_of: dt.date):
-    """Per path, the first orientation that reached validation on or before as_of (rn = 1).
+TIE_BREAK = 2**32  # ids stay far below: (day, id) packed into one sortable integer
 
-    Later statuses (ended, superseded) do not matter: what counts is that it was validated."""
+
+def first_validated_orientations(dialect: str, as_of: dt.date):
+    """Per path, the first orientation that reached validation on or before as_of: the earliest
+    validated_on, ties broken by the lowest id. Later statuses (ended, superseded) do not matter:
+    what counts is that it was validated.
+
+    (validated_on, id) is packed into one integer so that a plain MIN … GROUP BY path_id finds
+    it, then the row is fetched by primary key: the same result on both databases, without a
+    window over every orientation."""
     o = Orientation
-    return (select(o.path_id, o.person_id, o.validated_on, o.referent_type, o.origin, o.rule_id,
-                   o.structure_id,
-                   func.row_number().over(partition_by=o.path_id, order_by=(o.validated_on, o.id)).label("rn"))
-            .where(o.validated_on.is_not(None), o.validated_on <= as_of, o.path_id.is_not(None))
-            .subquery("first_validated"))
+    day = _days(dialect, o.validated_on, literal(dt.date(1970, 1, 1), Date))
+    key = cast(day, BigInteger) * literal(TIE_BREAK, BigInteger) + o.id
+    # The date condition is on the computed day number: one sequential pass over the orientations
+    # rather than a walk of the validated_on index fetching rows one by one.
+    as_of_day = (as_of - dt.date(1970, 1, 1)).days
+    firsts = (select(o.path_id.label("path_id"), func.min(key).label("k"))
+              .where(day <= as_of_day, o.path_id.is_not(None))
+              .group_by(o.path_id).subquery("firsts"))
+    return (select(firsts.c.path_id, o.person_id, o.validated_on, o.referent_type, o.origin, o.rule_id,
+                   o.structure_id)
+            .select_from(firsts).join(o, o.id == firsts.c.k % literal(TIE_BREAK, BigInteger)))
 
 
-def _facts_select(dialect: str, f: ReportFilter):
-    first = first_validated_orientations(f.as_of)
+def _facts_select(dialect: str, f: ReportFilter, first: Table):
     as_of = literal(f.as_of, Date)
     start, end = f.period
     starts = {"legal": Path.clock_start, "demande": Path.request_date}
     open_sdd = case((and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), Person.sdd.is_(True),
                           Household.right_state.in_(OPEN_RIGHT_STATES)), 1), else_=0)
-    columns = [Path.id, Path.person_id, first.c.validated_on, first.c.referent_type, first.c.origin,
-               first.c.rule_id, first.c.structure_id, Household.territory_id, Household.mds_id, open_sdd]
+    columns = [Path.id, Path.person_id, first.c.decided, first.c.referent_type, first.c.origin,
+               first.c.rule, first.c.structure_id, Household.territory_id, Household.mds_id, open_sdd]
     for clock in CLOCKS:
         s = starts[clock]
-        columns += [s, _days(dialect, first.c.validated_on, s), _days(dialect, as_of, s), _month(dialect, s),
+        columns += [s, _days(dialect, first.c.decided, s), _days(dialect, as_of, s), _month(dialect, s),
                     case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0)]
     q = (select(*columns).select_from(Path)
          .join(Person, Person.id == Path.person_id)
          .outerjoin(Household, Household.id == Path.household_id)
-         .outerjoin(first, and_(first.c.path_id == Path.id, first.c.rn == 1, first.c.person_id == Path.person_id))
+         .outerjoin(first, and_(first.c.path_id == Path.id, first.c.person_id == Path.person_id))
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
     if f.territory_id is not None:
         q = q.where(Household.territory_id == f.territory_id)
@@ -168,42 +182,195 @@ def facts(session: Session, f: ReportFilter) -> Iterator[Table]:
     table = Table(f"rpt_facts_{uuid.uuid4().hex[:10]}", MetaData(), *_facts_columns(),
                   prefixes=["TEMPORARY"])
     conn = session.connection()
+    first = _first_table(session, f.as_of)
     table.create(conn)
     try:
         conn.execute(insert(table).from_select([c.name for c in table.columns],
-                                               _facts_select(_dialect(session), f)))
+                                               _facts_select(_dialect(session), f, first)))
         yield table
     finally:
         table.drop(conn)
+        first.drop(conn)
+
+
+# --------------------------------------------------------------------------- delay histograms
+
+# Age buckets (days since the clock start): the lower bounds of the backlog bands. They also give the
+# threshold classes of the shares: age >= 30 ⇔ bucket >= 30, same for 42 and 90.
+BUCKETS = tuple(low for _key, low, _high in BANDS)
+BAND_OF_BUCKET = {low: key for key, low, _high in BANDS}
+# Histogram sources: "geo" carries territory, MDS and month; the others one attribute of the first
+# validated orientation each.
+SOURCES = ("geo", "referent_type", "origin", "rule")
+
+
+def _bucket(start, as_of: dt.date):
+    """Age bucket of a clock start on the as-of date, by plain date comparisons (age >= N days ⇔
+    start <= as_of − N): no date arithmetic per row."""
+    return case(*[(start <= as_of - dt.timedelta(days=low), low) for low in sorted(BUCKETS, reverse=True)
+                  if low > 0], else_=0)
+
+
+def _first_table(session: Session, as_of: dt.date) -> Table:
+    """Temporary table: the first validated decision of each path (path_id primary key)."""
+    table = Table(f"rpt_first_{uuid.uuid4().hex[:10]}", MetaData(),
+                  Column("path_id", Integer, primary_key=True, autoincrement=False),
+                  Column("person_id", Integer), Column("decided", Date), Column("referent_type", String(20)),
+                  Column("origin", String(20)), Column("rule", String(60)), Column("structure_id", Integer),
+                  prefixes=["TEMPORARY"])
+    conn = session.connection()
+    table.create(conn)
+    conn.execute(insert(table).from_select(
+        ["path_id", "person_id", "decided", "referent_type", "origin", "rule", "structure_id"],
+        first_validated_orientations(_dialect(session), as_of)))
+    return table
+
+
+def _per_path(dialect: str, f: ReportFilter, first: Table):
+    """One row per path in the filter's scope, with both clocks' delay, age bucket, month, and
+    whether the path is in the clock's cohort and in the backlog. Never materialised."""
+    start, end = f.period
+    open_sdd = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), Person.sdd.is_(True),
+                    Household.right_state.in_(OPEN_RIGHT_STATES))
+    cols = [Household.territory_id.label("territory"), Household.mds_id.label("mds"),
+            first.c.referent_type, first.c.origin, first.c.rule]
+    for clock, s in (("legal", Path.clock_start), ("demande", Path.request_date)):
+        cols += [_month(dialect, s).label(f"month_{clock}"),
+                 _days(dialect, first.c.decided, s).label(f"delay_{clock}"),
+                 _bucket(s, f.as_of).label(f"bucket_{clock}"),
+                 case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0).label(f"cohort_{clock}"),
+                 case((and_(open_sdd, first.c.decided.is_(None), s <= f.as_of), 1), else_=0)
+                 .label(f"backlog_{clock}")]
+    q = (select(*cols).select_from(Path)
+         .join(Person, Person.id == Path.person_id)
+         .outerjoin(Household, Household.id == Path.household_id)
+         .outerjoin(first, and_(first.c.path_id == Path.id, first.c.person_id == Path.person_id)))
+    # No condition on the clock dates here: the flags carry them, and a range condition would make
+    # SQLite walk the date indexes and fetch a million rows one by one instead of one plain scan.
+    if f.territory_id is not None:
+        q = q.where(Household.territory_id == f.territory_id)
+    if f.mds_id is not None:
+        q = q.where(Household.mds_id == f.mds_id)
+    if f.user is not None:
+        from cases.service import person_scope
+
+        q = q.where(person_scope(f.user))
+    return q.subquery("per_path")
+
+
+def _hist_table() -> Table:
+    return Table(f"rpt_hist_{uuid.uuid4().hex[:10]}", MetaData(),
+                 Column("clock", String(8)), Column("src", String(16)), Column("territory", Integer),
+                 Column("mds", Integer), Column("month", String(7)), Column("k", String(60)),
+                 Column("delay", Integer), Column("bucket", Integer), Column("cohort", Integer),
+                 Column("backlog", Integer), Column("n", Integer), prefixes=["TEMPORARY"])
+
+
+def _group_keys(p, clock: str, src: str) -> list:
+    """(territory, mds, month, k) for one histogram source, NULL where the source does not split."""
+    null_int, null_str = literal(None, Integer), literal(None, String)
+    if src == "geo":
+        return [p.c.territory, p.c.mds, p.c[f"month_{clock}"], null_str]
+    return [null_int, null_int, null_str, p.c[src]]
+
+
+@contextmanager
+def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOURCES) -> Iterator[Table]:
+    """The delay histogram of the filter, in a temporary table dropped after use.
+
+    One row per (clock, source, territory, MDS, month or attribute, delay, age bucket, cohort?,
+    backlog?) with its number of paths: everything the delay indicators need, a few thousand rows
+    instead of one per path. PostgreSQL builds every source of both clocks in one pass (GROUPING
+    SETS); SQLite, which has no grouping sets, in one GROUP BY per clock and source."""
+    dialect = _dialect(session)
+    conn = session.connection()
+    if dialect == "postgresql":
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
+    first = _first_table(session, f.as_of)
+    hist = _hist_table()
+    hist.create(conn)
+    try:
+        p = _per_path(dialect, f, first)
+        names = [c.name for c in hist.columns]
+        if dialect == "postgresql":
+            conn.execute(insert(hist).from_select(names, _grouping_sets_select(p, sources)))
+        else:
+            for clock in CLOCKS:
+                for src in sources:
+                    keys = _group_keys(p, clock, src)
+                    row = [p.c.territory, p.c.mds, p.c[f"month_{clock}"]] if src == "geo" else [p.c[src]]
+                    flags = [p.c[f"delay_{clock}"], p.c[f"bucket_{clock}"], p.c[f"cohort_{clock}"],
+                             p.c[f"backlog_{clock}"]]
+                    q = (select(literal(clock, String), literal(src, String), *keys, *flags, func.count())
+                         .where(or_(p.c[f"cohort_{clock}"] == 1, p.c[f"backlog_{clock}"] == 1))
+                         .group_by(*row, *flags))
+                    if src != "geo":
+                        q = q.where(p.c[f"cohort_{clock}"] == 1)
+                    conn.execute(insert(hist).from_select(names, q))
+        yield hist
+    finally:
+        hist.drop(conn)
+        first.drop(conn)
+
+
+def _grouping_sets_select(p, sources: tuple[str, ...]):
+    """PostgreSQL: every (clock, source) histogram in one scan of the per-path rows.
+
+    GROUPING(col) is 0 when col belongs to the row's grouping set: that tells the sets apart."""
+    sets, branches = [], []
+    for clock in CLOCKS:
+        other = "demande" if clock == "legal" else "legal"
+        flags = [p.c[f"delay_{clock}"], p.c[f"bucket_{clock}"], p.c[f"cohort_{clock}"], p.c[f"backlog_{clock}"]]
+        for src in sources:
+            keys = [p.c.territory, p.c.mds, p.c[f"month_{clock}"]] if src == "geo" else [p.c[src]]
+            sets.append(tuple_(*keys, *flags))
+            cond = and_(func.grouping(keys[-1]) == 0, func.grouping(p.c[f"delay_{clock}"]) == 0,
+                        func.grouping(p.c[f"delay_{other}"]) == 1)
+            branches.append((cond, clock, src))
+    geo = or_(*[cond for cond, _clock, src in branches if src == "geo"]) if "geo" in sources else literal(False)
+
+    def per_clock(name: str):
+        return case(*[(cond, p.c[f"{name}_{clock}"]) for cond, clock, _src in branches])
+
+    k = [(cond, cast(p.c[src], String)) for cond, _clock, src in branches if src != "geo"]
+    month = [(cond, p.c[f"month_{clock}"]) for cond, clock, src in branches if src == "geo"]
+    return (select(case(*[(cond, clock) for cond, clock, _src in branches]),
+                   case(*[(cond, src) for cond, _clock, src in branches]),
+                   case((geo, p.c.territory)), case((geo, p.c.mds)),
+                   case(*month) if month else literal(None, String),
+                   case(*k) if k else literal(None, String),
+                   per_clock("delay"), per_clock("bucket"), per_clock("cohort"), per_clock("backlog"),
+                   func.count())
+            .group_by(func.grouping_sets(*sets)))
 
 
 # --------------------------------------------------------------------------- delay statistics
 
-def _dimension_key(dim: str, clock: str) -> str:
+DIM_SOURCE = {"all": "geo", "month": "geo", "territory": "geo", "mds": "geo", "referent_type": "referent_type",
+              "origin": "origin", "rule": "rule"}
+
+
+def _dimension_key(dim: str) -> str:
     if dim == "all":
         return "'*'"
-    column = f"month_{clock}" if dim == "month" else dim
+    column = {"month": "month", "territory": "territory", "mds": "mds"}.get(dim, "k")
     return f"COALESCE(CAST({column} AS VARCHAR(80)), '{NULL_KEY}')"
 
 
-def _age_class(clock: str) -> str:
-    parts = " ".join(f"WHEN age_{clock} >= {n} THEN {n}" for n in sorted(THRESHOLDS, reverse=True))
-    return f"CASE {parts} ELSE 0 END"
-
-
-def delay_statistics(session: Session, facts_table: Table, clock: str,
+def delay_statistics(session: Session, hist: Table, clock: str,
                      dims: tuple[str, ...] = ("all",)) -> dict[tuple[str, str | None], dict]:
     """Cohort size, oriented, mean / median / p90 delay and shares within 30/42/90 days, for the
-    cohort of `clock`, overall ("all") and per breakdown dimension. One SQL statement.
+    cohort of `clock`, overall ("all") and per breakdown dimension. One SQL statement over the
+    histogram: the percentiles are read off the cumulative counts (see the module docstring).
 
     Returns {(dim, key): stats}; key None for paths whose dimension value is NULL."""
     if clock not in CLOCKS:
         raise ValueError(f"unknown clock {clock!r}")
-    t = facts_table.name
+    t = hist.name
     branches = " UNION ALL ".join(
-        f"SELECT '{dim}' AS dim, {_dimension_key(dim, clock)} AS k, delay_{clock} AS delay, "
-        f"{_age_class(clock)} AS age_class, COUNT(*) AS n FROM {t} WHERE cohort_{clock} = 1 "
-        f"GROUP BY 2, 3, 4"
+        f"SELECT '{dim}' AS dim, {_dimension_key(dim)} AS k, delay, bucket AS age_class, "
+        f"CAST(SUM(n) AS BIGINT) AS n FROM {t} WHERE clock = '{clock}' AND src = '{DIM_SOURCE[dim]}' "
+        f"AND cohort = 1 GROUP BY 2, 3, 4"
         for dim in dims)
     share_cols = ", ".join(
         f"CAST(SUM(CASE WHEN age_class >= {n} THEN n ELSE 0 END) AS BIGINT) AS den_{n}, "
@@ -251,9 +418,8 @@ def delay_statistics(session: Session, facts_table: Table, clock: str,
     for row in session.execute(text(sql)).mappings():
         key = None if row["k"] == NULL_KEY else row["k"]
         out[(row["dim"], key)] = _stats_row(row)
-    for dim in dims:  # an empty cohort still answers, with nulls
-        if dim == "all" and ("all", "*") not in out:
-            out[("all", "*")] = empty_stats()
+    if "all" in dims and ("all", "*") not in out:  # an empty cohort still answers, with nulls
+        out[("all", "*")] = empty_stats()
     return out
 
 
@@ -282,24 +448,22 @@ def empty_stats() -> dict:
 
 # --------------------------------------------------------------------------- backlog
 
-def band_case(age_column: str) -> str:
-    parts = " ".join(f"WHEN {age_column} >= {low} THEN '{key}'" for key, low, _high in reversed(BANDS))
-    return f"CASE {parts} END"
-
-
-def backlog(session: Session, facts_table: Table, clock: str) -> list[dict]:
-    """Persons still to orient as of the as-of date, by age band of `clock`, per territory and MDS.
+def backlog(session: Session, hist: Table, clock: str) -> list[dict]:
+    """Persons still to orient on the as-of date, by age band of `clock`, per territory and MDS.
 
     A stock, not a cohort: every open path (not closed on as_of) of an SDD person whose household's
-    right is open, with no orientation validated by as_of, whatever the period."""
-    t = facts_table.name
-    sql = (f"SELECT territory, mds, {band_case(f'age_{clock}')} AS band, COUNT(*) AS n FROM {t} "
-           f"WHERE open_sdd = 1 AND decided IS NULL AND age_{clock} >= 0 GROUP BY 1, 2, 3")
-    return [dict(r) for r in session.execute(text(sql)).mappings()]
+    right is open, whose clock started by as_of, with no orientation validated by as_of, whatever
+    the period."""
+    h = hist.c
+    q = (select(h.territory, h.mds, h.bucket, func.sum(h.n).label("n"))
+         .where(h.clock == clock, h.src == "geo", h.backlog == 1).group_by(h.territory, h.mds, h.bucket))
+    return [{"territory": r.territory, "mds": r.mds, "band": BAND_OF_BUCKET[r.bucket], "n": int(r.n)}
+            for r in session.execute(q)]
 
 
 def backlog_bands(rows: list[dict], by: str | None = None) -> dict:
-    """Roll backlog rows (already aggregated by SQL) up to band → count, optionally per key."""
+    """Roll backlog rows (already aggregated by SQL, one per territory × MDS × band) up to
+    band → count, optionally per territory or MDS."""
     def zero():
         return {key: 0 for key, _l, _h in BANDS}
 
@@ -314,43 +478,7 @@ def backlog_bands(rows: list[dict], by: str | None = None) -> dict:
     return grouped
 
 
-# --------------------------------------------------------------------------- kiosque
-
-def kiosque_funnel(session: Session, f: ReportFilter, by_mds: bool = False) -> list[dict]:
-    """Invited → reached by phone → attended → oriented by the kiosque, in persons, over the
-    invitations sent in the period (a person counts once per step, whatever the attempts)."""
-    from kiosque.models import Invitation, KiosqueSession
-
-    start, end = f.period
-    oriented = (select(Orientation.id).where(
-        Orientation.person_id == Invitation.person_id, Orientation.origin == "kiosque",
-        Orientation.validated_on.is_not(None), Orientation.validated_on <= f.as_of,
-        Orientation.validated_on >= Invitation.invited_on).exists())
-    person = Invitation.person_id
-    cols = [func.count(func.distinct(person)).label("invited"),
-            func.count(func.distinct(case((Invitation.phoning_outcome.in_(("reached", "will_come")), person))))
-            .label("reached"),
-            func.count(func.distinct(case((and_(Invitation.status == "present",
-                                                 KiosqueSession.starts_at < f.as_of + dt.timedelta(days=1)),
-                                            person)))).label("attended"),
-            func.count(func.distinct(case((oriented, person)))).label("oriented")]
-    q = (select(KiosqueSession.mds_id, *cols) if by_mds else select(*cols))
-    q = (q.select_from(Invitation).join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
-         .join(Person, Person.id == Invitation.person_id)
-         .outerjoin(Household, Household.id == Person.household_id)
-         .where(Invitation.invited_on >= start, Invitation.invited_on <= end))
-    q = _common_filters(q, f, mds_column=KiosqueSession.mds_id)
-    if by_mds:
-        q = q.group_by(KiosqueSession.mds_id)
-    rows = []
-    for r in session.execute(q).mappings():
-        row = {k: int(r[k]) for k in ("invited", "reached", "attended", "oriented")}
-        row["rate_oriented"] = round(row["oriented"] / row["invited"], 4) if row["invited"] else None
-        if by_mds:
-            row["mds_id"] = r["mds_id"]
-        rows.append(row)
-    return rows
-
+# --------------------------------------------------------------------------- kiosque capacity
 
 def capacity_shortfalls(session: Session, f: ReportFilter) -> dict:
     """Where capacity is short: decisions waiting for a seat (status awaiting_capacity) by referent

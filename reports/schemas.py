@@ -19,14 +19,14 @@ class ReportQuerySchema(Schema):
 
 
 class PersonListQuerySchema(ReportQuerySchema):
-    list = fields.String(load_default="backlog",
+    list_ = fields.String(data_key="list", load_default="backlog",
                          validate=validate.OneOf(["backlog", "cohort", "not_oriented", "late"]))
     clock = fields.String(load_default="legal", validate=validate.OneOf(list(CLOCKS)))
     band = fields.String(load_default=None, validate=validate.OneOf([b[0] for b in BANDS]))
     limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
 
 
-class StatsSchema(Schema):
+class DelayStatsSchema(Schema):
     cohort_size = fields.Integer()
     oriented = fields.Integer()
     mean_days = fields.Float(allow_none=True)
@@ -38,29 +38,29 @@ class StatsSchema(Schema):
     denominators = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
-class BreakdownItemSchema(StatsSchema):
+class DelayBreakdownSchema(DelayStatsSchema):
     key = fields.String(allow_none=True)
     label = fields.String()
 
 
-class BacklogItemSchema(Schema):
+class BacklogBreakdownSchema(Schema):
     key = fields.String(allow_none=True)
     label = fields.String()
     bands = fields.Dict(keys=fields.String(), values=fields.Integer())
     total = fields.Integer()
 
 
-class ClockSchema(StatsSchema):
+class DelayClockSchema(DelayStatsSchema):
     backlog = fields.Dict(keys=fields.String(), values=fields.Integer())
     backlog_total = fields.Integer()
-    by_month = fields.List(fields.Nested(BreakdownItemSchema))
-    by_territory = fields.List(fields.Nested(BreakdownItemSchema))
-    by_mds = fields.List(fields.Nested(BreakdownItemSchema))
-    by_referent_type = fields.List(fields.Nested(BreakdownItemSchema))
-    by_origin = fields.List(fields.Nested(BreakdownItemSchema))
-    by_rule = fields.List(fields.Nested(BreakdownItemSchema))
-    backlog_by_territory = fields.List(fields.Nested(BacklogItemSchema))
-    backlog_by_mds = fields.List(fields.Nested(BacklogItemSchema))
+    by_month = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_territory = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_mds = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_referent_type = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_origin = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_rule = fields.List(fields.Nested(DelayBreakdownSchema))
+    backlog_by_territory = fields.List(fields.Nested(BacklogBreakdownSchema))
+    backlog_by_mds = fields.List(fields.Nested(BacklogBreakdownSchema))
 
 
 class DelaysReportSchema(Schema):
@@ -69,7 +69,7 @@ class DelaysReportSchema(Schema):
     filters = fields.Dict()
     targets = fields.Dict(keys=fields.String(), values=fields.Integer())
     bands = fields.List(fields.String())
-    clocks = fields.Dict(keys=fields.String(), values=fields.Nested(ClockSchema))
+    clocks = fields.Dict(keys=fields.String(), values=fields.Nested(DelayClockSchema))
 
 
 class FullReportSchema(DelaysReportSchema):
@@ -78,7 +78,7 @@ class FullReportSchema(DelaysReportSchema):
     national_reference = fields.List(fields.Dict())
 
 
-class PersonRowSchema(Schema):
+class ReportPersonSchema(Schema):
     person_id = fields.Integer()
     path_id = fields.Integer()
     last_name = fields.String(allow_none=True)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path as FsPath
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from referents.models import Structure
 from reports import indicators as ind
 from reports.indicators import BANDS, CLOCKS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
 
 BREAKDOWNS = ("month", "territory", "mds", "referent_type", "origin", "rule")
+# The breakdowns of the `delays` report (CLI, API): the others cost one more pass each.
+DELAY_BREAKDOWNS = ("month", "territory", "mds", "referent_type")
 CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Délai légal (ouverture du droit SDD)"}
 REFERENT_LABELS = {"pole_emploi": "France Travail", "actipro": "ActiPro", "ati": "ATI", "mds": "MDS",
                    "kiosque": "Kiosque", None: "Non orienté"}
@@ -69,19 +73,21 @@ def _backlog_by(rows: list[dict], by: str, names: dict) -> list[dict]:
     return out
 
 
-def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = BREAKDOWNS,
-           facts_table=None) -> dict:
+def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = DELAY_BREAKDOWNS) -> dict:
     """The `delays` report: for each clock, cohort figures, backlog and the breakdowns."""
-    if facts_table is None:
-        with ind.facts(session, f) as table:
-            return delays(session, f, breakdowns, table)
+    sources = tuple(dict.fromkeys(ind.DIM_SOURCE[d] for d in ("all", *breakdowns)))
+    with ind.histogram(session, f, sources) as hist:
+        return _delays(session, f, breakdowns, hist)
+
+
+def _delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...], hist) -> dict:
     start, end = f.period
     names = ind.labels(session)
     months = _months(start, end)
     clocks = {}
     for clock in CLOCKS:
-        stats = ind.delay_statistics(session, facts_table, clock, ("all", *breakdowns))
-        backlog_rows = ind.backlog(session, facts_table, clock)
+        stats = ind.delay_statistics(session, hist, clock, ("all", *breakdowns))
+        backlog_rows = ind.backlog(session, hist, clock)
         data = dict(stats[("all", "*")])
         data["backlog"] = ind.backlog_bands(backlog_rows)
         data["backlog_total"] = sum(data["backlog"].values())
@@ -99,16 +105,40 @@ def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = BREA
 def kiosque(session: Session, f: ReportFilter) -> dict:
     """The kiosque funnel, overall and by MDS, and the capacity shortfalls.
 
-    Reuses kiosque.service.funnel when the kiosque package provides it (one definition)."""
-    names = ind.labels(session)
-    total = ind.kiosque_funnel(session, f)
-    by_mds = ind.kiosque_funnel(session, f, by_mds=True)
-    for row in by_mds:
-        row["key"], row["label"] = _label("mds", str(row.pop("mds_id")), names)
-    by_mds.sort(key=lambda r: str(r["label"]))
+    One definition: kiosque.service.funnel (docs/kiosque.md), over the sessions held in the period.
+    The funnel counts sessions of MDS, not persons: a manager sees every MDS, an MDS worker their
+    own MDS, other roles no kiosque figures."""
+    from kiosque.service import funnel
+
+    start, end = f.period
     empty = {"invited": 0, "reached": 0, "attended": 0, "oriented": 0, "rate_oriented": None}
-    return {"funnel": total[0] if total else empty, "by_mds": by_mds,
-            "capacity": ind.capacity_shortfalls(session, f)}
+    mds_id = f.mds_id
+    if f.user is not None and f.user.role not in ("admin", "manager"):
+        if f.user.role != "mds_worker" or (mds_id is not None and mds_id != f.user.structure_id):
+            return {"funnel": empty, "by_mds": [], "capacity": ind.capacity_shortfalls(session, f)}
+        mds_id = f.user.structure_id
+    names = ind.labels(session)
+    in_territory = None
+    if f.territory_id is not None:
+        in_territory = set(session.scalars(select(Structure.id).where(Structure.territory_id == f.territory_id)))
+    by_mds = []
+    for row in funnel(session, start=start, end=end, mds_id=mds_id, by="mds"):
+        if in_territory is not None and row["mds_id"] not in in_territory:
+            continue
+        key, label = _label("mds", str(row["mds_id"]), names)
+        by_mds.append({"key": key, "label": label, "invited": row["invited"], "reached": row["reached"],
+                       "attended": row["attended"], "oriented": row["oriented"],
+                       "rate_oriented": row["oriented_rate"]})
+    by_mds.sort(key=lambda r: str(r["label"]))
+    if in_territory is None:
+        total = funnel(session, start=start, end=end, mds_id=mds_id, by="total")
+        t = total[0] if total else None
+        overall = ({"invited": t["invited"], "reached": t["reached"], "attended": t["attended"],
+                    "oriented": t["oriented"], "rate_oriented": t["oriented_rate"]} if t else dict(empty))
+    else:  # persons are counted once per MDS: a sum over the MDS of one territory
+        overall = {k: sum(r[k] for r in by_mds) for k in ("invited", "reached", "attended", "oriented")}
+        overall["rate_oriented"] = round(overall["oriented"] / overall["invited"], 3) if overall["invited"] else None
+    return {"funnel": overall, "by_mds": by_mds, "capacity": ind.capacity_shortfalls(session, f)}
 
 
 def after_orientation(session: Session, f: ReportFilter, facts_table=None) -> dict:
@@ -133,9 +163,8 @@ def after_orientation(session: Session, f: ReportFilter, facts_table=None) -> di
 
 def full_report(session: Session, f: ReportFilter) -> dict:
     """Everything the dashboard and the workbook show, from one materialisation of the facts."""
-    with ind.facts(session, f) as table:
-        report = delays(session, f, facts_table=table)
-        report["after_orientation"] = after_orientation(session, f, table)
+    report = delays(session, f, BREAKDOWNS)
+    report["after_orientation"] = after_orientation(session, f)
     report["kiosque"] = kiosque(session, f)
     report["national_reference"] = ind.national_reference()
     return report

@@ -100,15 +100,22 @@ def _reload_reference(rt):
 
 
 def _empty(rt, tables):
-    """Empty the given tables (None: all). TRUNCATE on PostgreSQL, DELETE on SQLite."""
+    """Empty the given tables (None: all) and rewind their id sequences on PostgreSQL."""
     names = [t.name for t in Base.metadata.sorted_tables if tables is None or t.name in tables]
     with rt.engine.begin() as conn:
         if rt.engine.dialect.name == "postgresql":
-            # TRUNCATE costs per table: only those holding rows, then rewind the other sequences.
+            # DELETE only the tables holding rows (a TRUNCATE costs ~0.5 s whatever the data), in
+            # dependency order, the audit log's append-only trigger set aside; then rewind sequences.
             probe = " UNION ALL ".join(f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in names)
-            full = [r[0] for r in conn.execute(text(probe))]
-            if full:
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in full) + " RESTART IDENTITY CASCADE"))
+            full = {r[0] for r in conn.execute(text(probe))}
+            for name in reversed(names):
+                if name not in full:
+                    continue
+                if name == "audit_log":
+                    conn.execute(text('ALTER TABLE "audit_log" DISABLE TRIGGER USER'))
+                conn.execute(text(f'DELETE FROM "{name}"'))
+                if name == "audit_log":
+                    conn.execute(text('ALTER TABLE "audit_log" ENABLE TRIGGER USER'))
             wanted = {f"{n}_id_seq" for n in names}
             for (seq,) in conn.execute(text("SELECT sequencename FROM pg_sequences WHERE last_value IS NOT NULL "
                                             "AND schemaname = current_schema()")):

@@ -32,6 +32,7 @@ class World:
     victim_token: int = 0
     structure: int = 0
     nirs: list[str] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # person id → a last name found nowhere else
 
 
 def _orient(session, person, code, referent_type, on):
@@ -59,8 +60,10 @@ def build_world(rt) -> World:
 
         def person(**kw):
             nir = next(nirs)
-            p = make_person(s, email=f"p{nir[-3:]}@example.org", phone="+33612345678", **kw)
+            name = f"ZORGLUB{'ABCDEFG'[len(w.names)]}"
+            p = make_person(s, email=f"p{nir[-3:]}@example.org", phone="+33612345678", last_name=name, **kw)
             p.nir_hash, p.nir_encrypted = rt.vault.hash(nir), rt.vault.encrypt(nir)
+            w.names[p.id] = name
             return p
 
         w.person_of["admin"] = person(commune="31555", postal_code="31000").id

@@ -250,6 +250,20 @@ def test_exit_reopening_within_twelve_months_needs_a_contract(session):
     assert session.scalar(select(func.count(Exit.id)).where(Exit.person_id == p.id)) == 2
 
 
+def test_provider_qualifies_an_exit_the_flow_recorded_first(session):
+    p = make_person(session)
+    orient(session, p, "ACTIPRO-TLS-EST", "actipro", D(2026, 6, 1))
+    flow = cs.record_exit(session, p.id, D(2026, 9, 30), "other", source="flow")
+    assert not flow.positive and flow.structure_id == structure_id(session, "ACTIPRO-TLS-EST")
+    again = cs.record_exit(session, p.id, D(2026, 9, 12), "employment_permanent", source="provider",
+                           details="CDI chez un transporteur")
+    assert again.id == flow.id and (again.reason, again.positive, again.exit_on) == (
+        "employment_permanent", True, D(2026, 9, 12))
+    cs.record_exit(session, p.id, D(2026, 9, 12), "employment_permanent", source="provider")  # same: no event
+    assert kinds(session, p.id)[-2:] == ["exit.recorded", "exit.qualified"]
+    assert session.scalar(select(func.count(Exit.id))) == 1
+
+
 def test_flow_exit_without_open_path_is_kept_once(session):
     p = make_person(session, clock_start=None)
     first = cs.record_exit(session, p.id, D(2026, 5, 1), "transfer", source="flow")

@@ -155,3 +155,41 @@ def test_working_lists_endpoint(rt, client, make_user):
     assert {"reason": "employment_permanent", "label": "Emploi durable (CDI)", "positive": True} in reasons
     with rt.session() as s:
         assert s.get(Person, est) is not None
+
+
+def test_provider_return_file_and_api_produce_the_same_events(rt, client, make_user, tmp_path):
+    """Acceptance: the provider's xlsx return (imports issue) and the API write the same timeline."""
+    from openpyxl import Workbook
+
+    from imports.provider_returns import import_file
+
+    est, _ = _world(rt)
+    with rt.session() as s:
+        twin = make_person(s, commune="31555", postal_code="31500", last_name="JUMEAU")
+        orient(s, twin, "ACTIPRO-TLS-EST", "actipro", D(2026, 10, 20), notified_on=D(2026, 10, 22))
+        twin_id = twin.id
+    _, h = make_user("provider", "ACTIPRO-TLS-EST")
+    client.post(f"/api/v1/persons/{est}/appointments",
+                json={"scheduled_at": "2026-10-28T10:00:00", "status": "honoured"}, headers=h)
+    client.post(f"/api/v1/persons/{est}/contracts", json={"signed_on": "2026-11-05"}, headers=h)
+    client.post(f"/api/v1/persons/{est}/exit", json={"exit_on": "2026-11-15", "reason": "training"}, headers=h)
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Identifiant RSA31", "Date du 1er rendez-vous", "Statut du 1er rendez-vous",
+               "Date de signature du contrat", "Date de sortie", "Motif de sortie"])
+    ws.append([twin_id, dt.datetime(2026, 10, 28, 10, 0), "Honoré", dt.datetime(2026, 11, 5), dt.datetime(2026, 11, 15),
+               "Formation qualifiante"])
+    path = tmp_path / "retour-actipro.xlsx"
+    wb.save(path)
+    result = import_file(rt, path, "ACTIPRO-TLS-EST", as_of=D(2026, 11, 20))
+    assert result["status"] == "imported", result
+
+    with rt.session() as s:
+        def shape(pid):
+            return [(e["occurred_on"], e["kind"], e["source"], e["summary"],
+                     {k: v for k, v in e["data"].items() if not k.endswith("_id")})
+                    for e in cs.timeline(s, pid)]
+        assert shape(est) == shape(twin_id)
+        assert [k for _, k, *_ in shape(twin_id)][-4:] == ["appointment.planned", "appointment.honoured",
+                                                          "contract.signed", "exit.recorded"]

@@ -86,12 +86,17 @@ def test_daily_job_is_registered_and_idempotent(rt):
 
 
 def test_demo_step_walks_oriented_people(rt, tmp_path):
-    _person(rt)
+    _person(rt)  # already met: the demo leaves people with an appointment alone
+    with rt.session() as s:
+        social = make_person(s, commune="31395", postal_code="31600", last_name="SOCIAL")
+        orient(s, social, "MDS-MURET", "mds", D(2026, 11, 2))
+        social_id = social.id
     lines = []
     ctx = DemoContext(runtime=rt, as_of=D(2026, 11, 20), workdir=tmp_path, echo=lines.append)
     result = cs.demo(ctx)
-    assert len(result["walked"]) == 1
+    assert result["walked"] == [social_id]
     assert any("contract.signed" in line for line in lines)
     with rt.session() as s:
-        assert cs.needs_new_contract(s, result["walked"][0]) is False
-        assert [e["kind"] for e in cs.timeline(s, result["walked"][0])][-1] == "contract.signed"
+        kinds = [e["kind"] for e in cs.timeline(s, social_id)]
+        assert kinds[-4:] == ["appointment.planned", "appointment.honoured", "contract.signed", "review.scheduled"]
+        assert cs.next_due_dates(s, social_id, D(2026, 11, 20))["review_due_on"] == "2027-05-16"

@@ -114,7 +114,7 @@ def snapshot(rt) -> dict:
             "activities": sorted((persons[a.person_id], a.code, a.start_on, a.end_on) for a in s.scalars(select(Activity))),
             "paths": sorted((persons[p.person_id], p.clock_start, p.request_date, p.opening_reason, p.closed_on,
                              p.close_reason) for p in s.scalars(select(CasePath))),
-            "status": sorted((hh_key.get(c.household_id), persons.get(c.person_id), c.field, c.old_value or "",
+            "status": sorted((hh_key.get(c.household_id) or (), persons.get(c.person_id) or (), c.field, c.old_value or "",
                               c.new_value or "", c.effective_on) for c in s.scalars(select(StatusChange))),
             "exits": sorted((persons[e.person_id], e.exit_on, e.reason) for e in s.scalars(select(Exit))),
             "events": sorted((persons[e.person_id], e.kind, e.occurred_on) for e in s.scalars(select(CaseEvent))),
@@ -285,8 +285,11 @@ def test_transfers_out_and_in(rt, tmp_path):
     write_flux(tmp_path / "d1.xml", [text(out_el), text(in_el)], dt.date(2026, 9, 9), typeflux="I",
                created=dt.date(2026, 9, 9))
     service.import_files(rt, [tmp_path / "m1.xml", tmp_path / "d1.xml"])
-    # the same transfer seen again next month restarts nothing
-    write_flux(tmp_path / "m2.xml", [text(in_el)], dt.date(2026, 9, 30))
+    # the same transfers seen again next month restart nothing (even with the leaving right still open)
+    from imports.generator import _set_state
+
+    _set_state(out_el, "2", None, dt.date(2026, 9, 30))
+    write_flux(tmp_path / "m2.xml", [text(in_el), text(out_el)], dt.date(2026, 9, 30))
     service.import_files(rt, [tmp_path / "m2.xml"])
     with rt.session() as s:
         p_out = only_person(s, out_el)
@@ -583,6 +586,22 @@ def test_demo_step_imports_generated_flows_and_the_sample(rt, tmp_path):
     assert len(lines) == 6 and all(f["status"] == "imported" for f in result["files"])
     assert "hors sectorisation" in lines[-1]
     with rt.session() as s:
-        starts = {p.clock_start for p in s.scalars(select(CasePath))}
+        starts = {p.clock_start for p in s.scalars(select(CasePath).join(Household, Household.id == CasePath.household_id)
+                                                   .where(Household.departement == "031"))}
         assert min(starts) >= dt.date(2026, 7, 1) and len(starts) >= 4  # clocks spread over the months
         assert s.scalar(select(func.count()).select_from(Household).where(Household.mds_id.is_not(None))) >= 300
+
+
+def test_progress_reports_every_byte_once_and_gzip_is_read(rt, tmp_path):
+    import gzip
+
+    path = tmp_path / "RSABEM_p.xml"
+    generate_monthly(path, households=50, seed=17, month="2026-09")
+    done = []
+    (r,) = service.import_files(rt, [path], progress=done.append)
+    assert r["status"] == "imported" and sum(done) == path.stat().st_size and len(done) > 1
+    gz = tmp_path / "RSABEM_p2.xml.gz"
+    generate_monthly(tmp_path / "p2.xml", households=5, seed=18, month="2026-09")
+    gz.write_bytes(gzip.compress((tmp_path / "p2.xml").read_bytes()))
+    (r,) = service.import_files(rt, [gz])
+    assert r["status"] == "imported" and r["created"] == 5

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import shutil
 
 from sqlalchemy import func, select
 
 from cases.models import CaseEvent, FranceTravailEvent, StatusChange
 from imports import france_travail as ft
 from imports.models import ImportBatch, RejectedRecord
+from tests.conftest import DATA
 from tests.factories import make_person
 
 NIR_A = "1850531555123"
@@ -185,3 +187,43 @@ def test_api_upload_and_batches(client, make_user, rt):
     assert [b["kind"] for b in batches] == ["france_travail:stock"]
     assert client.get(f"/api/v1/imports/batches/{batches[0]['id']}/rejects", headers=manager).get_json() == []
     assert client.get("/api/v1/imports/batches", headers=worker).status_code == 403
+
+
+def test_caf_flow_import_matches_pending_rows(rt, tmp_path):
+    """The person arrives with the CAF flow (public sample RSABEM.xml): the flow import links the
+    France Travail stock row kept unmatched before."""
+    from imports.service import import_files
+
+    lines = ["2820251108030;9999999Z;TIFOUR;SOPHIE;01/02/1982;05/01/2026;1;;;;;;10/01/2026;SUI"]
+    ft.import_file(rt, "stock", write(tmp_path, "stock.csv", lines))
+    assert count(rt, FranceTravailEvent, FranceTravailEvent.person_id.is_(None)) == 1
+    results = import_files(rt, [DATA / "RSABEM.xml"])
+    assert results[0]["status"] == "imported", results
+    with rt.session() as s:
+        event = s.scalars(select(FranceTravailEvent)).one()
+        assert event.person_id is not None
+        assert ft.ft_status(s, event.person_id)["followed"]
+        assert s.scalar(select(CaseEvent.kind).where(CaseEvent.person_id == event.person_id,
+                                                     CaseEvent.source == "france_travail")) == \
+            "france_travail.registered"
+
+
+def test_inbox_recognises_list_files(rt, tmp_path):
+    from pathlib import Path
+
+    from imports.service import process_inbox
+
+    inbox = Path(rt.settings.inbox)
+    inbox.mkdir(parents=True, exist_ok=True)
+    write(inbox, "ft_stock_202611.csv", stock_lines())
+    shutil.copy(DATA / "spreadsheets" / "fichier_contact_test.csv", inbox / "tableur_rdvi-contacts_nov.csv")
+    shutil.copy(DATA / "spreadsheets" / "fichier_contact_test.csv", inbox / "tableur_inconnue_nov.csv")
+    result = process_inbox(rt)
+    by_name = {Path(f["path"]).name: f for f in result["files"]}
+    assert by_name["ft_stock_202611.csv"]["status"] == "imported"
+    assert by_name["ft_stock_202611.csv"]["kind"] == "france_travail:stock"
+    assert by_name["tableur_rdvi-contacts_nov.csv"]["status"] == "imported"
+    assert by_name["tableur_inconnue_nov.csv"]["status"] == "failed"
+    assert not any(inbox.iterdir())
+    assert (Path(rt.settings.archive) / "ft_stock_202611.csv").exists()
+    assert (Path(rt.settings.quarantine) / "tableur_inconnue_nov.csv").exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
 
 import pandas as pd
 import pytest
@@ -212,9 +211,60 @@ def test_api_spreadsheet_upload_and_mappings(client, make_user, rt, tmp_path):
     assert {"api-liste", "rdvi-usagers"} <= names
 
 
-def test_xls_reader_is_wired():
-    """.xls is read by xlrd (no writer for the legacy format here: the engine choice is checked)."""
-    assert ".xls" in sp.EXTENSIONS
-    with pytest.raises(sp.FileError, match="xls"):
-        sp.read_sheet(shutil.copy(SAMPLES / "fichier_contact_test.csv", DATA.parent / "_tmp_not_really.xls"))
-    (DATA.parent / "_tmp_not_really.xls").unlink()
+def test_legacy_xls(rt):
+    """A real .xls (BIFF8) with a title above the header, date cells and numeric phone numbers."""
+    report = sp.import_file(rt, SAMPLES / "liste_usagers_legacy.xls", "rdvi-usagers")
+    assert report["status"] == "imported" and report["rejected"] == 0, report
+    assert report["counts"]["created"] == 20
+    with rt.session() as s:
+        paul = s.scalars(select(Person).where(Person.external_ids["iodas"].as_string() == "IODAS822920")).one()
+        assert (paul.first_name, paul.birth_date, paul.phone) == ("Paul", dt.date(1952, 2, 16), "+33663603510")
+
+
+def test_cli_commands(rt, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from config.cli import main
+
+    runner = CliRunner()
+
+    def run(*args):
+        result = runner.invoke(main, list(args), obj={"runtime": rt}, catch_exceptions=False)
+        return result
+
+    r = run("import", "mappings", "list", "--json")
+    assert {m["name"] for m in json.loads(r.output)} >= {"rdvi-usagers", "rdvi-contacts"}
+    r = run("import", "mappings", "show", "rdvi-contacts", "--json")
+    assert json.loads(r.output)["fields"]["caf_number"][0] == "MATRICULE"
+    r = run("import", "spreadsheet", str(SAMPLES / "fichier_contact_test.csv"), "--mapping", "rdvi-contacts", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["counts"]["created"] == 1
+    r = run("import", "spreadsheet", str(SAMPLES / "fichier_contact_test.csv"), "--mapping", "rdvi-contacts")
+    assert "déjà importé" in r.output
+    r = run("import", "spreadsheet", str(SAMPLES / "fichier_contact_test.csv"), "--mapping", "nope")
+    assert r.exit_code != 0 and "inconnue" in r.output
+    broken = tmp_path / "b.csv"
+    broken.write_text("NOM;PRENOM\nA;B\n", encoding="utf-8")
+    r = run("import", "spreadsheet", str(broken), "--mapping", "rdvi-contacts")
+    assert r.exit_code == 1 and "ÉCHEC" in r.output and "MATRICULE" in r.output
+    out = tmp_path / "modele.xlsx"
+    r = run("import", "provider-template", str(out), "--json")
+    assert json.loads(r.output)["path"] == str(out) and out.read_bytes()[:2] == b"PK"
+    ft_file = tmp_path / "stock.csv"
+    ft_file.write_text("1850531555123;1;A;B;17/05/1985;02/03/2026;1;\n", encoding="utf-8")
+    r = run("import", "france-travail", "stock", str(ft_file), "--json")
+    assert json.loads(r.output)["counts"]["unmatched"] == 1
+
+
+def test_api_flux_upload(client, make_user, rt):
+    _, manager = make_user("manager")
+    data = (DATA / "RSABEM.xml").read_bytes()
+    r = client.post("/api/v1/imports/flux", headers=manager,
+                    data={"files": [(io.BytesIO(data), "RSABEM.xml")]})
+    assert r.status_code == 200, r.get_json()
+    files = r.get_json()["files"]
+    assert [(f["path"], f["status"]) for f in files] == [("RSABEM.xml", "imported")]
+    r = client.post("/api/v1/imports/flux", headers=manager,
+                    data={"files": [(io.BytesIO(b"MZ\x00\x00"), "RSABEM.xml")]})
+    assert r.status_code == 415

@@ -166,18 +166,26 @@ def test_file_adapters_and_letter_in_outbox(session, rt, tmp_path):
     settings = rt.settings.with_(outbox_dir=str(tmp_path))
     kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 1))
     awaiting(session, clock_start=AS_OF - D(10), phone="+33612345678", email="a@exemple.fr")
-    awaiting(session, clock_start=AS_OF - D(10))
+    awaiting(session, clock_start=AS_OF - D(10), last_name="Aubert")
+    awaiting(session, clock_start=AS_OF - D(10), last_name="Bastide")
     ks.plan(session, AS_OF)
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW,
+    calls = []
+    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW, progress=lambda t, n: calls.append((t, n)),
                                    gateways=messaging.gateways_for(settings, email="file"))
-    assert out["sent"] == 3
+    assert out["sent"] == 4 and calls[0] == (4, 0) and sum(n for _, n in calls) == 4
     sms = json.loads(next((tmp_path / "sms").glob("*.json")).read_text(encoding="utf-8"))
     assert sms["to"] == "+33612345678"
     eml = email.message_from_bytes(next((tmp_path / "email").glob("*.eml")).read_bytes(), policy=policy.default)
     assert eml["To"] == "a@exemple.fr" and "Kiosque" in eml["Subject"]
-    letter = session.scalar(select(Message).where(Message.channel == "letter"))
-    text = "".join(pg.extract_text() for pg in PdfReader(letter.document_path).pages)
-    assert "1er décembre 2026" in text and "Salle du kiosque, MDS-RANGUEIL" in text
+    # The letters of one run are one batch to print, a page per letter in message order.
+    letters_sent = session.scalars(select(Message).where(Message.channel == "letter").order_by(Message.id)).all()
+    assert [m.status for m in letters_sent] == ["sent", "sent"]
+    assert letters_sent[0].document_path == letters_sent[1].document_path
+    pages = PdfReader(letters_sent[0].document_path).pages
+    assert len(pages) == 2 and "AUBERT" in pages[0].extract_text() and "BASTIDE" in pages[1].extract_text()
+    assert all("1er décembre 2026" in p.extract_text() and "Salle du kiosque, MDS-RANGUEIL" in p.extract_text()
+               for p in pages)
+    assert "Kiosque Insertion" in letters_sent[0].body
 
 
 def test_reminders_j3_j1_by_digital_channels_only(session):
@@ -268,3 +276,21 @@ def test_phoning_list_and_results(session, tmp_path):
     assert inv_b.phoning_outcome == "wrong_number" and inv_b.phoned_on == AS_OF + D(2)
     assert session.scalar(select(CaseEvent).where(CaseEvent.kind == "kiosque.phoned",
                                                   CaseEvent.person_id == a.id)) is not None
+
+
+def test_messages_of_past_or_settled_invitations_are_cancelled(session, rt, tmp_path):
+    kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 1))
+    awaiting(session, clock_start=AS_OF - D(10), email="late@exemple.fr")
+    settled = awaiting(session, clock_start=AS_OF - D(10), phone="+33612345678")
+    ks.plan(session, AS_OF)
+    inv = session.scalar(select(Invitation).where(Invitation.person_id == settled.id))
+    inv.status = "excused"
+    settings = rt.settings.with_(outbox_dir=str(tmp_path))
+    out = messaging.process_outbox(session, settings, as_of=dt.date(2026, 12, 2),
+                                   now=dt.datetime(2026, 12, 2, 8, 0),
+                                   gateways=messaging.gateways_for(settings, email="file"))
+    assert out["cancelled"] == 2 and out["sent"] == 0
+    reasons = sorted(m.last_error for m in session.scalars(select(Message)))
+    assert reasons == ["invitation plus en attente", "session déjà commencée"]
+    assert not (tmp_path / "email").exists()
+

@@ -161,3 +161,12 @@ def test_capacity_cannot_drop_below_booked(session):
         ks.update_session(session, s1, capacity=2)
     ks.update_session(session, s1, capacity=3)
     assert s1.capacity == 3
+
+
+def test_overdue_person_is_invited_without_counting_a_shortfall(session):
+    own = kiosque(session, "MDS-RANGUEIL", AS_OF + D(7), capacity=5)
+    overdue = awaiting(session, clock_start=AS_OF - D(50), email="o@x.fr")  # deadline 8 days ago
+    result = ks.plan(session, AS_OF)
+    assert (result.overdue, result.after_deadline, result.shortfalls) == (1, 1, {})
+    assert session.scalar(select(Invitation.session_id).where(Invitation.person_id == overdue.id)) == own.id
+    assert session.scalar(select(Alert)) is None

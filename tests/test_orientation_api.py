@@ -131,7 +131,7 @@ def test_rules_get_and_put_versions(rt, client, make_user):
     r = client.put("/api/v1/orientation/rules", json=body, headers=manager)
     assert r.status_code == 409 and "changé entre-temps" in r.json["message"]
     versions = client.get("/api/v1/orientation/rules/versions", headers=worker).json
-    assert [(v["version"], v["active"]) for v in versions] == [(1, False), (2, True)]
+    assert [(v["version"], v["active"], v["rules"]) for v in versions] == [(1, False, 7), (2, True, 6)]
     assert client.get("/api/v1/orientation/rules/1", headers=worker).json["rules"][0]["id"] == "FT_ACCOMPANIED"
     assert client.get("/api/v1/orientation/rules/9", headers=worker).status_code == 404
 
@@ -177,7 +177,7 @@ def test_cli_run_explain_validate_rules(rt, database_url, tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(bad.read_text(encoding="utf-8").replace("among", "in"), encoding="utf-8")
     r = _cli(database_url, "rules", "load", str(good), "--json")
-    assert r.exit_code == 0 and json.loads(r.output) == {"version": 2, "changed": True, "rules": 2}
+    assert r.exit_code == 0 and json.loads(r.output) == {"version": 2, "changed": True, "rules": 1}
     assert json.loads(_cli(database_url, "rules", "load", str(good), "--json").output)["changed"] is False
 
     r = _cli(database_url, "deadlines", "--as-of", "2026-11-12", "--alerts", "--json")

@@ -338,3 +338,95 @@ def test_rule_sets_are_versioned(session):
     assert exp["current"]["rule"] == "JOB_READY" and exp["rule_label"] == "Disponible pour l'emploi"
     assert exp["rules_today"]["rule"] == "JOB_READY"
     assert session.scalar(select(func.count(RuleSet.id))) == 2
+
+
+def test_record_orientation_respects_capacity_and_agents(session):
+    lot = _structure(session, "ACTIPRO-TLS-SUD")
+    lot.capacity = 1
+    agents = [Agent(structure_id=lot.id, name="X", capacity=2), Agent(structure_id=lot.id, name="Y", capacity=None)]
+    session.add_all(agents)
+    first, second = make_person(session), make_person(session)
+    session.flush()
+    a = service.record_orientation(session, first.id, "actipro", origin="kiosque", decided_on=AS_OF)
+    assert (a.status, a.structure_id, a.agent_id) == ("validated", lot.id, agents[0].id)
+    b = service.record_orientation(session, second.id, "actipro", origin="kiosque", decided_on=AS_OF)
+    assert (b.status, b.agent_id, b.validated_on) == ("awaiting_capacity", None, None)
+    assert session.scalar(select(Alert.key).where(Alert.person_id == second.id)).startswith(
+        "orientation.awaiting_capacity:")
+    # the place frees up: the run validates the waiting decision made at the kiosque
+    a.status, a.ended_on = "ended", AS_OF
+    session.flush()
+    assert service.validate(session, [b.id], None, AS_OF)["skipped"]  # only a proposal is validated by hand
+    result = service.run(session, dt.date(2026, 11, 21))
+    assert result["promoted"] == 1 and result["decisions"]["actipro"] == 0
+    session.refresh(b)
+    assert (b.status, b.origin, b.validated_on, b.agent_id) == ("validated", "kiosque", dt.date(2026, 11, 21),
+                                                                agents[0].id)
+    assert session.scalar(select(Alert.resolved_on).where(Alert.person_id == second.id)) == dt.date(2026, 11, 21)
+    assert session.scalar(select(func.count(Notification.id)).where(Notification.orientation_id == b.id)) == 1
+
+
+def test_daily_jobs_run_orientation_and_deadlines(rt):
+    from config.scheduler import collect_jobs, run_job
+    from orientation.jobs import JOBS
+
+    with rt.session() as s:
+        make_person(s, activities=[("CHO", dt.date(2026, 1, 1), None)])
+        make_person(s, clock_start=AS_OF - dt.timedelta(days=40))
+    assert {"orientation.run", "orientation.deadlines"} <= {j.id for j in collect_jobs()}
+    jobs = {j.id: j for j in JOBS}
+    result = run_job(rt, jobs["orientation.run"], AS_OF)
+    assert result["considered"] == 2 and result["validated"] == 1 and result["kiosque"] == 1
+    alerts = run_job(rt, jobs["orientation.deadlines"], AS_OF)
+    assert (alerts["to_orient"], alerts["d35"], alerts["past_limit"]) == (1, 1, 0)
+
+
+# --- end to end on a generated CAF flow (generator and importer of the flow issue) --------------------
+
+_SELF = {"ETI", "EXP", "MAR", "CJT"}
+_STUDY = {"ETU", "ETS", "EBO", "SFP", "APP", "PIL", "SNR"}
+_HEALTH = {"MAL", "MLD", "INV", "INP", "HAN", "AAP", "CAT", "SAV", "INF"}
+_SEEK = {"CHO", "CHR", "CNI", "ABA", "ASS", "AFD", "AIN", "ANP", "ASP", "ANI", "CHA", "CPL", "TSA", "INT"}
+
+
+def _oracle(person, household, acts, as_of):
+    """Rule set v1 written out by hand (no France Travail list, no diagnostic in a CAF flow)."""
+    known = [a for a in acts if a.start_on is None or a.start_on <= as_of]
+    current = [a for a in known if a.end_on is None or a.end_on >= as_of]
+    code = max(current, key=lambda a: a.start_on or dt.date.min).code if current else None
+    if code in _SELF or code in _STUDY:
+        return "ati"
+    if household.no_fixed_address or code in _HEALTH:
+        return "mds"
+    if code in _SEEK or any(a.code == "SAL" and a.end_on and dt.date(2024, 11, 20) <= a.end_on <= as_of
+                            for a in known):
+        return "pole_emploi"
+    return "actipro" if known else "kiosque"
+
+
+def test_generated_flow_end_to_end(rt, tmp_path):
+    from collections import Counter
+
+    from cases.models import Activity, Household, Person
+    from imports.generator import generate_monthly
+    from imports.service import import_file
+
+    flow = tmp_path / "RSABEM_202610.xml"
+    generate_monthly(flow, households=150, seed=4, month="2026-10")
+    assert import_file(rt, flow)["status"] == "imported"
+    with rt.session() as s:
+        expected = Counter()
+        for person, household in s.execute(
+                select(Person, Household).join(Household, Household.id == Person.household_id)
+                .join(Path, (Path.person_id == Person.id) & Path.closed_on.is_(None))
+                .where(Person.sdd.is_(True), Person.role.in_(("DEM", "CJT")),
+                       Household.right_state.in_(("2", "3", "4")))):
+            acts = s.scalars(select(Activity).where(Activity.person_id == person.id)).all()
+            expected[_oracle(person, household, acts, AS_OF)] += 1
+        result = service.run(s, AS_OF)
+    assert sum(expected.values()) == result["considered"] > 100
+    assert result["decisions"] == {k: expected.get(k, 0) for k in ("pole_emploi", "actipro", "ati", "mds", "kiosque")}
+    with rt.session() as s:
+        again = service.run(s, AS_OF)
+        assert sum(again["decisions"].values()) == 0 and again["unchanged"] == result["considered"] - \
+            result["validated"]

@@ -71,7 +71,7 @@ def dataset(session):
 
 def test_delays_by_hand(session, dataset):
     f = ReportFilter(as_of=AS_OF, start=D(2026, 1, 1), end=D(2026, 12, 31))
-    report = service.delays(session, f)
+    report = service.delays(session, f, service.BREAKDOWNS)
     legal = report["clocks"]["legal"]
     # cohort A..H, J, K (I is before the period); oriented: A B C D E H
     assert legal["cohort_size"] == 10 and legal["oriented"] == 6
@@ -242,3 +242,21 @@ def test_national_reference_is_data():
     rows = ind.national_reference()
     drees = {r["year"]: r["value"] for r in rows if r["indicator"] == "drees_delay_days" and r["scope"] == "France"}
     assert drees == {"2017": 94.0, "2018": 95.0, "2019": 95.0, "2023": 79.0}
+
+
+def test_first_validated_decision_ties_take_the_lowest_id(session):
+    """Two decisions validated the same day on one path: the first recorded one is the first."""
+    a = person(session, D(2026, 9, 1))
+    orient(session, a, D(2026, 9, 21), referent_type="ati", origin="agent")
+    orient(session, a, D(2026, 9, 21), referent_type="pole_emploi", origin="auto")
+    report = service.delays(session, ReportFilter(as_of=AS_OF, start=D(2026, 9, 1)), service.BREAKDOWNS)
+    legal = report["clocks"]["legal"]
+    assert legal["median_days"] == 20.0
+    assert [r["key"] for r in legal["by_referent_type"]] == ["ati"]
+    assert [r["key"] for r in legal["by_origin"]] == ["agent"]
+    # an earlier day wins over a lower id
+    b = person(session, D(2026, 9, 1))
+    orient(session, b, D(2026, 9, 30), referent_type="actipro")
+    orient(session, b, D(2026, 9, 10), referent_type="mds")
+    legal = service.delays(session, ReportFilter(as_of=AS_OF, start=D(2026, 9, 1)))["clocks"]["legal"]
+    assert {r["key"]: r["median_days"] for r in legal["by_referent_type"]} == {"ati": 20.0, "mds": 9.0}

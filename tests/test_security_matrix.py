@@ -7,6 +7,7 @@ An endpoint of the app that permissions.yaml does not declare fails (format: see
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from config.auth import declared_roles
+from config.db import Base
 from tests.security_world import ROLES, SCOPED, build_world
 
 SPEC_PATH = Path(__file__).resolve().parent / "permissions.yaml"
@@ -24,7 +26,13 @@ _VAR = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 def load_spec() -> dict:
-    return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8")) or {}
+    return _parse_spec(SPEC_PATH.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_spec(_mtime: int) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(SPEC_PATH.read_text(encoding="utf-8"), Loader=loader) or {}
 
 
 def app_endpoints(app) -> dict[str, object]:
@@ -97,12 +105,48 @@ def _in_scope_ok(status: int, entry, person_scoped: bool) -> bool:
     return not (person_scoped and status == 404)
 
 
+def _empty_non_reference(runtime) -> None:
+    from tests.conftest import REFERENCE_TABLES, _empty
+
+    _empty(runtime, {t.name for t in Base.metadata.sorted_tables} - set(REFERENCE_TABLES))
+
+
+@pytest.fixture(scope="module")
+def read_only_world(_schema):
+    """One world shared by the GET endpoints (they change nothing a later GET depends on), rebuilt
+    if a write test emptied the tables meanwhile; emptied at the end of the module."""
+    from referents.models import User
+
+    runtime, _ = _schema
+    state = {}
+
+    def get():
+        world = state.get("world")
+        with runtime.session() as s:
+            alive = world is not None and s.get(User, world.users["admin"]) is not None
+        if not alive:
+            _empty_non_reference(runtime)
+            state["world"] = build_world(runtime)
+        return state["world"]
+
+    yield get
+    _empty_non_reference(runtime)
+
+
 @pytest.mark.parametrize("key", ENDPOINTS)
-def test_permission_matrix(key, app, client, rt):
+def test_permission_matrix(key, _app, request):
+    method, _ = key.split(" ", 1)
+    if method == "GET":
+        app, world = _app, request.getfixturevalue("read_only_world")()
+    else:  # a write: a fresh world (the GETs' world put aside first), emptied after the test
+        app = request.getfixturevalue("app")
+        rt = request.getfixturevalue("rt")
+        _empty_non_reference(rt)
+        world = build_world(rt)
+    client = app.test_client()
     spec = load_spec()
     assert key in spec, f"{key} is not declared in tests/permissions.yaml (see its header for the format)"
     entry = spec[key] or {}
-    method, _ = key.split(" ", 1)
     rule = app_endpoints(app)[key]
     view = app.view_functions[rule.endpoint]
     declared = declared_roles(view, method)
@@ -110,7 +154,6 @@ def test_permission_matrix(key, app, client, rt):
     assert (declared == "public") == (expected_roles == "public"), f"{key}: code says {declared!r}"
     if declared != "public":
         assert set(declared) == set(expected_roles), f"{key}: code allows {sorted(declared)}, yaml {expected_roles}"
-    world = build_world(rt)
     person_var = entry.get("person")
     failures = []
 

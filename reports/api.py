@@ -1,0 +1,212 @@
+"""Reports over HTTP: the JSON reports and the xlsx download under /api/v1/reports (every role,
+scoped to what the user may see), and the managers' dashboard at /dashboard (HTML, inline SVG)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+from flask import Blueprint as PageBlueprint
+from flask import render_template, request, send_file, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import select
+
+from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
+from referents.models import Role, Structure, Territory
+from reports import charts, service
+from reports import indicators as ind
+from reports.export import build_workbook
+from reports.indicators import BANDS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
+from reports.schemas import (
+    DelaysReportSchema,
+    FullReportSchema,
+    PersonListQuerySchema,
+    ReportPersonSchema,
+    ReportQuerySchema,
+)
+
+blp = Blueprint("reports", __name__, url_prefix="/reports",
+                description="Indicateurs de délai d'orientation, stock à orienter, kiosques, suites de l'orientation.")
+pages = PageBlueprint("reports_pages", __name__, template_folder="templates")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PERSON_LEVEL_ROLES = (Role.ADMIN.value, Role.MANAGER.value)
+
+
+def _resolve(args: dict, strict: bool = True) -> ReportFilter:
+    """Filters from query arguments: codes of territory/MDS to ids, the user's scope."""
+    session = db()
+    territory_id = mds_id = None
+    if args.get("territory"):
+        territory_id = session.scalar(select(Territory.id).where(Territory.code == args["territory"]))
+        if territory_id is None and strict:
+            abort(422, message=f"territoire inconnu: {args['territory']}")
+    if args.get("mds"):
+        mds_id = session.scalar(select(Structure.id).where(Structure.code == args["mds"], Structure.kind == "mds"))
+        if mds_id is None and strict:
+            abort(422, message=f"MDS inconnue: {args['mds']}")
+    start, end = args.get("from_"), args.get("to")
+    if start and end and start > end:
+        abort(422, message="la période commence après sa fin")
+    return ReportFilter(as_of=args.get("as_of") or dt.date.today(), start=start, end=end,
+                        territory_id=territory_id, mds_id=mds_id, user=current_user())
+
+
+@blp.route("/delays")
+class Delays(MethodView):
+    @requires(*ALL_ROLES)
+    @blp.arguments(ReportQuerySchema, location="query")
+    @blp.response(200, DelaysReportSchema)
+    def get(self, args):
+        """Délais d'orientation par horloge (demande DREES, légale), stock à orienter, ventilations."""
+        return service.delays(db(), _resolve(args))
+
+
+@blp.route("/full")
+class Full(MethodView):
+    @requires(*ALL_ROLES)
+    @blp.arguments(ReportQuerySchema, location="query")
+    @blp.response(200, FullReportSchema)
+    def get(self, args):
+        """Tout le tableau de bord: délais, kiosques, suites de l'orientation, référence nationale."""
+        return service.full_report(db(), _resolve(args))
+
+
+@blp.route("/persons")
+class Persons(MethodView):
+    @requires(*ALL_ROLES)
+    @blp.arguments(PersonListQuerySchema, location="query")
+    @blp.response(200, ReportPersonSchema(many=True))
+    def get(self, args):
+        """Les personnes derrière un chiffre (stock, cohorte, non orientés, hors délai), dans le périmètre."""
+        f = _resolve(args)
+        rows = ind.persons_behind(db(), f, args["list_"], clock=args["clock"], band=args.get("band"),
+                                  limit=args["limit"])
+        audit("report_person_list", details={"list": args["list_"], "band": args.get("band"), "count": len(rows)})
+        db().commit()
+        return rows
+
+
+@blp.route("/export.xlsx")
+class Export(MethodView):
+    @requires(*ALL_ROLES)
+    @blp.arguments(ReportQuerySchema, location="query")
+    @blp.response(200, content_type=XLSX, description="classeur xlsx")
+    def get(self, args):
+        """Le classeur xlsx des indicateurs (feuille nominative réservée aux responsables)."""
+        f = _resolve(args)
+        report = service.full_report(db(), f)
+        persons = None
+        if current_user().role in PERSON_LEVEL_ROLES:
+            persons = ind.persons_behind(db(), f, "backlog", limit=100_000)
+            audit("report_export_persons", details={"count": len(persons)})
+            db().commit()
+        buf = io.BytesIO()
+        build_workbook(report, persons).save(buf)
+        buf.seek(0)
+        return send_file(buf, mimetype=XLSX, as_attachment=True,
+                         download_name=f"indicateurs-orientation-{f.as_of.isoformat()}.xlsx")
+
+
+# --------------------------------------------------------------------------- dashboard (HTML)
+
+def _page_args() -> dict:
+    """Dashboard filters from the query string; invalid values are ignored, not fatal."""
+    out = {}
+    for key, name in (("as_of", "as_of"), ("from_", "from"), ("to", "to")):
+        try:
+            out[key] = dt.date.fromisoformat(request.args[name]) if request.args.get(name) else None
+        except ValueError:
+            out[key] = None
+    out["territory"] = request.args.get("territory") or None
+    out["mds"] = request.args.get("mds") or None
+    return out
+
+
+def _choices():
+    session = db()
+    territories = session.execute(select(Territory.code, Territory.name).order_by(Territory.name)).all()
+    mds = session.execute(select(Structure.code, Structure.name).where(Structure.kind == "mds", Structure.active)
+                          .order_by(Structure.name)).all()
+    return territories, mds
+
+
+def _fr(value, kind: str = "days") -> str:
+    """French rendering of a number of days or of a share."""
+    if value is None:
+        return "—"
+    if kind == "share":
+        return f"{value * 100:.1f} %".replace(".", ",")
+    if kind == "count":
+        return f"{value:,}".replace(",", "\u202f")
+    return f"{value:.1f} j".replace(".", ",")
+
+
+def _link_args(args: dict, **extra) -> dict:
+    base = {"as_of": args["as_of"], "from": args["from_"], "to": args["to"], "territory": args["territory"],
+            "mds": args["mds"]}
+    base.update(extra)
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in base.items() if v}
+
+
+@pages.get("/dashboard")
+@requires(*STAFF)
+def dashboard():
+    """Le tableau de bord des responsables: où en est-on des 30 jours, où le délai s'accumule."""
+    args = _page_args()
+    f = _resolve(args, strict=False)
+    report = service.full_report(db(), f)
+    legal, demande = report["clocks"]["legal"], report["clocks"]["demande"]
+    months = [m["key"] for m in legal["by_month"]]
+    demande_by_month = {m["key"]: m for m in demande["by_month"]}
+    ref = {(r["indicator"], r["scope"], r["year"]): r["value"] for r in report["national_reference"]}
+    k = report["kiosque"]["funnel"]
+    svg = {
+        "bullet": charts.bullet(legal["median_days"], TARGET_DAYS, LEGAL_LIMIT_DAYS,
+                                "Délai médian légal face à l'objectif et à la limite légale"),
+        "trend": charts.line_chart(
+            months,
+            [("Médiane légale", [m["median_days"] for m in legal["by_month"]], charts.BLUE),
+             ("Médiane depuis la demande", [demande_by_month[m]["median_days"] for m in months], charts.GREY)],
+            [(TARGET_DAYS, f"objectif {TARGET_DAYS} j", charts.GREEN),
+             (LEGAL_LIMIT_DAYS, f"limite légale {LEGAL_LIMIT_DAYS} j", charts.RED)],
+            "Délai médian d'orientation par mois d'entrée"),
+        "backlog": charts.bars([(b[0] + " j", legal["backlog"][b[0]]) for b in BANDS],
+                               "Personnes restant à orienter par ancienneté (horloge légale)",
+                               colours=list(charts.BAND_COLOURS)),
+        "funnel": charts.funnel([("Invités", k["invited"]), ("Joints", k["reached"]),
+                                 ("Présents", k["attended"]), ("Orientés", k["oriented"])],
+                                "Entonnoir des kiosques insertion"),
+    }
+    territories, mds = _choices()
+    return render_template("reports/dashboard.html", report=report, legal=legal, demande=demande,
+                           head=service.headline(report), args=args, svg=svg, fr=_fr, bands=[b[0] for b in BANDS],
+                           territories=territories, mds_choices=mds, ref=ref,
+                           link=lambda **extra: url_for("reports_pages.person_list", **_link_args(args, **extra)),
+                           xlsx=url_for("reports.Export", **_link_args(args)),
+                           target=TARGET_DAYS, limit=LEGAL_LIMIT_DAYS, user=current_user())
+
+
+LIST_TITLES = {"backlog": "Personnes restant à orienter", "cohort": "Parcours de la cohorte",
+               "not_oriented": "Parcours de la cohorte non encore orientés",
+               "late": f"Parcours non orientés dans les {LEGAL_LIMIT_DAYS} jours"}
+
+
+@pages.get("/dashboard/personnes")
+@requires(*STAFF)
+def person_list():
+    """La liste nominative derrière un chiffre du tableau de bord (accès journalisé)."""
+    args = _page_args()
+    what = request.args.get("list", "backlog")
+    clock = request.args.get("clock", "legal")
+    band = request.args.get("band") or None
+    if what not in LIST_TITLES or clock not in ind.CLOCKS or (band and band not in [b[0] for b in BANDS]):
+        abort(400, message="liste inconnue")
+    f = _resolve(args, strict=False)
+    rows = ind.persons_behind(db(), f, what, clock=clock, band=band, limit=1000)
+    audit("report_person_list", details={"list": what, "band": band, "count": len(rows)})
+    db().commit()
+    title = LIST_TITLES[what] + (f" — ancienneté {band} jours" if band else "")
+    return render_template("reports/persons.html", rows=rows, title=title, clock=clock, fr=_fr,
+                           back=url_for("reports_pages.dashboard", **_link_args(args)))

@@ -70,6 +70,16 @@ def _domain(func, *args, **kwargs):
         _refuse(404, str(exc))
 
 
+MAX_ID = 2**31 - 1
+
+
+def _known_id(value: int) -> int:
+    """Ids beyond the database integer range cannot exist: 404 rather than a database error."""
+    if value > MAX_ID:
+        _refuse(404, "introuvable")
+    return value
+
+
 def _structure(code):
     return _domain(service.structure_id_by_code, db(), code)
 
@@ -144,7 +154,7 @@ def validate(args):
 def override(args, orientation_id):
     """Remplace une décision en attente par un autre type de référent / une autre structure (motif obligatoire)."""
     s = db()
-    new = _domain(service.override, s, orientation_id, current_user().id, args["referent_type"], args["reason"],
+    new = _domain(service.override, s, _known_id(orientation_id), current_user().id, args["referent_type"], args["reason"],
                   _as_of(args), structure_id=_structure(args["structure"]), scope=_scope())
     audit("orientation.override", new.person_id, {"orientation_id": orientation_id, "new_orientation_id": new.id,
                                                   "referent_type": args["referent_type"], "reason": args["reason"]})
@@ -159,7 +169,7 @@ def override(args, orientation_id):
 def explain(args, person_id):
     """Pourquoi cette orientation: règle, version, faits utilisés, en français (décision algorithmique signalée)."""
     s = db()
-    if get_person_in_scope(s, current_user(), person_id) is None:
+    if get_person_in_scope(s, current_user(), _known_id(person_id)) is None:
         _refuse(404, "Personne introuvable")
     data = service.explain(s, person_id, _as_of(args))
     audit("read", person_id, {"view": "orientation.explain"})
@@ -174,7 +184,7 @@ def explain(args, person_id):
 def request_reorientation(args, person_id):
     """Demande de réorientation par un référent ou un responsable (motif obligatoire)."""
     s = db()
-    if get_person_in_scope(s, current_user(), person_id) is None:
+    if get_person_in_scope(s, current_user(), _known_id(person_id)) is None:
         _refuse(404, "Personne introuvable")
     req = _domain(service.request_reorientation, s, person_id, current_user().id, args["reason"], _as_of(args),
                   wanted_referent_type=args["wanted_referent_type"],
@@ -201,7 +211,7 @@ def reorientations(args):
 def decide_reorientation(args, request_id):
     """Accepte (nouvelle orientation validée, l'ancienne prend fin) ou refuse (motif obligatoire) une demande."""
     s = db()
-    req = _domain(service.decide_reorientation, s, request_id, current_user().id, args["accept"], _as_of(args),
+    req = _domain(service.decide_reorientation, s, _known_id(request_id), current_user().id, args["accept"], _as_of(args),
                   reason=args["reason"], referent_type=args["referent_type"],
                   structure_id=_structure(args["structure"]))
     audit("orientation.reorientation_decision", req.person_id,
@@ -257,7 +267,7 @@ def rules_versions():
 @blp.response(200, RuleSetSchema)
 def rules_version(version):
     """Une version donnée du jeu de règles."""
-    row = service.get_rule_set(db(), version)
+    row = service.get_rule_set(db(), _known_id(version))
     if row is None:
         _refuse(404, f"version {version} inconnue")
     return service.rule_set_as_dict(row)

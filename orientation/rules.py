@@ -161,7 +161,7 @@ def _check_condition(cond: Any, where: str, facts: dict[str, FactSpec], used: se
         return
     if keys == {"some", "where"}:
         name = cond["some"]
-        spec = facts.get(name)
+        spec = facts.get(name) if isinstance(name, str) else None
         if spec is None or spec.kind != "list":
             raise RuleSetError(f"{where}: 'some' attend un fait liste ({', '.join(sorted(LIST_FACTS))}), reçu {name!r}")
         used.add(name)
@@ -169,7 +169,7 @@ def _check_condition(cond: Any, where: str, facts: dict[str, FactSpec], used: se
         return
     if "fact" in keys:
         name = cond["fact"]
-        if name not in facts:
+        if not isinstance(name, str) or name not in facts:
             raise RuleSetError(f"{where}: fait inconnu {name!r} (faits connus: {', '.join(sorted(facts))})")
         ops = keys - {"fact"}
         if len(ops) != 1:

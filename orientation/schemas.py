@@ -68,7 +68,8 @@ class QueuePageSchema(Schema):
 class ValidateInSchema(Schema):
     """Either the ids of proposals, or a filter of the validation queue (all that match)."""
 
-    ids = fields.List(fields.Integer(), load_default=None, validate=validate.Length(min=1, max=5000))
+    ids = fields.List(fields.Integer(validate=validate.Range(min=1, max=2**31 - 1)), load_default=None,
+                      validate=validate.Length(min=1, max=5000))
     filter = fields.Nested(QueueQuerySchema(only=("mds", "territory", "referent_type", "rule", "structure")),
                            load_default=None)
     as_of = fields.Date(load_default=None)

@@ -180,12 +180,23 @@ def dashboard():
                                 "Entonnoir des kiosques insertion"),
     }
     territories, mds = _choices()
-    return render_template("reports/dashboard.html", report=report, legal=legal, demande=demande,
+    return render_template("reports/dashboard.html", mds_rows=_mds_rows(legal), report=report, legal=legal,
+                           demande=demande,
                            head=service.headline(report), args=args, svg=svg, fr=_fr, bands=[b[0] for b in BANDS],
                            territories=territories, mds_choices=mds, ref=ref,
                            link=lambda **extra: url_for("reports_pages.person_list", **_link_args(args, **extra)),
                            xlsx=url_for("reports.Export", **_link_args(args)),
                            target=TARGET_DAYS, limit=LEGAL_LIMIT_DAYS, user=current_user())
+
+
+def _mds_rows(clock: dict) -> list[dict]:
+    """Per MDS: the cohort figures and the backlog side by side (an MDS may have only one of them)."""
+    rows: dict = {}
+    for m in clock["by_mds"]:
+        rows[m["key"]] = {"key": m["key"], "label": m["label"], "stats": m, "backlog": None}
+    for b in clock["backlog_by_mds"]:
+        rows.setdefault(b["key"], {"key": b["key"], "label": b["label"], "stats": None, "backlog": None})["backlog"] = b
+    return sorted(rows.values(), key=lambda r: (r["key"] is None, str(r["label"])))
 
 
 LIST_TITLES = {"backlog": "Personnes restant à orienter", "cohort": "Parcours de la cohorte",

@@ -137,6 +137,19 @@ def rt(_schema):
         changed = _reference_fingerprint(conn) != fingerprint
     if changed:
         _reload_reference(runtime)
+    _empty_folders(runtime.settings)
+
+
+def _empty_folders(settings):
+    """The inbox, archive, quarantine, outbox and reports folders are per-run too: empty them."""
+    import shutil
+
+    for folder in (settings.inbox, settings.archive, settings.quarantine, settings.outbox_dir,
+                   settings.reports_dir):
+        path = Path(folder)
+        if path.is_dir():
+            for child in path.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 @pytest.fixture

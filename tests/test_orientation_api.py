@@ -134,6 +134,9 @@ def test_rules_get_and_put_versions(rt, client, make_user):
     assert [(v["version"], v["active"], v["rules"]) for v in versions] == [(1, False, 7), (2, True, 6)]
     assert client.get("/api/v1/orientation/rules/1", headers=worker).json["rules"][0]["id"] == "FT_ACCOMPANIED"
     assert client.get("/api/v1/orientation/rules/9", headers=worker).status_code == 404
+    assert client.get(f"/api/v1/orientation/rules/{2**40}", headers=worker).status_code == 404
+    assert client.get(f"/api/v1/orientation/persons/{2**40}/explain", headers=manager).status_code == 404
+    assert client.post("/api/v1/orientation/validate", json={"ids": [2**40]}, headers=manager).status_code == 422
 
 
 def _cli(database_url, *args):

@@ -175,6 +175,9 @@ def _doc(when, **rule):
     ({"some": "activities", "where": {"fact": "kode", "eq": "SAL"}}, "fait inconnu 'kode'"),
     ({"some": "age", "where": {"fact": "code", "eq": "SAL"}}, "fait liste"),
     ({"fact": "activities.count", "gte": -1}, "entier positif"),
+    ({"fact": ["age"], "eq": 1}, "fait inconnu"),
+    ({"some": ["activities"], "where": {"fact": "code", "eq": "SAL"}}, "fait liste"),
+    ([{"fact": "age", "eq": 1}], "condition attendue"),
 ])
 def test_invalid_conditions_rejected_at_load(when, message):
     with pytest.raises(RuleSetError) as exc:

@@ -199,3 +199,26 @@ def test_only_admins_manage_users(client, make_user, role):
     _, headers = make_user(role, structure)
     assert client.get("/api/v1/users", headers=headers).status_code == 403
     assert client.get("/api/v1/audit", headers=headers).status_code == 403
+
+
+def test_login_over_https_with_secure_cookie(base_settings, rt, make_user):
+    """In production (HTTPS, Secure cookie) the CSRF check also wants a same-site Referer, which
+    the Referrer-Policy (same-origin) lets browsers send on our own forms."""
+    from config.app import create_app
+    from config.runtime import Runtime
+
+    user, _ = make_user("manager", password=PASSWORD)
+    prod = Runtime(settings=base_settings.with_(secure_cookies=True), engine=rt.engine, sessions=rt.sessions,
+                   vault=rt.vault)
+    app = create_app(runtime=prod)
+    client = app.test_client()
+    page = client.get("/login", base_url="https://rsa.haute-garonne.fr")
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    data = {"email": user.email, "password": PASSWORD, "csrf_token": _csrf(page.get_data(as_text=True))}
+    r = client.post("/login", data=data, base_url="https://rsa.haute-garonne.fr")
+    assert r.status_code == 400  # no Referer: refused over HTTPS
+    r = client.post("/login", data=data, base_url="https://rsa.haute-garonne.fr",
+                    headers={"Referer": "https://rsa.haute-garonne.fr/login"})
+    assert r.status_code == 303 and "Secure" in r.headers["Set-Cookie"]
+    me = client.get("/api/v1/me", base_url="https://rsa.haute-garonne.fr")
+    assert me.status_code == 200 and me.json["auth"] == "session"

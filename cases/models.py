@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -107,6 +108,13 @@ class Person(Base):
     activities: Mapped[list[Activity]] = relationship(
         back_populates="person", cascade="all, delete-orphan", order_by="Activity.start_on"
     )
+
+
+# Name search (cases.service.search_persons: lower(name) LIKE 'prefix%'): expression indexes, with
+# text_pattern_ops on PostgreSQL so that a prefix LIKE uses them whatever the database collation.
+for _column in ("last_name", "birth_name", "first_name"):
+    Index(f"ix_person_lower_{_column}", func.lower(getattr(Person, _column)).label(f"lower_{_column}"),
+          postgresql_ops={f"lower_{_column}": "text_pattern_ops"})
 
 
 class Activity(Base):

@@ -881,21 +881,38 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
     page, per_page = max(1, int(page)), max(1, min(200, int(per_page)))
     rows = session.scalars(query.order_by(Person.last_name, Person.first_name, Person.id)
                            .offset((page - 1) * per_page).limit(per_page)).all()
-    return [_person_row(session, p) for p in rows], total
+    return _person_rows(session, rows), total
 
 
-def _person_row(session: Session, person: Person) -> dict:
-    household = person.household
-    orientation = current_orientation(session, person.id)
-    path = open_path(session, person.id)
-    return {"id": person.id, "last_name": person.last_name, "first_name": person.first_name,
-            "birth_date": _iso(person.birth_date), "role": person.role, "sdd": person.sdd,
-            "caf_number": household.matricule if household else None,
-            "organism": household.organism if household else None,
-            "commune_insee": household.commune_insee if household else None,
-            "path_open": path is not None,
-            "referent_type": orientation.referent_type if orientation else None,
-            "structure_id": orientation.structure_id if orientation else None}
+def _person_rows(session: Session, persons: list[Person]) -> list[dict]:
+    """Rows of a page of persons with household, open path and current orientation: three queries
+    for the whole page, not three per person."""
+    from orientation.models import Orientation
+
+    ids = [p.id for p in persons]
+    households = {h.id: h for h in session.execute(
+        select(Household.id, Household.matricule, Household.organism, Household.commune_insee)
+        .where(Household.id.in_({p.household_id for p in persons if p.household_id is not None} or {-1})))}
+    open_paths = set(session.scalars(select(PathModel.person_id)
+                                     .where(PathModel.person_id.in_(ids or [-1]), PathModel.closed_on.is_(None))))
+    orientations = {}
+    for o in session.execute(select(Orientation.person_id, Orientation.referent_type, Orientation.structure_id)
+                             .where(Orientation.person_id.in_(ids or [-1]), Orientation.status == "validated")
+                             .order_by(Orientation.validated_on, Orientation.id)):
+        orientations[o.person_id] = o  # the latest validated wins, as in current_orientation
+    rows = []
+    for person in persons:
+        household = households.get(person.household_id)
+        orientation = orientations.get(person.id)
+        rows.append({"id": person.id, "last_name": person.last_name, "first_name": person.first_name,
+                     "birth_date": _iso(person.birth_date), "role": person.role, "sdd": person.sdd,
+                     "caf_number": household.matricule if household else None,
+                     "organism": household.organism if household else None,
+                     "commune_insee": household.commune_insee if household else None,
+                     "path_open": person.id in open_paths,
+                     "referent_type": orientation.referent_type if orientation else None,
+                     "structure_id": orientation.structure_id if orientation else None})
+    return rows
 
 
 def orientation_summary(session: Session, person_id: int) -> dict | None:
@@ -1502,3 +1519,28 @@ def demo(ctx) -> dict:
         overdue = len(overdue_contracts(session, _system_user(), ctx.as_of))
         ctx.echo(f"[parcours] contrats d'engagement en retard au {ctx.as_of}: {overdue}")
     return {"walked": walked, "overdue_contracts": overdue}
+
+
+def apply_sectorisation(session: Session) -> int:
+    """Recompute every household's denormalised MDS and territory from the current sectorisation
+    (after `rsa referents load-sectorisation`). One UPDATE per distinct address key; returns the
+    number of households whose sector changed."""
+    from sqlalchemy import update
+
+    from referents.service import SectorIndex
+
+    index = SectorIndex(session)
+    changed = 0
+    keys = session.execute(select(Household.commune_insee, Household.postal_code, Household.mds_id,
+                                  Household.territory_id).distinct()).all()
+    for commune, postal_code, mds_id, territory_id in keys:
+        sector = index.find(commune, postal_code).sector
+        new = (sector.mds_id, sector.territory_id) if sector else (None, None)
+        if new == (mds_id, territory_id):
+            continue
+        where = [Household.commune_insee.is_(None) if commune is None else Household.commune_insee == commune,
+                 Household.postal_code.is_(None) if postal_code is None else Household.postal_code == postal_code,
+                 Household.mds_id.is_(None) if mds_id is None else Household.mds_id == mds_id]
+        result = session.execute(update(Household).where(*where).values(mds_id=new[0], territory_id=new[1]))
+        changed += result.rowcount or 0
+    return changed

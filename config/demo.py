@@ -62,6 +62,8 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
         ctx.results["init"] = init
         echo(f"[init] base migrée et données de référence chargées: {init['loaded']}")
         for key, module_name in STEPS:
+            if key == "orientation":
+                ctx.results["replay"] = _replay_weeks(ctx)
             module = importlib.import_module(module_name) if _exists(module_name) else None
             step = getattr(module, "demo", None) if module else None
             if step is None:
@@ -71,6 +73,63 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
         return {"as_of": ctx.as_of.isoformat(), "database": demo_url, "steps": ctx.results}
     finally:
         runtime.dispose()
+
+
+def _replay_weeks(ctx: DemoContext, validation_delay_days: int = 4, months: int = 6) -> dict:
+    """Replay the weeks the flows cover as if the product had been running (clearly a simulation):
+    every Monday, attendance of last week's kiosques is recorded (about half of the invited come and
+    choose their referent, the others are absent or excused), the orientation job runs, an MDS agent
+    validates the proposals older than a few days, and the kiosque planner invites. Without it, the
+    demo would orient months of entrants on a single day and show a backlog, not the product."""
+    from sqlalchemy import func, select
+
+    from cases.models import Path
+    from kiosque import service as kiosque
+    from kiosque.models import Invitation, KiosqueSession
+    from orientation import service as orientation
+
+    horizon = ctx.as_of - dt.timedelta(days=months * 30)
+    with ctx.runtime.session() as s:
+        first = s.scalar(select(func.min(Path.clock_start)).where(Path.clock_start >= horizon))
+    if first is None:
+        return {"weeks": 0}
+    day = first + dt.timedelta(days=(7 - first.weekday()) % 7 or 7)
+    with ctx.runtime.session() as s:
+        kiosque.ensure_default_templates(s)
+        kiosque.generate_sessions(s, day, ctx.as_of + dt.timedelta(weeks=6))
+    stats = {"weeks": 0, "auto_validated": 0, "agent_validated": 0, "invited": 0, "present": 0,
+             "absent": 0, "excused": 0}
+    choices = ("actipro", "pole_emploi", "mds", "actipro", "ati")
+    while day < ctx.as_of - dt.timedelta(days=7):
+        with ctx.runtime.session() as s:
+            held = s.scalars(select(Invitation).join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
+                             .where(Invitation.status == "pending",
+                                    KiosqueSession.starts_at < dt.datetime.combine(day, dt.time()))
+                             .order_by(Invitation.id)).all()
+            for inv in held:
+                roll = inv.id % 10
+                if roll < 5:
+                    kiosque.record_attendance(s, inv.id, "present", referent_type=choices[inv.id % len(choices)])
+                    stats["present"] += 1
+                elif roll < 8:
+                    kiosque.record_attendance(s, inv.id, "absent")
+                    stats["absent"] += 1
+                else:
+                    kiosque.record_attendance(s, inv.id, "excused")
+                    stats["excused"] += 1
+            stats["auto_validated"] += orientation.run(s, day)["validated"]
+            due = day - dt.timedelta(days=validation_delay_days)
+            ids = [o["id"] for o in orientation.queue(s, limit=100000)["items"] if o["decided_on"] <= due]
+            if ids:
+                stats["agent_validated"] += len(orientation.validate(s, ids, None, day)["validated"])
+            stats["invited"] += kiosque.plan(s, day).invited
+        stats["weeks"] += 1
+        day += dt.timedelta(days=7)
+    ctx.echo(f"[rejeu] simulation de {stats['weeks']} semaines depuis le {first}: chaque lundi, orientation "
+             f"({stats['auto_validated']} validées d'office), validation par un agent MDS "
+             f"({stats['agent_validated']}), kiosques ({stats['invited']} invitations; {stats['present']} présents, "
+             f"{stats['absent']} absents, {stats['excused']} excusés)")
+    return stats
 
 
 def _exists(module_name: str) -> bool:

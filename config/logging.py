@@ -25,5 +25,5 @@ def configure(level: str = "INFO") -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactNir) for f in handler.filters):
             handler.addFilter(RedactNir())
-    for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors"):
+    for noisy in ("alembic", "apscheduler.scheduler", "apscheduler.executors", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

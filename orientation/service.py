@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -231,9 +231,11 @@ class _Pending:
     structure_id: int | None
 
 
-def to_orient_query():
+def to_orient_query(as_of: dt.date | None = None):
     """Persons to orient: open path, open right, DEM/CJT, SDD, no validated orientation on the path.
-    Rows: person id, email, path id, clock start, commune, postal code."""
+    Rows: person id, email, path id, clock start, commune, postal code.
+
+    With as_of, a path whose clock starts after that date is not yet known: not considered."""
     validated = exists(select(Orientation.id).where(Orientation.path_id == Path.id,
                                                     Orientation.status == "validated"))
     return (select(Person.id, Person.email, Path.id.label("path_id"), Path.clock_start,
@@ -242,6 +244,7 @@ def to_orient_query():
             .join(Path, and_(Path.person_id == Person.id, Path.closed_on.is_(None)))
             .where(Person.sdd.is_(True), Person.role.in_(SDD_ROLES), Household.right_state.in_(OPEN_RIGHT_STATES),
                    ~validated)
+            .where(Path.clock_start <= as_of if as_of is not None else true())
             .order_by(Person.id, Path.clock_start, Path.id))
 
 
@@ -277,6 +280,14 @@ def end_closed(session: Session, as_of: dt.date) -> int:
     return len(updates)
 
 
+def refresh_statistics(session: Session) -> None:
+    """PostgreSQL: up-to-date planner statistics of the tables the run itself fills. After a bulk
+    run, stale statistics make the "no validated orientation" anti-join quadratic (minutes instead
+    of milliseconds on 100,000 persons); ANALYZE samples the table in a fraction of a second."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE orientation, path"))
+
+
 def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] | None = None) -> dict:
     """Orient every person to orient at the as-of date (decisions dated on the as-of date).
     progress(done, total) is called after each batch."""
@@ -284,9 +295,10 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     evaluator = spec.compile(as_of)
     ended = end_closed(session, as_of)
     session.flush()
+    refresh_statistics(session)
 
     candidates: dict[int, tuple] = {}
-    for r in session.execute(to_orient_query()):
+    for r in session.execute(to_orient_query(as_of)):
         candidates[r.id] = r  # the latest open path wins (ordered by clock start)
     pending: dict[int, _Pending] = {}
     for o in session.execute(select(Orientation.id, Orientation.path_id, Orientation.status, Orientation.origin,
@@ -802,7 +814,7 @@ def deadline_level(days: int) -> str:
 def deadlines(session: Session, as_of: dt.date, scope: ColumnElement[bool] | None = None,
               level: str | None = None) -> list[dict]:
     """Every person to orient with the clock: target (D+30), legal limit (D+42), days elapsed, level."""
-    q = to_orient_query()
+    q = to_orient_query(as_of)
     if scope is not None:
         q = q.where(scope)
     rows = {r.id: r for r in session.execute(q)}
@@ -839,6 +851,7 @@ def check_deadlines(session: Session, as_of: dt.date) -> dict:
     kiosque invitation failed is proposed to the MDS (the law's default)."""
     from kiosque.models import Invitation
 
+    refresh_statistics(session)
     items = deadlines(session, as_of)
     existing = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.d21", "orientation.d35", "orientation.past_limit")))))

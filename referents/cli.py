@@ -208,4 +208,81 @@ def rgpd_purge(as_of, dry_run, months, as_json):
     emit(data, as_json, human)
 
 
-COMMANDS = [users_group, audit_group, rgpd_group]
+@click.group("referents")
+def referents_group():
+    """Structures et sectorisation (données éditables par le Département)."""
+
+
+@referents_group.command("load-sectorisation")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@json_option
+def load_sectorisation_cmd(file, as_json):
+    """Remplace toute la sectorisation par FILE (CSV) et recalcule la MDS de chaque foyer.
+
+    Tout ou rien: une ligne fausse (commune ou structure inconnue, doublon) ne change rien."""
+    from cases.service import apply_sectorisation
+    from referents.service import ReferenceDataError, load_sectorisation
+
+    rt = get_runtime()
+    try:
+        with rt.session() as s:
+            stats = load_sectorisation(s, file, replace=True)
+            stats["households_resectorised"] = apply_sectorisation(s)
+    except ReferenceDataError as exc:
+        _fail(str(exc))
+    emit(stats, as_json, lambda d: click.echo(
+        f"sectorisation chargée: {d['added']} ajoutés, {d['updated']} modifiés, {d['removed']} retirés, "
+        f"{d['unchanged']} inchangés; {d['households_resectorised']} foyers resectorisés"))
+
+
+@referents_group.command("structures")
+@click.option("--kind", type=click.Choice(["mds", "actipro", "pole_emploi", "ati", "ccas"]))
+@json_option
+def structures_cmd(kind, as_json):
+    """Liste les structures, leur capacité et leur charge actuelle (orientations validées)."""
+    from sqlalchemy import func, select
+
+    from orientation.models import Orientation
+    from referents.models import Structure
+
+    rt = get_runtime()
+    with rt.session() as s:
+        load = dict(s.execute(select(Orientation.structure_id, func.count()).where(
+            Orientation.status == "validated").group_by(Orientation.structure_id)).all())
+        q = select(Structure).order_by(Structure.kind, Structure.code)
+        if kind:
+            q = q.where(Structure.kind == kind)
+        rows = [{"code": st.code, "name": st.name, "kind": st.kind, "capacity": st.capacity,
+                 "load": load.get(st.id, 0)} for st in s.scalars(q)]
+    emit(rows, as_json, lambda d: [click.echo(
+        f"{r['code']:<22} {r['kind']:<12} charge {r['load']:>6} / {r['capacity'] if r['capacity'] is not None else '∞'}")
+        for r in d])
+
+
+@referents_group.command("set-capacity")
+@click.argument("code")
+@click.argument("capacity")
+@json_option
+def set_capacity_cmd(code, capacity, as_json):
+    """Fixe la capacité d'une structure (nombre de personnes suivies; 'none' = illimitée)."""
+    from referents.service import structure_by_code
+
+    rt = get_runtime()
+    with rt.session() as s:
+        st = structure_by_code(s, code)
+        if st is None:
+            _fail(f"structure inconnue: {code}")
+        if capacity.lower() in ("none", "illimitee", "illimitée"):
+            st.capacity = None
+        else:
+            try:
+                st.capacity = int(capacity)
+            except ValueError:
+                _fail(f"capacité invalide: {capacity!r}")
+            if st.capacity < 0:
+                _fail("la capacité ne peut pas être négative")
+        data = {"code": st.code, "capacity": st.capacity}
+    emit(data, as_json, f"{data['code']}: capacité {data['capacity'] if data['capacity'] is not None else 'illimitée'}")
+
+
+COMMANDS = [users_group, audit_group, rgpd_group, referents_group]

@@ -143,8 +143,8 @@ def first_validated_orientations(dialect: str, as_of: dt.date):
     firsts = (select(o.path_id.label("path_id"), func.min(key).label("k"))
               .where(day <= as_of_day, o.path_id.is_not(None))
               .group_by(o.path_id).subquery("firsts"))
-    return (select(firsts.c.path_id, o.person_id, o.validated_on, o.referent_type, o.origin, o.rule_id,
-                   o.structure_id)
+    return (select(firsts.c.path_id, o.person_id, o.validated_on.label("decided"), o.referent_type, o.origin,
+                   o.rule_id.label("rule"), o.structure_id)
             .select_from(firsts).join(o, o.id == firsts.c.k % literal(TIE_BREAK, BigInteger)))
 
 
@@ -223,6 +223,8 @@ def _first_table(session: Session, as_of: dt.date) -> Table:
     conn.execute(insert(table).from_select(
         ["path_id", "person_id", "decided", "referent_type", "origin", "rule", "structure_id"],
         first_validated_orientations(_dialect(session), as_of)))
+    if _dialect(session) == "postgresql":
+        conn.execute(text(f'ANALYZE "{table.name}"'))  # a temporary table has no statistics otherwise
     return table
 
 
@@ -284,9 +286,14 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
     SETS); SQLite, which has no grouping sets, in one GROUP BY per clock and source."""
     dialect = _dialect(session)
     conn = session.connection()
-    if dialect == "postgresql":
+    if dialect == "postgresql":  # hash the histogram in memory; JIT compiling costs more than it saves here
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
-    first = _first_table(session, f.as_of)
+        conn.execute(text("SET LOCAL jit = off"))
+        conn.execute(text("SET LOCAL enable_sort = off"))  # every grouping set hashed, no sort of all rows
+        # PostgreSQL joins the decisions as a subquery (hash aggregate + hash join), no temporary copy.
+        first = first_validated_orientations(dialect, f.as_of).subquery("first_decision")
+    else:
+        first = _first_table(session, f.as_of)
     hist = _hist_table()
     hist.create(conn)
     try:
@@ -310,7 +317,10 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
         yield hist
     finally:
         hist.drop(conn)
-        first.drop(conn)
+        if isinstance(first, Table):
+            first.drop(conn)
+        if dialect == "postgresql":
+            conn.execute(text("SET LOCAL enable_sort = on"))
 
 
 def _grouping_sets_select(p, sources: tuple[str, ...]):

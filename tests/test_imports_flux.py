@@ -250,12 +250,13 @@ def test_closure_closes_the_path_and_records_an_exit(rt, tmp_path, motive, reaso
     with rt.session() as s:
         p = only_person(s, m1)
         (path,) = s.scalars(select(CasePath).where(CasePath.person_id == p.id)).all()
-        assert (path.closed_on, path.close_reason) == (dt.date(2026, 9, 10), reason)
+        # through cases.service.record_exit: close reason "exit:<reason>", the positive-exit mapping
+        assert (path.closed_on, path.close_reason) == (dt.date(2026, 9, 10), f"exit:{reason}")
         (ex,) = s.scalars(select(Exit).where(Exit.person_id == p.id)).all()
-        assert (ex.exit_on, ex.reason, ex.source, ex.positive, ex.path_id) == (dt.date(2026, 9, 10), reason, "flow",
-                                                                                False, path.id)
+        assert (ex.exit_on, ex.reason, ex.source, ex.positive, ex.path_id) == (
+            dt.date(2026, 9, 10), reason, "flow", reason == "end_of_right_resources", path.id)
         kinds = sorted(e.kind for e in s.scalars(select(CaseEvent).where(CaseEvent.person_id == p.id)))
-        assert kinds == ["flow.exit", "flow.right_closed", "flow.right_opened"]
+        assert kinds == ["exit.recorded", "flow.right_closed", "flow.right_opened"]
         h = household(s, m1)
         assert (h.right_state, h.closure_reason, h.closure_on) == ("5", motive, dt.date(2026, 9, 10))
     # the right reopens next month: a new path, opened as a reopening
@@ -270,6 +271,23 @@ def test_closure_closes_the_path_and_records_an_exit(rt, tmp_path, motive, reaso
         assert [(x.opening_reason, x.closed_on is None) for x in paths] == [("entry", False), ("reopening", True)]
         assert p.legal_clock_start == dt.date(2026, 10, 31)
 
+
+def test_reopening_more_than_12_months_after_the_closure_is_a_new_entry(rt, tmp_path):
+    from imports.generator import _set_state
+
+    m1 = make_single(3, dt.date(2025, 5, 31))
+    write_flux(tmp_path / "m1.xml", [text(m1)], dt.date(2025, 5, 31))
+    close_household(m1, "ECH", dt.date(2025, 6, 10))
+    write_flux(tmp_path / "m2.xml", [text(m1)], dt.date(2025, 6, 30))
+    _set_state(m1, "2", None, dt.date(2026, 8, 1))  # 14 months later
+    write_flux(tmp_path / "m3.xml", [text(m1)], dt.date(2026, 8, 31))
+    results = service.import_files(rt, [tmp_path / "m1.xml", tmp_path / "m2.xml", tmp_path / "m3.xml"])
+    assert [r["status"] for r in results] == ["imported"] * 3
+    with rt.session() as s:
+        p = only_person(s, m1)
+        paths = s.scalars(select(CasePath).where(CasePath.person_id == p.id).order_by(CasePath.id)).all()
+        assert [(x.opening_reason, x.closed_on) for x in paths] == [("entry", dt.date(2025, 6, 10)), ("entry", None)]
+        assert s.scalar(select(func.count()).select_from(Exit).where(Exit.person_id == p.id)) == 1
 
 def test_transfers_out_and_in(rt, tmp_path):
     from imports.generator import _IDENT_ORDER, _el, _insert_ordered
@@ -294,7 +312,7 @@ def test_transfers_out_and_in(rt, tmp_path):
     with rt.session() as s:
         p_out = only_person(s, out_el)
         (path,) = s.scalars(select(CasePath).where(CasePath.person_id == p_out.id)).all()
-        assert (path.closed_on, path.close_reason) == (dt.date(2026, 9, 4), "transfer")
+        assert (path.closed_on, path.close_reason) == (dt.date(2026, 9, 4), "exit:transfer")
         (ex,) = s.scalars(select(Exit).where(Exit.person_id == p_out.id)).all()
         assert ex.reason == "transfer"
         assert "flow.transfer_out" in {e.kind for e in s.scalars(select(CaseEvent).where(CaseEvent.person_id == p_out.id))}

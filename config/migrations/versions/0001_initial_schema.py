@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 11:28:28.739899
+Create Date: 2026-11-22 12:19:58.374723
 """
 from alembic import op
 import sqlalchemy as sa
@@ -724,6 +724,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_message_person_id'), ['person_id'], unique=False)
         batch_op.create_index('ix_message_status_next', ['status', 'next_attempt_at'], unique=False)
 
+    op.create_index('ix_person_lower_birth_name', 'person', [sa.literal_column('lower(birth_name)').label('lower_birth_name')], unique=False, postgresql_ops={'lower_birth_name': 'text_pattern_ops'})
+    op.create_index('ix_person_lower_first_name', 'person', [sa.literal_column('lower(first_name)').label('lower_first_name')], unique=False, postgresql_ops={'lower_first_name': 'text_pattern_ops'})
+    op.create_index('ix_person_lower_last_name', 'person', [sa.literal_column('lower(last_name)').label('lower_last_name')], unique=False, postgresql_ops={'lower_last_name': 'text_pattern_ops'})
     # ### end Alembic commands ###
 
 

@@ -1,0 +1,255 @@
+"""Load test: `rsa serve` (gunicorn, 4 workers × 4 threads) on PostgreSQL with 1,000,000 persons,
+20 concurrent authenticated clients for 60 s on loopback over the main read endpoints plus a
+trickle of writes. Reports throughput, p50/p95/p99 latency per endpoint and overall, and errors.
+
+Bounded: a fixed duration and a cap on requests per client; the server is our own subprocess,
+bound to 127.0.0.1 on a free port, terminated at the end. PostgreSQL only (production): without a
+server the benchmark prints a note and returns no rows. `--quick`: 20,000 persons, 10 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import select
+
+from bench import population
+from bench.harness import BenchContext, Row
+from config.db import Base, import_models
+from config.runtime import build_runtime
+from config.settings import Settings
+
+CLIENTS = 20
+MAX_REQUESTS_PER_CLIENT = 50_000
+P95_TARGET_MS = 100.0
+# (endpoint label, weight): reads dominate, writes are a trickle (~2 %).
+MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 13), ("report", 10),
+       ("appointment POST", 2))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def _prepare(rt, backend: str, n: int) -> dict:
+    """Schema, reference data, population, three users with tokens, persons in the MDS user's scope."""
+    from referents.models import Structure
+    from referents.service import create_user, issue_token, load_reference_data
+
+    import_models()
+    Base.metadata.create_all(rt.engine)
+    with rt.session() as s:
+        load_reference_data(s)
+        by_kind = population.structures(s)
+    t0 = time.perf_counter()
+    counts = population.load(rt.engine, backend, n, by_kind)
+    load_s = time.perf_counter() - t0
+    with rt.session() as s:
+        mds_id = by_kind["mds"][0][0]
+        # the provider structure with the most people (the heaviest "my people" list)
+        provider_id = by_kind["actipro"][0][0] if by_kind.get("actipro") else by_kind["mds"][1][0]
+        code = {sid: c for sid, c in s.execute(select(Structure.id, Structure.code))}
+        manager = create_user(s, "charge.bench@cd31.test", "manager", display_name="Manager bench")
+        worker = create_user(s, "mds.bench@cd31.test", "mds_worker", structure_code=code[mds_id],
+                             display_name="MDS bench")
+        provider = create_user(s, "prestataire.bench@cd31.test", "provider", structure_code=code[provider_id],
+                               display_name="Prestataire bench")
+        s.flush()
+        tokens = {role: issue_token(s, user, ttl_hours=4, label="bench")
+                  for role, user in (("manager", manager), ("mds_worker", worker), ("provider", provider))}
+        s.commit()
+    # Household i is sectorised on mds[i % len(mds)]; person i lives in household i.
+    n_mds = len(by_kind["mds"])
+    in_scope = [i for i in range(n_mds, n + 1, n_mds)][:20_000]
+    return {"tokens": tokens, "in_scope": in_scope, "mds_code": code[mds_id], "mds_id": mds_id,
+            "load_s": load_s, "counts": counts}
+
+
+def _start_server(url: str, port: int, log: Path) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("rsa")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from config.cli import main; main()"]
+    env = dict(os.environ, RSA_DATABASE_URL=url, RSA_SECRET_KEY="bench-secret-" + os.urandom(8).hex(),
+               RSA_SCHEDULER_ENABLED="0", RSA_LOG_LEVEL="WARNING")
+    out = log.open("wb")
+    return subprocess.Popen(cmd + ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "4"],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(Path(__file__).parent.parent))
+
+
+def _wait_ready(base: str, token: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"rsa serve exited with {proc.returncode}")
+        try:
+            r = requests.get(base + "/api/v1/cases/exit-reasons", headers={"Authorization": f"Bearer {token}"},
+                             timeout=2)
+            if r.status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("rsa serve did not answer in time")
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _client(seed: int, base: str, data: dict, stop_at: float, results: list) -> None:
+    """One client: its own connection pool, a weighted mix of requests until time or count is up."""
+    import requests
+
+    rnd = random.Random(seed)
+    http = requests.Session()
+    auth = {role: {"Authorization": f"Bearer {tok}"} for role, tok in data["tokens"].items()}
+    labels = [m[0] for m in MIX]
+    weights = [m[1] for m in MIX]
+    as_of = population.AS_OF
+    month = as_of.replace(day=1) - dt.timedelta(days=rnd.randint(30, 300))
+    for _ in range(MAX_REQUESTS_PER_CLIENT):
+        if time.monotonic() >= stop_at:
+            break
+        label = rnd.choices(labels, weights)[0]
+        pid = rnd.choice(data["in_scope"])
+        method, json_body, params = "GET", None, None
+        if label == "search":
+            role = rnd.choice(("manager", "mds_worker"))
+            name = rnd.choice(population.LAST_NAMES)
+            path, params = "/api/v1/persons", {"q": name[: rnd.randint(3, len(name))]}
+        elif label == "my-people":
+            role, path, params = "provider", "/api/v1/cases/lists/my-people", {"as_of": as_of.isoformat()}
+        elif label == "timeline":
+            role, path = "mds_worker", f"/api/v1/persons/{pid}/timeline"
+        elif label == "detail":
+            role, path, params = "mds_worker", f"/api/v1/persons/{pid}", {"as_of": as_of.isoformat()}
+        elif label == "report":  # an MDS worker's dashboard: one month's cohort, scoped to the MDS
+            start = month.replace(day=1)
+            end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+            role, path = "mds_worker", "/api/v1/reports/delays"
+            params = {"as_of": as_of.isoformat(), "from": start.isoformat(), "to": end.isoformat()}
+        else:
+            role, method, path = "mds_worker", "POST", f"/api/v1/persons/{pid}/appointments"
+            json_body = {"scheduled_at": f"{as_of + dt.timedelta(days=rnd.randint(1, 30))}T10:00:00",
+                         "kind": "follow_up"}
+        t0 = time.perf_counter()
+        try:
+            r = http.request(method, base + path, params=params, json=json_body, headers=auth[role], timeout=30)
+            ok = r.status_code < 400
+            status = r.status_code
+        except requests.RequestException as exc:
+            ok, status = False, type(exc).__name__
+        results.append((label, (time.perf_counter() - t0) * 1000.0, ok, status))
+    http.close()
+
+
+def _drive(base: str, data: dict, seconds: float) -> tuple[list, float]:
+    results: list = []  # list.append is atomic: no lock needed
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=_client, args=(k, base, data, stop_at, results), daemon=True)
+               for k in range(CLIENTS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 60)
+    return results, time.perf_counter() - t0
+
+
+def _rows(results: list, elapsed: float, n: int, quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    by_label: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    statuses: dict[str, set] = defaultdict(set)
+    for label, ms, ok, status in results:
+        by_label[label].append(ms)
+        if not ok:
+            errors[label] += 1
+            statuses[label].add(status)
+    everything = [ms for _, ms, _, _ in results]
+    total_errors = sum(errors.values())
+    tag = f"{n:,} persons"
+    rows.append(Row("api_load", "postgresql", f"throughput, {CLIENTS} clients ({tag})", len(results) / elapsed,
+                    "req/s"))
+    for q in (50, 95, 99):
+        p = _percentile(everything, q)
+        rows.append(Row("api_load", "postgresql", f"all requests p{q}", p, "ms",
+                        f"< {P95_TARGET_MS:g} ms" if q == 95 else "",
+                        (p < P95_TARGET_MS if not quick else None) if q == 95 else None))
+    rows.append(Row("api_load", "postgresql", f"errors / {len(results):,} requests", total_errors, "",
+                    "0", total_errors == 0))
+    for label, _ in MIX:
+        values = by_label.get(label, [])
+        p50, p95, p99 = (_percentile(values, q) for q in (50, 95, 99))
+        rows.append(Row("api_load", "postgresql", f"{label}: n={len(values)} p50 {p50:.0f} / p99 {p99:.0f} ms"
+                        + (f", errors {errors[label]} {sorted(map(str, statuses[label]))}" if errors[label] else ""),
+                        p95, "ms p95", f"< {P95_TARGET_MS:g}", (p95 < P95_TARGET_MS) if values and not quick else None))
+    return rows
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    if "postgresql" not in ctx.backends:
+        print("  api_load: no PostgreSQL server available: load test skipped (it runs on PostgreSQL only)")
+        return []
+    n, seconds = (20_000, 10.0) if ctx.quick else (1_000_000, 60.0)
+    url, cleanup = ctx.fresh_database("postgresql")
+    rt = build_runtime(Settings.from_env(env={}).with_(database_url=url))
+    proc = None
+    try:
+        data = _prepare(rt, "postgresql", n)
+        rows = [Row("api_load", "postgresql", f"generate+load {n:,} persons with history "
+                    f"({data['counts']['case_event']:,} events, {data['counts']['appointment']:,} appointments)",
+                    data["load_s"], "s")]
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = ctx.workdir / "api_load-server.log"
+        proc = _start_server(url, port, log)
+        _wait_ready(base, data["tokens"]["manager"], proc)
+        _drive(base, data, 2.0 if ctx.quick else 5.0)  # warm-up: every worker connected, plans cached
+        results, elapsed = _drive(base, data, seconds)
+        rows += _rows(results, elapsed, n, ctx.quick)
+        return rows
+    finally:
+        if proc is not None:
+            _stop_server(proc)
+        rt.dispose()
+        _drop(cleanup)
+
+
+def _drop(cleanup) -> None:
+    """Drop the benchmark database, retrying while a background worker still holds it."""
+    for attempt in range(10):
+        try:
+            cleanup()
+            return
+        except Exception:  # noqa: BLE001 - e.g. an autovacuum worker we may not terminate
+            if attempt == 9:
+                raise
+            time.sleep(3)

@@ -1,6 +1,7 @@
 """Load test: `rsa serve` (gunicorn, 4 workers × 4 threads) on PostgreSQL with 1,000,000 persons,
 20 concurrent authenticated clients for 60 s on loopback over the main read endpoints plus a
-trickle of writes. Reports throughput, p50/p95/p99 latency per endpoint and overall, and errors.
+trickle of writes (one of the clients is a dashboard asking for the delay report again and
+again). Reports throughput, p50/p95/p99 latency per endpoint and overall, and errors.
 
 Bounded: a fixed duration and a cap on requests per client; the server is our own subprocess,
 bound to 127.0.0.1 on a free port, terminated at the end. PostgreSQL only (production): without a
@@ -21,7 +22,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bench import population
 from bench.harness import BenchContext, Row
@@ -32,9 +33,13 @@ from config.settings import Settings
 CLIENTS = 20
 MAX_REQUESTS_PER_CLIENT = 50_000
 P95_TARGET_MS = 100.0
-# (endpoint label, weight): reads dominate, writes are a trickle (~2 %).
-MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 13), ("report", 10),
-       ("appointment POST", 2))
+# (endpoint label, weight) of the agents' clients: reads dominate, writes are a trickle (~2 %).
+MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 20), ("appointment POST", 2))
+# Client 0 is a manager's dashboard: the delay report (a whole-population aggregation, seconds at
+# 1M persons) one after the other, never 20 at once. The other clients are agents at work.
+REPORT_CLIENTS = 1
+LABELS = ("search", "my-people", "timeline", "detail", "report", "appointment POST")
+PROVIDER_CASELOAD = 1_500  # people followed by the provider structure of the load test
 
 
 def _free_port() -> int:
@@ -53,6 +58,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _prepare(rt, backend: str, n: int) -> dict:
     """Schema, reference data, population, three users with tokens, persons in the MDS user's scope."""
+    from orientation.models import Orientation
     from referents.models import Structure
     from referents.service import create_user, issue_token, load_reference_data
 
@@ -66,8 +72,18 @@ def _prepare(rt, backend: str, n: int) -> dict:
     load_s = time.perf_counter() - t0
     with rt.session() as s:
         mds_id = by_kind["mds"][0][0]
-        # the provider structure with the most people (the heaviest "my people" list)
-        provider_id = by_kind["actipro"][0][0] if by_kind.get("actipro") else by_kind["mds"][1][0]
+        # One provider structure with a realistic caseload: the generator spreads a million persons
+        # over the Haute-Garonne's dozen ACTIPRO, ~18,000 each, where a real structure follows ~1,500.
+        provider = Structure(code="ACTIPRO-BENCH", name="ACTIPRO (banc d'essai)", kind="actipro",
+                             territory_id=by_kind["mds"][0][1])
+        s.add(provider)
+        s.flush()
+        provider_id = provider.id
+        chosen = select(Orientation.id).where(Orientation.status == "validated",
+                                              Orientation.referent_type == "actipro") \
+            .order_by(Orientation.id).limit(min(PROVIDER_CASELOAD, max(n // 10, 1)))
+        s.execute(update(Orientation).where(Orientation.id.in_(chosen.scalar_subquery()))
+                  .values(structure_id=provider_id))
         code = {sid: c for sid, c in s.execute(select(Structure.id, Structure.code))}
         manager = create_user(s, "charge.bench@cd31.test", "manager", display_name="Manager bench")
         worker = create_user(s, "mds.bench@cd31.test", "mds_worker", structure_code=code[mds_id],
@@ -137,13 +153,14 @@ def _client(seed: int, base: str, data: dict, stop_at: float, results: list) -> 
     for _ in range(MAX_REQUESTS_PER_CLIENT):
         if time.monotonic() >= stop_at:
             break
-        label = rnd.choices(labels, weights)[0]
+        label = "report" if seed < REPORT_CLIENTS else rnd.choices(labels, weights)[0]
         pid = rnd.choice(data["in_scope"])
         method, json_body, params = "GET", None, None
-        if label == "search":
+        if label == "search":  # a surname, its beginning, or surname and first name
             role = rnd.choice(("manager", "mds_worker"))
-            name = rnd.choice(population.LAST_NAMES)
-            path, params = "/api/v1/persons", {"q": name[: rnd.randint(3, len(name))]}
+            name = population.last_name(rnd)
+            q = rnd.choice((name, name[: max(5, len(name) - 2)], f"{name} {rnd.choice(population.FIRST_NAMES)}"))
+            path, params = "/api/v1/persons", {"q": q}
         elif label == "my-people":
             role, path, params = "provider", "/api/v1/cases/lists/my-people", {"as_of": as_of.isoformat()}
         elif label == "timeline":
@@ -196,16 +213,20 @@ def _rows(results: list, elapsed: float, n: int, quick: bool) -> list[Row]:
     everything = [ms for _, ms, _, _ in results]
     total_errors = sum(errors.values())
     tag = f"{n:,} persons"
-    rows.append(Row("api_load", "postgresql", f"throughput, {CLIENTS} clients ({tag})", len(results) / elapsed,
-                    "req/s"))
+    rows.append(Row("api_load", "postgresql", f"throughput, {CLIENTS} clients ({tag}, "
+                    f"{REPORT_CLIENTS} on reports)", len(results) / elapsed, "req/s"))
     for q in (50, 95, 99):
         p = _percentile(everything, q)
         rows.append(Row("api_load", "postgresql", f"all requests p{q}", p, "ms",
                         f"< {P95_TARGET_MS:g} ms" if q == 95 else "",
                         (p < P95_TARGET_MS if not quick else None) if q == 95 else None))
+    agents = [ms for label, ms, _, _ in results if label != "report"]
+    p95 = _percentile(agents, 95)
+    rows.append(Row("api_load", "postgresql", "agents' requests (all but reports) p95", p95, "ms",
+                    f"< {P95_TARGET_MS:g} ms", p95 < P95_TARGET_MS if not quick else None))
     rows.append(Row("api_load", "postgresql", f"errors / {len(results):,} requests", total_errors, "",
                     "0", total_errors == 0))
-    for label, _ in MIX:
+    for label in LABELS:
         values = by_label.get(label, [])
         p50, p95, p99 = (_percentile(values, q) for q in (50, 95, 99))
         rows.append(Row("api_load", "postgresql", f"{label}: n={len(values)} p50 {p50:.0f} / p99 {p99:.0f} ms"

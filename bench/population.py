@@ -23,6 +23,10 @@ LAST_NAMES = ("MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURA
               "CHEVALIER", "FRANCOIS", "LEGRAND", "GAUTHIER", "GARCIA", "PERRIN", "ROBIN", "CLEMENT",
               "MORIN", "NICOLAS", "HENRY", "ROUSSEL", "MATHIEU", "GAUTIER", "MASSON", "SANCHEZ", "NGUYEN",
               "BOURGEOIS", "BENOIT", "RENAUD", "DUMAS", "LOPEZ", "MARTINEZ", "BRUN", "ESTEBAN")
+# Surname = a common stem + an ending: 1,500 surnames, so that one name matches ~0.07 % of the
+# population (a département's real long tail), not the 1/60 of the stems alone.
+ENDINGS = ("", "ON", "EAU", "IER", "AND", "OT", "IN", "EL", "AS", "ARD", "ET", "OU", "AC", "ES", "AUD", "Y",
+           "OUX", "ENS", "AT", "IS", "ANT", "ERT", "OL", "ICK", "A")
 FIRST_NAMES = ("Camille", "Léa", "Manon", "Inès", "Chloé", "Sarah", "Lucas", "Hugo", "Nathan", "Théo",
                "Yanis", "Karim", "Fatima", "Aïcha", "Jérôme", "Hélène", "Noémie", "Loïc", "Amine", "Zoé")
 EVENT_KINDS = ("flow_entry", "right_state", "orientation", "notification", "appointment", "contract")
@@ -40,6 +44,10 @@ COLUMNS = {
     "appointment": ("id", "person_id", "path_id", "structure_id", "scheduled_at", "kind", "status", "source",
                     "created_at"),
 }
+
+
+def last_name(rnd: random.Random) -> str:
+    return LAST_NAMES[rnd.randrange(len(LAST_NAMES))] + ENDINGS[rnd.randrange(len(ENDINGS))]
 
 
 def structures(session) -> dict[str, list[tuple[int, int | None]]]:
@@ -70,7 +78,7 @@ def generate(n: int, by_kind: dict[str, list[tuple[int, int | None]]], seed: int
         closed = start + dt.timedelta(days=rnd.randint(60, 700)) if rnd.random() < 0.15 else None
         if closed is not None and closed > AS_OF:
             closed = None
-        last = LAST_NAMES[rnd.randrange(len(LAST_NAMES))] + ("" if rnd.random() < 0.5 else f"-{i % 997}")
+        last = last_name(rnd)
         tables["household"].append((i, "CAF", f"B{i:014d}", "2", request, mds_id, territory_id, "31555", False,
                                     now, now))
         tables["person"].append((i, i, "DEM", last, last, FIRST_NAMES[rnd.randrange(len(FIRST_NAMES))],

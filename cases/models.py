@@ -33,7 +33,11 @@ class Household(Base):
     """A dossier RSA, keyed by organism (CAF/MSA) + matricule."""
 
     __tablename__ = "household"
-    __table_args__ = (UniqueConstraint("organism", "matricule"),)
+    __table_args__ = (
+        UniqueConstraint("organism", "matricule"),
+        # person_scope of an MDS worker: the households of the sector, read from the index alone
+        Index("ix_household_mds_scope", "mds_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organism: Mapped[str] = mapped_column(String(3))  # CAF | MSA

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, exists, false, func, select, true
+from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, exists, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -45,7 +45,7 @@ def person_scope(user: User) -> ColumnElement[bool]:
         return true()
     # Aliases correlated to Person only: the condition means the same inside any outer query,
     # even one that already selects from household or orientation (no silent auto-correlation).
-    o, h, st = aliased(Orientation), aliased(Household), aliased(Structure)
+    o, h, st = _scope_aliases(Orientation)
     current = and_(o.person_id == Person.id, o.status == "validated")
     if user.role == Role.MDS_WORKER:
         lives_in_sector = exists(select(h.id).where(
@@ -59,6 +59,12 @@ def person_scope(user: User) -> ColumnElement[bool]:
         return exists(select(o.id).where(current, o.referent_type == "ati",
                                          o.structure_id.in_(ati_structures)).correlate(Person))
     return false()
+
+
+@functools.cache
+def _scope_aliases(orientation_model):
+    """Built once: making the aliases and adapting their columns cost ~7 ms on every request."""
+    return aliased(orientation_model), aliased(Household), aliased(Structure)
 
 
 def scoped_persons(user: User):
@@ -879,7 +885,10 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
                                                     .where(Household.matricule == caf_number.strip())))
     total = session.scalar(select(func.count()).select_from(query.with_only_columns(Person.id).subquery()))
     page, per_page = max(1, int(page)), max(1, min(200, int(per_page)))
-    rows = session.scalars(query.order_by(Person.last_name, Person.first_name, Person.id)
+    # Ordered on lower(last_name), which no index provides in this order: PostgreSQL then takes the
+    # matches from the name indexes and sorts them, instead of walking ix_person_identity from "A"
+    # and filtering out a million rows before a late-alphabet prefix (540 ms → a few ms at 1M persons).
+    rows = session.scalars(query.order_by(func.lower(Person.last_name), Person.first_name, Person.id)
                            .offset((page - 1) * per_page).limit(per_page)).all()
     return _person_rows(session, rows), total
 
@@ -1039,6 +1048,14 @@ def _empty_due() -> dict:
             "next_appointment_at": None, "suspension_ends_on": None, "next_due_on": None, "next_due": None}
 
 
+def _among(session: Session, column, ids: list[int]):
+    """column IN ids. On PostgreSQL one array parameter (= ANY): with thousands of ids, one bound
+    parameter each costs more to build, send and parse than the query itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def _chunks(ids: list[int], size: int = 2000):
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
@@ -1060,22 +1077,22 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
         paths = {}
         for p in session.execute(select(PathModel.person_id, PathModel.id, PathModel.clock_start,
                                         PathModel.opening_reason)
-                                 .where(PathModel.person_id.in_(chunk), PathModel.closed_on.is_(None))
+                                 .where(_among(session, PathModel.person_id, chunk), PathModel.closed_on.is_(None))
                                  .order_by(PathModel.clock_start, PathModel.id)):
             paths[p.person_id] = p
         orientations = {}
         for o in session.execute(select(Orientation.person_id, Orientation.id, Orientation.notified_on,
                                         Orientation.validated_on)
-                                 .where(Orientation.person_id.in_(chunk), Orientation.status == "validated")
+                                 .where(_among(session, Orientation.person_id, chunk), Orientation.status == "validated")
                                  .order_by(Orientation.validated_on, Orientation.id)):
             orientations[o.person_id] = o
         notified = dict(session.execute(
             select(Notification.orientation_id, func.min(Notification.notified_on))
-            .where(Notification.orientation_id.in_([o.id for o in orientations.values()] or [-1]))
+            .where(_among(session, Notification.orientation_id, [o.id for o in orientations.values()] or [-1]))
             .group_by(Notification.orientation_id)).all())
         signed, pending = set(), {}
         for c in session.execute(select(Contract.person_id, Contract.path_id, Contract.status, Contract.due_on)
-                                 .where(Contract.person_id.in_(chunk), Contract.status.in_(("signed", "pending")))
+                                 .where(_among(session, Contract.person_id, chunk), Contract.status.in_(("signed", "pending")))
                                  .order_by(Contract.id)):
             path = paths.get(c.person_id)
             if path is None or c.path_id != path.id:
@@ -1086,15 +1103,15 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
                 pending[c.person_id] = c.due_on
         reviews = {}
         for r in session.execute(select(Review.person_id, Review.id, Review.due_on)
-                                 .where(Review.person_id.in_(chunk), Review.held_on.is_(None),
+                                 .where(_among(session, Review.person_id, chunk), Review.held_on.is_(None),
                                         Review.outcome.is_(None)).order_by(Review.due_on.desc())):
             reviews[r.person_id] = r
         appointments = dict(session.execute(
             select(Appointment.person_id, func.min(Appointment.scheduled_at))
-            .where(Appointment.person_id.in_(chunk), Appointment.status == "planned",
+            .where(_among(session, Appointment.person_id, chunk), Appointment.status == "planned",
                    Appointment.scheduled_at >= start_of_day).group_by(Appointment.person_id)).all())
         suspensions = {}
-        for s in session.scalars(select(Sanction).where(Sanction.person_id.in_(chunk), Sanction.lifted_on.is_(None),
+        for s in session.scalars(select(Sanction).where(_among(session, Sanction.person_id, chunk), Sanction.lifted_on.is_(None),
                                                         Sanction.kind == "suspension",
                                                         Sanction.decided_on.is_not(None))):
             end = sanction_end(s)
@@ -1151,7 +1168,7 @@ _PERSON_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_
 def _names(session: Session, ids) -> dict[int, tuple]:
     out = {}
     for chunk in _chunks(sorted(set(ids))):
-        for p in session.execute(select(*_PERSON_COLUMNS).where(Person.id.in_(chunk))):
+        for p in session.execute(select(*_PERSON_COLUMNS).where(_among(session, Person.id, chunk))):
             out[p.id] = p
     return out
 
@@ -1250,7 +1267,8 @@ def without_recent_appointment(session: Session, user: User, as_of: dt.date, *, 
     found = session.execute(query).all()
     for chunk in _chunks([r.id for r in found]):
         last.update(dict(session.execute(select(Appointment.person_id, func.max(Appointment.scheduled_at))
-                                         .where(Appointment.person_id.in_(chunk), Appointment.status == "honoured")
+                                         .where(_among(session, Appointment.person_id, chunk),
+                                                Appointment.status == "honoured")
                                          .group_by(Appointment.person_id)).all()))
     for r in found:
         if r.id in seen:

@@ -74,6 +74,7 @@ class HouseholdRecord:
     anomaly: bool = False
     skipped: bool = False  # known unchanged (same key and hash): data not extracted
     person_count: int = 0
+    raw_gz: bytes | None = None  # compressed fragment, when the reading process made it
 
     @property
     def key_text(self) -> str:
@@ -411,7 +412,8 @@ def _person(p, n: int) -> dict:
 def _leaves(elem) -> dict[str, str | None]:
     if elem is None:
         return {}
-    return {c.tag: c.text for c in elem if isinstance(c.tag, str)}
+    # (comments, PIs or entity nodes would only add keys that are never looked up)
+    return {c.tag: c.text for c in elem}
 
 
 def _s(value: str | None, length: int) -> str | None:

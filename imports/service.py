@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import gzip
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
@@ -37,7 +38,6 @@ from cases.models import (
     StatusChange,
 )
 from cases.models import Path as CasePath
-from cases.nir import NirError, normalise
 from cases.service import record_exit, reopening_applies
 from config.db import utcnow
 from imports.batches import fail, finish, reject, sha256_file, start_batch
@@ -50,6 +50,7 @@ from imports.flux import (
     parse_fragment,
     read_header,
 )
+from imports.flux_worker import WorkerReader, compress, fragment_of, prepare_record, use_worker
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 from referents.service import SectorIndex
 
@@ -186,7 +187,11 @@ class FlowImporter:
     def _run(self, path: Path) -> tuple[dict, list[str]]:
         self._load_known()
         self._unchanged: list[int] = []
-        reader = FluxReader(path, want_data=self._want)
+        if use_worker(path):
+            reader = WorkerReader(path, {k: v[1] for k, v in self.known.items()},
+                                  self.rt.settings.nir_key or self.rt.settings.secret_key)
+        else:
+            reader = FluxReader(path, want_data=self._want)
         chunk: list[HouseholdRecord] = []
         keys = self._chunk_keys = set()
         nirs: set = set()
@@ -235,7 +240,7 @@ class FlowImporter:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
 
-    def _warnings(self, reader: FluxReader) -> list[str]:
+    def _warnings(self, reader) -> list[str]:
         warnings = []
         totals = reader.totals
         if totals.households is not None and totals.households != self.counts["households"]:
@@ -252,20 +257,12 @@ class FlowImporter:
         return warnings
 
     def _reject(self, rec: HouseholdRecord, reason: str) -> None:
-        reject(self.s, self.batch, rec.key_text, reason, rec.fragment)
+        reject(self.s, self.batch, rec.key_text, reason, fragment_of(rec))
         self.counts["rejected"] += 1
 
     def _prepare(self, rec: HouseholdRecord) -> None:
         """Normalise and hash NIRs (the clear NIR never goes further than here)."""
-        for p in rec.data["persons"]:
-            nir = p.pop("nir", None)
-            try:
-                nir13 = normalise(nir)
-            except NirError as exc:
-                rec.error = f"personne n°{p['n']}: NIR invalide ({exc})"
-                return
-            p["nir13"] = nir13
-            p["nir_hash"] = self.rt.vault.hash(nir13)
+        prepare_record(self.rt.vault, rec)
 
     # -- chunk --------------------------------------------------------------------------------------
     def _process(self, recs: list[HouseholdRecord]) -> None:
@@ -428,7 +425,7 @@ class FlowImporter:
         if state_changed:
             w.status.append((href, None, {"field": "right_state", "old_value": old_state, "new_value": state,
                                           "reason": d["closure_reason"] or d["suspension_reason"]}))
-        w.raw.append((href, rec.content_hash, gzip.compress(rec.fragment, compresslevel=1, mtime=0)))
+        w.raw.append((href, rec.content_hash, rec.raw_gz or compress(rec.fragment)))
 
         # End of the right in the Département: closure or transfer out.
         end = None
@@ -449,7 +446,7 @@ class FlowImporter:
             if m is None:
                 pref = Ref()
                 pv["legal_clock_start"] = None
-                w.persons_new.append((pref, pv, href, p["nir_hash"], self.rt.vault.encrypt(p["nir13"])))
+                w.persons_new.append((pref, pv, href, p["nir_hash"], self._encrypted(p)))
                 self.counts["persons_created"] += 1
                 if p["sdd"]:
                     w.status.append((href, pref, {"field": "sdd", "old_value": None, "new_value": "1",
@@ -461,7 +458,7 @@ class FlowImporter:
                 pv["legal_clock_start"] = m["legal_clock_start"]
                 w.persons_upd.append((pv, pref, href))
                 if p["nir_hash"] and not m["nir_hash"]:
-                    w.persons_nir.append((pref, p["nir_hash"], self.rt.vault.encrypt(p["nir13"])))
+                    w.persons_nir.append((pref, p["nir_hash"], self._encrypted(p)))
                 w.activities_replace.append(m["id"])
                 if bool(m["sdd"]) != p["sdd"]:
                     w.status.append((href, pref, {"field": "sdd", "old_value": "1" if m["sdd"] else "0",
@@ -537,6 +534,10 @@ class FlowImporter:
                     "legal_clock_start")}}, Ref(c["id"]), Ref(c["household_id"])))
                 c["role"] = None
         return href, outside
+
+    def _encrypted(self, p: dict) -> bytes | None:
+        """The NIR encrypted by the reading process, else now."""
+        return p.get("nir_encrypted") or self.rt.vault.encrypt(p["nir13"])
 
     # -- writes -------------------------------------------------------------------------------------
     def _write(self, w: _Writes) -> None:
@@ -614,13 +615,9 @@ class _BulkInsert:
             return lambda v: json.dumps(v, ensure_ascii=False, default=str)
         if self.pg:
             return None
-        if isinstance(t, sqltypes.DateTime):
-            return lambda v: v.isoformat(" ")
-        if isinstance(t, sqltypes.Date):
-            return dt.date.isoformat
         if isinstance(t, sqltypes.Numeric):
             return float
-        return None
+        return None  # dates: the sqlite3 adapters registered below (same text as SQLAlchemy stores)
 
     def __call__(self, table, rows: list[dict]) -> None:
         if not rows:
@@ -639,22 +636,29 @@ class _BulkInsert:
         sql, convs, defaults = self._sql[key]
         extra = tuple(d.default.arg(None) if d.default.is_callable else d.default.arg for d in defaults)
         todo = [(i, f) for i, f in enumerate(convs) if f is not None]
-        params = []
-        for r in rows:
-            values = [r[k] for k in given]
-            values += extra
-            for i, f in todo:
-                v = values[i]
-                if v is not None:
-                    values[i] = f(v)
-            params.append(values)
+        get = itemgetter(*given) if len(given) > 1 else (lambda r: (r[given[0]],))
+        params = [get(r) + extra for r in rows]
+        if todo:
+            for n, values in enumerate(params):
+                values = list(values)
+                for i, f in todo:
+                    v = values[i]
+                    if v is not None:
+                        values[i] = f(v)
+                params[n] = values
         if self.pg:
             driver = self.s.connection().connection.driver_connection
             with driver.cursor() as cur, cur.copy(sql) as copy:
                 for values in params:
                     copy.write_row(values)
         else:
-            self.s.connection().exec_driver_sql(sql, params)
+            self.s.connection().exec_driver_sql(sql, params if not todo else [tuple(v) for v in params])
+
+
+# Dates handed straight to sqlite3 by _BulkInsert: the text SQLAlchemy's SQLite types read back
+# (the same as Python 3.11's default adapters, deprecated from 3.12, hence registered explicitly).
+sqlite3.register_adapter(dt.date, dt.date.isoformat)
+sqlite3.register_adapter(dt.datetime, lambda v: v.isoformat(" "))
 
 
 def _chunks(seq, size):

@@ -8,6 +8,7 @@ the RejectedRecord. Headers are compared after `normalise_header` so that "N°\\
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import unicodedata
@@ -16,6 +17,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 EXCEL_EPOCH = dt.date(1899, 12, 30)
+_SPACES = re.compile(r"\s+")
 
 
 def is_blank(value) -> bool:
@@ -39,7 +41,7 @@ def text(value) -> str | None:
         value = value.date() if value.time() == dt.time() else value
     if isinstance(value, dt.date):
         return value.isoformat()
-    out = re.sub(r"\s+", " ", str(value)).strip()
+    out = _SPACES.sub(" ", str(value)).strip()
     return out or None
 
 
@@ -162,6 +164,12 @@ def parse_email(value) -> str | None:
     s = text(value)
     if s is None:
         return None
+    return _email(s)
+
+
+@functools.lru_cache(maxsize=4096)
+def _email(s: str) -> str:
+    """Cached: lists repeat the same few referent addresses on every row (validation is costly)."""
     try:
         return validate_email(s, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -36,7 +36,8 @@ class Orientation(Base):
     __tablename__ = "orientation"
     __table_args__ = (
         Index("ix_orientation_person_status", "person_id", "status"),
-        Index("ix_orientation_structure_status", "structure_id", "status"),
+        # with person_id: the scope of a structure (person_scope) from the index alone
+        Index("ix_orientation_structure_status", "structure_id", "status", "person_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -112,6 +112,8 @@ def after_cmd(as_of, start, end, territory, mds, as_json):
         for key, label in (("first_appointment_within_15", "1er rendez-vous sous 15 j"),
                            ("contract_within_1_month", "contrat sous 1 mois")):
             v = d[key]
+            if v is None:
+                continue
             click.echo(f"{label}: {_share(v['share'])} ({v['numerator']}/{v['denominator']})")
         for s_ in d["oriented_by_seniority"]:
             click.echo(f"SDD orientés, ancienneté {s_['key']}: {_share(s_['share_oriented'])} ({s_['sdd']})")

@@ -221,7 +221,9 @@ def _after(wb: Workbook, report: dict) -> None:
     ws = _sheet(wb, "Après orientation", ["Indicateur", "Numérateur", "Dénominateur", "Part"], [52, 14, 14, 12])
     r = 2
     for label, key in (("Premier rendez-vous honoré sous 15 jours", "first_appointment_within_15"),
-                       ("Contrat signé sous 1 mois (30 jours)", "contract_within_1_month")):
+                       ("Contrat signé sous 1 mois", "contract_within_1_month")):
+        if a[key] is None:  # Département-wide figures: managers only
+            continue
         _put(ws, r, 1, label)
         _put(ws, r, 2, a[key]["numerator"], FMT_COUNT)
         _put(ws, r, 3, a[key]["denominator"], FMT_COUNT)

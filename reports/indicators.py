@@ -39,6 +39,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import True_
 
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
 from orientation.models import Orientation
@@ -56,7 +57,6 @@ PERCENTILES = {"median_days": (1, 2), "p90_days": (9, 10)}
 DIMENSIONS = ("month", "territory", "mds", "referent_type", "origin", "rule")
 SENIORITY_BANDS = (("<6m", 0, 182), ("6-12m", 183, 364), (">=1y", 365, None))
 FIRST_APPOINTMENT_DAYS = 15
-CONTRACT_DAYS = 30
 NATIONAL_REFERENCE = FsPath(__file__).resolve().parent / "data" / "national_reference.csv"
 NULL_KEY = ""  # how a NULL breakdown key travels through SQL (codes are never empty)
 
@@ -202,6 +202,7 @@ BAND_OF_BUCKET = {low: key for key, low, _high in BANDS}
 # Histogram sources: "geo" carries territory, MDS and month; the others one attribute of the first
 # validated orientation each.
 SOURCES = ("geo", "referent_type", "origin", "rule")
+_TEXT_COLUMNS = ("referent_type", "origin", "rule")
 
 
 def _bucket(start, as_of: dt.date):
@@ -232,19 +233,23 @@ def _per_path(dialect: str, f: ReportFilter, first: Table):
     """One row per path in the filter's scope, with both clocks' delay, age bucket, month, and
     whether the path is in the clock's cohort and in the backlog. Never materialised."""
     start, end = f.period
-    open_sdd = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), Person.sdd.is_(True),
-                    Household.right_state.in_(OPEN_RIGHT_STATES))
+    open_unoriented = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), first.c.decided.is_(None),
+                           Household.right_state.in_(OPEN_RIGHT_STATES))
+    # The SDD flag is looked up only for open, unoriented paths (CASE evaluates lazily): no join
+    # of the whole person table for one flag.
+    sdd = select(Person.id).where(Person.id == Path.person_id, Person.sdd.is_(True)).exists()
     cols = [Household.territory_id.label("territory"), Household.mds_id.label("mds"),
             first.c.referent_type, first.c.origin, first.c.rule]
     for clock, s in (("legal", Path.clock_start), ("demande", Path.request_date)):
-        cols += [_month(dialect, s).label(f"month_{clock}"),
+        # PostgreSQL groups on date_trunc (cheap) and formats the few grouped rows afterwards.
+        month = func.date_trunc("month", s) if dialect == "postgresql" else _month(dialect, s)
+        cols += [month.label(f"month_{clock}"),
                  _days(dialect, first.c.decided, s).label(f"delay_{clock}"),
                  _bucket(s, f.as_of).label(f"bucket_{clock}"),
                  case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0).label(f"cohort_{clock}"),
-                 case((and_(open_sdd, first.c.decided.is_(None), s <= f.as_of), 1), else_=0)
+                 case((and_(open_unoriented, s <= f.as_of), case((sdd, 1), else_=0)), else_=0)
                  .label(f"backlog_{clock}")]
     q = (select(*cols).select_from(Path)
-         .join(Person, Person.id == Path.person_id)
          .outerjoin(Household, Household.id == Path.household_id)
          .outerjoin(first, and_(first.c.path_id == Path.id, first.c.person_id == Path.person_id)))
     # No condition on the clock dates here: the flags carry them, and a range condition would make
@@ -256,7 +261,9 @@ def _per_path(dialect: str, f: ReportFilter, first: Table):
     if f.user is not None:
         from cases.service import person_scope
 
-        q = q.where(person_scope(f.user))
+        scope = person_scope(f.user)
+        if not isinstance(scope, True_):  # managers see everybody: no filter at all
+            q = q.where(Path.person_id.in_(select(Person.id).where(scope)))
     return q.subquery("per_path")
 
 
@@ -287,21 +294,32 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
     dialect = _dialect(session)
     conn = session.connection()
     if dialect == "postgresql":  # hash the histogram in memory; JIT compiling costs more than it saves here
-        conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        # Room to hash every grouping set (the planner's estimate is far above the few hundred MB a
+        # million paths really take): no sort of all rows. JIT compiling costs more than it saves.
+        conn.execute(text("SET LOCAL work_mem = '1GB'"))
         conn.execute(text("SET LOCAL jit = off"))
-        conn.execute(text("SET LOCAL enable_sort = off"))  # every grouping set hashed, no sort of all rows
         # PostgreSQL joins the decisions as a subquery (hash aggregate + hash join), no temporary copy.
         first = first_validated_orientations(dialect, f.as_of).subquery("first_decision")
     else:
         first = _first_table(session, f.as_of)
     hist = _hist_table()
     hist.create(conn)
+    temporary: list[Table] = []
     try:
         p = _per_path(dialect, f, first)
         names = [c.name for c in hist.columns]
         if dialect == "postgresql":
             conn.execute(insert(hist).from_select(names, _grouping_sets_select(p, sources)))
         else:
+            # SQLite: the per-path rows once into a narrow temporary table, then one GROUP BY per
+            # clock and source over it (no join nor date expression evaluated twice).
+            paths = Table(f"rpt_paths_{uuid.uuid4().hex[:10]}", MetaData(),
+                          *[Column(c.name, String(60) if c.name in _TEXT_COLUMNS or c.name.startswith("month_")
+                                   else Integer) for c in p.c], prefixes=["TEMPORARY"])
+            paths.create(conn)
+            temporary.append(paths)
+            conn.execute(insert(paths).from_select([c.name for c in p.c], select(p)))
+            p = paths
             for clock in CLOCKS:
                 for src in sources:
                     keys = _group_keys(p, clock, src)
@@ -316,11 +334,11 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
                     conn.execute(insert(hist).from_select(names, q))
         yield hist
     finally:
+        for table in temporary:
+            table.drop(conn)
         hist.drop(conn)
         if isinstance(first, Table):
             first.drop(conn)
-        if dialect == "postgresql":
-            conn.execute(text("SET LOCAL enable_sort = on"))
 
 
 def _grouping_sets_select(p, sources: tuple[str, ...]):
@@ -347,7 +365,7 @@ def _grouping_sets_select(p, sources: tuple[str, ...]):
     return (select(case(*[(cond, clock) for cond, clock, _src in branches]),
                    case(*[(cond, src) for cond, _clock, src in branches]),
                    case((geo, p.c.territory)), case((geo, p.c.mds)),
-                   case(*month) if month else literal(None, String),
+                   func.to_char(case(*month), "YYYY-MM") if month else literal(None, String),
                    case(*k) if k else literal(None, String),
                    per_clock("delay"), per_clock("bucket"), per_clock("cohort"), per_clock("backlog"),
                    func.count())
@@ -532,64 +550,6 @@ def _common_filters(q, f: ReportFilter, mds_column=None):
 
 
 # --------------------------------------------------------------------------- after orientation
-
-def _within_share(session: Session, facts_table: Table, f: ReportFilter, days: int, exists_sql: str) -> dict:
-    """Share of paths first oriented in the period (validated_on in it) with an event within `days`
-    of the decision; denominator: decisions at least `days` old on the as-of date."""
-    start, end = f.period
-    t = facts_table.name
-    dialect = _dialect(session)
-    age = ("CAST(julianday(:as_of) - julianday(decided) AS INTEGER)" if dialect == "sqlite"
-           else "(CAST(:as_of AS DATE) - decided)")
-    sql = (f"SELECT COUNT(*) AS den, COALESCE(SUM(CASE WHEN EXISTS ({exists_sql}) THEN 1 ELSE 0 END), 0) AS num "
-           f"FROM {t} WHERE decided IS NOT NULL AND decided >= :start AND decided <= :end AND {age} >= :days")
-    row = session.execute(text(sql), {"as_of": f.as_of, "start": start, "end": end, "days": days}).one()
-    den, num = int(row.den), int(row.num)
-    return {"denominator": den, "numerator": num, "share": round(num / den, 4) if den else None, "days": days}
-
-
-def _plus_days(dialect: str, column: str, days: int) -> str:
-    return f"date({column}, '+{days} days')" if dialect == "sqlite" else f"({column} + {days})"
-
-
-def first_appointment_within(session: Session, facts_table: Table, f: ReportFilter,
-                             days: int = FIRST_APPOINTMENT_DAYS) -> dict:
-    """First appointment with the referent honoured within 15 days of the decision (plan pauvreté)."""
-    d = _dialect(session)
-    t = facts_table.name
-    day = "date(a.scheduled_at)" if d == "sqlite" else "CAST(a.scheduled_at AS DATE)"
-    exists_sql = (f"SELECT 1 FROM appointment a WHERE a.person_id = {t}.person_id AND a.kind = 'first' "
-                  f"AND a.status = 'honoured' AND {day} >= {t}.decided AND {day} <= {_plus_days(d, f'{t}.decided', days)}")
-    return _within_share(session, facts_table, f, days, exists_sql)
-
-
-def contract_within(session: Session, facts_table: Table, f: ReportFilter, days: int = CONTRACT_DAYS) -> dict:
-    """Contract signed within one month (counted as 30 days, identical on both databases) of the decision."""
-    d = _dialect(session)
-    t = facts_table.name
-    exists_sql = (f"SELECT 1 FROM contract c WHERE c.person_id = {t}.person_id AND c.signed_on IS NOT NULL "
-                  f"AND c.signed_on >= {t}.decided AND c.signed_on <= {_plus_days(d, f'{t}.decided', days)}")
-    return _within_share(session, facts_table, f, days, exists_sql)
-
-
-def positive_exits_by_structure(session: Session, f: ReportFilter) -> list[dict]:
-    """Exits recorded in the period by structure: count, positive ones, share positive."""
-    from cases.models import Exit
-
-    start, end = f.period
-    q = (select(Exit.structure_id, func.count(Exit.id).label("exits"),
-                func.coalesce(func.sum(case((Exit.positive.is_(True), 1), else_=0)), 0).label("positive"))
-         .select_from(Exit).join(Person, Person.id == Exit.person_id)
-         .outerjoin(Household, Household.id == Person.household_id)
-         .where(Exit.exit_on >= start, Exit.exit_on <= end, Exit.exit_on <= f.as_of)
-         .group_by(Exit.structure_id))
-    rows = []
-    for r in session.execute(_common_filters(q, f)).mappings():
-        exits, positive = int(r["exits"]), int(r["positive"])
-        rows.append({"structure_id": r["structure_id"], "exits": exits, "positive": positive,
-                     "share_positive": round(positive / exits, 4) if exits else None})
-    return rows
-
 
 def oriented_by_seniority(session: Session, facts_table: Table) -> list[dict]:
     """Share of SDD persons (open path, open right) oriented on the as-of date, by seniority in the

@@ -141,24 +141,39 @@ def kiosque(session: Session, f: ReportFilter) -> dict:
     return {"funnel": overall, "by_mds": by_mds, "capacity": ind.capacity_shortfalls(session, f)}
 
 
-def after_orientation(session: Session, f: ReportFilter, facts_table=None) -> dict:
+def after_orientation(session: Session, f: ReportFilter) -> dict:
     """After the decision: first appointment within 15 days, contract within a month, positive exits
-    by structure, share of SDD oriented by seniority in the RSA (the DREES series)."""
-    if facts_table is None:
-        with ind.facts(session, f) as table:
-            return after_orientation(session, f, table)
-    names = ind.labels(session)
-    exits = ind.positive_exits_by_structure(session, f)
-    for row in exits:
-        sid = row.pop("structure_id")
-        row["key"], row["label"] = _label("mds", None if sid is None else str(sid), names)
-        if sid is None:
-            row["label"] = "Structure inconnue"
+    by structure — one definition each, in cases.service (docs/cases.md), reused here — and the share
+    of SDD oriented by seniority in the RSA (the DREES series, reports.indicators).
+
+    The cases aggregates cover the whole Département over the period (they take no territory, MDS
+    or person scope): they are given to admins and managers only."""
+    from cases import service as cases_service
+
+    start, end = f.period
+    seniority = _seniority(session, f)
+    if f.user is not None and f.user.role not in ("admin", "manager"):
+        return {"scope": "none", "first_appointment_within_15": None, "contract_within_1_month": None,
+                "positive_exits_by_structure": [], "oriented_by_seniority": seniority}
+    fa = cases_service.first_appointment_within(session, ind.FIRST_APPOINTMENT_DAYS, start=start, end=end,
+                                                as_of=f.as_of)
+    ct = cases_service.contract_within(session, 1, start=start, end=end, as_of=f.as_of)
+    exits = [{"key": e["structure_code"], "label": e["structure_name"] or "Sans structure référente",
+              "exits": e["exits"], "positive": e["positive"], "share_positive": e["rate"]}
+             for e in cases_service.positive_exit_rate(session, start, end)]
     exits.sort(key=lambda r: str(r["label"]))
-    return {"first_appointment_within_15": ind.first_appointment_within(session, facts_table, f),
-            "contract_within_1_month": ind.contract_within(session, facts_table, f),
+    return {"scope": "departement",
+            "first_appointment_within_15": {"denominator": fa["eligible"], "numerator": fa["success"],
+                                            "share": fa["rate"], "days": fa["days"]},
+            "contract_within_1_month": {"denominator": ct["eligible"], "numerator": ct["success"],
+                                        "share": ct["rate"], "months": 1},
             "positive_exits_by_structure": exits,
-            "oriented_by_seniority": ind.oriented_by_seniority(session, facts_table)}
+            "oriented_by_seniority": seniority}
+
+
+def _seniority(session: Session, f: ReportFilter) -> list[dict]:
+    with ind.facts(session, f) as table:
+        return ind.oriented_by_seniority(session, table)
 
 
 def full_report(session: Session, f: ReportFilter) -> dict:

@@ -18,13 +18,14 @@ from sqlalchemy import delete, func, select
 
 from cases.models import Activity, CaseEvent, Exit, Household, Person, StatusChange
 from cases.models import Path as CasePath
-from imports import service
+from imports import flux_worker, service
 from imports.flux import FluxReader
 from imports.generator import _footer, _header, derive_flux, generate_monthly, household_xml
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 
 DATA = Path(__file__).resolve().parent / "data"
 REPO = Path(__file__).resolve().parent.parent
+WORKER_ENV = flux_worker.MIN_BYTES_ENV
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -515,11 +516,13 @@ def test_broken_file_in_the_middle_rolls_back_everything(rt, tmp_path):
     assert count(rt, Household) == 0 and count(rt, Person) == 0 and count(rt, RawRecord) == 0
 
 
-def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_settings):
+@pytest.mark.parametrize("worker", ["in-process", "reading process"])
+def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_settings, worker):
     path = tmp_path / "RSABEM_crash.xml"
     generate_monthly(path, households=300, seed=15, month="2026-09")
     env = {**os.environ, "RSA_DATABASE_URL": base_settings.database_url, "RSA_SECRET_KEY": base_settings.secret_key,
-           "RSA_NIR_KEY": base_settings.nir_key, service.CRASH_ENV: "150", "RSA_LOG_LEVEL": "WARNING"}
+           "RSA_NIR_KEY": base_settings.nir_key, service.CRASH_ENV: "150", "RSA_LOG_LEVEL": "WARNING",
+           WORKER_ENV: "0" if worker == "reading process" else "-1"}
     proc = subprocess.run([sys.executable, "-m", "config.cli", "import", "flux", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 137, proc.stderr
@@ -530,6 +533,33 @@ def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_setting
     wipe(rt)
     service.import_files(rt, [path])
     assert snapshot(rt) == rerun
+
+
+def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, monkeypatch):
+    """Large files are read in a second process (imports.flux_worker): same result, same safety."""
+    m1 = tmp_path / "RSABEM_1.xml"
+    generate_monthly(m1, households=150, seed=21, month="2026-07")
+    m2 = tmp_path / "RSABEM_2.xml"
+    derive_flux([m1], m2, seed=21, daily=False, change_rate=0.3, new_households=5)
+    results = {}
+    for mode, threshold in (("worker", "0"), ("in-process", "-1")):
+        monkeypatch.setenv(WORKER_ENV, threshold)
+        assert flux_worker.use_worker(m1) is (mode == "worker")
+        res = service.import_files(rt, [m2, m1, m1])
+        assert [r["status"] for r in res] == ["imported", "duplicate", "imported"]
+        results[mode] = ([{k: r[k] for k in ("households", "persons", "created", "updated", "unchanged",
+                                             "rejected", "warnings")} for r in res], snapshot(rt))
+        wipe(rt)
+    assert results["worker"] == results["in-process"]
+    assert results["worker"][0][2]["updated"] > 0 and results["worker"][1]["paths"]
+    # a broken file read by the worker: failed with its reason, nothing written
+    monkeypatch.setenv(WORKER_ENV, "0")
+    data = m1.read_bytes()
+    cut = tmp_path / "RSABEM_cut.xml"
+    cut.write_bytes(data[: int(len(data) * 0.9)])
+    (r,) = service.import_files(rt, [cut])
+    assert r["status"] == "failed" and "tronqué" in r["error"]
+    assert count(rt, Household) == 0 and count(rt, Person) == 0 and count(rt, RawRecord) == 0
 
 
 # --- inbox, job, CLI, demo ---------------------------------------------------------------------------

@@ -203,14 +203,15 @@ def test_after_orientation_indicators(session, dataset):
     session.add(Contract(person_id=p["A"].id, signed_on=D(2026, 7, 11), status="signed"))  # 30 days: in
     session.add(Contract(person_id=p["E"].id, signed_on=D(2026, 10, 10), status="signed"))  # 31 days: out
     actipro = session.scalar(select(Structure).where(Structure.kind == "actipro"))
-    session.add(Exit(person_id=p["C"].id, structure_id=actipro.id, exit_on=D(2026, 9, 1), reason="emploi",
+    session.add(Exit(person_id=p["C"].id, structure_id=actipro.id, exit_on=D(2026, 9, 1), reason="employment_permanent",
                      positive=True, source="provider"))
-    session.add(Exit(person_id=p["D"].id, structure_id=actipro.id, exit_on=D(2026, 9, 2), reason="demenagement",
+    session.add(Exit(person_id=p["D"].id, structure_id=actipro.id, exit_on=D(2026, 9, 2), reason="transfer",
                      positive=False, source="provider"))
     session.flush()
     f = ReportFilter(as_of=AS_OF, start=D(2026, 1, 1))
     after = service.after_orientation(session, f)
-    # decisions in the period at least 15 days old: A B C D E H (I is 2025) → 6; success: B
+    # reused from cases.service (docs/cases.md); decisions in the period at least 15 days old:
+    # A B C D E H (I is 2025) → 6; success: B
     assert after["first_appointment_within_15"] == {"denominator": 6, "numerator": 1, "share": round(1 / 6, 4),
                                                     "days": 15}
     assert after["contract_within_1_month"]["numerator"] == 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 12:19:58.374723
+Create Date: 2026-11-22 12:26:58.027444
 """
 from alembic import op
 import sqlalchemy as sa
@@ -129,6 +129,7 @@ def upgrade() -> None:
     with op.batch_alter_table('household', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_household_commune_insee'), ['commune_insee'], unique=False)
         batch_op.create_index(batch_op.f('ix_household_mds_id'), ['mds_id'], unique=False)
+        batch_op.create_index('ix_household_mds_scope', ['mds_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_household_right_state'), ['right_state'], unique=False)
         batch_op.create_index(batch_op.f('ix_household_territory_id'), ['territory_id'], unique=False)
 
@@ -614,7 +615,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_orientation_path_id'), ['path_id'], unique=False)
         batch_op.create_index('ix_orientation_person_status', ['person_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_orientation_status'), ['status'], unique=False)
-        batch_op.create_index('ix_orientation_structure_status', ['structure_id', 'status'], unique=False)
+        batch_op.create_index('ix_orientation_structure_status', ['structure_id', 'status', 'person_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orientation_validated_on'), ['validated_on'], unique=False)
 
     op.create_table('kiosque_invitation',
@@ -878,6 +879,7 @@ def downgrade() -> None:
     with op.batch_alter_table('household', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_household_territory_id'))
         batch_op.drop_index(batch_op.f('ix_household_right_state'))
+        batch_op.drop_index('ix_household_mds_scope')
         batch_op.drop_index(batch_op.f('ix_household_mds_id'))
         batch_op.drop_index(batch_op.f('ix_household_commune_insee'))
 

@@ -1,0 +1,191 @@
+"""Reading a large flow in a second process while the importer writes to the database.
+
+The CPU-bound part of an import (XML parsing, field extraction, NIR hashing and encryption,
+compression of the raw fragment) runs in a child process that streams prepared records to the
+importer through a pipe; the importer's process only plans and writes. The database work stays
+in the importer's single transaction, so a broken file or a crash still changes nothing. The pipe
+is bounded (the child blocks when the importer lags), so memory stays flat; when the importer dies
+(kill -9) the child's next send fails and it exits.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from cases.nir import NirError, NirVault, normalise
+from imports.flux import FluxError, FluxReader, HouseholdRecord
+
+BATCH = 200  # records per message
+QUEUE_BATCHES = 25  # messages read ahead by the importer's side (5,000 households, a few tens of MB at most)
+MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
+
+
+def prepare_record(vault: NirVault, rec: HouseholdRecord, encrypt: bool = False) -> None:
+    """Normalise and hash the NIRs of a record (the clear NIR goes no further than here); with
+    `encrypt`, also keep their encrypted form (for persons the importer will create)."""
+    for p in rec.data["persons"]:
+        if "nir_hash" in p:
+            continue
+        nir = p.pop("nir", None)
+        try:
+            nir13 = normalise(nir)
+        except NirError as exc:
+            rec.error = f"personne n°{p['n']}: NIR invalide ({exc})"
+            return
+        p["nir13"] = nir13
+        p["nir_hash"] = vault.hash(nir13)
+        if encrypt:
+            p["nir_encrypted"] = vault.encrypt(nir13)
+
+
+def compress(fragment: bytes) -> bytes:
+    return gzip.compress(fragment, compresslevel=1, mtime=0)
+
+
+def fragment_of(rec: HouseholdRecord) -> bytes:
+    """The record's XML, even when only its compressed copy crossed the pipe."""
+    return rec.fragment or (gzip.decompress(rec.raw_gz) if rec.raw_gz else b"")
+
+
+def _child(out, path: str, known: dict[str, bytes], secret: str) -> None:
+    """Child process: read the file, write pickled ("records", [HouseholdRecord], header,
+    bytes_read) messages, then ("end", header, totals) or ("error", FluxError text) / ("crash", text)."""
+    def send(msg):
+        pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    try:
+        vault = NirVault(secret)
+        seen: set[str] = set()
+
+        def want(key, digest):
+            k = key[0] + key[1]
+            if k in seen:  # a household repeated in the file: the importer decides
+                return True
+            seen.add(k)
+            old = known.get(k)
+            return old is None or old != bytes.fromhex(digest)
+
+        reader = FluxReader(Path(path), want_data=want)
+        batch = []
+        for rec in reader:
+            if rec.data is not None and rec.error is None:
+                prepare_record(vault, rec, encrypt=True)
+                if rec.error is None:
+                    rec.raw_gz = compress(rec.fragment)
+                    rec.fragment = b""  # the importer gets it back from raw_gz if it must reject it
+            batch.append(rec)
+            if len(batch) >= BATCH:
+                send(("records", batch, reader.header, reader.bytes_read))
+                batch = []
+        send(("records", batch, reader.header, reader.bytes_read))
+        send(("end", reader.header, reader.totals))
+    except FluxError as exc:
+        send(("error", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the importer, which fails the batch
+        send(("crash", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
+    out.flush()
+
+
+def main() -> int:
+    """`python -m imports.flux_worker`: (path, known digests, secret) pickled on stdin (the secret
+    never on the command line), messages pickled on stdout."""
+    try:
+        path, known, secret = pickle.load(sys.stdin.buffer)
+        _child(sys.stdout.buffer, path, known, secret)
+    except (BrokenPipeError, ConnectionResetError):  # the importer is gone (killed): stop quietly
+        os._exit(1)
+    return 0
+
+
+class WorkerReader:
+    """Same interface as FluxReader (iterate records; then `header`, `totals`, `bytes_read`) with
+    the reading done in a child process (a plain subprocess: no re-import of the caller's main
+    module, no fork of a process holding database connections)."""
+
+    def __init__(self, path: Path, known: dict[str, bytes], secret: str):
+        self.path, self.known, self.secret = Path(path).resolve(), known, secret
+        self.header = None
+        self.totals = None
+        self.bytes_read = 0
+
+    def __iter__(self):
+        root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, cwd=root, env=env)
+        # A thread drains the pipe into a bounded queue: the child keeps reading while the importer
+        # writes a chunk (a bare pipe holds only ~40 households, which serialised the two).
+        messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        stop = threading.Event()
+
+        def pump():
+            try:
+                while True:
+                    msg = pickle.load(proc.stdout)
+                    if not _put(messages, msg, stop) or msg[0] != "records":
+                        return
+            except Exception:  # noqa: BLE001 - EOF or a broken pipe: the child stopped
+                _put(messages, ("eof",), stop)
+
+        thread = threading.Thread(target=pump, name="rsa-flux-pipe", daemon=True)
+        try:
+            with proc.stdin:
+                pickle.dump((str(self.path), self.known, self.secret), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            thread.start()
+            while True:
+                msg = messages.get()
+                kind = msg[0]
+                if kind == "records":
+                    _, records, self.header, self.bytes_read = msg
+                    yield from records
+                elif kind == "end":
+                    _, self.header, self.totals = msg
+                    return
+                elif kind == "error":
+                    raise FluxError(msg[1])
+                elif kind == "eof":
+                    raise FluxError("lecture du fichier interrompue (processus de lecture arrêté)")
+                else:
+                    raise RuntimeError(f"processus de lecture: {msg[1]}")
+        finally:
+            stop.set()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if thread.is_alive():
+                thread.join(timeout=5)
+            proc.stdout.close()
+
+
+def _put(q: queue.Queue, msg, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(msg, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def use_worker(path: Path) -> bool:
+    """Large plain files only: the child's start-up (~0.3 s) is not worth it below a few MB."""
+    threshold = int(os.environ.get(MIN_BYTES_ENV) or (8 << 20))
+    if threshold < 0 or (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        return path.stat().st_size >= threshold
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

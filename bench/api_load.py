@@ -187,11 +187,12 @@ def _client(seed: int, base: str, data: dict, stop_at: float, results: list) -> 
     http.close()
 
 
-def _drive(base: str, data: dict, seconds: float) -> tuple[list, float]:
+def _drive(base: str, data: dict, seconds: float, clients: int = CLIENTS,
+           first_seed: int = 0) -> tuple[list, float]:
     results: list = []  # list.append is atomic: no lock needed
     stop_at = time.monotonic() + seconds
     threads = [threading.Thread(target=_client, args=(k, base, data, stop_at, results), daemon=True)
-               for k in range(CLIENTS)]
+               for k in range(first_seed, first_seed + clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -254,6 +255,13 @@ def run(ctx: BenchContext) -> list[Row]:
         proc = _start_server(url, port, log)
         _wait_ready(base, data["tokens"]["manager"], proc)
         _drive(base, data, 2.0 if ctx.quick else 5.0)  # warm-up: every worker connected, plans cached
+        # One agent alone first: the service time of each endpoint, without queueing.
+        alone, _ = _drive(base, data, seconds / 4, clients=1, first_seed=REPORT_CLIENTS)
+        for label in LABELS:
+            values = [ms for lab, ms, _, _ in alone if lab == label]
+            if values:
+                rows.append(Row("api_load", "postgresql", f"1 client alone: {label} (n={len(values)}) p50",
+                                _percentile(values, 50), "ms"))
         results, elapsed = _drive(base, data, seconds)
         rows += _rows(results, elapsed, n, ctx.quick)
         return rows

@@ -23,7 +23,7 @@ from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord
 
 BATCH = 200  # records per message
-QUEUE_BATCHES = 25  # messages read ahead by the importer's side (5,000 households, a few tens of MB at most)
+QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
 

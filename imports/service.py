@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
@@ -271,8 +271,9 @@ class FlowImporter:
         s = self.s
         flow_date = self.header.flow_date
         mats = sorted({r.key[1] for r in recs})
+        orgs = sorted({r.key[0] for r in recs})  # the unique index is (organism, matricule): no scan
         existing = {}
-        for row in s.execute(select(_H).where(_H.c.matricule.in_(mats))).mappings():
+        for row in s.execute(select(_H).where(_H.c.organism.in_(orgs), _H.c.matricule.in_(mats))).mappings():
             existing[(row["organism"], row["matricule"])] = dict(row)
         ids = [h["id"] for h in existing.values()]
         hashes = dict(s.execute(select(_RAW.c.household_id, _RAW.c.content_hash)
@@ -327,7 +328,15 @@ class FlowImporter:
         names = sorted({(p["last_name"], p["first_name"], p["birth_date"]) for r, _ in todo for p in r.data["persons"]
                         if not p["nir_hash"] or p["nir_hash"] not in known_nirs})
         for part in _chunks(names, 300):
-            q = select(*cols).where(tuple_(_P.c.last_name, _P.c.first_name, _P.c.birth_date).in_(part))
+            if self.ids.pg:
+                cond = tuple_(_P.c.last_name, _P.c.first_name, _P.c.birth_date).in_(part)
+            else:  # SQLite scans the whole identity index for a row-value IN (quadratic over a file):
+                # one index search per term (MULTI-INDEX OR); always 300 terms (the last one repeated)
+                # so that a single compiled statement is cached, not one per length.
+                part = part + [part[-1]] * (300 - len(part))
+                cond = or_(*(and_(_P.c.last_name == ln, _P.c.first_name == fn, _P.c.birth_date == bd)
+                             for ln, fn, bd in part))
+            q = select(*cols).where(cond)
             for row in s.execute(q).mappings():
                 persons[row["id"]] = dict(row)
         by_household, by_nir, by_name = defaultdict(list), defaultdict(list), defaultdict(list)

@@ -37,7 +37,7 @@ COLUMNS = {
     "person": ("id", "household_id", "role", "last_name", "birth_name", "first_name", "birth_date", "sdd",
                "pseudonymised", "legal_clock_start", "created_at", "updated_at"),
     "path": ("id", "person_id", "household_id", "clock_start", "request_date", "opening_reason", "closed_on",
-             "created_at"),
+             "created_at", "oriented_on", "oriented_referent_type", "oriented_origin", "oriented_rule"),
     "orientation": ("id", "person_id", "path_id", "referent_type", "structure_id", "mode", "origin", "status",
                     "algorithmic", "decided_on", "validated_on", "notified_on", "rule_id", "created_at"),
     "case_event": ("id", "person_id", "path_id", "occurred_on", "kind", "source", "summary", "recorded_at"),
@@ -84,7 +84,7 @@ def generate(n: int, by_kind: dict[str, list[tuple[int, int | None]]], seed: int
         tables["person"].append((i, i, "DEM", last, last, FIRST_NAMES[rnd.randrange(len(FIRST_NAMES))],
                                  dt.date(1960, 1, 1) + dt.timedelta(days=rnd.randint(0, 16_000)), True, False,
                                  start, now, now))
-        tables["path"].append((i, i, i, start, request, "entry", closed, now))
+        outcome = (None, None, None, None)  # the path's first validated orientation (Path.oriented_*)
         events = [(start, "flow_entry", "flow")]
         if rnd.random() < 0.8:
             decided = start + dt.timedelta(days=int(rnd.expovariate(1 / 35)))
@@ -95,14 +95,19 @@ def generate(n: int, by_kind: dict[str, list[tuple[int, int | None]]], seed: int
                 origin = ORIGINS[rnd.randrange(len(ORIGINS))]
                 if rnd.random() < 0.1:  # a first decision later superseded by a reorientation
                     oid += 1
+                    rule = f"R{rnd.randrange(12)}"
                     tables["orientation"].append((oid, i, i, rt, structure_id, "auto", "auto", "superseded", True,
-                                                  decided, decided, decided, f"R{rnd.randrange(12)}", now))
+                                                  decided, decided, decided, rule, now))
+                    outcome = (decided, rt, "auto", rule)
                     decided = min(decided + dt.timedelta(days=rnd.randint(30, 200)), AS_OF)
                     origin = "reorientation"
                 oid += 1
+                rule = f"R{rnd.randrange(12)}"
                 tables["orientation"].append((oid, i, i, rt, structure_id, "auto", origin,
                                               "ended" if closed else "validated", True, decided, decided, decided,
-                                              f"R{rnd.randrange(12)}", now))
+                                              rule, now))
+                if outcome[0] is None:
+                    outcome = (decided, rt, origin, rule)
                 events += [(decided, "orientation", "job"), (decided, "notification", "job")]
                 for _ in range(rnd.choice((0, 1, 1, 2))):
                     at = dt.datetime.combine(decided + dt.timedelta(days=rnd.randint(3, 60)), dt.time(9, 30))
@@ -110,6 +115,7 @@ def generate(n: int, by_kind: dict[str, list[tuple[int, int | None]]], seed: int
                     status = "planned" if at.date() >= AS_OF else rnd.choice(("honoured", "honoured", "no_show"))
                     tables["appointment"].append((aid, i, i, structure_id, at, "first", status, "agent", now))
                     events.append((at.date(), "appointment", "agent"))
+        tables["path"].append((i, i, i, start, request, "entry", closed, now, *outcome))
         if rnd.random() < 0.3:
             events.append((start + dt.timedelta(days=rnd.randint(1, 200)), "right_state", "flow"))
         for on, kind, source in events:

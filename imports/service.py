@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
@@ -80,6 +80,12 @@ _HOUSEHOLD_FIELDS = ("organism", "numorg", "matricule", "departement", "numdemrs
                      "address_line", "transferred_from", "transferred_to", "last_flow_on")
 _PERSON_FIELDS = ("household_id", "role", "civility", "last_name", "birth_name", "first_name", "birth_date",
                   "sex", "idassedic", "sdd", "legal_clock_start")
+
+
+# SQLite: one identity-index search per term (MULTI-INDEX OR), 300 terms (the last one repeated),
+# as a fixed string: building the equivalent 900-clause SQLAlchemy expression cost more than the query.
+_NAMES_SQL = "SELECT id FROM person WHERE " + " OR ".join(
+    ["(last_name = ? AND first_name = ? AND birth_date = ?)"] * 300)
 
 
 class _Ids:
@@ -330,12 +336,12 @@ class FlowImporter:
         for part in _chunks(names, 300):
             if self.ids.pg:
                 cond = tuple_(_P.c.last_name, _P.c.first_name, _P.c.birth_date).in_(part)
-            else:  # SQLite scans the whole identity index for a row-value IN (quadratic over a file):
-                # one index search per term (MULTI-INDEX OR); always 300 terms (the last one repeated)
-                # so that a single compiled statement is cached, not one per length.
-                part = part + [part[-1]] * (300 - len(part))
-                cond = or_(*(and_(_P.c.last_name == ln, _P.c.first_name == fn, _P.c.birth_date == bd)
-                             for ln, fn, bd in part))
+            else:  # SQLite scans the whole identity index for a row-value IN (quadratic over a file)
+                ids = [r[0] for r in s.connection().exec_driver_sql(
+                    _NAMES_SQL, tuple(v for t in part + [part[-1]] * (300 - len(part)) for v in t))]
+                if not ids:
+                    continue
+                cond = _P.c.id.in_(ids)
             q = select(*cols).where(cond)
             for row in s.execute(q).mappings():
                 persons[row["id"]] = dict(row)

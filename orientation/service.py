@@ -421,6 +421,8 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             stats["promoted"] += len(promoted)
         _bulk_insert(session, CaseEvent, events)
         _bulk_insert(session, Notification, notifications)
+        mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta if status == "validated"]
+                           + [p["_path"] for p in promoted])
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
             _bulk_insert(session, Alert, fresh)
@@ -497,6 +499,18 @@ def _capacity_alert(assigner: Assigner, pid, path_id, sid, oid, on) -> dict:
 
 # --- decisions made by a person -----------------------------------------------------------------
 
+def mark_path_oriented(session: Session, path_ids: Iterable[int | None]) -> int:
+    """Keep the paths' denormalised outcome (Path.oriented_on, oriented_referent_type, oriented_origin,
+    oriented_rule) in step with their first validated orientation: called wherever an orientation
+    becomes validated. The columns are recomputed from the orientations of these paths by the one
+    definition (reports.service.update_path_outcomes), so a later validation never overwrites the
+    first one. Returns the number of paths changed."""
+    from reports.service import update_path_outcomes
+
+    ids = [i for i in path_ids if i is not None]
+    return update_path_outcomes(session, ids) if ids else 0
+
+
 def _open_path_id(session: Session, person_id: int) -> int | None:
     return session.scalar(select(Path.id).where(Path.person_id == person_id, Path.closed_on.is_(None))
                           .order_by(Path.clock_start.desc(), Path.id.desc()).limit(1))
@@ -538,6 +552,7 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     session.execute(update(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
                                         Alert.resolved_on.is_(None)).values(resolved_on=on))
     session.flush()
+    mark_path_oriented(session, [o.path_id])
     return True
 
 

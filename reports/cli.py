@@ -134,6 +134,15 @@ def reference_cmd(as_json):
                                     for r in rs])
 
 
+@report.command("refresh")
+@json_option
+def refresh_cmd(as_json):
+    """Recalcule l'issue de chaque parcours (première orientation validée) depuis les orientations."""
+    with get_runtime().session() as s:
+        changed = service.refresh_path_outcomes(s)
+    emit({"paths_changed": changed}, as_json, f"parcours mis à jour: {changed}")
+
+
 @report.command("export")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @filter_options

@@ -37,6 +37,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import True_
@@ -114,7 +115,7 @@ def _month(dialect: str, day):
 def _facts_columns() -> list[Column]:
     cols = [Column("path_id", Integer), Column("person_id", Integer), Column("decided", Date),
             Column("referent_type", String(20)), Column("origin", String(20)), Column("rule", String(60)),
-            Column("structure_id", Integer), Column("territory", Integer), Column("mds", Integer),
+            Column("territory", Integer), Column("mds", Integer),
             Column("open_sdd", Integer)]
     for clock in CLOCKS:
         cols += [Column(f"start_{clock}", Date), Column(f"delay_{clock}", Integer),
@@ -126,44 +127,85 @@ def _facts_columns() -> list[Column]:
 TIE_BREAK = 2**32  # ids stay far below: (day, id) packed into one sortable integer
 
 
-def first_validated_orientations(dialect: str, as_of: dt.date):
-    """Per path, the first orientation that reached validation on or before as_of: the earliest
-    validated_on, ties broken by the lowest id. Later statuses (ended, superseded) do not matter:
-    what counts is that it was validated.
+def first_validated_orientations(dialect: str, as_of: dt.date | None = None, path_ids=None):
+    """Per path, the first orientation that reached validation (on or before as_of when given): the
+    earliest validated_on, ties broken by the lowest id. Later statuses (ended, superseded) do not
+    matter: what counts is that it was validated. THE definition of a path's decision: the reports
+    read it from the path's oriented_* columns, written from this query by path_outcome_updates.
 
     (validated_on, id) is packed into one integer so that a plain MIN … GROUP BY path_id finds
     it, then the row is fetched by primary key: the same result on both databases, without a
-    window over every orientation."""
+    window over every orientation. path_ids restricts it to a few paths (index on path_id)."""
     o = Orientation
     day = _days(dialect, o.validated_on, literal(dt.date(1970, 1, 1), Date))
     key = cast(day, BigInteger) * literal(TIE_BREAK, BigInteger) + o.id
-    # The date condition is on the computed day number: one sequential pass over the orientations
-    # rather than a walk of the validated_on index fetching rows one by one.
-    as_of_day = (as_of - dt.date(1970, 1, 1)).days
-    firsts = (select(o.path_id.label("path_id"), func.min(key).label("k"))
-              .where(day <= as_of_day, o.path_id.is_not(None))
-              .group_by(o.path_id).subquery("firsts"))
+    firsts = select(o.path_id.label("path_id"), func.min(key).label("k")).where(o.path_id.is_not(None))
+    if as_of is not None:
+        # The date condition is on the computed day number: one sequential pass over the orientations
+        # rather than a walk of the validated_on index fetching rows one by one.
+        firsts = firsts.where(day <= (as_of - dt.date(1970, 1, 1)).days)
+    else:
+        firsts = firsts.where(o.validated_on.is_not(None))
+    if path_ids is not None:
+        firsts = firsts.where(o.path_id.in_(path_ids))
+    firsts = firsts.group_by(o.path_id).subquery("firsts")
     return (select(firsts.c.path_id, o.person_id, o.validated_on.label("decided"), o.referent_type, o.origin,
                    o.rule_id.label("rule"), o.structure_id)
             .select_from(firsts).join(o, o.id == firsts.c.k % literal(TIE_BREAK, BigInteger)))
 
 
-def _facts_select(dialect: str, f: ReportFilter, first: Table):
+OUTCOME_COLUMNS = {"oriented_on": "decided", "oriented_referent_type": "referent_type",
+                   "oriented_origin": "origin", "oriented_rule": "rule"}
+
+
+def path_outcome_updates(dialect: str, path_ids=None) -> list:
+    """The statements that write each path's oriented_* columns from first_validated_orientations
+    (all paths, or only path_ids): an UPDATE … FROM setting the decision where it differs (a first
+    orientation recorded for another person than the path's counts as none, as in the reports), then
+    one clearing paths left with no validated orientation at all. Runs on SQLite and PostgreSQL."""
+    first = first_validated_orientations(dialect, path_ids=path_ids).subquery("first_decision")
+    same_person = first.c.person_id == Path.person_id
+    values = {col: case((same_person, first.c[src]), else_=None) for col, src in OUTCOME_COLUMNS.items()}
+    changed = or_(*[getattr(Path, col).is_distinct_from(v) for col, v in values.items()])
+    set_first = update(Path).where(Path.id == first.c.path_id, changed).values(**values)
+    validated = (select(Orientation.id).where(Orientation.path_id == Path.id, Orientation.validated_on.is_not(None))
+                 .exists())
+    clear = update(Path).where(Path.oriented_on.is_not(None), ~validated).values(**dict.fromkeys(OUTCOME_COLUMNS))
+    if path_ids is not None:
+        set_first = set_first.where(Path.id.in_(path_ids))
+        clear = clear.where(Path.id.in_(path_ids))
+    return [set_first, clear]
+
+
+class _Decision:
+    """The path's first validated decision as seen on the as-of date, read from the path's own
+    oriented_* columns (maintained from first_validated_orientations): a decision validated after
+    as_of does not exist yet, and the first one validated by as_of is necessarily the path's first."""
+
+    def __init__(self, as_of: dt.date):
+        known = Path.oriented_on <= as_of
+        self.decided = case((known, Path.oriented_on)).label("decided")
+        self.referent_type = case((known, Path.oriented_referent_type)).label("referent_type")
+        self.origin = case((known, Path.oriented_origin)).label("origin")
+        self.rule = case((known, Path.oriented_rule)).label("rule")
+
+
+def _facts_select(dialect: str, f: ReportFilter):
     as_of = literal(f.as_of, Date)
     start, end = f.period
     starts = {"legal": Path.clock_start, "demande": Path.request_date}
     open_sdd = case((and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), Person.sdd.is_(True),
                           Household.right_state.in_(OPEN_RIGHT_STATES)), 1), else_=0)
-    columns = [Path.id, Path.person_id, first.c.decided, first.c.referent_type, first.c.origin,
-               first.c.rule, first.c.structure_id, Household.territory_id, Household.mds_id, open_sdd]
+    first = _Decision(f.as_of)
+    columns = [Path.id, Path.person_id, first.decided, first.referent_type, first.origin,
+               first.rule, Household.territory_id, Household.mds_id, open_sdd]
     for clock in CLOCKS:
         s = starts[clock]
-        columns += [s, _days(dialect, first.c.decided, s), _days(dialect, as_of, s), _month(dialect, s),
+        columns += [s, _days(dialect, first.decided, s), _days(dialect, as_of, s), _month(dialect, s),
                     case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0)]
     q = (select(*columns).select_from(Path)
          .join(Person, Person.id == Path.person_id)
          .outerjoin(Household, Household.id == Path.household_id)
-         .outerjoin(first, and_(first.c.path_id == Path.id, first.c.person_id == Path.person_id))
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
     if f.territory_id is not None:
         q = q.where(Household.territory_id == f.territory_id)
@@ -182,15 +224,13 @@ def facts(session: Session, f: ReportFilter) -> Iterator[Table]:
     table = Table(f"rpt_facts_{uuid.uuid4().hex[:10]}", MetaData(), *_facts_columns(),
                   prefixes=["TEMPORARY"])
     conn = session.connection()
-    first = _first_table(session, f.as_of)
     table.create(conn)
     try:
         conn.execute(insert(table).from_select([c.name for c in table.columns],
-                                               _facts_select(_dialect(session), f, first)))
+                                               _facts_select(_dialect(session), f)))
         yield table
     finally:
         table.drop(conn)
-        first.drop(conn)
 
 
 # --------------------------------------------------------------------------- delay histograms
@@ -212,46 +252,30 @@ def _bucket(start, as_of: dt.date):
                   if low > 0], else_=0)
 
 
-def _first_table(session: Session, as_of: dt.date) -> Table:
-    """Temporary table: the first validated decision of each path (path_id primary key)."""
-    table = Table(f"rpt_first_{uuid.uuid4().hex[:10]}", MetaData(),
-                  Column("path_id", Integer, primary_key=True, autoincrement=False),
-                  Column("person_id", Integer), Column("decided", Date), Column("referent_type", String(20)),
-                  Column("origin", String(20)), Column("rule", String(60)), Column("structure_id", Integer),
-                  prefixes=["TEMPORARY"])
-    conn = session.connection()
-    table.create(conn)
-    conn.execute(insert(table).from_select(
-        ["path_id", "person_id", "decided", "referent_type", "origin", "rule", "structure_id"],
-        first_validated_orientations(_dialect(session), as_of)))
-    if _dialect(session) == "postgresql":
-        conn.execute(text(f'ANALYZE "{table.name}"'))  # a temporary table has no statistics otherwise
-    return table
-
-
-def _per_path(dialect: str, f: ReportFilter, first: Table):
+def _per_path(dialect: str, f: ReportFilter):
     """One row per path in the filter's scope, with both clocks' delay, age bucket, month, and
     whether the path is in the clock's cohort and in the backlog. Never materialised."""
     start, end = f.period
-    open_unoriented = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), first.c.decided.is_(None),
+    first = _Decision(f.as_of)
+    open_unoriented = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of),
+                           or_(Path.oriented_on.is_(None), Path.oriented_on > f.as_of),
                            Household.right_state.in_(OPEN_RIGHT_STATES))
     # The SDD flag is looked up only for open, unoriented paths (CASE evaluates lazily): no join
     # of the whole person table for one flag.
     sdd = select(Person.id).where(Person.id == Path.person_id, Person.sdd.is_(True)).exists()
     cols = [Household.territory_id.label("territory"), Household.mds_id.label("mds"),
-            first.c.referent_type, first.c.origin, first.c.rule]
+            first.referent_type, first.origin, first.rule]
     for clock, s in (("legal", Path.clock_start), ("demande", Path.request_date)):
         # PostgreSQL groups on date_trunc (cheap) and formats the few grouped rows afterwards.
         month = func.date_trunc("month", s) if dialect == "postgresql" else _month(dialect, s)
         cols += [month.label(f"month_{clock}"),
-                 _days(dialect, first.c.decided, s).label(f"delay_{clock}"),
+                 _days(dialect, first.decided, s).label(f"delay_{clock}"),
                  _bucket(s, f.as_of).label(f"bucket_{clock}"),
                  case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0).label(f"cohort_{clock}"),
                  case((and_(open_unoriented, s <= f.as_of), case((sdd, 1), else_=0)), else_=0)
                  .label(f"backlog_{clock}")]
     q = (select(*cols).select_from(Path)
-         .outerjoin(Household, Household.id == Path.household_id)
-         .outerjoin(first, and_(first.c.path_id == Path.id, first.c.person_id == Path.person_id)))
+         .outerjoin(Household, Household.id == Path.household_id))
     # No condition on the clock dates here: the flags carry them, and a range condition would make
     # SQLite walk the date indexes and fetch a million rows one by one instead of one plain scan.
     if f.territory_id is not None:
@@ -298,15 +322,11 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
         # million paths really take): no sort of all rows. JIT compiling costs more than it saves.
         conn.execute(text("SET LOCAL work_mem = '1GB'"))
         conn.execute(text("SET LOCAL jit = off"))
-        # PostgreSQL joins the decisions as a subquery (hash aggregate + hash join), no temporary copy.
-        first = first_validated_orientations(dialect, f.as_of).subquery("first_decision")
-    else:
-        first = _first_table(session, f.as_of)
     hist = _hist_table()
     hist.create(conn)
     temporary: list[Table] = []
     try:
-        p = _per_path(dialect, f, first)
+        p = _per_path(dialect, f)
         names = [c.name for c in hist.columns]
         if dialect == "postgresql":
             conn.execute(insert(hist).from_select(names, _grouping_sets_select(p, sources)))
@@ -337,8 +357,6 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
         for table in temporary:
             table.drop(conn)
         hist.drop(conn)
-        if isinstance(first, Table):
-            first.drop(conn)
 
 
 def _grouping_sets_select(p, sources: tuple[str, ...]):

@@ -26,6 +26,34 @@ ORIGIN_LABELS = {"auto": "Automatique", "agent": "Agent", "kiosque": "Kiosque", 
                  "reorientation": "Réorientation", None: "Non orienté"}
 
 
+def update_path_outcomes(session: Session, path_ids=None) -> int:
+    """Write the oriented_* columns of the given paths (all when None) from their first validated
+    orientation (reports.indicators.first_validated_orientations). Returns the number of paths changed."""
+    dialect = session.get_bind().dialect.name
+    # Set-based statements: no per-row synchronisation of the session (Path objects already loaded
+    # keep their old values until expired).
+    opts = {"synchronize_session": False}
+    if path_ids is None:
+        return sum(session.execute(stmt, execution_options=opts).rowcount
+                   for stmt in ind.path_outcome_updates(dialect))
+    ids, changed = sorted(set(path_ids)), 0
+    for i in range(0, len(ids), OUTCOME_CHUNK):
+        chunk = ids[i:i + OUTCOME_CHUNK]
+        changed += sum(session.execute(stmt, execution_options=opts).rowcount
+                       for stmt in ind.path_outcome_updates(dialect, chunk))
+    return changed
+
+
+OUTCOME_CHUNK = 2000  # paths per statement: well under SQLite's bound-parameter limit
+
+
+def refresh_path_outcomes(session: Session) -> int:
+    """Full recompute of every path's outcome: the reconciliation of any write to the orientations
+    that bypassed orientation.service (hand-made rows, SQL fixes). Set-based, only changed rows are
+    rewritten; returns their number (0 when everything was already maintained)."""
+    return update_path_outcomes(session)
+
+
 def _months(start: dt.date, end: dt.date) -> list[str]:
     out, y, m = [], start.year, start.month
     while (y, m) <= (end.year, end.month):

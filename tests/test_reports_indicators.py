@@ -27,6 +27,8 @@ def orient(session, person, validated_on, *, decided_on=None, referent_type="mds
                     validated_on=validated_on, structure_id=structure_id)
     session.add(o)
     session.flush()
+    # The row bypasses orientation.service: reconcile the paths' outcome as the nightly job would.
+    service.refresh_path_outcomes(session)
     return o
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 12:26:58.027444
+Create Date: 2026-11-22 12:51:05.159882
 """
 from alembic import op
 import sqlalchemy as sa
@@ -418,6 +418,10 @@ def upgrade() -> None:
     sa.Column('closed_on', sa.Date(), nullable=True),
     sa.Column('close_reason', sa.String(length=40), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('oriented_on', sa.Date(), nullable=True),
+    sa.Column('oriented_referent_type', sa.String(length=20), nullable=True),
+    sa.Column('oriented_origin', sa.String(length=20), nullable=True),
+    sa.Column('oriented_rule', sa.String(length=60), nullable=True),
     sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_path_household_id_household')),
     sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_path_person_id_person')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_path'))

@@ -375,9 +375,11 @@ def working_list(args, name):
         elif name == "without-appointment":
             kwargs["days"] = args["days"]
     items = func(db(), current_user(), as_of, **kwargs)
-    audit("list", None, {"list": name, "count": len(items)})
+    page = items[args["offset"]:args["offset"] + args["limit"]]
+    audit("list", None, {"list": name, "count": len(items), "offset": args["offset"], "returned": len(page)})
     db().commit()
-    return {"name": name, "as_of": as_of.isoformat(), "count": len(items), "items": items}
+    return {"name": name, "as_of": as_of.isoformat(), "count": len(items), "limit": args["limit"],
+            "offset": args["offset"], "items": page}
 
 
 @lists_blp.route("/exit-reasons", methods=["GET"])

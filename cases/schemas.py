@@ -237,12 +237,17 @@ class SanctionSchema(Schema):
 
 class ListQuerySchema(AsOfQuerySchema):
     days = fields.Integer(load_default=None, validate=validate.Range(min=0, max=3650))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000),
+                           metadata={"description": "Taille de la page (100 par défaut, 1 000 au plus)"})
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
 
 
 class ListResultSchema(Schema):
     name = fields.String()
     as_of = fields.String()
-    count = fields.Integer()
+    count = fields.Integer(metadata={"description": "Nombre total de lignes de la liste (toutes pages)"})
+    limit = fields.Integer()
+    offset = fields.Integer()
     items = fields.List(fields.Dict())
 
 

@@ -193,3 +193,18 @@ def test_provider_return_file_and_api_produce_the_same_events(rt, client, make_u
         assert shape(est) == shape(twin_id)
         assert [k for _, k, *_ in shape(twin_id)][-4:] == ["appointment.planned", "appointment.honoured",
                                                           "contract.signed", "exit.recorded"]
+
+
+def test_working_lists_are_paged_with_the_total_count(client, session, make_user):
+    ids = [make_person(session, clock_start=dt.date(2026, 10, 1) + dt.timedelta(days=k)).id for k in range(7)]
+    session.commit()
+    _, manager = make_user("manager")
+    url = "/api/v1/cases/lists/my-people?as_of=2026-11-20"
+    full = client.get(url + "&limit=1000", headers=manager).get_json()
+    assert full["count"] == 7 and sorted(r["person_id"] for r in full["items"]) == sorted(ids)
+    pages = [client.get(f"{url}&limit=3&offset={o}", headers=manager).get_json() for o in (0, 3, 6)]
+    assert [len(p["items"]) for p in pages] == [3, 3, 1]
+    assert all(p["count"] == 7 and p["limit"] == 3 for p in pages)
+    assert [r["person_id"] for p in pages for r in p["items"]] == [r["person_id"] for r in full["items"]]
+    assert client.get(url + "&limit=0", headers=manager).status_code == 422
+    assert client.get(url + "&limit=5000", headers=manager).status_code == 422

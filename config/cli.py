@@ -202,13 +202,23 @@ def scheduler(as_of):
 @click.option("--database-url", "demo_url", default=None,
               help="Base de la démo (défaut: var/demo.sqlite3, recréée à chaque fois).")
 @click.option("--keep", is_flag=True, help="Ne pas recréer la base de démo.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None,
+              help="Dossier de la démo (base, flux, courriers, classeur; défaut: var/demo).")
 @as_of_option
 @json_option
-def demo(demo_url, keep, as_of, as_json):
+def demo(demo_url, keep, workdir, as_of, as_json):
     """Le travail principal sur la base embarquée: import → orientation → kiosque → rapport."""
+    import logging
+    import os
+
     from config.demo import run_demo
 
-    result = run_demo(demo_url=demo_url, keep=keep, as_of=as_of, echo=None if as_json else click.echo)
+    if "RSA_LOG_LEVEL" not in os.environ:  # the demo prints its own lines; keep the log for problems
+        logging.getLogger().setLevel(logging.WARNING)
+    from pathlib import Path
+
+    result = run_demo(demo_url=demo_url, keep=keep, as_of=as_of, echo=None if as_json else click.echo,
+                      workdir=Path(workdir) if workdir else None)
     if as_json:
         emit(result, True)
 

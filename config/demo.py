@@ -98,7 +98,7 @@ def _replay_weeks(ctx: DemoContext, validation_delay_days: int = 4, months: int 
         kiosque.ensure_default_templates(s)
         kiosque.generate_sessions(s, day, ctx.as_of + dt.timedelta(weeks=6))
     stats = {"weeks": 0, "auto_validated": 0, "agent_validated": 0, "invited": 0, "present": 0,
-             "absent": 0, "excused": 0}
+             "absent": 0, "excused": 0, "first_appointments": 0, "contracts": 0}
     choices = ("actipro", "pole_emploi", "mds", "actipro", "ati")
     while day < ctx.as_of - dt.timedelta(days=7):
         with ctx.runtime.session() as s:
@@ -123,13 +123,46 @@ def _replay_weeks(ctx: DemoContext, validation_delay_days: int = 4, months: int 
             if ids:
                 stats["agent_validated"] += len(orientation.validate(s, ids, None, day)["validated"])
             stats["invited"] += kiosque.plan(s, day).invited
+            _referents_at_work(s, day, stats)
         stats["weeks"] += 1
         day += dt.timedelta(days=7)
     ctx.echo(f"[rejeu] simulation de {stats['weeks']} semaines depuis le {first}: chaque lundi, orientation "
              f"({stats['auto_validated']} validées d'office), validation par un agent MDS "
              f"({stats['agent_validated']}), kiosques ({stats['invited']} invitations; {stats['present']} présents, "
-             f"{stats['absent']} absents, {stats['excused']} excusés)")
+             f"{stats['absent']} absents, {stats['excused']} excusés), référents: "
+             f"{stats['first_appointments']} premiers rendez-vous, {stats['contracts']} contrats signés")
     return stats
+
+
+def _referents_at_work(s, day: dt.date, stats: dict) -> None:
+    """The referents' side of the simulation, from the orientations validated two and four weeks
+    earlier: most people are seen within 15 days and sign their contract within the month; one in
+    seven is seen late and one in five has not signed yet (they show up in the follow-up lists)."""
+    from sqlalchemy import select
+
+    from cases.models import Appointment, Contract
+    from cases.service import record_appointment, record_contract
+    from orientation.models import Orientation
+
+    week = dt.timedelta(days=7)
+    seen = select(Appointment.person_id)
+    for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
+                                                 Orientation.validated_on >= day - 2 * week,
+                                                 Orientation.validated_on < day - week,
+                                                 Orientation.person_id.not_in(seen))).all():
+        delay = 20 if o.id % 7 == 0 else 5 + o.id % 9
+        at = dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0))
+        record_appointment(s, o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
+                           source="agent")
+        stats["first_appointments"] += 1
+    signed = select(Contract.person_id).where(Contract.status == "signed")
+    for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
+                                                 Orientation.validated_on >= day - 4 * week,
+                                                 Orientation.validated_on < day - 3 * week,
+                                                 Orientation.person_id.not_in(signed))).all():
+        if o.id % 5:
+            record_contract(s, o.person_id, o.validated_on + dt.timedelta(days=14 + o.id % 10), source="agent")
+            stats["contracts"] += 1
 
 
 def _exists(module_name: str) -> bool:

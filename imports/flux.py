@@ -386,6 +386,8 @@ def _person(p, n: int) -> dict:
         if (v.get("NATPREST") or "").strip().upper() == "RSA":
             role = r
     role = role or first_role
+    if role is not None and len(role) > 3:  # the schema's maxLength: not a role code at all
+        raise RecordError(f"personne n°{n}: ROLEPERS invalide {role[:10]!r} (3 caractères au plus)")
     calc = p.find("MontantCalculDroitRSAPersonne")
     sdd = _bool(calc.findtext("TOPPERSDRODEVORSA")) if calc is not None else False
     activities = []

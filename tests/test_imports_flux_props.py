@@ -85,3 +85,32 @@ def test_importer_never_crashes_on_mutated_files(rt, byte_muts, text_muts):
         assert not r["error"].startswith("erreur inattendue"), r["error"]
     else:
         assert r["households"] == r["created"] + r["updated"] + r["unchanged"] + r["rejected"]
+
+
+def test_every_field_too_long_is_a_reject_or_a_clear_failure_never_an_unexpected_error(rt):
+    """Found by the property test on PostgreSQL (which enforces column lengths): a 40-character
+    ROLEPERS failed the whole file. Deterministic sweep: each distinct field, one at a time."""
+    first_of_field: dict[str, int] = {}
+    for i, leaf in enumerate(LEAVES):
+        first_of_field.setdefault(_field_path(leaf), i)
+    unexpected = []
+    for tag, index in sorted(first_of_field.items()):
+        path = Path(tempfile.mkdtemp(dir=_DIR)) / "RSABEM_long.xml"
+        path.write_bytes(apply_text([(index, "X" * 40)]))
+        (r,) = service.import_files(rt, [path])
+        if r["status"] == "failed" and r["error"].startswith("erreur inattendue"):
+            unexpected.append(f"{tag}: {r['error'][:120]}")
+    assert unexpected == []
+
+
+def _field_path(leaf) -> str:
+    """A leaf's path from the root, with the benefit nature of Prestations blocks (the RSA one is
+    the one read): one entry per distinct field of the flow."""
+    parts = []
+    while leaf is not None:
+        tag = leaf.tag
+        if tag == "Prestations":
+            tag += f"[{leaf.findtext('NATPREST')}]"
+        parts.append(tag)
+        leaf = leaf.getparent()
+    return "/".join(reversed(parts))

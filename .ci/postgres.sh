@@ -26,6 +26,8 @@ DO $$ BEGIN
     CREATE ROLE rsa LOGIN CREATEDB PASSWORD 'rsa';
   END IF;
 END $$;
+-- DROP DATABASE … WITH (FORCE) must be able to end an autovacuum worker on the dropped database.
+GRANT pg_signal_backend TO rsa;
 SQL
 su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname='rsa'\"" | grep -q 1 \
   || su postgres -c "createdb -O rsa rsa" >&2

@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import importlib
 
-from bench.harness import ROOT, BenchContext, postgres_url, print_table, write_json
+from bench.harness import ROOT, BenchContext, Row, postgres_url, print_table, write_json
 
 # Module names under bench/, in the order of the pipeline.
 BENCHES = ("import_flux", "spreadsheets", "orientation", "kiosque", "reports", "api_load")
@@ -33,7 +33,13 @@ def main(argv=None) -> int:
                 raise
             continue
         print(f"… {name}", flush=True)
-        rows.extend(module.run(ctx))
+        try:
+            rows.extend(module.run(ctx))
+        except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+            import traceback
+
+            traceback.print_exc()
+            rows.append(Row(name, "-", f"benchmark failed: {type(exc).__name__}: {exc}"[:120], 0, "", "runs", False))
     print_table(rows)
     out = ROOT / "bench" / "results" / f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     write_json(rows, out)

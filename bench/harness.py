@@ -50,8 +50,17 @@ class BenchContext:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
 
         def cleanup():
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            import time
+
+            for attempt in range(10):  # a background worker may still hold the database a moment
+                try:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    break
+                except Exception:  # noqa: BLE001 - retried, then raised
+                    if attempt == 9:
+                        raise
+                    time.sleep(3)
             admin.dispose()
 
         return base.set(database=name).render_as_string(hide_password=False), cleanup

@@ -156,6 +156,7 @@ class FlowImporter:
         self.anomalies = 0
         self._crash_after = int(os.environ.get(CRASH_ENV) or 0)
         self.ids = _Ids(session)
+        self._analyzed_at = 0
         self._insert_many = _BulkInsert(session, self.ids.pg)
 
     # -- file ---------------------------------------------------------------------------------------
@@ -274,6 +275,7 @@ class FlowImporter:
     def _process(self, recs: list[HouseholdRecord]) -> None:
         if not recs:
             return
+        self._refresh_statistics()
         s = self.s
         flow_date = self.header.flow_date
         mats = sorted({r.key[1] for r in recs})
@@ -315,6 +317,19 @@ class FlowImporter:
 
     def _note_outside(self, d: dict) -> None:
         self.outside[d.get("commune_insee") or "sans commune"] += 1
+
+    def _refresh_statistics(self) -> None:
+        """PostgreSQL plans the chunk lookups (households, persons by NIR or name, paths) from its
+        statistics; inside one import transaction the tables grow from empty to 100,000s of rows
+        and stale statistics make it scan them once per chunk (quadratic). ANALYZE, allowed inside
+        the transaction, whenever the tables have grown by half since the last one."""
+        if not self.ids.pg:
+            return
+        written = self.counts["created"] + self.counts["updated"]
+        if written < 2_000 or written < 1.5 * self._analyzed_at:
+            return
+        self.s.execute(text("ANALYZE household, person, path, raw_record, activity"))
+        self._analyzed_at = written
 
     def _load_people(self, todo) -> dict:
         s = self.s

@@ -286,16 +286,5 @@ def run(ctx: BenchContext) -> list[Row]:
         if proc is not None:
             _stop_server(proc)
         rt.dispose()
-        _drop(cleanup)
+        cleanup()  # the harness retries while a background worker holds the database
 
-
-def _drop(cleanup) -> None:
-    """Drop the benchmark database, retrying while a background worker still holds it."""
-    for attempt in range(10):
-        try:
-            cleanup()
-            return
-        except Exception:  # noqa: BLE001 - e.g. an autovacuum worker we may not terminate
-            if attempt == 9:
-                raise
-            time.sleep(3)

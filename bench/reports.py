@@ -147,7 +147,7 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("reports", backend, "median legal delay (check)", legal["median_days"] or 0, "days"))
         finally:
             rt.dispose()
-            _drop(cleanup)
+            cleanup()  # the harness retries while a background worker holds the database
     return rows
 
 
@@ -165,14 +165,3 @@ def _analyze(rt, backend: str) -> None:
     finally:
         raw.close()
 
-
-def _drop(cleanup) -> None:
-    """Drop the benchmark database, retrying while a background worker still holds it."""
-    for attempt in range(10):
-        try:
-            cleanup()
-            return
-        except Exception:  # noqa: BLE001 - e.g. an autovacuum worker we may not terminate
-            if attempt == 9:
-                raise
-            time.sleep(3)

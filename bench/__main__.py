@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 
 from bench.harness import ROOT, BenchContext, Row, postgres_url, print_table, write_json
+from config.modules import optional_module
 
 # Module names under bench/, in the order of the pipeline.
 BENCHES = ("import_flux", "spreadsheets", "orientation", "kiosque", "reports", "api_load")
@@ -26,11 +26,8 @@ def main(argv=None) -> int:
     for name in BENCHES:
         if args.only and name not in args.only:
             continue
-        try:
-            module = importlib.import_module(f"bench.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bench.{name}":
-                raise
+        module = optional_module(f"bench.{name}")
+        if module is None:
             continue
         print(f"… {name}", flush=True)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Flask, abort, g, jsonify, request
@@ -12,6 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from config.auth import csrf, csrf_check, declared_roles, limiter, public
+from config.modules import optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 
@@ -60,11 +60,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     _vendored_swagger_ui(app)
     for name in PACKAGES:
-        try:
-            module = importlib.import_module(f"{name}.api")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{name}.api":
-                raise
+        module = optional_module(f"{name}.api")
+        if module is None:
             continue
         for attr in ("blp", "blueprints"):
             obj = getattr(module, attr, None)

@@ -7,12 +7,12 @@ Each package's `cli.py` exposes COMMANDS, a list of click commands or groups add
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import sys
 
 import click
 
+from config.modules import optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 
@@ -235,11 +235,8 @@ def show_config(as_json):
 
 def _register_packages() -> None:
     for name in PACKAGES:
-        try:
-            module = importlib.import_module(f"{name}.cli")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{name}.cli":
-                raise
+        module = optional_module(f"{name}.cli")
+        if module is None:
             continue
         for command in getattr(module, "COMMANDS", []):
             main.add_command(command)

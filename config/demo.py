@@ -7,11 +7,11 @@ pipeline order when it exists. A step prints its own lines through ctx.echo.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.modules import optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import VAR, Settings
 
@@ -64,7 +64,7 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
         for key, module_name in STEPS:
             if key == "orientation":
                 ctx.results["replay"] = _replay_weeks(ctx)
-            module = importlib.import_module(module_name) if _exists(module_name) else None
+            module = optional_module(module_name)
             step = getattr(module, "demo", None) if module else None
             if step is None:
                 continue
@@ -163,12 +163,3 @@ def _referents_at_work(s, day: dt.date, stats: dict) -> None:
         if o.id % 5:
             record_contract(s, o.person_id, o.validated_on + dt.timedelta(days=14 + o.id % 10), source="agent")
             stats["contracts"] += 1
-
-
-def _exists(module_name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        return False

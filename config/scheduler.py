@@ -7,7 +7,6 @@ Only one scheduler may run jobs at a time across all app servers: a database loc
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import socket
 import time
@@ -18,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from config.modules import optional_module
 from config.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,8 @@ class Job:
 def collect_jobs() -> list[Job]:
     jobs: list[Job] = []
     for name in PACKAGES:
-        try:
-            module = importlib.import_module(f"{name}.jobs")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{name}.jobs":
-                raise
+        module = optional_module(f"{name}.jobs")
+        if module is None:
             continue
         jobs.extend(getattr(module, "JOBS", []))
     return jobs

@@ -13,6 +13,7 @@ Monthly files repeat earlier facts: what is already known is counted unchanged, 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from cases import service as cases_service
 from cases.models import CaseEvent, Contract, Exit, Person
 from imports.identity import match_one
 from imports.spreadsheets import locate_columns, read_sheet
-from imports.tabular import FileError, RowError, reject_row, run_batch
+from imports.tabular import FileError, RowError, cell, reject_row, run_batch
 from imports.values import (
     is_blank,
     normalise_header,
@@ -146,14 +147,7 @@ def write_template(out: Path | str) -> Path:
 # --- import -----------------------------------------------------------------------------------------
 
 def _parse(values: dict, labels: dict[str, str], vault) -> dict:
-    def run(field, parser):
-        if field not in values:
-            return None
-        try:
-            return parser(values[field])
-        except (ValueError, nirlib.NirError) as exc:
-            raise RowError(labels[field], str(exc)) from None
-
+    run = functools.partial(cell, values, labels)
     out = {}
     pid = text(values.get("person_id"))
     if pid is not None and not pid.isdigit():

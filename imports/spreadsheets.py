@@ -14,6 +14,7 @@ blanks, and every rejected row names its line and column.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import yaml
@@ -24,7 +25,7 @@ from cases import nir as nirlib
 from cases.models import Household, Person
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping
-from imports.tabular import FileError, RowError, read_rows, reject_row, run_batch
+from imports.tabular import FileError, RowError, cell, read_rows, reject_row, run_batch
 from imports.values import (
     is_blank,
     normalise_header,
@@ -224,15 +225,7 @@ class _Communes:
 def _parse(values: dict, labels: dict[str, str], organism_default: str, vault) -> dict:
     """Typed values of one row; RowError names the column as written in the file."""
     out: dict = {}
-
-    def run(field, parser):
-        if field not in values:
-            return None
-        try:
-            return parser(values[field])
-        except (ValueError, nirlib.NirError) as exc:
-            raise RowError(labels[field], str(exc)) from None
-
+    run = functools.partial(cell, values, labels)
     for field in ("last_name", "birth_name", "first_name", "address", "address_complement", "city",
                   "referent_email", "request_number", "france_travail_id", "tags"):
         out[field] = run(field, text)

@@ -7,6 +7,8 @@ import csv
 import io
 from pathlib import Path
 
+from cases.nir import NirError
+
 
 class FileError(ValueError):
     """The file as a whole cannot be imported (nothing is changed)."""
@@ -63,6 +65,17 @@ class RowError(ValueError):
         super().__init__(message)
         self.column = column
         self.message = message
+
+
+def cell(values: dict, labels: dict[str, str], field: str, parser):
+    """The typed value of one of our fields in a row (None when the file has no such column); a
+    value the parser refuses becomes a RowError naming the column as labelled in the file."""
+    if field not in values:
+        return None
+    try:
+        return parser(values[field])
+    except (ValueError, NirError) as exc:
+        raise RowError(labels[field], str(exc)) from None
 
 
 def reject_row(session, batch, row_no: int, column: str | None, message: str, values: dict | None) -> dict:

@@ -6,6 +6,7 @@ import click
 from sqlalchemy import select
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from referents.service import structure_by_code
 
 
 @click.group("cases")
@@ -152,15 +153,15 @@ def alerts_cmd(as_of, as_json):
 def exits_cmd(start, end, structure_code, as_json):
     """Sorties par motif et taux de sorties positives par structure sur une période."""
     from cases import service
-    from referents.models import Structure
 
     rt = get_runtime()
     with rt.session() as s:
         structure_id = None
         if structure_code:
-            structure_id = s.scalar(select(Structure.id).where(Structure.code == structure_code))
-            if structure_id is None:
+            structure = structure_by_code(s, structure_code)
+            if structure is None:
                 raise click.ClickException(f"structure inconnue: {structure_code}")
+            structure_id = structure.id
         data = {"start": start.isoformat(), "end": end.isoformat(),
                 "by_reason": service.exits_by_reason(s, start, end, structure_id),
                 "by_structure": service.positive_exit_rate(s, start, end, structure_id)}

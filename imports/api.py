@@ -29,6 +29,7 @@ from imports.schemas import (
     UploadSchema,
 )
 from referents.models import Role, Structure
+from referents.service import structure_by_code
 
 blp = Blueprint("imports", __name__, url_prefix="/imports", description="Imports de fichiers et leurs lots")
 
@@ -149,7 +150,7 @@ class ProviderReturnUpload(MethodView):
             code = own.code
         elif not code:
             abort(422, message="paramètre « structure » obligatoire")
-        if db().scalar(select(Structure.id).where(Structure.code == code)) is None:
+        if structure_by_code(db(), code) is None:
             abort(422, message=f"structure inconnue « {code} »")
         workdir, (path,) = _saved([args["file"]], ("xlsx", "xls", "ods", "csv"), LIST_MAX_BYTES)
         try:

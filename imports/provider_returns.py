@@ -36,7 +36,7 @@ from imports.values import (
     text,
 )
 from orientation.models import Orientation
-from referents.models import Structure
+from referents.service import structure_by_code
 
 APPOINTMENT_STATUSES = {"honoured": "Honoré", "no_show": "Absent non excusé", "excused": "Excusé"}
 EXTRA_STATUS_ALIASES = {"honore": "honoured", "present": "honoured", "absent": "no_show", "absence": "no_show",
@@ -253,7 +253,7 @@ def import_file(runtime, path: Path | str, structure_code: str, *, created_by: i
     """Import a provider return for one structure; returns the batch report."""
     as_of = as_of or dt.date.today()
     with runtime.session() as s:
-        structure = s.scalar(select(Structure).where(Structure.code == structure_code))
+        structure = structure_by_code(s, structure_code)
         if structure is None:
             raise ValueError(f"structure inconnue « {structure_code} »")
         structure_id, structure_name = structure.id, structure.name

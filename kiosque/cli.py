@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from referents.service import structure_by_code
 
 
 def _time(value: str) -> dt.time:
@@ -30,9 +31,11 @@ def _mds(s, code_or_id: str) -> int:
 
     from referents.models import Structure
 
-    q = select(Structure.id).where(Structure.kind == "mds")
-    found = s.scalar(q.where(Structure.id == int(code_or_id))) if code_or_id.isdigit() else \
-        s.scalar(q.where(Structure.code == code_or_id.upper()))
+    if code_or_id.isdigit():
+        found = s.scalar(select(Structure.id).where(Structure.kind == "mds", Structure.id == int(code_or_id)))
+    else:
+        mds = structure_by_code(s, code_or_id.upper(), kind="mds")
+        found = mds.id if mds else None
     if found is None:
         raise click.ClickException(f"MDS inconnue: {code_or_id} (code comme MDS-RANGUEIL, ou identifiant)")
     return found

@@ -38,7 +38,7 @@ from orientation.rules import (
     explain as explain_decision,
 )
 from referents.models import Agent, AuditLog, Structure, Territory
-from referents.service import SectorIndex
+from referents.service import SectorIndex, structure_by_code
 
 PENDING = ("proposed", "awaiting_capacity", "unsectorised", "kiosque")
 STATUSES = ("proposed", "validated", "awaiting_capacity", "unsectorised", "kiosque", "overridden",
@@ -974,10 +974,10 @@ def audit_cli(session: Session, action: str, person_id: int | None, user_id: int
 def structure_id_by_code(session: Session, code: str | None) -> int | None:
     if not code:
         return None
-    sid = session.scalar(select(Structure.id).where(Structure.code == code))
-    if sid is None:
+    structure = structure_by_code(session, code)
+    if structure is None:
         raise OrientationError(f"structure inconnue: {code}")
-    return sid
+    return structure.id
 
 
 def territory_id_by_code(session: Session, code: str | None) -> int | None:

@@ -221,8 +221,12 @@ class SectorIndex:
         return SectorMatch(None, f"code postal {postal_code or '?'} non sectorisé dans la commune {commune_insee}")
 
 
-def structure_by_code(session: Session, code: str) -> Structure | None:
-    return session.scalar(select(Structure).where(Structure.code == code))
+def structure_by_code(session: Session, code: str, kind: str | None = None) -> Structure | None:
+    """The structure with that code (and of that kind, when given), or None."""
+    q = select(Structure).where(Structure.code == code)
+    if kind is not None:
+        q = q.where(Structure.kind == kind)
+    return session.scalar(q)
 
 
 # --- users and tokens -------------------------------------------------------------------

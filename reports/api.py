@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
 from referents.models import Role, Structure, Territory
+from referents.service import structure_by_code
 from reports import charts, service
 from reports import indicators as ind
 from reports.export import build_workbook
@@ -43,7 +44,8 @@ def _resolve(args: dict, strict: bool = True) -> ReportFilter:
         if territory_id is None and strict:
             abort(422, message=f"territoire inconnu: {args['territory']}")
     if args.get("mds"):
-        mds_id = session.scalar(select(Structure.id).where(Structure.code == args["mds"], Structure.kind == "mds"))
+        structure = structure_by_code(session, args["mds"], kind="mds")
+        mds_id = structure.id if structure else None
         if mds_id is None and strict:
             abort(422, message=f"MDS inconnue: {args['mds']}")
     start, end = args.get("from_"), args.get("to")

@@ -8,12 +8,13 @@ import click
 from sqlalchemy import select
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from referents.service import structure_by_code
 from reports import service
 from reports.indicators import BANDS, CLOCKS, ReportFilter
 
 
 def _filter(session, as_of, start, end, territory, mds) -> ReportFilter:
-    from referents.models import Structure, Territory
+    from referents.models import Territory
 
     territory_id = mds_id = None
     if territory:
@@ -21,7 +22,8 @@ def _filter(session, as_of, start, end, territory, mds) -> ReportFilter:
         if territory_id is None:
             raise click.BadParameter(f"territoire inconnu: {territory}", param_hint="--territory")
     if mds:
-        mds_id = session.scalar(select(Structure.id).where(Structure.code == mds, Structure.kind == "mds"))
+        structure = structure_by_code(session, mds, kind="mds")
+        mds_id = structure.id if structure else None
         if mds_id is None:
             raise click.BadParameter(f"MDS inconnue: {mds}", param_hint="--mds")
     if start and end and start > end:

@@ -50,7 +50,8 @@ def _populate(rt, n: int) -> None:
                             "phone": "+33612345678" if 0.3 < contact < 0.8 else None,
                             "created_at": now, "updated_at": now})
             paths.append({"id": i, "person_id": i, "household_id": i, "clock_start": start, "request_date": start,
-                          "opening_reason": "entry", "created_at": now})
+                          "opening_reason": "entry", "created_at": now, "mds_id": mds_id,
+                          "territory_id": territory})
             orientations.append({"id": i, "person_id": i, "path_id": i, "referent_type": "kiosque",
                                  "mode": "kiosque", "origin": "auto", "status": "kiosque", "algorithmic": True,
                                  "decided_on": start + dt.timedelta(days=1), "created_at": now})

@@ -37,7 +37,8 @@ COLUMNS = {
     "person": ("id", "household_id", "role", "last_name", "birth_name", "first_name", "birth_date", "sdd",
                "pseudonymised", "legal_clock_start", "created_at", "updated_at"),
     "path": ("id", "person_id", "household_id", "clock_start", "request_date", "opening_reason", "closed_on",
-             "created_at", "oriented_on", "oriented_referent_type", "oriented_origin", "oriented_rule"),
+             "created_at", "oriented_on", "oriented_referent_type", "oriented_origin", "oriented_rule",
+             "territory_id", "mds_id"),
     "orientation": ("id", "person_id", "path_id", "referent_type", "structure_id", "mode", "origin", "status",
                     "algorithmic", "decided_on", "validated_on", "notified_on", "rule_id", "created_at"),
     "case_event": ("id", "person_id", "path_id", "occurred_on", "kind", "source", "summary", "recorded_at"),
@@ -115,7 +116,7 @@ def generate(n: int, by_kind: dict[str, list[tuple[int, int | None]]], seed: int
                     status = "planned" if at.date() >= AS_OF else rnd.choice(("honoured", "honoured", "no_show"))
                     tables["appointment"].append((aid, i, i, structure_id, at, "first", status, "agent", now))
                     events.append((at.date(), "appointment", "agent"))
-        tables["path"].append((i, i, i, start, request, "entry", closed, now, *outcome))
+        tables["path"].append((i, i, i, start, request, "entry", closed, now, *outcome, territory_id, mds_id))
         if rnd.random() < 0.3:
             events.append((start + dt.timedelta(days=rnd.randint(1, 200)), "right_state", "flow"))
         for on, kind, source in events:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, exists, false, func, select, true
+from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -1539,6 +1539,26 @@ def demo(ctx) -> dict:
     return {"walked": walked, "overdue_contracts": overdue}
 
 
+def sync_path_sectors(session: Session, household_ids=None) -> int:
+    """Copy each household's territory and MDS onto its paths (Path.territory_id / mds_id), for all
+    households or only household_ids. Set-based; only paths whose copy differs are written. Returns
+    their number. Every writer of Household.mds_id calls it; the nightly reconciliation of
+    reports.service.refresh_path_outcomes calls it for everything."""
+    from sqlalchemy import update
+
+    h = Household
+    differs = or_(PathModel.territory_id.is_distinct_from(h.territory_id), PathModel.mds_id.is_distinct_from(h.mds_id))
+    stmt = (update(PathModel).where(PathModel.household_id == h.id, differs)
+            .values(territory_id=h.territory_id, mds_id=h.mds_id))
+    opts = {"synchronize_session": False}
+    if household_ids is None:
+        return session.execute(stmt, execution_options=opts).rowcount or 0
+    ids, changed = sorted(set(household_ids)), 0
+    for i in range(0, len(ids), 900):  # well under SQLite's bound-parameter limit
+        changed += session.execute(stmt.where(h.id.in_(ids[i:i + 900])), execution_options=opts).rowcount or 0
+    return changed
+
+
 def apply_sectorisation(session: Session) -> int:
     """Recompute every household's denormalised MDS and territory from the current sectorisation
     (after `rsa referents load-sectorisation`). One UPDATE per distinct address key; returns the
@@ -1561,4 +1581,6 @@ def apply_sectorisation(session: Session) -> int:
                  Household.mds_id.is_(None) if mds_id is None else Household.mds_id == mds_id]
         result = session.execute(update(Household).where(*where).values(mds_id=new[0], territory_id=new[1]))
         changed += result.rowcount or 0
+    if changed:
+        sync_path_sectors(session)
     return changed

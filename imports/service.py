@@ -38,7 +38,7 @@ from cases.models import (
     StatusChange,
 )
 from cases.models import Path as CasePath
-from cases.service import record_exit, reopening_applies
+from cases.service import record_exit, reopening_applies, sync_path_sectors
 from config.db import utcnow
 from imports.batches import fail, finish, reject, sha256_file, start_batch
 from imports.flux import (
@@ -139,6 +139,7 @@ class _Writes:
     exits: list = field(default_factory=list)  # (person ref, exit date, reason, details): one per open path
     events: list = field(default_factory=list)  # (person ref, path ref, values)
     raw: list = field(default_factory=list)  # (household ref, hash, gz)
+    sectors_moved: list = field(default_factory=list)  # ids of known households whose MDS/territory changed
 
 
 class FlowImporter:
@@ -451,6 +452,8 @@ class FlowImporter:
         else:
             href = Ref(old["id"])
             w.households_upd.append({"_id": old["id"], **values})
+            if (old["mds_id"], old["territory_id"]) != (values["mds_id"], values["territory_id"]):
+                w.sectors_moved.append(old["id"])  # its existing paths follow (sync_path_sectors)
             self.counts["updated"] += 1
         if state_changed:
             w.status.append((href, None, {"field": "right_state", "old_value": old_state, "new_value": state,
@@ -542,7 +545,8 @@ class FlowImporter:
                 kind, summary = "flow.right_opened", "Droit RSA ouvert, soumis aux droits et devoirs"
             path_ref = Ref()
             w.paths_new.append((path_ref, pref, href, {"clock_start": clock, "request_date": d["dtdemrsa"],
-                                                       "opening_reason": reason}))
+                                                       "opening_reason": reason, "mds_id": values["mds_id"],
+                                                       "territory_id": values["territory_id"]}))
             w.events.append((pref, path_ref, {"kind": kind, "occurred_on": flow_date, "summary": summary,
                                               "data": {"clock_start": clock.isoformat(), "opening_reason": reason}}))
             pv["legal_clock_start"] = clock
@@ -624,6 +628,8 @@ class FlowImporter:
                 s.execute(delete(_RAW).where(_RAW.c.household_id.in_(part)))
             self._insert_many(_RAW, [{"household_id": h.id, "content_hash": c, "raw_gz": g, "batch_id": batch_id,
                                       "updated_at": now} for h, c, g in w.raw])
+        if w.sectors_moved:
+            sync_path_sectors(s, w.sectors_moved)
         for p, on, reason, details in w.exits:
             record_exit(s, p.id, on, reason, source="flow", details=details)
 

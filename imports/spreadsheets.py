@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cases import nir as nirlib
 from cases.models import Household, Person
+from cases.service import sync_path_sectors
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping
 from imports.tabular import FileError, RowError, cell, read_rows, reject_row, run_batch
@@ -278,7 +279,7 @@ def import_file(runtime, path: Path | str, mapping_name: str, *, created_by: int
         index = IdentityIndex(session)
         communes = _Communes(session)
         counts = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "households_created": 0}
-        rejects, seen = [], {}
+        rejects, seen, sectorised = [], {}, []
         for i in range(header_index + 1, len(rows)):
             cells = rows[i]
             line = i + 1  # as numbered in the spreadsheet / text editor
@@ -306,11 +307,15 @@ def import_file(runtime, path: Path | str, mapping_name: str, *, created_by: int
                 rejects.append(reject_row(session, batch, line, exc.column, exc.message, raw))
                 continue
             counts[outcome] += 1
+            if row.get("_household_sectorised") is not None:
+                sectorised.append(row["_household_sectorised"])
             if outcome == "created" and row.get("_household_created"):
                 counts["households_created"] += 1
             if counts["rows"] % 2000 == 0:
                 session.flush()
         session.flush()
+        if sectorised:
+            sync_path_sectors(session, [h.id for h in sectorised])
         from imports.france_travail import match_pending
 
         counts["france_travail_matched"] = match_pending(session)
@@ -413,5 +418,6 @@ def _enrich_household(household: Household, row: dict, communes: _Communes) -> b
             sector = communes.sectors.find(insee, household.postal_code).sector
             if sector is not None:
                 household.mds_id, household.territory_id = sector.mds_id, sector.territory_id
+                row["_household_sectorised"] = household  # its paths take the sector after the flush
             changed = True
     return changed

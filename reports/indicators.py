@@ -33,10 +33,12 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
-    tuple_,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -44,6 +46,7 @@ from sqlalchemy.sql.elements import True_
 
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
 from orientation.models import Orientation
+from orientation.service import REFERENT_TYPES
 from referents.models import Structure, Territory, User
 
 CLOCKS = ("demande", "legal")
@@ -239,10 +242,17 @@ def facts(session: Session, f: ReportFilter) -> Iterator[Table]:
 # threshold classes of the shares: age >= 30 ⇔ bucket >= 30, same for 42 and 90.
 BUCKETS = tuple(low for _key, low, _high in BANDS)
 BAND_OF_BUCKET = {low: key for key, low, _high in BANDS}
-# Histogram sources: "geo" carries territory, MDS and month; the others one attribute of the first
-# validated orientation each.
-SOURCES = ("geo", "referent_type", "origin", "rule")
-_TEXT_COLUMNS = ("referent_type", "origin", "rule")
+# Histogram sources of the cohort figures, per clock: "month" (month of the clock start: the whole
+# cohort and the trend), "geo" (territory, MDS and referent type of the decision), "origin", "rule".
+# The backlog has its own rows (source "backlog").
+SOURCES = ("month", "geo", "origin", "rule")
+_SOURCE_KEYS = {"month": ("month",), "geo": ("territory", "mds", "referent_type"), "origin": ("origin",),
+                "rule": ("rule",)}
+# The decision attributes a path carries (Path.oriented_*), the only text keys.
+_TEXT_KEYS = ("referent_type", "origin", "rule")
+# Known referent types: on SQLite they are coded as small integers (see _packed); another value sends
+# its histogram source through the plain GROUP BY instead.
+KNOWN_REFERENT_TYPES = (*REFERENT_TYPES, "kiosque")
 
 
 def _bucket(start, as_of: dt.date):
@@ -252,147 +262,245 @@ def _bucket(start, as_of: dt.date):
                   if low > 0], else_=0)
 
 
-def _per_path(dialect: str, f: ReportFilter):
-    """One row per path in the filter's scope, with both clocks' delay, age bucket, month, and
-    whether the path is in the clock's cohort and in the backlog. Never materialised."""
-    start, end = f.period
-    first = _Decision(f.as_of)
-    open_unoriented = and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of),
-                           or_(Path.oriented_on.is_(None), Path.oriented_on > f.as_of),
-                           Household.right_state.in_(OPEN_RIGHT_STATES))
-    # The SDD flag is looked up only for open, unoriented paths (CASE evaluates lazily): no join
-    # of the whole person table for one flag.
-    sdd = select(Person.id).where(Person.id == Path.person_id, Person.sdd.is_(True)).exists()
-    cols = [Household.territory_id.label("territory"), Household.mds_id.label("mds"),
-            first.referent_type, first.origin, first.rule]
-    for clock, s in (("legal", Path.clock_start), ("demande", Path.request_date)):
-        # PostgreSQL groups on date_trunc (cheap) and formats the few grouped rows afterwards.
-        month = func.date_trunc("month", s) if dialect == "postgresql" else _month(dialect, s)
-        cols += [month.label(f"month_{clock}"),
-                 _days(dialect, first.decided, s).label(f"delay_{clock}"),
-                 _bucket(s, f.as_of).label(f"bucket_{clock}"),
-                 case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0).label(f"cohort_{clock}"),
-                 case((and_(open_unoriented, s <= f.as_of), case((sdd, 1), else_=0)), else_=0)
-                 .label(f"backlog_{clock}")]
-    q = (select(*cols).select_from(Path)
-         .outerjoin(Household, Household.id == Path.household_id))
-    # No condition on the clock dates here: the flags carry them, and a range condition would make
-    # SQLite walk the date indexes and fetch a million rows one by one instead of one plain scan.
-    if f.territory_id is not None:
-        q = q.where(Household.territory_id == f.territory_id)
-    if f.mds_id is not None:
-        q = q.where(Household.mds_id == f.mds_id)
-    if f.user is not None:
-        from cases.service import person_scope
+class _PathRows:
+    """The per-path expressions of one report, over the path table alone (its outcome and sector are
+    copied onto it: Path.oriented_*, Path.territory_id / mds_id), for one clock."""
 
-        scope = person_scope(f.user)
-        if not isinstance(scope, True_):  # managers see everybody: no filter at all
-            q = q.where(Path.person_id.in_(select(Person.id).where(scope)))
-    return q.subquery("per_path")
+    def __init__(self, dialect: str, f: ReportFilter, clock: str):
+        self.dialect, self.f, self.clock = dialect, f, clock
+        self.start = Path.clock_start if clock == "legal" else Path.request_date
+        # The start as compared in WHERE: on SQLite "+column", so that the planner scans the table once
+        # instead of walking the date index and fetching most of the rows one by one (3× slower).
+        self.start_filter = (literal_column(f"+{Path.__tablename__}.{self.start.key}", Date)
+                             if dialect == "sqlite" else self.start)
+        first = _Decision(f.as_of)
+        self.columns = {"territory": Path.territory_id, "mds": Path.mds_id, "referent_type": first.referent_type,
+                        "origin": first.origin, "rule": first.rule}
+        self.delay = _days(dialect, first.decided, self.start)
+        self.bucket = _bucket(self.start, f.as_of)
+
+    def month_group(self):
+        """The month of the clock start as grouped: PostgreSQL groups on date_trunc (cheap) and
+        formats the few grouped rows; SQLite reads the ISO text's first 7 characters."""
+        if self.dialect == "postgresql":
+            return func.date_trunc("month", self.start)
+        return _month(self.dialect, self.start)
+
+    def month_label(self, grouped):
+        return func.to_char(grouped, "YYYY-MM") if self.dialect == "postgresql" else grouped
+
+    def scoped(self, q):
+        """Territory, MDS and person scope of the filter."""
+        f = self.f
+        if f.territory_id is not None:
+            q = q.where(Path.territory_id == f.territory_id)
+        if f.mds_id is not None:
+            q = q.where(Path.mds_id == f.mds_id)
+        if f.user is not None:
+            from cases.service import person_scope
+
+            scope = person_scope(f.user)
+            if not isinstance(scope, True_):  # managers see everybody: no filter at all
+                q = q.where(Path.person_id.in_(select(Person.id).where(scope)))
+        return q
+
+    def in_cohort(self):
+        start, end = self.f.period
+        return and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of))
+
+
+def _open_unoriented(as_of: dt.date):
+    """Still to orient on the as-of date (with the clock started by then, see _backlog_select): an
+    open path (not closed by as_of) of an SDD person whose household's right is open, with no
+    decision validated by as_of.
+
+    Household and person are checked as "no reason to exclude" (NOT EXISTS a closed or suspended
+    household, a person no longer SDD): the database hashes those few rows rather than the whole
+    person and household tables."""
+    closed_household = (select(Household.id).where(Household.id == Path.household_id,
+                                                   or_(Household.right_state.is_(None),
+                                                       Household.right_state.not_in(OPEN_RIGHT_STATES)))
+                        .exists())
+    not_sdd = (select(Person.id).where(Person.id == Path.person_id, or_(Person.sdd.is_(None), Person.sdd.is_(False)))
+               .exists())
+    return and_(or_(Path.closed_on.is_(None), Path.closed_on > as_of),
+                or_(Path.oriented_on.is_(None), Path.oriented_on > as_of),
+                Path.household_id.is_not(None), ~closed_household, ~not_sdd)
 
 
 def _hist_table() -> Table:
     return Table(f"rpt_hist_{uuid.uuid4().hex[:10]}", MetaData(),
                  Column("clock", String(8)), Column("src", String(16)), Column("territory", Integer),
                  Column("mds", Integer), Column("month", String(7)), Column("k", String(60)),
-                 Column("delay", Integer), Column("bucket", Integer), Column("cohort", Integer),
-                 Column("backlog", Integer), Column("n", Integer), prefixes=["TEMPORARY"])
+                 Column("delay", Integer), Column("bucket", Integer), Column("n", Integer), prefixes=["TEMPORARY"])
 
 
-def _group_keys(p, clock: str, src: str) -> list:
-    """(territory, mds, month, k) for one histogram source, NULL where the source does not split."""
-    null_int, null_str = literal(None, Integer), literal(None, String)
-    if src == "geo":
-        return [p.c.territory, p.c.mds, p.c[f"month_{clock}"], null_str]
-    return [null_int, null_int, null_str, p.c[src]]
+HIST_COLUMNS = ("clock", "src", "territory", "mds", "month", "k", "delay", "bucket", "n")
 
 
 @contextmanager
-def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOURCES) -> Iterator[Table]:
+def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOURCES,
+              packed: bool = True) -> Iterator[Table]:
     """The delay histogram of the filter, in a temporary table dropped after use.
 
-    One row per (clock, source, territory, MDS, month or attribute, delay, age bucket, cohort?,
-    backlog?) with its number of paths: everything the delay indicators need, a few thousand rows
-    instead of one per path. PostgreSQL builds every source of both clocks in one pass (GROUPING
-    SETS); SQLite, which has no grouping sets, in one GROUP BY per clock and source."""
+    Rows (clock, source, territory, MDS, month, k, delay, age bucket) with their number of paths: the
+    cohort of each clock per source (k is the referent type, origin or rule of the decision), and the
+    backlog (source "backlog"): everything the delay indicators need, a few ten thousand rows instead
+    of one per path. Each (clock, source) is one aggregate over the path table alone: PostgreSQL
+    hashes it, in parallel; SQLite, whose GROUP BY sorts every row, folds the rows into an
+    integer-keyed table instead (_packed), twice as fast (packed=False: the plain GROUP BY, which the
+    tests compare it with)."""
     dialect = _dialect(session)
     conn = session.connection()
-    if dialect == "postgresql":  # hash the histogram in memory; JIT compiling costs more than it saves here
-        # Room to hash every grouping set (the planner's estimate is far above the few hundred MB a
-        # million paths really take): no sort of all rows. JIT compiling costs more than it saves.
-        conn.execute(text("SET LOCAL work_mem = '1GB'"))
+    if dialect == "postgresql":
+        # Room to hash the aggregates in memory; JIT compiling costs more than it saves here.
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
         conn.execute(text("SET LOCAL jit = off"))
     hist = _hist_table()
     hist.create(conn)
-    temporary: list[Table] = []
     try:
-        p = _per_path(dialect, f)
-        names = [c.name for c in hist.columns]
-        if dialect == "postgresql":
-            conn.execute(insert(hist).from_select(names, _grouping_sets_select(p, sources)))
-        else:
-            # SQLite: the per-path rows once into a narrow temporary table, then one GROUP BY per
-            # clock and source over it (no join nor date expression evaluated twice).
-            paths = Table(f"rpt_paths_{uuid.uuid4().hex[:10]}", MetaData(),
-                          *[Column(c.name, String(60) if c.name in _TEXT_COLUMNS or c.name.startswith("month_")
-                                   else Integer) for c in p.c], prefixes=["TEMPORARY"])
-            paths.create(conn)
-            temporary.append(paths)
-            conn.execute(insert(paths).from_select([c.name for c in p.c], select(p)))
-            p = paths
-            for clock in CLOCKS:
-                for src in sources:
-                    keys = _group_keys(p, clock, src)
-                    row = [p.c.territory, p.c.mds, p.c[f"month_{clock}"]] if src == "geo" else [p.c[src]]
-                    flags = [p.c[f"delay_{clock}"], p.c[f"bucket_{clock}"], p.c[f"cohort_{clock}"],
-                             p.c[f"backlog_{clock}"]]
-                    q = (select(literal(clock, String), literal(src, String), *keys, *flags, func.count())
-                         .where(or_(p.c[f"cohort_{clock}"] == 1, p.c[f"backlog_{clock}"] == 1))
-                         .group_by(*row, *flags))
-                    if src != "geo":
-                        q = q.where(p.c[f"cohort_{clock}"] == 1)
-                    conn.execute(insert(hist).from_select(names, q))
+        for clock in CLOCKS:
+            rows = _PathRows(dialect, f, clock)
+            for src in sources:
+                if dialect == "sqlite" and packed and _packed(conn, hist, rows, src):
+                    continue
+                conn.execute(insert(hist).from_select(HIST_COLUMNS, _cohort_select(rows, src)))
+        conn.execute(insert(hist).from_select(HIST_COLUMNS, _backlog_select(dialect, f)))
         yield hist
     finally:
-        for table in temporary:
-            table.drop(conn)
         hist.drop(conn)
 
 
-def _grouping_sets_select(p, sources: tuple[str, ...]):
-    """PostgreSQL: every (clock, source) histogram in one scan of the per-path rows.
+def _cohort_select(rows: _PathRows, src: str):
+    """INSERT source of one (clock, source) histogram: a plain GROUP BY over the cohort's paths."""
+    keys = {name: None for name in ("territory", "mds", "month", "k")}
+    group = []
+    for name in _SOURCE_KEYS[src]:
+        if name == "month":
+            grouped = rows.month_group()
+            keys["month"] = rows.month_label(grouped)
+        else:
+            grouped = rows.columns[name]
+            keys["k" if name in _TEXT_KEYS else name] = cast(grouped, String) if name in _TEXT_KEYS else grouped
+        group.append(grouped)
+    values = [literal(None, Integer if n in ("territory", "mds") else String) if v is None else v
+              for n, v in keys.items()]
+    q = (select(literal(rows.clock, String), literal(src, String), *values, rows.delay, rows.bucket, func.count())
+         .select_from(Path).where(rows.in_cohort()).group_by(*group, rows.delay, rows.bucket))
+    return rows.scoped(q)
 
-    GROUPING(col) is 0 when col belongs to the row's grouping set: that tells the sets apart."""
-    sets, branches = [], []
-    for clock in CLOCKS:
-        other = "demande" if clock == "legal" else "legal"
-        flags = [p.c[f"delay_{clock}"], p.c[f"bucket_{clock}"], p.c[f"cohort_{clock}"], p.c[f"backlog_{clock}"]]
-        for src in sources:
-            keys = [p.c.territory, p.c.mds, p.c[f"month_{clock}"]] if src == "geo" else [p.c[src]]
-            sets.append(tuple_(*keys, *flags))
-            cond = and_(func.grouping(keys[-1]) == 0, func.grouping(p.c[f"delay_{clock}"]) == 0,
-                        func.grouping(p.c[f"delay_{other}"]) == 1)
-            branches.append((cond, clock, src))
-    geo = or_(*[cond for cond, _clock, src in branches if src == "geo"]) if "geo" in sources else literal(False)
 
-    def per_clock(name: str):
-        return case(*[(cond, p.c[f"{name}_{clock}"]) for cond, clock, _src in branches])
+def _backlog_select(dialect: str, f: ReportFilter):
+    """INSERT source of the backlog of both clocks, by territory, MDS and age bucket: one pass over the
+    paths still open and unoriented (_open_unoriented), grouped by both clocks' buckets at once, then each group counted for every clock whose start is
+    known and reached by as_of."""
+    legal, demande = (_PathRows(dialect, f, clock) for clock in ("legal", "demande"))
+    inner = (select(Path.territory_id.label("territory"), Path.mds_id.label("mds"),
+                    legal.bucket.label("bucket_legal"), demande.bucket.label("bucket_demande"),
+                    (legal.start <= f.as_of).label("started_legal"),  # NULL when the start is unknown
+                    (demande.start <= f.as_of).label("started_demande"),
+                    func.count().label("n"))
+             .select_from(Path).where(_open_unoriented(f.as_of))
+             .group_by(Path.territory_id, Path.mds_id, legal.bucket, demande.bucket, "started_legal",
+                       "started_demande"))
+    g = legal.scoped(inner).subquery("per_buckets")
+    clocks = union_all(*[select(literal(c, String).label("clock")) for c in CLOCKS]).subquery("clocks")
+    bucket = case(*[(clocks.c.clock == c, g.c[f"bucket_{c}"]) for c in CLOCKS])
+    started = or_(*[and_(clocks.c.clock == c, g.c[f"started_{c}"]) for c in CLOCKS])
+    null_str = literal(None, String)
+    return (select(clocks.c.clock, literal("backlog", String), g.c.territory, g.c.mds, null_str, null_str,
+                   literal(None, Integer), bucket, func.sum(g.c.n))
+            .select_from(g).join(clocks, true()).where(started)
+            .group_by(clocks.c.clock, g.c.territory, g.c.mds, bucket))
 
-    k = [(cond, cast(p.c[src], String)) for cond, _clock, src in branches if src != "geo"]
-    month = [(cond, p.c[f"month_{clock}"]) for cond, clock, src in branches if src == "geo"]
-    return (select(case(*[(cond, clock) for cond, clock, _src in branches]),
-                   case(*[(cond, src) for cond, _clock, src in branches]),
-                   case((geo, p.c.territory)), case((geo, p.c.mds)),
-                   func.to_char(case(*month), "YYYY-MM") if month else literal(None, String),
-                   case(*k) if k else literal(None, String),
-                   per_clock("delay"), per_clock("bucket"), per_clock("cohort"), per_clock("backlog"),
-                   func.count())
-            .group_by(func.grouping_sets(*sets)))
+
+# SQLite: the fields of a histogram source packed into one integer (name, bits). Codes are 0 for NULL:
+# ids + 1, delays offset by 2**20 (clamped: ±2,870 years), bucket and referent type by index.
+_DELAY_OFFSET = 2**20
+_PACKING = {"geo": (("territory", 14), ("mds", 18), ("referent_type", 4), ("delay", 21), ("bucket", 3)),
+            "month": (("month", 18), ("delay", 21), ("bucket", 3))}
+
+
+def _packed(conn, hist: Table, rows: _PathRows, src: str) -> bool:
+    """SQLite: fill one (clock, source) histogram by folding the cohort's paths into a temporary table
+    keyed by one packed integer (INSERT … ON CONFLICT DO UPDATE SET n = n + 1), then unpacking its few
+    rows. SQLite's GROUP BY sorts every row; this keeps one small in-memory b-tree instead.
+
+    False when the source cannot be packed (text keys other than the referent type, ids too large, an
+    unknown referent type met): the caller then runs the plain GROUP BY."""
+    fields = _PACKING.get(src)
+    if fields is None:
+        return False
+    bits = dict(fields)
+    for name, table in (("territory", Territory), ("mds", Structure)):
+        if name in bits and (conn.scalar(select(func.max(table.id))) or 0) >= 2 ** bits[name] - 1:
+            return False
+    shifts, total = {}, 0
+    for name, width in reversed(fields):
+        shifts[name] = total
+        total += width
+    other = len(KNOWN_REFERENT_TYPES) + 1  # the code of an unknown referent type
+    codes = {
+        "territory": func.coalesce(rows.columns["territory"] + 1, 0),
+        "mds": func.coalesce(rows.columns["mds"] + 1, 0),
+        "referent_type": case({rt: i + 1 for i, rt in enumerate(KNOWN_REFERENT_TYPES)},
+                              value=rows.columns["referent_type"], else_=case(
+                                  (rows.columns["referent_type"].is_(None), 0), else_=other)),
+        "delay": func.coalesce(func.max(1, func.min(2 * _DELAY_OFFSET - 1, rows.delay + _DELAY_OFFSET)), 0),
+        "bucket": case({low: i for i, low in enumerate(BUCKETS)}, value=rows.bucket),
+        "month": (cast(func.substr(rows.start, 1, 4), Integer) * 12 + cast(func.substr(rows.start, 6, 2), Integer)),
+    }
+    key = None
+    for name, _width in fields:
+        term = codes[name] * literal(2 ** shifts[name], BigInteger) if shifts[name] else codes[name]
+        key = term if key is None else key + term
+    # "INTEGER PRIMARY KEY" is SQLite's rowid (64 bits): one b-tree; BIGINT would add an index beside it.
+    fold = Table(f"rpt_fold_{uuid.uuid4().hex[:10]}", MetaData(), Column("key", Integer, primary_key=True),
+                 Column("n", Integer, nullable=False), prefixes=["TEMPORARY"])
+    fold.create(conn)
+    try:
+        # The cohort condition is always there: SQLite needs a WHERE before ON CONFLICT in INSERT …
+        # SELECT (otherwise ON reads as a join constraint).
+        source = rows.scoped(select(key, literal(1, Integer)).select_from(Path).where(rows.in_cohort()))
+        conn.execute(text(f"INSERT INTO {fold.name} (key, n) {_sql(conn, source)} "
+                          f"ON CONFLICT(key) DO UPDATE SET n = n + 1"))
+
+        def field(name):
+            # Floor division ("/" between integers): SQLAlchemy's "/" would divide in floating point,
+            # whose 53 bits are fewer than the key's.
+            return (fold.c.key // literal(2 ** shifts[name], BigInteger)) % (2 ** bits[name])
+
+        if "referent_type" in bits and conn.scalar(select(fold.c.key).where(field("referent_type") == other)
+                                                   .limit(1)) is not None:
+            return False
+        null_int, null_str = literal(None, Integer), literal(None, String)
+        out = {"territory": null_int, "mds": null_int, "month": null_str, "k": null_str}
+        for name in ("territory", "mds"):
+            if name in bits:
+                out[name] = case((field(name) > 0, field(name) - 1))
+        if "referent_type" in bits:
+            out["k"] = case({i + 1: rt for i, rt in enumerate(KNOWN_REFERENT_TYPES)}, value=field("referent_type"))
+        if "month" in bits:
+            m = field("month") - 1
+            out["month"] = func.printf("%04d-%02d", m // 12, m % 12 + 1)
+        delay = case((field("delay") > 0, field("delay") - _DELAY_OFFSET))
+        bucket = case({i: low for i, low in enumerate(BUCKETS)}, value=field("bucket"))
+        conn.execute(insert(hist).from_select(HIST_COLUMNS, select(
+            literal(rows.clock, String), literal(src, String), *out.values(), delay, bucket, fold.c.n)))
+        return True
+    finally:
+        fold.drop(conn)
+
+
+def _sql(conn, statement) -> str:
+    """A statement as SQLite text with its parameters inlined (all are dates, numbers and codes of
+    this module, never user input)."""
+    return str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
 
 
 # --------------------------------------------------------------------------- delay statistics
 
-DIM_SOURCE = {"all": "geo", "month": "geo", "territory": "geo", "mds": "geo", "referent_type": "referent_type",
+DIM_SOURCE = {"all": "month", "month": "month", "territory": "geo", "mds": "geo", "referent_type": "geo",
               "origin": "origin", "rule": "rule"}
 
 
@@ -416,7 +524,7 @@ def delay_statistics(session: Session, hist: Table, clock: str,
     branches = " UNION ALL ".join(
         f"SELECT '{dim}' AS dim, {_dimension_key(dim)} AS k, delay, bucket AS age_class, "
         f"CAST(SUM(n) AS BIGINT) AS n FROM {t} WHERE clock = '{clock}' AND src = '{DIM_SOURCE[dim]}' "
-        f"AND cohort = 1 GROUP BY 2, 3, 4"
+        f"GROUP BY 2, 3, 4"
         for dim in dims)
     share_cols = ", ".join(
         f"CAST(SUM(CASE WHEN age_class >= {n} THEN n ELSE 0 END) AS BIGINT) AS den_{n}, "
@@ -502,7 +610,7 @@ def backlog(session: Session, hist: Table, clock: str) -> list[dict]:
     the period."""
     h = hist.c
     q = (select(h.territory, h.mds, h.bucket, func.sum(h.n).label("n"))
-         .where(h.clock == clock, h.src == "geo", h.backlog == 1).group_by(h.territory, h.mds, h.bucket))
+         .where(h.clock == clock, h.src == "backlog").group_by(h.territory, h.mds, h.bucket))
     return [{"territory": r.territory, "mds": r.mds, "band": BAND_OF_BUCKET[r.bucket], "n": int(r.n)}
             for r in session.execute(q)]
 

@@ -48,10 +48,13 @@ OUTCOME_CHUNK = 2000  # paths per statement: well under SQLite's bound-parameter
 
 
 def refresh_path_outcomes(session: Session) -> int:
-    """Full recompute of every path's outcome: the reconciliation of any write to the orientations
-    that bypassed orientation.service (hand-made rows, SQL fixes). Set-based, only changed rows are
+    """Full recompute of every path's outcome and sector: the reconciliation of any write to the
+    orientations or to the households' sectors that bypassed orientation.service and
+    cases.service.sync_path_sectors (hand-made rows, SQL fixes). Set-based, only changed rows are
     rewritten; returns their number (0 when everything was already maintained)."""
-    return update_path_outcomes(session)
+    from cases.service import sync_path_sectors
+
+    return update_path_outcomes(session) + sync_path_sectors(session)
 
 
 def _months(start: dt.date, end: dt.date) -> list[str]:

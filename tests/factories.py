@@ -41,6 +41,7 @@ def make_person(session: Session, *, role: str = "DEM", sdd: bool = True, right_
         session.add(Activity(person_id=person.id, code=code, start_on=start, end_on=end))
     if clock_start is not None:
         session.add(Path(person_id=person.id, household_id=household.id, clock_start=clock_start,
-                         request_date=request_date or household.dtdemrsa))
+                         request_date=request_date or household.dtdemrsa, territory_id=household.territory_id,
+                         mds_id=household.mds_id))
     session.flush()
     return person

@@ -114,7 +114,8 @@ def snapshot(rt) -> dict:
                                p.nir_hash, p.legal_clock_start) for p in s.scalars(select(Person))),
             "activities": sorted((persons[a.person_id], a.code, a.start_on, a.end_on) for a in s.scalars(select(Activity))),
             "paths": sorted((persons[p.person_id], p.clock_start, p.request_date, p.opening_reason, p.closed_on,
-                             p.close_reason) for p in s.scalars(select(CasePath))),
+                             p.close_reason, p.mds_id or 0, p.territory_id or 0)
+                            for p in s.scalars(select(CasePath))),
             "status": sorted((hh_key.get(c.household_id) or (), persons.get(c.person_id) or (), c.field, c.old_value or "",
                               c.new_value or "", c.effective_on) for c in s.scalars(select(StatusChange))),
             "exits": sorted((persons[e.person_id], e.exit_on, e.reason) for e in s.scalars(select(Exit))),
@@ -214,6 +215,10 @@ def test_monthly_then_daily_then_monthly_follow_the_latest_flow(rt, tmp_path):
             open_paths = s.scalars(select(CasePath).where(CasePath.person_id == p.id, CasePath.closed_on.is_(None))).all()
             assert len(open_paths) == 1 and open_paths[0].clock_start == p.legal_clock_start
         assert s.scalar(select(func.count()).select_from(Household).where(Household.mds_id.is_(None))) == 0
+        # Every path carries its household's sector (the copy the reports read), moves included.
+        pairs = s.execute(select(CasePath.mds_id, CasePath.territory_id, Household.mds_id, Household.territory_id)
+                          .join(Household, Household.id == CasePath.household_id)).all()
+        assert pairs and all(p[:2] == p[2:] for p in pairs) and len({p[0] for p in pairs}) > 5
 
 
 def test_sdd_zero_to_one_gives_history_and_clock_start(rt, tmp_path):

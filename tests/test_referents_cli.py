@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from cases.models import Household
+from cases.models import Household, Path
 from config.cli import main
 from referents.models import Structure
 from referents.service import DATA
@@ -39,6 +39,9 @@ def test_load_sectorisation_moves_households_to_their_new_mds(rt, session, tmp_p
     session.expire_all()
     colomiers = session.scalar(select(Structure).where(Structure.code == "MDS-COLOMIERS"))
     assert session.get(Household, p.household_id).mds_id == colomiers.id
+    # The path's copy of the sector, which the reports read, follows.
+    path = session.scalar(select(Path).where(Path.person_id == p.id))
+    assert (path.mds_id, path.territory_id) == (colomiers.id, colomiers.territory_id)
 
 
 def test_load_sectorisation_with_a_bad_row_changes_nothing(rt, session, tmp_path):

@@ -263,3 +263,50 @@ def test_first_validated_decision_ties_take_the_lowest_id(session):
     orient(session, b, D(2026, 9, 10), referent_type="mds")
     legal = service.delays(session, ReportFilter(as_of=AS_OF, start=D(2026, 9, 1)))["clocks"]["legal"]
     assert {r["key"]: r["median_days"] for r in legal["by_referent_type"]} == {"ati": 20.0, "mds": 9.0}
+
+
+def _hist_rows(session, f, packed):
+    with ind.histogram(session, f, packed=packed) as h:
+        return sorted(session.execute(select(h)).all(), key=repr)
+
+
+@pytest.mark.parametrize("territory_id, mds_id", [(16_000, 260_000), (20_000, 300_000)])
+def test_packed_histogram_equals_the_plain_group_by(session, territory_id, mds_id):
+    """SQLite folds each histogram into one packed integer key (reports.indicators._packed): it must
+    give exactly the rows of the plain GROUP BY, with ids near the packing limits (keys above 2**53,
+    where floating point would lose the low fields), with ids beyond them (the plain GROUP BY takes
+    over) and with a referent type outside the known list (likewise)."""
+    import random
+
+    from referents.models import Territory
+
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("the packed fold is SQLite's; PostgreSQL always runs the plain GROUP BY")
+    session.add(Territory(id=territory_id, code="T-BIG", name="Territoire à grand identifiant"))
+    session.add(Structure(id=mds_id, code="MDS-BIG", name="MDS à grand identifiant", kind="mds",
+                          territory_id=territory_id))
+    session.flush()
+    rnd = random.Random(5)
+    types = ("pole_emploi", "actipro", "ati", "mds", "kiosque")
+    for i in range(120):
+        start = AS_OF - dt.timedelta(days=rnd.randint(0, 400))
+        p = person(session, start, sdd=rnd.random() < 0.9, right_state=rnd.choice("22225"))
+        if i % 3 == 0:  # in the big sector
+            session.execute(text("UPDATE household SET territory_id = :t, mds_id = :m WHERE id = :h"),
+                            {"t": territory_id, "m": mds_id, "h": p.household_id})
+        if rnd.random() < 0.7:
+            decided = min(start + dt.timedelta(days=rnd.randint(-3, 150)), AS_OF + dt.timedelta(days=5))
+            orient(session, p, decided, referent_type=rnd.choice(types), origin=rnd.choice(("auto", "agent")),
+                   rule_id=rnd.choice(("R1", "R2", None)))
+    service.refresh_path_outcomes(session)  # the paths take the households' sector
+    f = ReportFilter(as_of=AS_OF)
+    packed, plain = _hist_rows(session, f, True), _hist_rows(session, f, False)
+    assert packed == plain and len(plain) > 100
+    assert any(r.mds == mds_id for r in plain) and any(r.territory == territory_id for r in plain)
+    assert any(r.delay is not None and r.delay < 0 for r in plain)  # decided before the clock start
+
+    # An unknown referent type: the fold notices it and the plain GROUP BY runs instead.
+    orient(session, person(session, AS_OF - dt.timedelta(days=60)), AS_OF - dt.timedelta(days=20),
+           referent_type="ccas")
+    packed, plain = _hist_rows(session, f, True), _hist_rows(session, f, False)
+    assert packed == plain and any(r.k == "ccas" for r in plain)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 12:51:05.159882
+Create Date: 2026-11-22 13:56:36.683550
 """
 from alembic import op
 import sqlalchemy as sa
@@ -422,8 +422,12 @@ def upgrade() -> None:
     sa.Column('oriented_referent_type', sa.String(length=20), nullable=True),
     sa.Column('oriented_origin', sa.String(length=20), nullable=True),
     sa.Column('oriented_rule', sa.String(length=60), nullable=True),
+    sa.Column('territory_id', sa.Integer(), nullable=True),
+    sa.Column('mds_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['household_id'], ['household.id'], name=op.f('fk_path_household_id_household')),
+    sa.ForeignKeyConstraint(['mds_id'], ['structure.id'], name=op.f('fk_path_mds_id_structure')),
     sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_path_person_id_person')),
+    sa.ForeignKeyConstraint(['territory_id'], ['territory.id'], name=op.f('fk_path_territory_id_territory')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_path'))
     )
     with op.batch_alter_table('path', schema=None) as batch_op:

@@ -139,7 +139,8 @@ def reference_cmd(as_json):
 @report.command("refresh")
 @json_option
 def refresh_cmd(as_json):
-    """Recalcule l'issue de chaque parcours (première orientation validée) depuis les orientations."""
+    """Recalcule l'issue (première orientation validée) et le secteur (MDS et territoire du foyer)
+    de chaque parcours."""
     with get_runtime().session() as s:
         changed = service.refresh_path_outcomes(s)
     emit({"paths_changed": changed}, as_json, f"parcours mis à jour: {changed}")

@@ -883,14 +883,20 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
     if caf_number:
         query = query.where(Person.household_id.in_(select(Household.id)
                                                     .where(Household.matricule == caf_number.strip())))
-    total = session.scalar(select(func.count()).select_from(query.with_only_columns(Person.id).subquery()))
     page, per_page = max(1, int(page)), max(1, min(200, int(per_page)))
     # Ordered on lower(last_name), which no index provides in this order: PostgreSQL then takes the
     # matches from the name indexes and sorts them, instead of walking ix_person_identity from "A"
     # and filtering out a million rows before a late-alphabet prefix (540 ms → a few ms at 1M persons).
-    rows = session.scalars(query.order_by(func.lower(Person.last_name), Person.first_name, Person.id)
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return _person_rows(session, rows), total
+    # The total comes with the page (COUNT(*) OVER ()): one pass over the matches instead of two.
+    found = session.execute(query.add_columns(func.count().over())
+                            .order_by(func.lower(Person.last_name), Person.first_name, Person.id)
+                            .offset((page - 1) * per_page).limit(per_page)).all()
+    if found:
+        total = found[0][1]
+    else:  # an empty page: nothing matched, or the page is past the end
+        total = 0 if page == 1 else session.scalar(
+            select(func.count()).select_from(query.with_only_columns(Person.id).subquery()))
+    return _person_rows(session, [row[0] for row in found]), total
 
 
 def _person_rows(session: Session, persons: list[Person]) -> list[dict]:

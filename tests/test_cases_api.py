@@ -54,6 +54,11 @@ def test_scope_search_and_404(rt, client, make_user):
     assert [p["id"] for p in r.get_json()["items"]] == [est]
     _, manager = make_user("manager")
     assert client.get("/api/v1/persons?q=mar", headers=manager).get_json()["total"] == 2
+    # The total travels with every page, and past the last page too.
+    for page, n in ((1, 1), (2, 1), (3, 0)):
+        body = client.get(f"/api/v1/persons?q=mar&per_page=1&page={page}", headers=manager).get_json()
+        assert (len(body["items"]), body["total"]) == (n, 2)
+    assert client.get("/api/v1/persons?q=zzz", headers=manager).get_json()["total"] == 0
     for url in (f"/api/v1/persons/{muret}", f"/api/v1/persons/{muret}/timeline",
                 f"/api/v1/persons/{muret}/contracts"):
         assert client.get(url, headers=provider).status_code == 404

@@ -167,3 +167,14 @@ def test_every_endpoint_declares_a_permission(app):
             if declared_roles(view, method) is None:
                 missing.append(f"{method} {rule.rule}")
     assert missing == []
+
+
+def test_postgresql_sessions_run_without_jit(rt):
+    """The app's PostgreSQL sessions have JIT off (config.db.make_engine): its compile step cost more
+    than the short scoped queries it was triggered for. SQLite has no JIT."""
+    if rt.engine.dialect.name != "postgresql":
+        import pytest
+
+        pytest.skip("PostgreSQL setting")
+    with rt.session() as s:
+        assert s.execute(text("SHOW jit")).scalar() == "off"

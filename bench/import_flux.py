@@ -1,6 +1,6 @@
 """CAF/MSA flow import: throughput, memory, re-import times (issue 3, targets of issue 10).
 
-For 10k and 100k generated households (2k with --quick), on each backend, in a fresh database and
+For 10k and 100k generated households (2k with --quick; 1M added with --large), on each backend, in a fresh database and
 in a subprocess (so that the peak RSS is the importer's own):
 - the raw lxml iterparse throughput of the same file (iterparse + clear, nothing else);
 - the first import: persons/s, MB/s, its share of the raw throughput in wall-clock time and in CPU
@@ -102,7 +102,7 @@ def _run(args: list[str]) -> dict:
 
 
 def run(ctx: BenchContext) -> list[Row]:
-    sizes = [2_000] if ctx.quick else [10_000, 100_000]
+    sizes = [2_000] if ctx.quick else [10_000, 100_000] + ([1_000_000] if ctx.large else [])
     rows: list[Row] = []
     for n in sizes:
         base, changed = _files(ctx, n)

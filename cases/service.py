@@ -8,7 +8,21 @@ from pathlib import Path
 
 import yaml
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, exists, false, func, or_, select, true
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
@@ -1374,27 +1388,38 @@ def _rate(eligible: int, success: int) -> float | None:
     return round(success / eligible, 4) if eligible else None
 
 
+def _plus_days(session: Session, day, days: int):
+    """SQL: the date `days` days after `day`."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.date(day, f"{days:+d} days")
+    return day + days  # PostgreSQL: date + integer is a date
+
+
+def _plus_months(session: Session, day, months: int):
+    """SQL: the date `months` months after `day`, clamped to the end of a shorter month (31 January
+    + 1 month = 28 February), as dateutil's relativedelta and PostgreSQL's interval do."""
+    if session.get_bind().dialect.name == "sqlite":  # SQLite overflows into the next month: clamp it
+        return func.min(func.date(day, f"{months:+d} months"),
+                        func.date(day, "start of month", f"{months + 1:+d} months", "-1 day"))
+    return cast(day + func.make_interval(0, months), Date)
+
+
 def first_appointment_within(session: Session, days: int = 15, *, start: dt.date | None = None,
                              end: dt.date | None = None, as_of: dt.date, structure_id: int | None = None) -> dict:
     """Share of first validated orientations (per path, validated in [start, end]) followed by an
     honoured appointment within `days` days of the validation. Only orientations validated at
-    least `days` days before as_of are judged."""
-    query, orientation = _first_validated_orientations(start, end, structure_id)
-    first_appt = (select(func.min(Appointment.scheduled_at))
-                  .where(Appointment.person_id == orientation.person_id, Appointment.status == "honoured",
-                         Appointment.scheduled_at >= orientation.validated_on)
-                  .correlate(orientation).scalar_subquery())
-    eligible = success = 0
-    for row in session.execute(query.add_columns(first_appt.label("first_at"))):
-        limit = row.validated_on + dt.timedelta(days=days)
-        if limit > as_of:
-            continue
-        eligible += 1
-        first_at = row.first_at
-        if isinstance(first_at, str):  # SQLite returns aggregates of datetimes as text
-            first_at = dt.datetime.fromisoformat(first_at)
-        if first_at is not None and first_at.date() <= limit:
-            success += 1
+    least `days` days before as_of are judged. One SQL aggregate (no loop over orientations)."""
+    from sqlalchemy import case
+
+    query, _orientation = _first_validated_orientations(start, end, structure_id)
+    first = query.where(query.selected_columns.validated_on <= as_of - dt.timedelta(days=days)).subquery()
+    honoured = exists(select(Appointment.id).where(
+        Appointment.person_id == first.c.person_id, Appointment.status == "honoured",
+        Appointment.scheduled_at >= first.c.validated_on,
+        Appointment.scheduled_at < _plus_days(session, first.c.validated_on, days + 1)))  # by the limit day
+    eligible, success = session.execute(select(func.count(), func.sum(case((honoured, 1), else_=0)))
+                                        .select_from(first)).one()
+    eligible, success = int(eligible or 0), int(success or 0)
     return {"days": days, "eligible": eligible, "success": success, "rate": _rate(eligible, success)}
 
 
@@ -1402,26 +1427,20 @@ def contract_within(session: Session, months: int = 1, *, days: int | None = Non
                     end: dt.date | None = None, as_of: dt.date, structure_id: int | None = None) -> dict:
     """Share of first validated orientations (per path, validated in [start, end]) with a contract
     signed within `months` months (or `days` days) of the orientation notice (first notification,
-    else validation). Only orientations whose deadline is on or before as_of are judged."""
-    query, orientation = _first_validated_orientations(start, end, structure_id)
-    first_signed = (select(func.min(Contract.signed_on))
-                    .where(Contract.person_id == orientation.person_id, Contract.signed_on.is_not(None),
-                           Contract.signed_on >= orientation.validated_on)
-                    .correlate(orientation).scalar_subquery())
-    eligible = success = 0
-    for row in session.execute(query.add_columns(first_signed.label("signed_on"))):
-        notice = row.notice_on
-        if isinstance(notice, str):
-            notice = dt.date.fromisoformat(notice[:10])
-        limit = notice + (dt.timedelta(days=days) if days is not None else relativedelta(months=months))
-        if limit > as_of:
-            continue
-        eligible += 1
-        signed = row.signed_on
-        if isinstance(signed, str):
-            signed = dt.date.fromisoformat(signed[:10])
-        if signed is not None and signed <= limit:
-            success += 1
+    else validation). Only orientations whose deadline is on or before as_of are judged. One SQL
+    aggregate (no loop over orientations)."""
+    from sqlalchemy import case
+
+    query, _orientation = _first_validated_orientations(start, end, structure_id)
+    sub = query.subquery()
+    notice = func.date(sub.c.notice_on) if session.get_bind().dialect.name == "sqlite" else sub.c.notice_on
+    limit = _plus_days(session, notice, days) if days is not None else _plus_months(session, notice, months)
+    signed = exists(select(Contract.id).where(
+        Contract.person_id == sub.c.person_id, Contract.signed_on.is_not(None),
+        Contract.signed_on >= sub.c.validated_on, Contract.signed_on <= limit))
+    eligible, success = session.execute(select(func.count(), func.sum(case((signed, 1), else_=0)))
+                                        .select_from(sub).where(limit <= as_of)).one()
+    eligible, success = int(eligible or 0), int(success or 0)
     return {"months": months if days is None else None, "days": days, "eligible": eligible, "success": success,
             "rate": _rate(eligible, success)}
 

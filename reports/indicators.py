@@ -201,7 +201,7 @@ def _facts_select(dialect: str, f: ReportFilter):
                           Household.right_state.in_(OPEN_RIGHT_STATES)), 1), else_=0)
     first = _Decision(f.as_of)
     columns = [Path.id, Path.person_id, first.decided, first.referent_type, first.origin,
-               first.rule, Household.territory_id, Household.mds_id, open_sdd]
+               first.rule, Path.territory_id, Path.mds_id, open_sdd]
     for clock in CLOCKS:
         s = starts[clock]
         columns += [s, _days(dialect, first.decided, s), _days(dialect, as_of, s), _month(dialect, s),
@@ -211,9 +211,9 @@ def _facts_select(dialect: str, f: ReportFilter):
          .outerjoin(Household, Household.id == Path.household_id)
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
     if f.territory_id is not None:
-        q = q.where(Household.territory_id == f.territory_id)
+        q = q.where(Path.territory_id == f.territory_id)
     if f.mds_id is not None:
-        q = q.where(Household.mds_id == f.mds_id)
+        q = q.where(Path.mds_id == f.mds_id)
     if f.user is not None:
         from cases.service import person_scope
 
@@ -313,15 +313,20 @@ def _open_unoriented(as_of: dt.date):
     Household and person are checked as "no reason to exclude" (NOT EXISTS a closed or suspended
     household, a person no longer SDD): the database hashes those few rows rather than the whole
     person and household tables."""
+    return and_(_open_sdd(as_of), or_(Path.oriented_on.is_(None), Path.oriented_on > as_of))
+
+
+def _open_sdd(as_of: dt.date):
+    """An open path (not closed by as_of) of an SDD person whose household's right is open, as
+    `NOT EXISTS` the few rows that exclude it (see _open_unoriented)."""
     closed_household = (select(Household.id).where(Household.id == Path.household_id,
                                                    or_(Household.right_state.is_(None),
                                                        Household.right_state.not_in(OPEN_RIGHT_STATES)))
                         .exists())
     not_sdd = (select(Person.id).where(Person.id == Path.person_id, or_(Person.sdd.is_(None), Person.sdd.is_(False)))
                .exists())
-    return and_(or_(Path.closed_on.is_(None), Path.closed_on > as_of),
-                or_(Path.oriented_on.is_(None), Path.oriented_on > as_of),
-                Path.household_id.is_not(None), ~closed_household, ~not_sdd)
+    return and_(or_(Path.closed_on.is_(None), Path.closed_on > as_of), Path.household_id.is_not(None),
+                ~closed_household, ~not_sdd)
 
 
 def _hist_table() -> Table:
@@ -697,20 +702,29 @@ def _common_filters(q, f: ReportFilter, mds_column=None):
 
 # --------------------------------------------------------------------------- after orientation
 
-def oriented_by_seniority(session: Session, facts_table: Table) -> list[dict]:
-    """Share of SDD persons (open path, open right) oriented on the as-of date, by seniority in the
-    RSA (days since DTDEMRSA, else since the legal clock start): < 6 months, 6–12 months, ≥ 1 year."""
-    t = facts_table.name
-    age = "COALESCE(age_demande, age_legal)"
-    parts = " ".join(f"WHEN {age} >= {low} THEN '{key}'" for key, low, _h in reversed(SENIORITY_BANDS))
-    sql = (f"SELECT CASE {parts} END AS band, COUNT(*) AS sdd, "
-           f"SUM(CASE WHEN decided IS NOT NULL THEN 1 ELSE 0 END) AS oriented "
-           f"FROM {t} WHERE open_sdd = 1 AND {age} >= 0 GROUP BY 1")
-    found = {r["band"]: r for r in session.execute(text(sql)).mappings()}
+def oriented_by_seniority(session: Session, f: ReportFilter) -> list[dict]:
+    """Share of SDD persons (open path, open right: _open_sdd) oriented on the as-of date, by
+    seniority in the RSA (days since DTDEMRSA, else since the legal clock start): < 6 months,
+    6–12 months, ≥ 1 year. One aggregate over the paths, within the filters and the person scope."""
+    as_of = f.as_of
+    conn = session.connection()
+    scope_ids = _scope_ids(conn, f)
+    try:
+        start = func.coalesce(Path.request_date, Path.clock_start)
+        band = case(*[(start <= as_of - dt.timedelta(days=low), key)
+                      for key, low, _high in reversed(SENIORITY_BANDS) if low > 0], else_=SENIORITY_BANDS[0][0])
+        oriented = func.sum(case((Path.oriented_on <= as_of, 1), else_=0))
+        q = (select(band.label("band"), func.count().label("sdd"), oriented.label("oriented"))
+             .where(_open_sdd(as_of), start <= as_of).group_by(band))
+        q = _PathRows(_dialect(session), f, "legal", scope_ids).scoped(q)
+        found = {r.band: r for r in conn.execute(q)}
+    finally:
+        if scope_ids is not None:
+            scope_ids.drop(conn)
     out = []
     for key, _low, _high in SENIORITY_BANDS:
         r = found.get(key)
-        sdd, oriented = (int(r["sdd"]), int(r["oriented"])) if r else (0, 0)
+        sdd, oriented = (int(r.sdd), int(r.oriented or 0)) if r else (0, 0)
         out.append({"key": key, "sdd": sdd, "oriented": oriented,
                     "share_oriented": round(oriented / sdd, 4) if sdd else None})
     return out

@@ -203,8 +203,7 @@ def after_orientation(session: Session, f: ReportFilter) -> dict:
 
 
 def _seniority(session: Session, f: ReportFilter) -> list[dict]:
-    with ind.facts(session, f) as table:
-        return ind.oriented_by_seniority(session, table)
+    return ind.oriented_by_seniority(session, f)
 
 
 def full_report(session: Session, f: ReportFilter) -> dict:

@@ -397,3 +397,21 @@ def test_diagnostic_validation(session):
         with pytest.raises(cs.CaseValidationError):
             cs.record_diagnostic(session, p.id, D(2026, 10, 2), bad, None, None, None)
     assert session.scalar(select(CaseEvent.summary).where(CaseEvent.kind == "diagnostic.recorded")).endswith("mobility")
+
+
+def test_sql_month_arithmetic_clamps_like_relativedelta(session):
+    """The deadline of contract_within (notice + 1 month) is computed in SQL: both databases must
+    agree with dateutil's relativedelta, month ends included."""
+    from dateutil.relativedelta import relativedelta
+    from sqlalchemy import Date, literal, select
+
+    from cases.service import _plus_days, _plus_months
+
+    for day in (dt.date(2026, 1, 31), dt.date(2024, 1, 30), dt.date(2026, 3, 15), dt.date(2026, 12, 31),
+                dt.date(2026, 8, 31)):
+        for months in (1, 2, 12):
+            got = session.scalar(select(_plus_months(session, literal(day, Date), months)))
+            got = dt.date.fromisoformat(got) if isinstance(got, str) else got
+            assert got == day + relativedelta(months=months), (day, months, got)
+        got = session.scalar(select(_plus_days(session, literal(day, Date), 16)))
+        assert (dt.date.fromisoformat(got) if isinstance(got, str) else got) == day + dt.timedelta(days=16)

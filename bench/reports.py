@@ -28,7 +28,7 @@ TARGETS = {"sqlite": 5.0, "postgresql": 2.0}
 def run(ctx: BenchContext) -> list[Row]:
     from referents.service import load_reference_data
     from reports.indicators import ReportFilter
-    from reports.service import delays, refresh_path_outcomes
+    from reports.service import delays, full_report, refresh_path_outcomes
 
     n = 50_000 if ctx.quick else 1_000_000
     rows: list[Row] = []
@@ -77,6 +77,15 @@ def run(ctx: BenchContext) -> list[Row]:
             # SQLite runs in this process (its CPU is all of it); PostgreSQL's work is in the server.
             rows.append(Row("reports", backend, "report delays, CPU of this process (mean)", report_cpu, "s"))
             rows.append(Row("reports", backend, "median legal delay (check)", legal["median_days"] or 0, "days"))
+
+            def dashboard(rt=rt, f=f):
+                with rt.sessions() as s:
+                    return full_report(s, f)
+
+            # The dashboard and the workbook: the six breakdowns, kiosque, after-orientation indicators
+            # and the seniority series. Once: it is the page a manager opens, not the nightly budget.
+            elapsed, _ = median_time(dashboard, 1)
+            rows.append(Row("reports", backend, f"dashboard (full report), {n:,} persons", elapsed, "s"))
         finally:
             rt.dispose()
             cleanup()  # the harness retries while a background worker holds the database

@@ -415,3 +415,15 @@ def test_sql_month_arithmetic_clamps_like_relativedelta(session):
             assert got == day + relativedelta(months=months), (day, months, got)
         got = session.scalar(select(_plus_days(session, literal(day, Date), 16)))
         assert (dt.date.fromisoformat(got) if isinstance(got, str) else got) == day + dt.timedelta(days=16)
+
+
+def test_add_months_is_relativedelta_for_dates():
+    from dateutil.relativedelta import relativedelta
+
+    from cases.service import add_months
+
+    day = dt.date(2023, 1, 1)
+    while day < dt.date(2025, 1, 1):
+        for months in (-13, -1, 0, 1, 2, 6, 12, 25):
+            assert add_months(day, months) == day + relativedelta(months=months), (day, months)
+        day += dt.timedelta(days=1)

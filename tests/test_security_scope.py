@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from cases.models import Household, Person
-from cases.service import get_person_in_scope, person_scope, scoped_persons
+from cases.service import get_person_in_scope, person_scope, scoped_person_ids, scoped_persons
 from orientation.models import Orientation
 from referents.models import Structure, User
 from tests.factories import make_person
@@ -19,7 +19,11 @@ def _user(s, world, role) -> User:
 
 
 def _visible(s, user) -> set[int]:
-    return set(s.scalars(select(Person.id).where(person_scope(user))))
+    """Who person_scope lets the user see; scoped_person_ids (the same rule as a set of ids, for the
+    reports) must select exactly the same persons, in every scenario below."""
+    visible = set(s.scalars(select(Person.id).where(person_scope(user))))
+    assert set(s.scalars(scoped_person_ids(user))) == visible
+    return visible
 
 
 def test_each_role_sees_exactly_its_scope(rt):

@@ -1407,11 +1407,16 @@ def positive_exit_rate(session: Session, start: dt.date, end: dt.date, structure
 
 
 def _first_validated_orientations(start, end, structure_id):
-    """The first validated orientation of each path, as a subquery (id, person, dates, structure)."""
+    """The first validated orientation of each path, as a subquery (id, person, dates, structure).
+
+    THE definition of a path's decision (docs/indicators.md): the earliest validated_on, ties to the
+    lowest id, as stored on the path by the orientation service (Path.oriented_on) — the reports'
+    delays and these after-orientation indicators judge the same decision."""
     from orientation.models import Notification, Orientation
 
-    first = (select(func.min(Orientation.id).label("oid")).where(Orientation.validated_on.is_not(None),
-                                                                 Orientation.path_id.is_not(None))
+    first = (select(func.min(Orientation.id).label("oid"))
+             .join(PathModel, PathModel.id == Orientation.path_id)
+             .where(Orientation.validated_on == PathModel.oriented_on, Orientation.person_id == PathModel.person_id)
              .group_by(Orientation.path_id).subquery())
     notified = (select(func.min(Notification.notified_on)).where(Notification.orientation_id == Orientation.id)
                 .correlate(Orientation).scalar_subquery())

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from cases import service as cs
 from cases.models import Alert, CaseEvent, Contract, Exit, Path, Review
 from orientation.models import Notification, Orientation, ReorientationRequest
+from orientation.service import mark_path_oriented
 from referents.models import Structure, User
 from tests.factories import make_person
 
@@ -30,6 +31,7 @@ def orient(session, person, code: str, referent_type: str, validated_on: dt.date
                     validated_on=validated_on, mode="auto", origin="auto", rule_id="test", explanation="test")
     session.add(o)
     session.flush()
+    mark_path_oriented(session, [o.path_id])
     cs.add_event(session, person.id, "orientation.validated", validated_on, "agent",
                  summary=f"Orientation validée: {referent_type}", path_id=o.path_id)
     if notified_on:
@@ -427,3 +429,15 @@ def test_add_months_is_relativedelta_for_dates():
         for months in (-13, -1, 0, 1, 2, 6, 12, 25):
             assert add_months(day, months) == day + relativedelta(months=months), (day, months)
         day += dt.timedelta(days=1)
+
+
+def test_after_orientation_indicators_judge_the_paths_first_decision(session):
+    """The decision judged is the path's first by validation date (docs/indicators.md), not the
+    first orientation row created: here the row created second was validated first."""
+    as_of = D(2026, 11, 20)
+    p = make_person(session)
+    orient(session, p, "ACTIPRO-TLS-EST", "actipro", D(2026, 9, 20))  # created first, validated later
+    orient(session, p, "ACTIPRO-TLS-EST", "actipro", D(2026, 9, 1))
+    cs.record_appointment(session, p.id, dt.datetime(2026, 9, 10, 9), "honoured", source="provider")
+    fa = cs.first_appointment_within(session, 15, as_of=as_of)
+    assert (fa["eligible"], fa["success"]) == (1, 1)

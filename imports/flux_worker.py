@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord
+from imports.known import KnownHouseholds
 
 BATCH = 200  # records per message
 QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
@@ -54,7 +55,7 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
     return rec.fragment or (gzip.decompress(rec.raw_gz) if rec.raw_gz else b"")
 
 
-def _child(out, path: str, known: dict[str, bytes], secret: str) -> None:
+def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
     """Child process: read the file, write pickled ("records", [HouseholdRecord], header,
     bytes_read) messages, then ("end", header, totals) or ("error", FluxError text) / ("crash", text)."""
     def send(msg):
@@ -62,15 +63,7 @@ def _child(out, path: str, known: dict[str, bytes], secret: str) -> None:
 
     try:
         vault = NirVault(secret)
-        seen: set[str] = set()
-
-        def want(key, digest):
-            k = key[0] + key[1]
-            if k in seen:  # a household repeated in the file: the importer decides
-                return True
-            seen.add(k)
-            old = known.get(k)
-            return old is None or old != bytes.fromhex(digest)
+        want = known.want_filter()  # a household repeated in the file: the importer decides
 
         reader = FluxReader(Path(path), want_data=want)
         batch = []
@@ -109,7 +102,7 @@ class WorkerReader:
     the reading done in a child process (a plain subprocess: no re-import of the caller's main
     module, no fork of a process holding database connections)."""
 
-    def __init__(self, path: Path, known: dict[str, bytes], secret: str):
+    def __init__(self, path: Path, known: KnownHouseholds, secret: str):
         self.path, self.known, self.secret = Path(path).resolve(), known, secret
         self.header = None
         self.totals = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.db import Base, utcnow
@@ -20,7 +20,7 @@ class ImportBatch(Base):
     kind: Mapped[str] = mapped_column(String(30))  # flux | france_travail:<kind> | spreadsheet | provider_return
     file_name: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)  # flows of a whole département exceed 2 GB
     header: Mapped[dict | None]  # IdentificationFlux fields, mapping name, structure…
     status: Mapped[str] = mapped_column(String(12), default="running")  # running imported failed
     error: Mapped[str | None] = mapped_column(Text)

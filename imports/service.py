@@ -51,6 +51,7 @@ from imports.flux import (
     read_header,
 )
 from imports.flux_worker import WorkerReader, compress, fragment_of, prepare_record, use_worker
+from imports.known import KnownHouseholds
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 from referents.service import SectorIndex
 
@@ -162,20 +163,19 @@ class FlowImporter:
 
     # -- file ---------------------------------------------------------------------------------------
     def _load_known(self) -> None:
-        """Key → (household id, fragment digest, commune when outside the sectorisation) of every
-        household already imported: one query, so that unchanged households are skipped while
-        reading, without extracting their data."""
+        """Every household already imported (imports.known: key → id, content digest; the commune of
+        those outside the sectorisation), read in one query, so that unchanged households are
+        skipped while reading, without extracting their data."""
         q = (select(_H.c.organism, _H.c.matricule, _H.c.id, _H.c.mds_id, _H.c.commune_insee, _RAW.c.content_hash)
              .join(_RAW, _RAW.c.household_id == _H.c.id))
-        known = self.known = {}
-        for org, mat, hid, mds_id, commune, digest in self.s.execute(q).yield_per(20000):
-            known[org + mat] = (hid, bytes.fromhex(digest), (commune or "sans commune") if mds_id is None else None)
+        self.known = KnownHouseholds.build(
+            (org + mat, digest, hid, (commune or "sans commune") if mds_id is None else None)
+            for org, mat, hid, mds_id, commune, digest in self.s.execute(q).yield_per(20000))
 
     def _want(self, key: tuple[str, str], digest: str) -> bool:
         if key in self._chunk_keys:
             return True
-        k = self.known.get(key[0] + key[1])
-        return k is None or k[1] != bytes.fromhex(digest)
+        return self._known_want(key, digest)
 
     def _flush_unchanged(self) -> None:
         if self._unchanged:
@@ -194,9 +194,10 @@ class FlowImporter:
 
     def _run(self, path: Path) -> tuple[dict, list[str]]:
         self._load_known()
+        self._known_want = self.known.want_filter()
         self._unchanged: list[int] = []
         if use_worker(path):
-            reader = WorkerReader(path, {k: v[1] for k, v in self.known.items()},
+            reader = WorkerReader(path, self.known.for_reader(),
                                   self.rt.settings.nir_key or self.rt.settings.secret_key)
         else:
             reader = FluxReader(path, want_data=self._want)
@@ -215,7 +216,8 @@ class FlowImporter:
             if self._crash_after and self.counts["households"] > self._crash_after:
                 os._exit(137)
             if rec.skipped:
-                hid, _digest, outside = self.known[rec.key[0] + rec.key[1]]
+                key = rec.key[0] + rec.key[1]
+                hid, outside = self.known.id_at(self.known.index(key)), self.known.outside.get(key)
                 self.counts["unchanged"] += 1
                 self.counts["persons"] += rec.person_count
                 if outside is not None:
@@ -311,10 +313,9 @@ class FlowImporter:
             except RecordError as exc:
                 self._reject(rec, str(exc))
         self._write(w)
-        known = getattr(self, "known", None)
-        if known is not None:
-            for rec, (href, outside) in planned:
-                known[rec.key[0] + rec.key[1]] = (href.id, bytes.fromhex(rec.content_hash), outside)
+        # The households written here are not added to self.known: a household repeated later in
+        # the file is read again and recognised by this chunk-level check (existing row and hash),
+        # which keeps the importer's memory flat whatever the file's size.
 
     def _note_outside(self, d: dict) -> None:
         self.outside[d.get("commune_insee") or "sans commune"] += 1

@@ -658,3 +658,34 @@ def test_progress_reports_every_byte_once_and_gzip_is_read(rt, tmp_path):
     gz.write_bytes(gzip.compress((tmp_path / "p2.xml").read_bytes()))
     (r,) = service.import_files(rt, [gz])
     assert r["status"] == "imported" and r["created"] == 5
+
+
+@pytest.mark.parametrize("worker", [False, True])
+def test_a_household_repeated_later_in_the_file_takes_its_last_record(rt, tmp_path, monkeypatch, worker):
+    """Known households are skipped when unchanged (imports.known), but a household met again later in
+    the same file, in another chunk, is read again: the last record wins, even when it equals what
+    the database held before the file."""
+    monkeypatch.setenv(WORKER_ENV, "0" if worker else str(10**12))
+    d1, d2 = dt.date(2026, 8, 31), dt.date(2026, 9, 30)
+    base = make_single(0, d1)
+    service.import_files(rt, [write_flux(tmp_path / "RSABEM_1.xml", [text(base)], d1)])
+    changed = set_path(etree.fromstring(text(base)), "PrestationRSA/SituationDossierRSA/EtatDossierRSA/ETATDOSRSA", "3")
+    filler = [text(hh(i, d2)) for i in range(1000, 2100)]  # more than one chunk between the two records
+    f2 = write_flux(tmp_path / "RSABEM_2.xml", [text(changed), *filler, text(base)], d2)
+    (r,) = service.import_files(rt, [f2])
+    assert r["status"] == "imported" and r["rejected"] == 0
+    with rt.session() as s:
+        assert household(s, base).right_state == "2"
+
+
+def test_batch_records_the_size_of_files_over_2_gb(rt):
+    """A national or large département flow exceeds 2 GB: its size is kept (it overflowed a 32-bit
+    column on PostgreSQL and failed the whole import, found by the 1M-household benchmark)."""
+    from imports.models import ImportBatch
+
+    with rt.session() as s:
+        s.add(ImportBatch(kind="flux", file_name="RSABEM_national.xml", sha256="0" * 64, size_bytes=4_233_923_910,
+                          status="failed"))
+        s.commit()
+        assert s.scalar(select(ImportBatch.size_bytes).where(ImportBatch.file_name == "RSABEM_national.xml")) \
+            == 4_233_923_910

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 13:56:36.683550
+Create Date: 2026-11-22 14:44:23.520257
 """
 from alembic import op
 import sqlalchemy as sa
@@ -240,7 +240,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=30), nullable=False),
     sa.Column('file_name', sa.String(length=300), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
-    sa.Column('size_bytes', sa.Integer(), nullable=True),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=True),
     sa.Column('header', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),

@@ -57,7 +57,8 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
 
 def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
     """Child process: read the file, write pickled ("records", [HouseholdRecord], header,
-    bytes_read) messages, then ("end", header, totals) or ("error", FluxError text) / ("crash", text)."""
+    bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
+    ("crash", text)."""
     def send(msg):
         pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -68,7 +69,9 @@ def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
         reader = FluxReader(Path(path), want_data=want)
         batch = []
         for rec in reader:
-            if rec.data is not None and rec.error is None:
+            if rec.skipped:  # known unchanged: the importer needs its key and counts, not its XML
+                rec.fragment = b""
+            elif rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
                 if rec.error is None:
                     rec.raw_gz = compress(rec.fragment)
@@ -78,12 +81,25 @@ def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
                 send(("records", batch, reader.header, reader.bytes_read))
                 batch = []
         send(("records", batch, reader.header, reader.bytes_read))
-        send(("end", reader.header, reader.totals))
+        send(("end", reader.header, reader.totals, peak_rss_mb()))
     except FluxError as exc:
         send(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the importer, which fails the batch
         send(("crash", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
     out.flush()
+
+
+def peak_rss_mb() -> float | None:
+    """This process's own peak resident memory (VmHWM: counted from its exec, unlike getrusage's
+    ru_maxrss, which a child inherits from the process it was forked from). None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def main() -> int:
@@ -107,6 +123,7 @@ class WorkerReader:
         self.header = None
         self.totals = None
         self.bytes_read = 0
+        self.peak_rss_mb: float | None = None  # the reading process's own peak, reported at its end
 
     def __iter__(self):
         root = Path(__file__).resolve().parent.parent
@@ -139,7 +156,7 @@ class WorkerReader:
                     _, records, self.header, self.bytes_read = msg
                     yield from records
                 elif kind == "end":
-                    _, self.header, self.totals = msg
+                    _, self.header, self.totals, self.peak_rss_mb = msg
                     return
                 elif kind == "error":
                     raise FluxError(msg[1])

@@ -246,6 +246,8 @@ class FlowImporter:
         self.header = reader.header
         self._process(chunk)
         self._flush_unchanged()
+        if getattr(reader, "peak_rss_mb", None) is not None:
+            self.counts["reader_peak_rss_mb"] = round(reader.peak_rss_mb, 1)
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
@@ -710,7 +712,8 @@ def _result(path, status, counts=None, error=None, batch_id=None, warnings=None,
     counts = counts or {}
     return {"path": str(path), "status": status,
             **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected")},
-            "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds}
+            "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
+            "reader_peak_rss_mb": counts.get("reader_peak_rss_mb")}
 
 
 def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | None = None,

@@ -156,6 +156,7 @@ class FlowImporter:
                        "persons_created": 0, "paths_opened": 0, "paths_closed": 0, "exits": 0}
         self.outside: dict[str, int] = defaultdict(int)
         self.anomalies = 0
+        self.reader_peak_rss_mb: float | None = None
         self._crash_after = int(os.environ.get(CRASH_ENV) or 0)
         self.ids = _Ids(session)
         self._analyzed_at = 0
@@ -246,8 +247,7 @@ class FlowImporter:
         self.header = reader.header
         self._process(chunk)
         self._flush_unchanged()
-        if getattr(reader, "peak_rss_mb", None) is not None:
-            self.counts["reader_peak_rss_mb"] = round(reader.peak_rss_mb, 1)
+        self.reader_peak_rss_mb = getattr(reader, "peak_rss_mb", None)  # operations, not the batch's counts
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
@@ -708,12 +708,13 @@ def _chunks(seq, size):
 
 # --- files ----------------------------------------------------------------------------------------
 
-def _result(path, status, counts=None, error=None, batch_id=None, warnings=None, seconds=None) -> dict:
+def _result(path, status, counts=None, error=None, batch_id=None, warnings=None, seconds=None,
+            reader_peak_rss_mb=None) -> dict:
     counts = counts or {}
     return {"path": str(path), "status": status,
             **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected")},
             "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
-            "reader_peak_rss_mb": counts.get("reader_peak_rss_mb")}
+            "reader_peak_rss_mb": reader_peak_rss_mb}
 
 
 def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | None = None,
@@ -748,7 +749,7 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
             batch_id = start.batch.id
         log.info("flux %s importé: %s", path.name, counts)
         return _result(path, "imported", counts, batch_id=batch_id, warnings=warnings,
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb)
     except FluxError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a file must never take the importer down

@@ -169,12 +169,14 @@ def test_every_endpoint_declares_a_permission(app):
     assert missing == []
 
 
-def test_postgresql_sessions_run_without_jit(rt):
-    """The app's PostgreSQL sessions have JIT off (config.db.make_engine): its compile step cost more
-    than the short scoped queries it was triggered for. SQLite has no JIT."""
-    if rt.engine.dialect.name != "postgresql":
-        import pytest
-
-        pytest.skip("PostgreSQL setting")
+def test_sessions_carry_the_settings_of_their_database(rt):
+    """config.db.make_engine sets each database up for this workload. PostgreSQL: JIT off (its
+    compile step cost more than the short scoped queries it was triggered for). SQLite: foreign
+    keys enforced, WAL, temporary tables in memory (the reports' folds and sorts)."""
     with rt.session() as s:
-        assert s.execute(text("SHOW jit")).scalar() == "off"
+        if rt.engine.dialect.name == "postgresql":
+            assert s.execute(text("SHOW jit")).scalar() == "off"
+        else:
+            assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert s.execute(text("PRAGMA temp_store")).scalar() == 2  # MEMORY

@@ -41,7 +41,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import True_
 
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
@@ -197,8 +197,7 @@ def _facts_select(dialect: str, f: ReportFilter):
     as_of = literal(f.as_of, Date)
     start, end = f.period
     starts = {"legal": Path.clock_start, "demande": Path.request_date}
-    open_sdd = case((and_(or_(Path.closed_on.is_(None), Path.closed_on > f.as_of), Person.sdd.is_(True),
-                          Household.right_state.in_(OPEN_RIGHT_STATES)), 1), else_=0)
+    open_sdd = case((_open_sdd(f.as_of), 1), else_=0)
     first = _Decision(f.as_of)
     columns = [Path.id, Path.person_id, first.decided, first.referent_type, first.origin,
                first.rule, Path.territory_id, Path.mds_id, open_sdd]
@@ -207,8 +206,7 @@ def _facts_select(dialect: str, f: ReportFilter):
         columns += [s, _days(dialect, first.decided, s), _days(dialect, as_of, s), _month(dialect, s),
                     case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0)]
     q = (select(*columns).select_from(Path)
-         .join(Person, Person.id == Path.person_id)
-         .outerjoin(Household, Household.id == Path.household_id)
+         .join(Person, Person.id == Path.person_id)  # the person scope is a condition on Person
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
     if f.territory_id is not None:
         q = q.where(Path.territory_id == f.territory_id)
@@ -318,13 +316,15 @@ def _open_unoriented(as_of: dt.date):
 
 def _open_sdd(as_of: dt.date):
     """An open path (not closed by as_of) of an SDD person whose household's right is open, as
-    `NOT EXISTS` the few rows that exclude it (see _open_unoriented)."""
-    closed_household = (select(Household.id).where(Household.id == Path.household_id,
-                                                   or_(Household.right_state.is_(None),
-                                                       Household.right_state.not_in(OPEN_RIGHT_STATES)))
-                        .exists())
-    not_sdd = (select(Person.id).where(Person.id == Path.person_id, or_(Person.sdd.is_(None), Person.sdd.is_(False)))
-               .exists())
+    `NOT EXISTS` the few rows that exclude it (see _open_unoriented). THE definition, used by the
+    backlog, the seniority series and the person lists. Aliases correlated to Path only: the
+    condition means the same inside a query that already selects from person or household."""
+    h, p = aliased(Household), aliased(Person)
+    closed_household = (select(h.id).where(h.id == Path.household_id,
+                                           or_(h.right_state.is_(None), h.right_state.not_in(OPEN_RIGHT_STATES)))
+                        .correlate(Path).exists())
+    not_sdd = (select(p.id).where(p.id == Path.person_id, or_(p.sdd.is_(None), p.sdd.is_(False)))
+               .correlate(Path).exists())
     return and_(or_(Path.closed_on.is_(None), Path.closed_on > as_of), Path.household_id.is_not(None),
                 ~closed_household, ~not_sdd)
 

@@ -63,6 +63,7 @@ SENIORITY_BANDS = (("<6m", 0, 182), ("6-12m", 183, 364), (">=1y", 365, None))
 FIRST_APPOINTMENT_DAYS = 15
 NATIONAL_REFERENCE = FsPath(__file__).resolve().parent / "data" / "national_reference.csv"
 NULL_KEY = ""  # how a NULL breakdown key travels through SQL (codes are never empty)
+OWN_SCOPE = object()  # "materialise the person scope yourself" (see person_scope_ids)
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,7 @@ class _PathRows:
         return func.to_char(grouped, "YYYY-MM") if self.dialect == "postgresql" else grouped
 
     def scoped(self, q):
-        """Territory, MDS and person scope of the filter (the scope as materialised by _scope_ids)."""
+        """Territory, MDS and person scope of the filter (the scope as materialised by person_scope_ids)."""
         f = self.f
         if f.territory_id is not None:
             q = q.where(Path.territory_id == f.territory_id)
@@ -341,7 +342,7 @@ HIST_COLUMNS = ("clock", "src", "territory", "mds", "month", "k", "delay", "buck
 
 @contextmanager
 def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOURCES,
-              packed: bool = True) -> Iterator[Table]:
+              packed: bool = True, scope_ids=OWN_SCOPE) -> Iterator[Table]:
     """The delay histogram of the filter, in a temporary table dropped after use.
 
     Rows (clock, source, territory, MDS, month, k, delay, age bucket) with their number of paths: the
@@ -350,7 +351,13 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
     of one per path. Each (clock, source) is one aggregate over the path table alone: PostgreSQL
     hashes it, in parallel; SQLite, whose GROUP BY sorts every row, folds the rows into an
     integer-keyed table instead (_packed), twice as fast (packed=False: the plain GROUP BY, which the
-    tests compare it with)."""
+    tests compare it with). scope_ids: a person_scope_ids table shared with other indicators of the
+    same report, else the histogram materialises its own."""
+    with _scope(session, f, scope_ids) as scope_ids:
+        yield from _histogram(session, f, sources, packed, scope_ids)
+
+
+def _histogram(session: Session, f: ReportFilter, sources, packed: bool, scope_ids: Table | None):
     dialect = _dialect(session)
     conn = session.connection()
     if dialect == "postgresql":
@@ -359,7 +366,6 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
         conn.execute(text("SET LOCAL jit = off"))
     hist = _hist_table()
     hist.create(conn)
-    scope_ids = _scope_ids(conn, f)
     if scope_ids is not None and dialect == "postgresql":
         # A scoped report (one MDS, one provider) is small: it runs on one core and leaves the others
         # to the agents' requests instead of taking every core with parallel workers.
@@ -375,28 +381,40 @@ def histogram(session: Session, f: ReportFilter, sources: tuple[str, ...] = SOUR
         yield hist
     finally:
         hist.drop(conn)
-        if scope_ids is not None:
-            scope_ids.drop(conn)
 
 
-def _scope_ids(conn, f: ReportFilter) -> Table | None:
+@contextmanager
+def person_scope_ids(session: Session, f: ReportFilter) -> Iterator[Table | None]:
     """The ids of the persons the filter's user may see (cases.service.scoped_person_ids, the set
-    form of person_scope), evaluated once into a temporary table that every aggregate of the report then joins: the scope's EXISTS over
-    households and orientations costs as much as an aggregate, five times otherwise. None when the
-    user sees everybody (no filter at all)."""
-    if f.user is None:
-        return None
+    form of person_scope), evaluated once into a temporary table that the report's aggregates join:
+    the scope's look-ups cost as much as an aggregate, five times otherwise. None when the user sees
+    everybody (no filter at all). Dropped after use."""
     from cases.service import person_scope, scoped_person_ids
 
-    if isinstance(person_scope(f.user), True_):
-        return None
+    if f.user is None or isinstance(person_scope(f.user), True_):
+        yield None
+        return
+    conn = session.connection()
     table = Table(f"rpt_scope_{uuid.uuid4().hex[:10]}", MetaData(), Column("id", Integer, primary_key=True),
                   prefixes=["TEMPORARY"])
     table.create(conn)
-    conn.execute(insert(table).from_select(["id"], scoped_person_ids(f.user)))
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {table.name}"))  # temporary tables get no statistics otherwise
-    return table
+    try:
+        conn.execute(insert(table).from_select(["id"], scoped_person_ids(f.user)))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"ANALYZE {table.name}"))  # temporary tables get no statistics otherwise
+        yield table
+    finally:
+        table.drop(conn)
+
+
+@contextmanager
+def _scope(session: Session, f: ReportFilter, given) -> Iterator[Table | None]:
+    """The scope table given by the caller, or one of our own for the time of the call."""
+    if given is not OWN_SCOPE:
+        yield given
+        return
+    with person_scope_ids(session, f) as own:
+        yield own
 
 
 def _cohort_select(rows: _PathRows, src: str):
@@ -705,14 +723,12 @@ def _common_filters(q, f: ReportFilter, mds_column=None):
 
 # --------------------------------------------------------------------------- after orientation
 
-def oriented_by_seniority(session: Session, f: ReportFilter) -> list[dict]:
+def oriented_by_seniority(session: Session, f: ReportFilter, scope_ids=OWN_SCOPE) -> list[dict]:
     """Share of SDD persons (open path, open right: _open_sdd) oriented on the as-of date, by
     seniority in the RSA (days since DTDEMRSA, else since the legal clock start): < 6 months,
     6–12 months, ≥ 1 year. One aggregate over the paths, within the filters and the person scope."""
     as_of = f.as_of
-    conn = session.connection()
-    scope_ids = _scope_ids(conn, f)
-    try:
+    with _scope(session, f, scope_ids) as scope_ids:
         start = func.coalesce(Path.request_date, Path.clock_start)
         band = case(*[(start <= as_of - dt.timedelta(days=low), key)
                       for key, low, _high in reversed(SENIORITY_BANDS) if low > 0], else_=SENIORITY_BANDS[0][0])
@@ -720,10 +736,7 @@ def oriented_by_seniority(session: Session, f: ReportFilter) -> list[dict]:
         q = (select(band.label("band"), func.count().label("sdd"), oriented.label("oriented"))
              .where(_open_sdd(as_of), start <= as_of).group_by(band))
         q = _PathRows(_dialect(session), f, "legal", scope_ids).scoped(q)
-        found = {r.band: r for r in conn.execute(q)}
-    finally:
-        if scope_ids is not None:
-            scope_ids.drop(conn)
+        found = {r.band: r for r in session.execute(q)}
     out = []
     for key, _low, _high in SENIORITY_BANDS:
         r = found.get(key)

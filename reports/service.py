@@ -104,10 +104,11 @@ def _backlog_by(rows: list[dict], by: str, names: dict) -> list[dict]:
     return out
 
 
-def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = DELAY_BREAKDOWNS) -> dict:
+def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = DELAY_BREAKDOWNS,
+           scope_ids=ind.OWN_SCOPE) -> dict:
     """The `delays` report: for each clock, cohort figures, backlog and the breakdowns."""
     sources = tuple(dict.fromkeys(ind.DIM_SOURCE[d] for d in ("all", *breakdowns)))
-    with ind.histogram(session, f, sources) as hist:
+    with ind.histogram(session, f, sources, scope_ids=scope_ids) as hist:
         return _delays(session, f, breakdowns, hist)
 
 
@@ -172,7 +173,7 @@ def kiosque(session: Session, f: ReportFilter) -> dict:
     return {"funnel": overall, "by_mds": by_mds, "capacity": ind.capacity_shortfalls(session, f)}
 
 
-def after_orientation(session: Session, f: ReportFilter) -> dict:
+def after_orientation(session: Session, f: ReportFilter, scope_ids=ind.OWN_SCOPE) -> dict:
     """After the decision: first appointment within 15 days, contract within a month, positive exits
     by structure — one definition each, in cases.service (docs/cases.md), reused here — and the share
     of SDD oriented by seniority in the RSA (the DREES series, reports.indicators).
@@ -182,7 +183,7 @@ def after_orientation(session: Session, f: ReportFilter) -> dict:
     from cases import service as cases_service
 
     start, end = f.period
-    seniority = _seniority(session, f)
+    seniority = ind.oriented_by_seniority(session, f, scope_ids)
     if f.user is not None and f.user.role not in ("admin", "manager"):
         return {"scope": "none", "first_appointment_within_15": None, "contract_within_1_month": None,
                 "positive_exits_by_structure": [], "oriented_by_seniority": seniority}
@@ -202,14 +203,11 @@ def after_orientation(session: Session, f: ReportFilter) -> dict:
             "oriented_by_seniority": seniority}
 
 
-def _seniority(session: Session, f: ReportFilter) -> list[dict]:
-    return ind.oriented_by_seniority(session, f)
-
-
 def full_report(session: Session, f: ReportFilter) -> dict:
-    """Everything the dashboard and the workbook show, from one materialisation of the facts."""
-    report = delays(session, f, BREAKDOWNS)
-    report["after_orientation"] = after_orientation(session, f)
+    """Everything the dashboard and the workbook show; the person scope is materialised once."""
+    with ind.person_scope_ids(session, f) as scope_ids:
+        report = delays(session, f, BREAKDOWNS, scope_ids)
+        report["after_orientation"] = after_orientation(session, f, scope_ids)
     report["kiosque"] = kiosque(session, f)
     report["national_reference"] = ind.national_reference()
     return report

@@ -30,7 +30,6 @@ from sqlalchemy import select, update
 
 from bench import population
 from bench.harness import BenchContext, Row
-from config.db import Base, import_models
 from config.runtime import build_runtime
 from config.settings import Settings
 
@@ -65,16 +64,9 @@ def _prepare(rt, backend: str, n: int) -> dict:
     """Schema, reference data, population, three users with tokens, persons in the MDS user's scope."""
     from orientation.models import Orientation
     from referents.models import Structure
-    from referents.service import create_user, issue_token, load_reference_data
+    from referents.service import create_user, issue_token
 
-    import_models()
-    Base.metadata.create_all(rt.engine)
-    with rt.session() as s:
-        load_reference_data(s)
-        by_kind = population.structures(s)
-    t0 = time.perf_counter()
-    counts = population.load(rt.engine, backend, n, by_kind)
-    load_s = time.perf_counter() - t0
+    by_kind, counts, load_s = population.create(rt, backend, n)
     with rt.session() as s:
         mds_id = by_kind["mds"][0][0]
         # One provider structure with a realistic caseload: the generator spreads a million persons

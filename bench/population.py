@@ -173,3 +173,21 @@ def load(engine, backend: str, n: int, by_kind, seed: int = 31) -> dict[str, int
         raw.close()
     return counts
 
+
+
+def create(rt, backend: str, n: int) -> tuple[dict, dict[str, int], float]:
+    """A fresh benchmark database: schema, reference data, then n persons with history.
+    Returns (structures by kind, row counts, seconds spent generating and loading)."""
+    import time
+
+    from config.db import Base, import_models
+    from referents.service import load_reference_data
+
+    import_models()
+    Base.metadata.create_all(rt.engine)
+    with rt.session() as s:
+        load_reference_data(s)
+        by_kind = structures(s)
+    t0 = time.perf_counter()
+    counts = load(rt.engine, backend, n, by_kind)
+    return by_kind, counts, time.perf_counter() - t0

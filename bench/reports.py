@@ -16,7 +16,6 @@ from sqlalchemy import distinct, func, select, update
 from bench import population
 from bench.harness import BenchContext, Row, median_time
 from cases.models import Path
-from config.db import Base, import_models
 from config.runtime import build_runtime
 from config.settings import Settings
 from orientation.models import Orientation
@@ -26,7 +25,6 @@ TARGETS = {"sqlite": 5.0, "postgresql": 2.0}
 
 
 def run(ctx: BenchContext) -> list[Row]:
-    from referents.service import load_reference_data
     from reports.indicators import ReportFilter
     from reports.service import delays, full_report, refresh_path_outcomes
 
@@ -36,14 +34,7 @@ def run(ctx: BenchContext) -> list[Row]:
         url, cleanup = ctx.fresh_database(backend)
         rt = build_runtime(Settings.from_env(env={}).with_(database_url=url))
         try:
-            import_models()
-            Base.metadata.create_all(rt.engine)
-            with rt.session() as s:
-                load_reference_data(s)
-                by_kind = population.structures(s)
-            t0 = time.perf_counter()
-            population.load(rt.engine, backend, n, by_kind)
-            load_s = time.perf_counter() - t0
+            _by_kind, _counts, load_s = population.create(rt, backend, n)
             rows.append(Row("reports", backend, f"generate+load {n:,} persons", load_s, "s"))
             # The nightly reconciliation of Path.oriented_* as on a database loaded without the
             # orientation service: outcomes cleared, then rebuilt from the orientations, timed alone.

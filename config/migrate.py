@@ -36,11 +36,12 @@ def upgrade(engine: Engine, target: str = "head") -> bool:
         return False
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), target)
-        if conn.dialect.name == "postgresql":  # database-level guard: the audit log is append-only
-            from sqlalchemy import text
+        # Database-level guard: the audit log is append-only.
+        from sqlalchemy import text
 
-            from referents.models import AUDIT_GUARD_SQL
-            conn.execute(text(AUDIT_GUARD_SQL))
+        from referents.models import AUDIT_GUARD_SQL, AUDIT_GUARD_SQLITE
+        for statement in (AUDIT_GUARD_SQL,) if conn.dialect.name == "postgresql" else AUDIT_GUARD_SQLITE:
+            conn.execute(text(statement))
     return True
 
 

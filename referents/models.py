@@ -199,8 +199,10 @@ def _install_audit_guards() -> None:
                 m.class_ is AuditLog for m in state.all_mappers):
             raise AuditLogIsAppendOnly("le journal d'audit est en ajout seul")
 
-    # On PostgreSQL the database itself refuses UPDATE/DELETE (also created by migration 0002).
+    # The database itself refuses UPDATE/DELETE, raw SQL included (also installed by config.migrate).
     event.listen(AuditLog.__table__, "after_create", DDL(AUDIT_GUARD_SQL).execute_if(dialect="postgresql"))
+    for statement in AUDIT_GUARD_SQLITE:
+        event.listen(AuditLog.__table__, "after_create", DDL(statement).execute_if(dialect="sqlite"))
 
 
 AUDIT_GUARD_SQL = """
@@ -213,5 +215,11 @@ DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
   FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 """
+
+# SQLite has no functions in its triggers, but RAISE does the same. One statement each (DDL runs one).
+AUDIT_GUARD_SQLITE = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS audit_log_append_only_{op.lower()} BEFORE {op} ON audit_log "
+    f"BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+    for op in ("UPDATE", "DELETE"))
 
 _install_audit_guards()

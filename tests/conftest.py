@@ -122,8 +122,15 @@ def _empty(rt, tables):
                 if seq in wanted:
                     conn.execute(text(f"SELECT setval('\"{seq}\"', 1, false)"))
         else:
+            from referents.models import AUDIT_GUARD_SQLITE
+
+            # SQLite cannot disable a trigger: the audit log's guards are dropped, then put back.
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_append_only_update"))
+            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_append_only_delete"))
             for name in reversed(names):
                 conn.execute(text(f'DELETE FROM "{name}"'))
+            for statement in AUDIT_GUARD_SQLITE:
+                conn.execute(text(statement))
 
 
 @pytest.fixture

@@ -9,23 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.db import Base, utcnow
-
-
-class ReferentType(enum.StrEnum):
-    """The four referent types of the Département's designation rule."""
-
-    POLE_EMPLOI = "pole_emploi"
-    ACTIPRO = "actipro"
-    ATI = "ati"
-    MDS = "mds"
-
-
-class StructureKind(enum.StrEnum):
-    MDS = "mds"
-    ACTIPRO = "actipro"
-    POLE_EMPLOI = "pole_emploi"
-    ATI = "ati"
-    CCAS = "ccas"
+from referents.vocabulary import ReferentType, StructureKind  # noqa: F401  (re-exported)
 
 
 class Role(enum.StrEnum):

@@ -1,0 +1,78 @@
+"""The product's vocabulary, written once: referent types, organismes, parcours and the legal delays.
+
+Every package, page, export and letter takes its codes and French labels from here (rule 7 of the
+house: one definition per fact). It lives in `referents`, the lowest domain package, so that any
+package may import it. Enumerations are `StrEnum`s, so a member compares equal to its stored code.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class LabelledEnum(enum.StrEnum):
+    """A StrEnum whose members carry a short French label (`label`) and, where a letter needs a
+    sentence, a longer phrase (`phrase`, defaults to the label)."""
+
+    def __new__(cls, value: str, label: str, phrase: str | None = None):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        member.phrase = phrase or label
+        return member
+
+    @classmethod
+    def codes(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def labels(cls) -> dict[str, str]:
+        return {m.value: m.label for m in cls}
+
+    @classmethod
+    def label_of(cls, code: str | None, default: str | None = None) -> str | None:
+        """The label of a code, or `default` (the code itself when None) for an unknown code."""
+        try:
+            return cls(code).label
+        except ValueError:
+            return code if default is None else default
+
+
+class ReferentType(LabelledEnum):
+    """The Département's designation rule: who becomes the person's referent."""
+
+    POLE_EMPLOI = ("pole_emploi", "France Travail", "France Travail")
+    ACTIPRO = ("actipro", "ActiPro", "un organisme ActiPro du Département")
+    ATI = ("ati", "ATI (agent territorial d'insertion)", "un agent territorial d'insertion (ATI) du Département")
+    MDS = ("mds", "MDS (Maison des Solidarités)", "la Maison des Solidarités (MDS)")
+
+
+class Outcome(LabelledEnum):
+    """What an orientation rule may decide: a referent type, or an invitation to a Kiosque."""
+
+    POLE_EMPLOI = ReferentType.POLE_EMPLOI.value, ReferentType.POLE_EMPLOI.label, ReferentType.POLE_EMPLOI.phrase
+    ACTIPRO = ReferentType.ACTIPRO.value, ReferentType.ACTIPRO.label, ReferentType.ACTIPRO.phrase
+    ATI = ReferentType.ATI.value, ReferentType.ATI.label, ReferentType.ATI.phrase
+    MDS = ReferentType.MDS.value, ReferentType.MDS.label, ReferentType.MDS.phrase
+    KIOSQUE = ("kiosque", "Kiosque Insertion", "un Kiosque Insertion")
+
+
+class StructureKind(LabelledEnum):
+    """Kinds of structures that follow people (sites of an organisme référent)."""
+
+    MDS = ("mds", "MDS")
+    ACTIPRO = ("actipro", "ActiPro")
+    POLE_EMPLOI = ("pole_emploi", "France Travail")
+    ATI = ("ati", "ATI")
+    CCAS = ("ccas", "CCAS")
+
+
+REFERENT_TYPES: tuple[str, ...] = ReferentType.codes()
+OUTCOMES: tuple[str, ...] = Outcome.codes()
+
+# Legal and target delays (days / months), each written once.
+TARGET_DAYS = 30            # the Département's target for the orientation delay
+LEGAL_DAYS = 42             # six weeks from receipt of the information (D262-65-2 CASF)
+CONTRACT_MONTHS = 1         # contrat d'engagement within one month of the orientation notice
+REVIEW_MONTHS = 6           # review of a social path
+REVIEW_MONTHS_LONG = 12     # review when a legal reason (health, housing…) justifies it

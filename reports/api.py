@@ -19,6 +19,7 @@ from reports import charts, service
 from reports import indicators as ind
 from reports.export import build_workbook
 from reports.indicators import BANDS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
+from reports.planning_pages import pages as planning_pages
 from reports.schemas import (
     DelaysReportSchema,
     FullReportSchema,
@@ -30,6 +31,7 @@ from reports.schemas import (
 blp = Blueprint("reports", __name__, url_prefix="/reports",
                 description="Indicateurs de délai d'orientation, stock à orienter, kiosques, suites de l'orientation.")
 pages = PageBlueprint("reports_pages", __name__, template_folder="templates")
+pages.register_blueprint(planning_pages)  # /dashboard/prevision (issue 20)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PERSON_LEVEL_ROLES = (Role.ADMIN.value, Role.MANAGER.value)

@@ -59,6 +59,7 @@ HISTORY_WEEKS = 8  # weeks of live validations measured for "today's" validation
 DRAIN_WEEKS = 6  # inflow goes on six more weeks so that every entrant of the period can be judged at 42 days
 KIOSQUE_WEEKDAY = 1  # Tuesday, the product's default template
 SDD_TAG = "<TOPPERSDRODEVORSA>1</TOPPERSDRODEVORSA>"
+DEPARTEMENT_REFERENTS = ("mds", "actipro", "ati")  # whose appointments and contracts the product records
 
 
 class PlanningError(ValueError):
@@ -526,8 +527,10 @@ class _Simulation:
             self.stats["agent_validated"] += len(orientation.validate(s, ids, None, day)["validated"])
 
     def _referents_at_work(self, s, day: dt.date) -> None:
-        """Mondays: the referents of the people oriented last week fix a first appointment, and the
-        people oriented four weeks ago sign their contract (delays drawn per person)."""
+        """Mondays: the Département's referents (MDS, ActiPro, ATI) fix a first appointment with the
+        people oriented to them last week, and those oriented four weeks ago sign their contract
+        (delays drawn per person). France Travail's appointments and PPAE reach the product through
+        France Travail's own files, which the simulation does not generate."""
         from cases.models import Appointment, Contract
         from cases.service import record_appointment, record_contract
         from orientation.models import Orientation
@@ -535,6 +538,7 @@ class _Simulation:
         week = dt.timedelta(days=7)
         seen = select(Appointment.person_id)
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
+                                                     Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - week,
                                                      Orientation.validated_on < day,
                                                      Orientation.person_id.not_in(seen))
@@ -546,6 +550,7 @@ class _Simulation:
             self.stats["first_appointments"] += 1
         signed = select(Contract.person_id).where(Contract.status == "signed")
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
+                                                     Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - 5 * week,
                                                      Orientation.validated_on < day - 4 * week,
                                                      Orientation.person_id.not_in(signed))

@@ -111,10 +111,10 @@ class PlanInputs:
 # --- the scratch database -------------------------------------------------------------------------
 
 @contextmanager
-def scratch_database(live_url: str) -> Iterator[str]:
+def scratch_database(live_url: str, pg_kind: str = "auto") -> Iterator[str]:
     """A throwaway database URL, dropped afterwards: a temporary SQLite file, or a new PostgreSQL
     database on the live server (a scratch schema of the live database when the role may not create
-    databases). Never the live database itself."""
+    databases, or with pg_kind="schema"). Never the live database's own tables."""
     url = make_url(live_url)
     if url.get_backend_name() != "postgresql":
         folder = Path(tempfile.mkdtemp(prefix="rsa-plan-"))
@@ -127,6 +127,8 @@ def scratch_database(live_url: str) -> Iterator[str]:
     name = f"rsa_plan_{uuid.uuid4().hex[:10]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
+        if pg_kind == "schema":
+            raise PermissionError("scratch schema asked")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         kind = "database"

@@ -231,3 +231,35 @@ def test_the_page_says_when_there_is_no_forecast(client, make_user):
     assert client.get("/dashboard/prevision.xlsx", headers=headers).status_code == 404
     _worker, worker_headers = make_user("mds_worker", "MDS-MURET")
     assert client.get("/dashboard/prevision", headers=worker_headers).status_code in (302, 303, 403)
+
+
+def test_scratch_database_is_a_temporary_file_or_a_scratch_postgresql_database_or_schema(rt):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from config.planning import scratch_database
+
+    live = rt.settings.database_url
+    with scratch_database(live) as url:
+        assert url != live
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+        engine.dispose()
+        if rt.engine.dialect.name == "sqlite":
+            path = make_url(url).database
+            assert __import__("os").path.exists(path)
+    if rt.engine.dialect.name == "sqlite":
+        assert not __import__("os").path.exists(path)
+        return
+    # PostgreSQL, a role without the right to create databases: a scratch schema of the live database.
+    with scratch_database(live, pg_kind="schema") as url:
+        schema = make_url(url).query["options"].split("=", 1)[1]
+        engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+            assert conn.scalar(text("SELECT current_schema()")) == schema
+        engine.dispose()
+    with rt.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}) == 0
+        assert conn.scalar(text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'probe'")) == 0

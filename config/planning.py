@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
@@ -229,8 +230,11 @@ def today(runtime: Runtime, as_of: dt.date, from_history: bool = False) -> dict:
 
     s = runtime.sessions()
     try:
-        mds = list(s.scalars(select(Structure.code).where(Structure.kind == "mds", Structure.active.is_(True))
-                             .order_by(Structure.code)))
+        try:
+            mds = list(s.scalars(select(Structure.code).where(Structure.kind == "mds", Structure.active.is_(True))
+                                 .order_by(Structure.code)))
+        except SQLAlchemyError:
+            raise PlanningError("la base n'est pas initialisée: lancer `rsa init` avant de planifier") from None
         if not mds:
             raise PlanningError("la base n'a pas de MDS: lancer `rsa init` avant de planifier")
         weights = _mds_weights_by_population(s)
@@ -257,7 +261,8 @@ def today(runtime: Runtime, as_of: dt.date, from_history: bool = False) -> dict:
             .join(Household, Household.id == Person.household_id)
             .join(Structure, Structure.id == Household.mds_id)
             .where(Orientation.validated_on > since, Orientation.validated_on <= as_of,
-                   Orientation.validated_by.is_not(None))
+                   Orientation.validated_by.is_not(None),  # validated by an agent, not by the run
+                   Orientation.origin.in_(("auto", "default_mds")))  # proposals, not kiosque choices
             .group_by(Structure.code)).all()
         if validated:
             validations = {m: 0 for m in mds}

@@ -263,3 +263,30 @@ def test_scratch_database_is_a_temporary_file_or_a_scratch_postgresql_database_o
     with rt.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": schema}) == 0
         assert conn.scalar(text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'probe'")) == 0
+
+
+def test_from_history_takes_inflow_and_places_from_the_last_12_months(rt, tmp_path):
+    from config.planning import _Flows
+    from imports.generator import generate_monthly
+    from imports.service import import_file
+
+    flow = tmp_path / "RSABEM.xml"
+    generate_monthly(flow, households=60, seed=4, month="2026-10")
+    assert import_file(rt, flow)["status"] == "imported"
+    inputs, now = inputs_from_today(rt, dt.date(2026, 11, 20), from_history=True)
+    entrants = now["history"]["entrants"]
+    assert entrants > 0 and inputs.entrants_per_week == pytest.approx(entrants / 52)
+    assert inputs.commune_weights and sum(inputs.commune_weights.values()) <= entrants
+    assert inputs.describe()["commune_weights"] == "historique"
+    # The MDS weights are the history's: an MDS without entrants last year gets no seats from a total.
+    weighted = {m for m, w in inputs.mds_weights.items() if w > 0}
+    assert weighted == set(now["history"]["by_mds"])
+    # The day's flow puts each new household in a (commune, postal code) of the history.
+    flows = _Flows(inputs.with_(entrants_per_week=200), tmp_path)
+    path = flows.write(dt.date(2026, 11, 24))
+    raw = path.read_text(encoding="cp1252")
+    import re
+
+    places = set(re.findall(r"<NUMCOM>(\d+)</NUMCOM><CODEPOS>(\d*)</CODEPOS>", raw))
+    assert places and places <= {(c, p or "31000") for c, p in inputs.commune_weights}
+    assert "<TYPEFLUX>I</TYPEFLUX>" in raw and "<DTREF>2026-11-24</DTREF>" in raw

@@ -23,9 +23,10 @@ from kiosque.models import Invitation
 from orientation.models import Orientation
 from orientation.service import PENDING
 from referents.models import Structure
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
 from reports import indicators as ind
 from reports import service
-from reports.indicators import LEGAL_LIMIT_DAYS, TARGET_DAYS, THRESHOLDS, ReportFilter
+from reports.indicators import THRESHOLDS, ReportFilter
 
 # Where a person still to orient is waiting (one word each, with its French label).
 STAGES = ("validation", "kiosque", "referent", "other")
@@ -119,7 +120,7 @@ def forecast(session: Session, *, start: dt.date, cohort_end: dt.date, as_of: dt
             "bottleneck": bottleneck(weekly),
             "backlog_weekly": [{k: w[k] for k in ("date", "total", "late", *STAGES)} for w in weekly],
             "by_mds": by_mds,
-            "targets": {"target_days": TARGET_DAYS, "legal_limit_days": LEGAL_LIMIT_DAYS}}
+            "targets": {"target_days": TARGET_DAYS, "legal_limit_days": LEGAL_DAYS}}
 
 
 def _pending(session: Session, status: str) -> int:

@@ -8,7 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.nir import NirVault, vault_for
-from config.db import import_models, make_engine, make_session_factory, session_scope
+from config.db import make_engine, make_session_factory, session_scope
+from config.modules import import_models
 from config.settings import Settings
 
 

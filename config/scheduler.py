@@ -17,11 +17,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.modules import optional_module
+from config.modules import package_modules
 from config.runtime import Runtime
 
 log = logging.getLogger(__name__)
-PACKAGES = ("imports", "orientation", "kiosque", "cases", "reports", "referents")
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,7 @@ class Job:
 
 def collect_jobs() -> list[Job]:
     jobs: list[Job] = []
-    for name in PACKAGES:
-        module = optional_module(f"{name}.jobs")
-        if module is None:
-            continue
+    for _package, module in package_modules("jobs"):
         jobs.extend(getattr(module, "JOBS", []))
     return jobs
 

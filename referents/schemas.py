@@ -14,8 +14,18 @@ from marshmallow import Schema, fields, validate
 from referents.models import ApiToken, Role
 
 ROLES = [r.value for r in Role]
-# Timestamps to the second, as in the audit log ("2026-11-20T09:15:02", UTC, no zone).
-SECONDS = "%Y-%m-%dT%H:%M:%S"
+
+
+class Seconds(fields.String):
+    """A timestamp to the second, UTC without zone ("2026-11-20T09:15:02"), as the audit log shows it."""
+
+    def __init__(self, **kwargs):
+        metadata = {"description": "UTC, à la seconde (AAAA-MM-JJTHH:MM:SS)",
+                    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.isoformat(timespec="seconds")
 
 
 def _structure_attr(name: str):
@@ -52,8 +62,8 @@ class UserSchema(Schema):
     structure_name = fields.Function(_structure_attr("name"), allow_none=True,
                                      metadata={"type": "string", "description": "nom de la structure du compte"})
     active = fields.Boolean()
-    created_at = fields.DateTime(format=SECONDS, allow_none=True, metadata={"description": "UTC, à la seconde"})
-    last_login_at = fields.DateTime(format=SECONDS, allow_none=True, metadata={"description": "UTC, à la seconde"})
+    created_at = Seconds(allow_none=True)
+    last_login_at = Seconds(allow_none=True)
 
 
 class UserListQuerySchema(Schema):
@@ -131,7 +141,7 @@ class AuditEntrySchema(Schema):
     """An audit log entry (referents.models.AuditLog)."""
 
     id = fields.Integer()
-    at = fields.DateTime(format=SECONDS, metadata={"description": "UTC, à la seconde"})
+    at = Seconds()
     user_id = fields.Integer(allow_none=True)
     user_email = fields.Function(lambda entry: entry.user.email if entry.user else None, allow_none=True,
                                  metadata={"type": "string", "description": "adresse du compte auteur"})

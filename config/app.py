@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from config.auth import csrf, csrf_check, declared_roles, limiter, public
-from config.modules import package_modules
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 
@@ -57,7 +57,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     _vendored_swagger_ui(app)
-    for _package, module in package_modules("api"):  # config.modules.PACKAGES order: the OpenAPI tag order
+    for name in PACKAGES:  # config.modules.PACKAGES order is the OpenAPI document's tag order
+        module = optional_module(f"{name}.api")
+        if module is None:
+            continue
         for attr in ("blp", "blueprints"):
             obj = getattr(module, attr, None)
             for bp in (obj if isinstance(obj, list | tuple) else [obj] if obj is not None else []):

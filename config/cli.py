@@ -197,11 +197,10 @@ def scheduler(as_of):
 def demo(demo_url, keep, workdir, as_of, as_json):
     """Le travail principal sur la base embarquée: import → orientation → kiosque → rapport."""
     import logging
-    import os
 
     from config.demo import run_demo
 
-    if "RSA_LOG_LEVEL" not in os.environ:  # the demo prints its own lines; keep the log for problems
+    if not Settings.is_set("log_level"):  # the demo prints its own lines; keep the log for problems
         logging.getLogger().setLevel(logging.WARNING)
     from pathlib import Path
 

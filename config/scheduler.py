@@ -17,7 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.modules import package_modules
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ class Job:
 
 def collect_jobs() -> list[Job]:
     jobs: list[Job] = []
-    for _package, module in package_modules("jobs"):
+    for name in PACKAGES:
+        module = optional_module(f"{name}.jobs")
+        if module is None:
+            continue
         jobs.extend(getattr(module, "JOBS", []))
     return jobs
 

@@ -1,5 +1,5 @@
 """The one list of domain packages, and how the composition root finds their optional rooms
-(models, api, cli, jobs, demo steps).
+(models, receivers, api, cli, jobs, demo steps).
 
 Every place that needs "all the packages" (the app factory, the `rsa` CLI, the scheduler, the
 model registry, `rsa demo`) iterates PACKAGES: a new package is added here once.
@@ -40,3 +40,11 @@ def import_models() -> None:
     importlib.import_module("config.locks")
     for package in PACKAGES:
         optional_module(f"{package}.models")
+
+
+def connect_receivers() -> None:
+    """Import every package's `receivers` module: a higher package's reactions to a lower package's
+    signals (blinker) are connected when their module is imported, by the composition root, so that
+    the lower package never imports the higher one."""
+    for package in PACKAGES:
+        optional_module(f"{package}.receivers")

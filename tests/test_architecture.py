@@ -35,6 +35,10 @@ def test_the_layers_contract_names_the_packages_of_the_one_list_lowest_first():
     assert flat == list(PACKAGES)
     roots = contracts["importlinter"]["root_packages"].split()
     assert set(PACKAGES) <= set(roots)
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg", encoding="utf-8")
+    shipped = {p.rstrip("*") for p in setup["options.packages.find"]["include"].split()}
+    assert set(PACKAGES) | {"config"} == shipped  # the wheel ships exactly the packages of the list
 
 
 def test_settings_say_whether_the_environment_chose_a_value():

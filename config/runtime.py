@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -29,6 +30,8 @@ class Runtime:
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     import_models()
+    for package in ("orientation", "kiosque", "imports"):  # cross-package reactions (cases/signals.py)
+        importlib.import_module(f"{package}.receivers")
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),

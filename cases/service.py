@@ -138,15 +138,9 @@ from cases.timeline import (
 )
 from cases.views import (
     _person_rows,
-    appointment_dict,
-    contract_dict,
-    diagnostic_dict,
-    exit_dict,
     next_due_dates,
     orientation_summary,
     person_detail,
     reopening_status,
-    review_dict,
-    sanction_dict,
     search_persons,
 )

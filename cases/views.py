@@ -1,8 +1,10 @@
-"""Read views of a person: scoped search, the person file, the current orientation as shown."""
+"""Read views of a person: scoped search, the person file (typed; cases/schemas.py formats it), the
+current orientation as shown."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,11 +13,11 @@ from cases import signals
 from cases.contracts import contract_deadline, needs_new_contract
 from cases.diagnostics import latest_diagnostic
 from cases.followup import _due_dates, _empty_due
-from cases.models import Appointment, Contract, Diagnostic, Exit, Household, Person, Review, Sanction
+from cases.models import Contract, Diagnostic, Exit, Household, Person, Sanction
 from cases.models import Path as PathModel
+from cases.nir import nir_view
 from cases.paths import latest_path, open_path
-from cases.procedure import _iso, exit_reasons
-from cases.sanctions import ep_deemed_on, sanction_end
+from cases.procedure import _iso
 from cases.scope import scoped_persons
 from referents.models import User
 
@@ -106,91 +108,93 @@ def reopening_status(session: Session, person_id: int) -> dict:
             "contract_due_on": _iso(contract_deadline(session, person_id)) if reopened else None}
 
 
-def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date) -> dict:
-    """Everything a referent needs on one screen; identity per role (NIR only through nir_view)."""
-    from cases.nir import nir_view
+@dataclass(frozen=True)
+class Identity:
+    """The person's identity as this role may see it (the NIR only through cases.nir.nir_view)."""
 
+    civility: str | None
+    last_name: str | None
+    birth_name: str | None
+    first_name: str | None
+    birth_date: dt.date | None
+    sex: str | None
+    nir: str | None
+    email: str | None
+    phone: str | None
+    role: str | None
+    sdd: bool
+
+
+@dataclass(frozen=True)
+class HouseholdView:
+    """The household as this role may see it: family situation, amount and the other members are
+    the Département staff's need-to-know only (None / empty for providers and ATI)."""
+
+    id: int
+    organism: str
+    caf_number: str
+    right_state: str | None
+    right_state_on: dt.date | None
+    commune_insee: str | None
+    postal_code: str | None
+    city: str | None
+    mds_id: int | None
+    territory_id: int | None
+    family_situation: str | None
+    children_count: int | None
+    rsa_amount: float | None
+    members: list[Person] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PersonFile:
+    """Everything a referent needs on one screen (cases.schemas.PersonDetailSchema formats it)."""
+
+    id: int
+    identity: Identity
+    household: HouseholdView | None
+    path: PathModel | None
+    orientation: dict | None
+    contract: Contract | None
+    diagnostic: Diagnostic | None
+    open_sanctions: list[Sanction]
+    exit: Exit | None
+    reopening: dict
+    due: dict
+
+
+STAFF_ROLES = ("admin", "manager", "mds_worker")
+
+
+def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date) -> PersonFile:
+    """The person file for this role; identity per role (NIR only through nir_view)."""
     household = person.household
     path = open_path(session, person.id) or latest_path(session, person.id)
     contract = session.scalar(select(Contract).where(Contract.person_id == person.id)
                               .order_by(Contract.id.desc()).limit(1))
-    diag = latest_diagnostic(session, person.id)
     exit_row = session.scalar(select(Exit).where(Exit.person_id == person.id, Exit.path_id == path.id)
                               .limit(1)) if path else None
     sanctions = session.scalars(select(Sanction).where(Sanction.person_id == person.id,
                                                        Sanction.lifted_on.is_(None))).all()
-    staff = role in ("admin", "manager", "mds_worker")
-    members = []
-    if household is not None and staff:  # the rest of the household: not a provider's need-to-know
-        members = [{"id": m.id, "role": m.role, "last_name": m.last_name, "first_name": m.first_name,
-                    "sdd": m.sdd} for m in household.persons if m.id != person.id]
-    return {
-        "id": person.id,
-        "identity": {"civility": person.civility, "last_name": person.last_name, "birth_name": person.birth_name,
-                     "first_name": person.first_name, "birth_date": _iso(person.birth_date), "sex": person.sex,
-                     "nir": nir_view(role, vault.decrypt(person.nir_encrypted)),
-                     "email": person.email, "phone": person.phone, "role": person.role, "sdd": person.sdd},
-        "household": None if household is None else {
-            "id": household.id, "organism": household.organism, "caf_number": household.matricule,
-            "right_state": household.right_state, "right_state_on": _iso(household.right_state_on),
-            "commune_insee": household.commune_insee, "postal_code": household.postal_code,
-            "city": household.city, "mds_id": household.mds_id, "territory_id": household.territory_id,
-            "family_situation": household.family_situation if staff else None,
-            "children_count": household.children_count,
-            "rsa_amount": float(household.rsa_amount) if staff and household.rsa_amount is not None else None,
-            "members": members},
-        "path": None if path is None else {
-            "id": path.id, "clock_start": path.clock_start.isoformat(), "request_date": _iso(path.request_date),
-            "opening_reason": path.opening_reason, "closed_on": _iso(path.closed_on),
-            "close_reason": path.close_reason},
-        "orientation": orientation_summary(session, person.id),
-        "contract": None if contract is None else contract_dict(contract),
-        "diagnostic": None if diag is None else {
-            "recorded_on": diag.recorded_on.isoformat(), "constraints": diag.constraints,
-            "education_level": diag.education_level, "can_seek_work": diag.can_seek_work},
-        "open_sanctions": [sanction_dict(s) for s in sanctions],
-        "exit": None if exit_row is None else exit_dict(exit_row),
-        "reopening": reopening_status(session, person.id),
-        "due": next_due_dates(session, person.id, as_of),
-    }
-
-
-def contract_dict(c: Contract) -> dict:
-    return {"id": c.id, "kind": c.kind, "status": c.status, "due_on": _iso(c.due_on), "signed_on": _iso(c.signed_on),
-            "duration_months": c.duration_months, "weekly_hours": float(c.weekly_hours),
-            "hours_reduction_reason": c.hours_reduction_reason, "objectives": c.objectives or [],
-            "vulnerability": c.vulnerability, "source": c.source}
-
-
-def appointment_dict(a: Appointment) -> dict:
-    return {"id": a.id, "person_id": a.person_id, "scheduled_at": a.scheduled_at.isoformat(), "kind": a.kind,
-            "status": a.status, "structure_id": a.structure_id, "agent_id": a.agent_id, "source": a.source,
-            "notes": a.notes}
-
-
-def review_dict(r: Review) -> dict:
-    return {"id": r.id, "contract_id": r.contract_id, "due_on": r.due_on.isoformat(), "held_on": _iso(r.held_on),
-            "outcome": r.outcome, "notes": r.notes}
-
-
-def sanction_dict(s: Sanction) -> dict:
-    return {"id": s.id, "kind": s.kind, "status": s.status, "breach_on": s.breach_on.isoformat(),
-            "breach": s.breach, "repeated": s.repeated, "observations_on": _iso(s.observations_on),
-            "ep_requested_on": _iso(s.ep_requested_on), "ep_deemed_on": _iso(ep_deemed_on(s)),
-            "ep_opinion_on": _iso(s.ep_opinion_on), "decided_on": _iso(s.decided_on),
-            "rate_percent": s.rate_percent, "duration_months": s.duration_months,
-            "ends_on": _iso(sanction_end(s)), "lifted_on": _iso(s.lifted_on)}
-
-
-def exit_dict(e: Exit) -> dict:
-    return {"id": e.id, "exit_on": e.exit_on.isoformat(), "reason": e.reason,
-            "label": exit_reasons().get(e.reason, {}).get("label", e.reason), "positive": e.positive,
-            "source": e.source, "structure_id": e.structure_id, "path_id": e.path_id}
-
-
-def diagnostic_dict(d: Diagnostic) -> dict:
-    return {"id": d.id, "recorded_on": d.recorded_on.isoformat(), "constraints": d.constraints,
-            "education_level": d.education_level, "can_seek_work": d.can_seek_work, "notes": d.notes,
-            "author_id": d.author_id}
-
-
+    staff = role in STAFF_ROLES
+    identity = Identity(civility=person.civility, last_name=person.last_name, birth_name=person.birth_name,
+                        first_name=person.first_name, birth_date=person.birth_date, sex=person.sex,
+                        nir=nir_view(role, vault.decrypt(person.nir_encrypted)), email=person.email,
+                        phone=person.phone, role=person.role, sdd=person.sdd)
+    household_view = None
+    if household is not None:
+        household_view = HouseholdView(
+            id=household.id, organism=household.organism, caf_number=household.matricule,
+            right_state=household.right_state, right_state_on=household.right_state_on,
+            commune_insee=household.commune_insee, postal_code=household.postal_code, city=household.city,
+            mds_id=household.mds_id, territory_id=household.territory_id,
+            family_situation=household.family_situation if staff else None,
+            children_count=household.children_count,
+            rsa_amount=float(household.rsa_amount) if staff and household.rsa_amount is not None else None,
+            # the rest of the household: not a provider's need-to-know
+            members=[m for m in household.persons if m.id != person.id] if staff else [])
+    return PersonFile(id=person.id, identity=identity, household=household_view, path=path,
+                      orientation=orientation_summary(session, person.id), contract=contract,
+                      diagnostic=latest_diagnostic(session, person.id), open_sanctions=list(sanctions),
+                      exit=exit_row, reopening=reopening_status(session, person.id),
+                      due=next_due_dates(session, person.id, as_of))

@@ -14,6 +14,7 @@ from cases.paths import current_orientation, open_path
 from cases.procedure import CaseValidationError, _check_source, _iso, _require_person, procedure
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
+from referents.vocabulary import CONTRACT_MONTHS, REVIEW_MONTHS, REVIEW_MONTHS_LONG, ReferentType
 
 CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
 
@@ -42,8 +43,15 @@ def contract_deadline(session: Session, person_id: int, kind: str = "engagement"
         base = path.clock_start
     if base is None:
         return None
-    months = procedure()["contract"]["deadline_months"].get(kind, 1)
-    return base + relativedelta(months=months)
+    return base + relativedelta(months=contract_months(kind))
+
+
+def contract_months(kind: str = "engagement") -> int:
+    """Months from the orientation notice to the contract: the contrat d'engagement's legal month
+    (referents/vocabulary.py); legacy PPAE / CER kinds from procedure.yaml."""
+    if kind == "engagement":
+        return CONTRACT_MONTHS
+    return procedure()["contract"]["deadline_months"].get(kind, CONTRACT_MONTHS)
 
 
 def validate_contract(kind: str, weekly_hours, hours_reduction_reason: str | None, objectives) -> dict[str, list[str]]:
@@ -159,8 +167,7 @@ REVIEW_OUTCOMES = ("maintain", "revise", "reorientation")
 
 
 def _review_months(vulnerability: bool) -> int:
-    rules = procedure()["review"]
-    return rules["months_vulnerability"] if vulnerability else rules["months"]
+    return REVIEW_MONTHS_LONG if vulnerability else REVIEW_MONTHS
 
 
 def _open_reviews(session: Session, person_id: int):
@@ -171,8 +178,7 @@ def _open_reviews(session: Session, person_id: int):
 def _schedule_review(session: Session, contract: Contract, orientation, source: str, author_id,
                      start: dt.date | None = None) -> Review | None:
     """Social paths (MDS orientation): a review 6 months after signature, 12 with a vulnerability."""
-    rules = procedure()["review"]
-    if orientation is None or orientation.referent_type not in rules["referent_types"]:
+    if orientation is None or orientation.referent_type != ReferentType.MDS:
         return None
     for old in _open_reviews(session, contract.person_id):
         old.outcome = "superseded"
@@ -228,7 +234,7 @@ def record_review(session: Session, person_id: int, held_on: dt.date, outcome: s
     if outcome == "maintain" and contract is not None:
         _schedule_review(session, contract, orientation, source, author_id, start=held_on)
     elif outcome == "revise":
-        months = procedure()["contract"]["deadline_months"]["engagement"]
+        months = contract_months("engagement")
         pending = Contract(person_id=person_id, path_id=path.id if path else None,
                            orientation_id=orientation.id if orientation else None, kind="engagement",
                            due_on=held_on + relativedelta(months=months), status="pending", source=source,

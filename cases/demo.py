@@ -13,6 +13,7 @@ from cases.models import Appointment
 from cases.scope import _system_user
 from cases.signals import orientations
 from cases.timeline import timeline
+from referents.vocabulary import ReferentType
 
 
 def demo(ctx) -> dict:
@@ -27,8 +28,8 @@ def demo(ctx) -> dict:
                                         o.validated_on <= ctx.as_of,
                                         ~exists(select(Appointment.id).where(Appointment.person_id == o.person_id)))
                      .order_by(o.validated_on, o.id))
-        candidates = list(session.execute(validated.where(o.referent_type == "mds").limit(1)))
-        candidates += session.execute(validated.where(o.referent_type != "mds")
+        candidates = list(session.execute(validated.where(o.referent_type == ReferentType.MDS.value).limit(1)))
+        candidates += session.execute(validated.where(o.referent_type != ReferentType.MDS.value)
                                       .limit(2 - len(candidates))).all()
         if not candidates:
             ctx.echo("[parcours] aucune orientation validée: pas de parcours à suivre")

@@ -16,6 +16,7 @@ from cases.scope import _system_user, person_scope
 from cases.signals import orientations
 from cases.timeline import add_event
 from referents.models import User
+from referents.vocabulary import CONTRACT_MONTHS
 
 
 def _empty_due() -> dict:
@@ -54,7 +55,6 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
     (a pending contract's own deadline first); review_due_on: next review not held;
     next_appointment_at: next planned appointment from as_of."""
     result: dict[int, dict] = {}
-    months = procedure()["contract"]["deadline_months"]
     ov, nv = orientations().rows.subquery().c, orientations().notifications.subquery().c
     start_of_day = dt.datetime.combine(as_of, dt.time(0, 0))
     for chunk in _chunks(sorted(set(person_ids))):
@@ -114,7 +114,7 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
                     if reopened and (base is None or path.clock_start > base):
                         base = path.clock_start
                     if base is not None:
-                        due["contract_due_on"] = add_months(base, months["engagement"])
+                        due["contract_due_on"] = add_months(base, CONTRACT_MONTHS)
                 if due["contract_due_on"] is not None:
                     due["contract_overdue"] = due["contract_due_on"] < as_of
                 review = reviews.get(pid)

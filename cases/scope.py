@@ -11,6 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from cases.models import Household, Person
 from cases.signals import orientations
 from referents.models import Role, Structure, User
+from referents.vocabulary import ReferentType, StructureKind
 
 
 def person_scope(user: User) -> ColumnElement[bool]:
@@ -39,8 +40,8 @@ def person_scope(user: User) -> ColumnElement[bool]:
     if user.role == Role.PROVIDER:
         return exists(select(o.id).where(current, o.structure_id == user.structure_id).correlate(Person))
     if user.role == Role.ATI:
-        ati_structures = select(st.id).where(st.kind == "ati", st.territory_id == user.territory_id)
-        return exists(select(o.id).where(current, o.referent_type == "ati",
+        ati_structures = select(st.id).where(st.kind == StructureKind.ATI.value, st.territory_id == user.territory_id)
+        return exists(select(o.id).where(current, o.referent_type == ReferentType.ATI.value,
                                          o.structure_id.in_(ati_structures)).correlate(Person))
     return false()
 
@@ -65,9 +66,9 @@ def scoped_person_ids(user: User):
     if user.role == Role.PROVIDER:
         return select(o.person_id.label("id")).distinct().where(validated, o.structure_id == user.structure_id)
     if user.role == Role.ATI:
-        ati_structures = select(Structure.id).where(Structure.kind == "ati", Structure.territory_id == user.territory_id)
+        ati_structures = select(Structure.id).where(Structure.kind == StructureKind.ATI.value, Structure.territory_id == user.territory_id)
         return (select(o.person_id.label("id")).distinct()
-                .where(validated, o.referent_type == "ati", o.structure_id.in_(ati_structures)))
+                .where(validated, o.referent_type == ReferentType.ATI.value, o.structure_id.in_(ati_structures)))
     return select(Person.id).where(false())
 
 

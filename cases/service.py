@@ -8,7 +8,7 @@ keep `from cases.service import …` / `cases.service.x` while they move to the 
 - cases.appointments, cases.contracts (contracts and reviews), cases.sanctions, cases.diagnostics;
 - cases.followup: due dates, working lists, daily alerts;
 - cases.views: search and the person file;
-- cases.indicators: aggregates for the reports package;
+- cases.aggregates: aggregates over paths for the reports package;
 - cases.sectors: sectorisation of households and paths;
 - cases.demo: the `rsa demo` step (found here by config/demo.py).
 
@@ -19,12 +19,18 @@ through cases/signals.py.
 # ruff: noqa: F401
 from __future__ import annotations
 
+from cases.aggregates import (
+    _plus_days,
+    _plus_months,
+    contract_within,
+    exits_by_reason,
+    first_appointment_no_show_rate,
+    first_appointment_within,
+    positive_exit_rate,
+)
 from cases.appointments import (
-    _APPOINTMENT_LABELS,
     APPOINTMENT_KINDS,
     APPOINTMENT_STATUSES,
-    _appointment_event,
-    _touch_contact,
     record_appointment,
     update_appointment_status,
 )
@@ -32,10 +38,6 @@ from cases.contracts import (
     CONTRACT_KINDS,
     LEGACY_CONTRACT_KINDS,
     REVIEW_OUTCOMES,
-    _contract_label,
-    _open_reviews,
-    _review_months,
-    _schedule_review,
     contract_deadline,
     needs_new_contract,
     orientation_notice_date,
@@ -53,15 +55,7 @@ from cases.diagnostics import (
     record_diagnostic,
 )
 from cases.followup import (
-    _PERSON_COLUMNS,
     LISTS,
-    _among,
-    _chunks,
-    _due_dates,
-    _empty_due,
-    _listed,
-    _names,
-    _scoped_open_ids,
     add_months,
     appointments_to_update,
     my_people,
@@ -70,23 +64,7 @@ from cases.followup import (
     reviews_due,
     without_recent_appointment,
 )
-from cases.indicators import (
-    _exits_with_structure,
-    _first_validated_orientations,
-    _plus_days,
-    _plus_months,
-    _positive_reasons,
-    _rate,
-    contract_within,
-    exits_by_reason,
-    first_appointment_no_show_rate,
-    first_appointment_within,
-    positive_exit_rate,
-)
-from cases.models import Path as PathModel
 from cases.paths import (
-    _path_structure,
-    _qualify_flow_exit,
     current_orientation,
     is_positive_exit,
     latest_path,
@@ -98,17 +76,10 @@ from cases.procedure import (
     DATA_DIR,
     SOURCES,
     CaseValidationError,
-    _as_datetime,
-    _check_source,
-    _iso,
-    _load_yaml,
-    _require_person,
     exit_reasons,
     procedure,
 )
 from cases.sanctions import (
-    _sanction,
-    _sanction_event,
     decide_sanction,
     ep_deemed_on,
     lift_sanction,
@@ -119,7 +90,6 @@ from cases.sanctions import (
     sanction_end,
 )
 from cases.scope import (
-    _scope_aliases,
     _system_user,
     get_person_in_scope,
     person_scope,
@@ -131,13 +101,11 @@ from cases.sectors import (
     sync_path_sectors,
 )
 from cases.timeline import (
-    _resolve_alerts,
     add_event,
     raise_alert,
     timeline,
 )
 from cases.views import (
-    _person_rows,
     next_due_dates,
     orientation_summary,
     person_detail,

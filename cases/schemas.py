@@ -108,11 +108,6 @@ class ContractInSchema(Schema):
     vulnerability = fields.Boolean(load_default=False)
 
 
-class ObjectiveOutSchema(Schema):
-    theme = fields.String()
-    text = fields.String(metadata={"description": "Absent après la purge de conservation"})
-
-
 class ContractSchema(Schema):
     id = fields.Integer()
     kind = fields.String()

@@ -1,4 +1,4 @@
-"""The `rsa demo` step of cases (found by config/demo.py through cases.service.demo)."""
+"""The `rsa demo` step of cases (found by config/demo.py as `cases.demo`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from cases.scope import _system_user
 from cases.signals import orientations
 from cases.timeline import timeline
 from referents.vocabulary import ReferentType
+
+ORDER = 50  # after orientation and kiosque: referents act on the oriented people
 
 
 def demo(ctx) -> dict:

@@ -10,7 +10,7 @@ keep `from cases.service import …` / `cases.service.x` while they move to the 
 - cases.views: search and the person file;
 - cases.aggregates: aggregates over paths for the reports package;
 - cases.sectors: sectorisation of households and paths;
-- cases.demo: the `rsa demo` step (found here by config/demo.py).
+- cases.demo: the `rsa demo` step (found by config/demo.py as cases.demo).
 
 Nothing here imports a higher package: what cases needs from orientation, kiosque or imports goes
 through cases/signals.py.
@@ -44,9 +44,6 @@ from cases.contracts import (
     record_contract,
     record_review,
     validate_contract,
-)
-from cases.demo import (
-    demo,
 )
 from cases.diagnostics import (
     CONSTRAINT_LEVELS,

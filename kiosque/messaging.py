@@ -30,6 +30,7 @@ from kiosque.models import Invitation, KiosqueSession, Message
 from kiosque.service import KiosqueConfig, KiosqueError, fill_recipients, is_mobile
 from orientation.models import Notification, Orientation
 from referents.models import Structure
+from referents.vocabulary import OUTCOMES, Outcome
 
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -37,10 +38,6 @@ INVITATION_KINDS = ("invitation", "reinvitation")
 WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
-REFERENT_LABELS = {"pole_emploi": "France Travail", "actipro": "un organisme ActiPro du Département",
-                   "ati": "un agent territorial d'insertion (ATI) du Département",
-                   "mds": "la Maison des Solidarités (MDS)"}
-
 
 class SendError(Exception):
     """A delivery failure. permanent=True means retrying is useless (bounced)."""
@@ -107,13 +104,16 @@ def invitation_context(session: Session, inv: Invitation, config: KiosqueConfig,
             "what_to_bring": list(config.what_to_bring), "days": days, "invited_on": french_date(inv.invited_on)}
 
 
+def _phrase(referent_type: str) -> str:
+    return Outcome(referent_type).phrase if referent_type in OUTCOMES else referent_type
+
+
 def notification_context(session: Session, orientation: Orientation, config: KiosqueConfig) -> dict:
     person = session.get(Person, orientation.person_id)
     structure = session.get(Structure, orientation.structure_id) if orientation.structure_id else None
     mds_id = session.scalar(select(Household.mds_id).where(Household.id == person.household_id))
     mds = session.get(Structure, mds_id) if mds_id else None
-    return {**_person_context(person), "referent_label": REFERENT_LABELS.get(orientation.referent_type,
-                                                                             orientation.referent_type),
+    return {**_person_context(person), "referent_label": _phrase(orientation.referent_type),
             "structure_name": structure.name if structure else "",
             "structure_address": structure.address if structure and structure.address else "",
             "structure_phone": structure.phone if structure and structure.phone else "",

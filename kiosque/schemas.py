@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
-from kiosque.service import ATTENDANCE, PHONING_OUTCOMES, REFERENT_TYPES, SESSION_STATUSES
+from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, SESSION_STATUSES
+from referents.vocabulary import REFERENT_TYPES
 
 # Dates outside this range are typing errors (and would overflow date arithmetic).
 DAYS = validate.Range(min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31))

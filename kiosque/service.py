@@ -19,15 +19,10 @@ from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
 from config.db import utcnow
 from kiosque.models import Closure, Invitation, KiosqueSession, Message, SessionTemplate
+from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance
 from orientation.models import Orientation
 from referents.models import Structure
-
-PHONING_OUTCOMES = ("reached", "no_answer", "wrong_number", "declined", "will_come")
-# "Reached by phone" in the funnel: the person answered, whatever they said.
-REACHED_OUTCOMES = ("reached", "declined", "will_come")
-ATTENDANCE = ("present", "absent", "excused")
-REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
-SESSION_STATUSES = ("planned", "held", "cancelled")
+from referents.vocabulary import LEGAL_DAYS, REFERENT_TYPES
 
 
 class KiosqueError(ValueError):
@@ -46,7 +41,7 @@ class KiosqueConfig:
     propose_days: int = 7  # a "proposed" decision left unvalidated this long goes to the kiosque
     notice_letter_days: int = 5  # notice when only a letter reaches the person
     notice_digital_days: int = 2  # notice when an e-mail or SMS reaches the person
-    deadline_days: int = 42  # legal deadline from the clock start
+    deadline_days: int = LEGAL_DAYS  # legal deadline from the clock start
     reminder_days: tuple[int, ...] = (3, 1)  # J-3 and J-1
     max_reinvitations: int = 1  # after that many no-shows re-invited, the person goes to the MDS
     max_send_attempts: int = 5
@@ -584,10 +579,8 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     inv.status = status
     if ks.status == "planned":
         ks.status = "held"
-    labels = {"present": "Présent(e) au Kiosque Insertion", "absent": "Absent(e) au Kiosque Insertion",
-              "excused": "Absence excusée au Kiosque Insertion"}
     kinds = {"present": "kiosque.attended", "absent": "kiosque.absent", "excused": "kiosque.excused"}
-    add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=labels[status],
+    add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=Attendance(status).phrase,
               data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     out: dict = {"invitation_id": inv.id, "status": status}

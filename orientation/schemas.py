@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from orientation.service import PENDING, REFERENT_TYPES
+from orientation.vocabulary import PENDING
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES
 
-ALL_OUTCOMES = (*REFERENT_TYPES, "kiosque")
+ALL_OUTCOMES = OUTCOMES
 LEVELS = ("ok", "d21", "d35", "past_limit")
 
 

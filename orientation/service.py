@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select, text, true, update
+from sqlalchemy import and_, exists, func, select, text, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -25,9 +25,8 @@ from cases.models import OPEN_RIGHT_STATES, SDD_ROLES, Alert, CaseEvent, Househo
 from cases.service import add_event, raise_alert
 from orientation.facts import build_facts, chunks, snapshot
 from orientation.models import Notification, Orientation, ReorientationRequest, RuleSet
+from orientation.outcomes import mark_path_oriented
 from orientation.rules import (
-    REFERENT_LABELS,
-    VARIANT_LABELS,
     RuleSetError,
     RuleSetSpec,
     load_default,
@@ -37,22 +36,15 @@ from orientation.rules import (
 from orientation.rules import (
     explain as explain_decision,
 )
+from orientation.signals import failed_prior_step
+from orientation.vocabulary import ORIGIN_PHRASES, ORIGINS, PENDING, VARIANT_LABELS
 from referents.models import Agent, AuditLog, Structure, Territory
 from referents.service import SectorIndex, structure_by_code
+from referents.vocabulary import LEGAL_DAYS, OUTCOMES, REFERENT_TYPES, TARGET_DAYS, Outcome
 
-PENDING = ("proposed", "awaiting_capacity", "unsectorised", "kiosque")
-STATUSES = ("proposed", "validated", "awaiting_capacity", "unsectorised", "kiosque", "overridden",
-            "refused", "ended", "superseded")
-REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
-ORIGINS = ("auto", "agent", "kiosque", "default_mds", "reorientation")
 CLOSED_RIGHT_STATES = ("1", "5", "6")
-TARGET_DAYS, LEGAL_DAYS = 30, 42
 ALERT_DAYS = (21, 35, LEGAL_DAYS)
 DEFAULT_AGENT_CAPACITY = 60  # caseload target of an agent without a capacity of their own
-FAILED_PHONING = ("wrong_number", "declined")
-ORIGIN_LABELS = {"auto": "l'algorithme d'orientation", "agent": "un professionnel du Département",
-                 "kiosque": "la personne au Kiosque Insertion", "default_mds": "l'orientation par défaut de la loi",
-                 "reorientation": "une réorientation"}
 
 
 class OrientationError(ValueError):
@@ -181,7 +173,7 @@ class Assigner:
             return None, match.reason
         sid = getattr(match.sector, f"{kind}_id", None)
         if sid is None:
-            return None, f"aucune structure {REFERENT_LABELS.get(kind, kind)} dans le secteur de la commune {commune}"
+            return None, f"aucune structure {Outcome.label_of(kind)} dans le secteur de la commune {commune}"
         return sid, None
 
     def has_room(self, structure_id: int | None) -> bool:
@@ -317,7 +309,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     alert_keys = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.unsectorised", "orientation.awaiting_capacity")))))
     stats = Counter()
-    decisions = Counter({k: 0 for k in (*REFERENT_TYPES, "kiosque")})
+    decisions = Counter({k: 0 for k in OUTCOMES})
     done = 0
     for chunk in chunks(ids):
         facts_by_person = build_facts(session, chunk, as_of)
@@ -383,7 +375,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             id_of = _insert_orientations(session, new_rows)
             for pid, cand, status, rtype, sid, why, rule_id in meta:
                 oid = id_of[pid]
-                label = REFERENT_LABELS[rtype]
+                label = Outcome(rtype).label
                 data = {"orientation_id": oid, "rule": rule_id, "referent_type": rtype,
                         "structure": assigner.code(sid), "status": status}
                 if status == "validated":
@@ -408,7 +400,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             for p in promoted:
                 data = {"orientation_id": p["id"], "structure": assigner.code(p["_structure"])}
                 events.append(_event(p["_person"], p["_path"], "orientation.validated", as_of,
-                                     f"Place libérée: orientation validée vers {REFERENT_LABELS[p['_referent_type']]}",
+                                     f"Place libérée: orientation validée vers {Outcome(p['_referent_type']).label}",
                                      data))
                 events.append(_event(p["_person"], p["_path"], "orientation.notified", as_of,
                                      f"Orientation notifiée par {_channel_label(p['_email'])}", data))
@@ -499,18 +491,6 @@ def _capacity_alert(assigner: Assigner, pid, path_id, sid, oid, on) -> dict:
 
 # --- decisions made by a person -----------------------------------------------------------------
 
-def mark_path_oriented(session: Session, path_ids: Iterable[int | None]) -> int:
-    """Keep the paths' denormalised outcome (Path.oriented_on, oriented_referent_type, oriented_origin,
-    oriented_rule) in step with their first validated orientation: called wherever an orientation
-    becomes validated. The columns are recomputed from the orientations of these paths by the one
-    definition (reports.service.update_path_outcomes), so a later validation never overwrites the
-    first one. Returns the number of paths changed."""
-    from reports.service import update_path_outcomes
-
-    ids = [i for i in path_ids if i is not None]
-    return update_path_outcomes(session, ids) if ids else 0
-
-
 def _open_path_id(session: Session, person_id: int) -> int | None:
     return session.scalar(select(Path.id).where(Path.person_id == person_id, Path.closed_on.is_(None))
                           .order_by(Path.clock_start.desc(), Path.id.desc()).limit(1))
@@ -533,7 +513,7 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
         prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
         assigner.release(prev.structure_id, prev.agent_id)
         add_event(session, prev.person_id, "orientation.ended", on, source,
-                  f"Fin de l'orientation {REFERENT_LABELS.get(prev.referent_type, prev.referent_type)} (réorientation)",
+                  f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
                   {"orientation_id": prev.id, "reason": "reorientation"}, path_id=prev.path_id, author_id=user_id)
     o.status, o.validated_on, o.validated_by, o.notified_on = "validated", on, user_id, on
     if o.agent_id is None:
@@ -544,7 +524,7 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     session.add(Notification(orientation_id=o.id, channel=_channel(email), notified_on=on))
     data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
             "structure": assigner.code(o.structure_id), "origin": o.origin}
-    label = REFERENT_LABELS.get(o.referent_type, o.referent_type)
+    label = Outcome.label_of(o.referent_type)
     add_event(session, o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
               path_id=o.path_id, author_id=user_id)
     add_event(session, o.person_id, "orientation.notified", on, source,
@@ -569,7 +549,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     Supersedes the person's pending decisions; a validated decision ends the current one. The structure
     comes from the sectorisation when not given; a full structure → awaiting capacity; no structure →
     unsectorised (with an alert)."""
-    if referent_type not in (*REFERENT_TYPES, "kiosque"):
+    if referent_type not in OUTCOMES:
         raise OrientationError(f"type de référent inconnu: {referent_type!r}")
     if origin not in ORIGINS:
         raise OrientationError(f"origine inconnue: {origin!r}")
@@ -599,8 +579,8 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     for p in pending:
         p.status = "superseded"
     mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == "proposed" else "auto")
-    who = ORIGIN_LABELS.get(origin, origin)
-    target = REFERENT_LABELS[referent_type]
+    who = ORIGIN_PHRASES.get(origin, origin)
+    target = Outcome(referent_type).label
     code = assigner.code(structure_id)
     text = (f"Décision prise par {who} le {decided_on.isoformat()}: {target}"
             f"{f' ({code})' if code else ''}." + (f" Motif: {reason}." if reason else "")
@@ -731,8 +711,8 @@ def override(session: Session, orientation_id: int, user_id: int | None, referen
                              path_id=original.path_id)
     new.supersedes_id, new.override_reason = original.id, reason.strip()
     add_event(session, original.person_id, "orientation.overridden", as_of, "agent",
-              f"Proposition {REFERENT_LABELS.get(original.referent_type, original.referent_type)} modifiée en "
-              f"{REFERENT_LABELS[referent_type]}: {reason.strip()}",
+              f"Proposition {Outcome.label_of(original.referent_type)} modifiée en "
+              f"{Outcome(referent_type).label}: {reason.strip()}",
               {"orientation_id": original.id, "new_orientation_id": new.id, "reason": reason.strip()},
               path_id=original.path_id, author_id=user_id)
     session.flush()
@@ -785,7 +765,7 @@ def decide_reorientation(session: Session, request_id: int, user_id: int | None,
                                  structure_id=structure_id or req.wanted_structure_id, user_id=user_id,
                                  reason=req.reason, status="validated")
         req.status, req.new_orientation_id = "accepted", new.id
-        kind, summary = "orientation.reorientation_accepted", f"Réorientation acceptée: {REFERENT_LABELS[rtype]}"
+        kind, summary = "orientation.reorientation_accepted", f"Réorientation acceptée: {Outcome(rtype).label}"
     else:
         if not req.decision_reason:
             raise OrientationError("le motif du refus est obligatoire")
@@ -864,8 +844,6 @@ def _latest_decisions(session: Session, person_ids: list[int]) -> dict[int, tupl
 def check_deadlines(session: Session, as_of: dt.date) -> dict:
     """Daily: alerts at D+21 and D+35, D+42 flagged past the legal limit; at D+35 a person whose
     kiosque invitation failed is proposed to the MDS (the law's default)."""
-    from kiosque.models import Invitation
-
     refresh_statistics(session)
     items = deadlines(session, as_of)
     existing = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
@@ -893,10 +871,8 @@ def check_deadlines(session: Session, as_of: dt.date) -> dict:
     defaulted = []
     if late:
         failed = set()
-        for chunk in chunks(list(late)):
-            failed.update(session.scalars(select(Invitation.person_id).where(
-                Invitation.person_id.in_(chunk),
-                or_(Invitation.status == "absent", Invitation.phoning_outcome.in_(FAILED_PHONING)))))
+        for _receiver, ids in failed_prior_step.send(session, person_ids=list(late)):
+            failed.update(ids or ())
         assigner = Assigner(session)
         for pid in sorted(failed):
             o = record_orientation(session, pid, "mds", origin="default_mds", decided_on=as_of,
@@ -997,7 +973,7 @@ def demo(ctx) -> dict:
         result = run(s, ctx.as_of)
     d = result["decisions"]
     ctx.echo(f"[orientation] {result['considered']} personne(s) à orienter (règles v{result['rule_set_version']}): "
-             + ", ".join(f"{REFERENT_LABELS[k]}: {v}" for k, v in d.items()))
+             + ", ".join(f"{Outcome(k).label}: {v}" for k, v in d.items()))
     ctx.echo(f"[orientation] {result['validated']} validée(s) d'office, {result['proposed']} proposition(s) à "
              f"valider, {result['kiosque']} invitation(s) au kiosque, {result['unsectorised']} hors "
              f"sectorisation, {result['awaiting_capacity']} en attente de place")

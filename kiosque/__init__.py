@@ -1,4 +1,5 @@
 """Kiosque Insertion: sessions, invitations, phoning, messages, attendance and outcome."""
 
-# Connect kiosque's receivers to orientation's signals as soon as the package is loaded.
-from kiosque import receivers  # noqa: E402, F401
+# As soon as the package is loaded: kiosque's receivers answer orientation's signals, and its
+# composer (invitations, reminders) is registered with the outbox.
+from kiosque import messaging, receivers  # noqa: E402, F401

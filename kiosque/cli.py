@@ -292,12 +292,14 @@ def letters_cmd(session_id, outdir, as_json):
 def send_cmd(as_of, email_mode, limit, as_json):
     """Traite la boîte d'envoi: rappels J-3/J-1 et notifications d'orientation, puis envoi des messages dus."""
     from kiosque import messaging
+    from orientation.messaging import outbox
+    from orientation.notices import queue_notifications
 
     rt = get_runtime()
     as_of = resolve_as_of(as_of)
     with rt.session() as s:
         reminders = messaging.queue_reminders(s, as_of)
-        notifications = messaging.queue_notifications(s, as_of)
+        notifications = queue_notifications(s, as_of)
     bar = {}
 
     def progress(total, step):
@@ -308,8 +310,8 @@ def send_cmd(as_of, email_mode, limit, as_json):
 
     try:
         with rt.session() as s:
-            out = messaging.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True, progress=progress,
-                                           gateways=messaging.gateways_for(rt.settings, email=email_mode))
+            out = outbox.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True, progress=progress,
+                                        gateways=outbox.gateways_for(rt.settings, email=email_mode))
     finally:
         if "bar" in bar:
             bar["bar"].__exit__(None, None, None)

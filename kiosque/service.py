@@ -7,7 +7,6 @@ start times are naive local times (Europe/Paris), as shown to the people invited
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,8 +17,11 @@ from sqlalchemy.orm import Session
 from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
 from config.db import utcnow
-from kiosque.models import Closure, Invitation, KiosqueSession, Message, SessionTemplate
+from config.settings import Settings
+from kiosque.models import Closure, Invitation, KiosqueSession, SessionTemplate
 from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance
+from orientation.messaging.models import Message
+from orientation.messaging.outbox import is_mobile, postal_address
 from orientation.models import Orientation
 from referents.models import Structure
 from referents.vocabulary import LEGAL_DAYS, REFERENT_TYPES
@@ -29,8 +31,7 @@ class KiosqueError(ValueError):
     """A request the kiosque rules refuse; the message is user-facing French."""
 
 
-def _env_int(env, name, default):
-    raw = env.get(name)
+def _int(raw: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
@@ -55,34 +56,28 @@ class KiosqueConfig:
     )
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> KiosqueConfig:
-        env = os.environ if env is None else env
-        reminders = env.get("RSA_KIOSQUE_REMINDER_DAYS")
+    def from_settings(cls, settings: Settings) -> KiosqueConfig:
+        """The rules as configured (RSA_KIOSQUE_* settings of config.settings; empty = default)."""
+        s, reminders = settings, settings.kiosque_reminder_days
         return cls(
-            propose_days=_env_int(env, "RSA_KIOSQUE_PROPOSE_DAYS", cls.propose_days),
-            notice_letter_days=_env_int(env, "RSA_KIOSQUE_NOTICE_LETTER_DAYS", cls.notice_letter_days),
-            notice_digital_days=_env_int(env, "RSA_KIOSQUE_NOTICE_DIGITAL_DAYS", cls.notice_digital_days),
-            deadline_days=_env_int(env, "RSA_KIOSQUE_DEADLINE_DAYS", cls.deadline_days),
+            propose_days=_int(s.kiosque_propose_days, cls.propose_days),
+            notice_letter_days=_int(s.kiosque_notice_letter_days, cls.notice_letter_days),
+            notice_digital_days=_int(s.kiosque_notice_digital_days, cls.notice_digital_days),
+            deadline_days=_int(s.kiosque_deadline_days, cls.deadline_days),
             reminder_days=tuple(int(x) for x in reminders.split(",") if x.strip()) if reminders
             else cls.reminder_days,
-            max_reinvitations=_env_int(env, "RSA_KIOSQUE_MAX_REINVITATIONS", cls.max_reinvitations),
-            max_send_attempts=_env_int(env, "RSA_KIOSQUE_MAX_SEND_ATTEMPTS", cls.max_send_attempts),
-            backoff_minutes=_env_int(env, "RSA_KIOSQUE_BACKOFF_MINUTES", cls.backoff_minutes),
-            contact_phone=env.get("RSA_KIOSQUE_CONTACT_PHONE", ""),
+            max_reinvitations=_int(s.kiosque_max_reinvitations, cls.max_reinvitations),
+            max_send_attempts=_int(s.kiosque_max_send_attempts, cls.max_send_attempts),
+            backoff_minutes=_int(s.kiosque_backoff_minutes, cls.backoff_minutes),
+            contact_phone=s.kiosque_contact_phone,
         )
+
+    @classmethod
+    def from_env(cls) -> KiosqueConfig:
+        return cls.from_settings(Settings.from_env())
 
 
 # --------------------------------------------------------------------------- contact channels
-
-def is_mobile(phone: str | None, phone_kind: str | None = None) -> bool:
-    """A number an SMS can reach: declared mobile, or a French 06/07 number."""
-    if not phone:
-        return False
-    if phone_kind:
-        return phone_kind == "mobile"
-    digits = phone.replace(" ", "").replace(".", "")
-    return digits.startswith(("+336", "+337", "06", "07", "00336", "00337"))
-
 
 def channels_for(person: Person, *, letter_fallback: bool = True) -> list[str]:
     """Channels that reach the person: e-mail and SMS when known, else a postal letter."""
@@ -336,7 +331,7 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
             chans.append("email")
         if is_mobile(phone, kind):
             chans.append("sms")
-        recipients = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
+        recipients = {"email": email, "sms": phone, "letter": postal_address(addr, pc, city)}
         out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
     if out:
         by_key = {(c.person_id, c.path_id): c for c in out}
@@ -512,25 +507,6 @@ def _write_invitations(session: Session, as_of: dt.date, new: list, result: Plan
         session.execute(insert(CaseEvent), chunk)
     for chunk in _chunks(messages, 5000):
         session.execute(insert(Message), chunk)
-
-
-def fill_recipients(session: Session, messages: list[Message]) -> None:
-    """Recipient of each message from the person's contact details (postal address for letters)."""
-    pids = {m.person_id for m in messages if m.person_id}
-    info = {}
-    for chunk in _chunks(sorted(pids), 5000):
-        for pid, email, phone, addr, pc, city in session.execute(
-                select(Person.id, Person.email, Person.phone,
-                       Household.address_line, Household.postal_code, Household.city)
-                .outerjoin(Household, Household.id == Person.household_id).where(Person.id.in_(chunk))):
-            info[pid] = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
-    for m in messages:
-        if m.recipient is None and m.person_id in info:
-            m.recipient = info[m.person_id].get(m.channel)
-
-
-def _postal(addr, pc, city) -> str | None:
-    return ", ".join(x for x in (addr, " ".join(x for x in (pc, city) if x)) if x) or None
 
 
 def _chunks(seq, size):
@@ -717,45 +693,3 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
                    oriented_rate=round(oriented / invited, 3) if invited else None)
         rows.append(row)
     return rows
-
-
-# --------------------------------------------------------------------------- demo
-
-def demo(ctx) -> dict:
-    """Sessions for the coming weeks, invitations for the sample flow, letters of one session, outbox."""
-    from kiosque import letters, messaging
-
-    as_of = ctx.as_of
-    config = KiosqueConfig.from_env()
-    with ctx.runtime.session() as s:
-        templates = ensure_default_templates(s)
-        gen = generate_sessions(s, as_of, as_of + dt.timedelta(weeks=6))
-        result = plan(s, as_of, config=config)
-        first = s.scalar(select(Invitation.session_id).where(Invitation.invited_on == as_of)
-                         .group_by(Invitation.session_id).order_by(func.count(Invitation.id).desc(),
-                                                                    Invitation.session_id).limit(1))
-    ctx.echo(f"[kiosque] {templates} modèle(s) hebdomadaire(s), {gen['created']} session(s) créée(s) sur 6 semaines "
-             f"({len(gen['skipped'])} jour(s) férié(s) ou fermeture(s) sautés)")
-    ctx.echo(f"[kiosque] {result.candidates} personne(s) à inviter: {result.invited} invitée(s) "
-             f"({result.own_mds} dans leur MDS, {result.neighbour_mds} dans une MDS voisine, "
-             f"{result.after_deadline} après l'échéance dont {result.overdue} déjà hors délai), "
-             f"{result.unplanned} sans place; "
-             f"{result.alerts_raised} alerte(s) de manque de places")
-    out = {"templates": templates, "sessions": gen["created"], "plan": result.as_dict()}
-    if first is not None:
-        with ctx.runtime.session() as s:
-            written = letters.write_session_letters(s, first, ctx.workdir / "letters", config=config)
-        ctx.echo(f"[kiosque] courriers de la session {first}: {written['batch']} "
-                 f"({len(written['files'])} courrier(s) individuel(s))")
-        out["letters"] = {"session_id": first, "batch": str(written["batch"]), "count": len(written["files"])}
-    use_smtp = bool(os.environ.get("RSA_SMTP_HOST"))
-    gateways = messaging.gateways_for(ctx.runtime.settings, email="smtp" if use_smtp else "file")
-    with ctx.runtime.session() as s:
-        notifications = messaging.queue_notifications(s, as_of)
-        sent = messaging.process_outbox(s, ctx.runtime.settings, as_of=as_of, gateways=gateways, config=config)
-    ctx.echo(f"[kiosque] boîte d'envoi: {sent['sent']} message(s) envoyé(s) dont {notifications} notification(s) "
-             f"d'orientation, {sent['failed']} en échec — "
-             f"e-mails {'par SMTP' if use_smtp else 'écrits en fichiers'} et SMS écrits sous "
-             f"{ctx.runtime.settings.outbox_dir}")
-    out["outbox"] = {**sent, "notifications_queued": notifications}
-    return out

@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from kiosque.vocabulary import ATTENDANCE
 from referents.service import structure_by_code
+from referents.vocabulary import REFERENT_TYPES
 
 
 def _time(value: str) -> dt.time:
@@ -240,8 +242,8 @@ def phoning_results_cmd(file, as_of, as_json):
 
 @kiosque.command("attendance")
 @click.option("--invitation", "invitation_id", type=int, required=True)
-@click.option("--status", type=click.Choice(["present", "absent", "excused"]), required=True)
-@click.option("--referent", "referent_type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]),
+@click.option("--status", type=click.Choice(ATTENDANCE), required=True)
+@click.option("--referent", "referent_type", type=click.Choice(REFERENT_TYPES),
               default=None, help="Référent choisi (présent).")
 @click.option("--structure", "structure_id", type=int, default=None, help="Structure choisie (défaut: secteur).")
 @click.option("--appointment", default=None, help="Premier rendez-vous, AAAA-MM-JJTHH:MM.")

@@ -18,7 +18,7 @@ def orientation_run(runtime: Runtime, as_of: dt.date) -> dict:
 
 
 def deadline_alerts(runtime: Runtime, as_of: dt.date) -> dict:
-    from orientation.service import check_deadlines
+    from orientation.deadlines import check_deadlines
 
     with runtime.session() as s:
         return check_deadlines(s, as_of)

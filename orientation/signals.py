@@ -9,7 +9,7 @@ from blinker import Namespace
 _signals = Namespace()
 
 failed_prior_step = _signals.signal("failed-prior-step", doc="""
-Sent by orientation.service.check_deadlines with `session` as sender and `person_ids` (persons not
+Sent by orientation.deadlines.check_deadlines with `session` as sender and `person_ids` (persons not
 oriented at D+35). Each receiver returns the ids among them whose earlier step failed through the
 person (e.g. a Kiosque Insertion invitation unanswered or missed): the law's default to the MDS
 applies to them.""")

@@ -58,7 +58,7 @@ class KiosqueSession(Base):
     ends_at: Mapped[dt.datetime | None]
     place: Mapped[str] = mapped_column(String(300))
     capacity: Mapped[int] = mapped_column(Integer, default=20)
-    status: Mapped[str] = mapped_column(String(12), default="planned")  # planned held cancelled
+    status: Mapped[str] = mapped_column(String(12), default="planned")  # kiosque.vocabulary.SessionStatus
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     partners = relationship("Structure", secondary=session_partner)
@@ -78,7 +78,7 @@ class Invitation(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     invited_on: Mapped[dt.date] = mapped_column(Date)
     # pending | present | absent | excused | cancelled
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # kiosque.vocabulary.InvitationStatus
     phoning_outcome: Mapped[str | None] = mapped_column(String(20))  # reached no_answer wrong_number declined will_come
     phoned_on: Mapped[dt.date | None] = mapped_column(Date)
     phoning_notes: Mapped[str | None] = mapped_column(Text)

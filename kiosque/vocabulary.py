@@ -32,6 +32,16 @@ class Attendance(LabelledEnum):
     EXCUSED = ("excused", "Absence excusée", "Absence excusée au Kiosque Insertion")
 
 
+class InvitationStatus(LabelledEnum):
+    """An invitation: waiting for the session, then the attendance recorded, or cancelled."""
+
+    PENDING = ("pending", "En attente")
+    PRESENT = (Attendance.PRESENT.value, Attendance.PRESENT.label)
+    ABSENT = (Attendance.ABSENT.value, Attendance.ABSENT.label)
+    EXCUSED = (Attendance.EXCUSED.value, Attendance.EXCUSED.label)
+    CANCELLED = ("cancelled", "Annulée")
+
+
 P = PhoningOutcome
 PHONING_OUTCOMES: tuple[str, ...] = tuple(m.value for m in (P.REACHED, P.NO_ANSWER, P.WRONG_NUMBER, P.DECLINED, P.WILL_COME))
 # "Reached by phone" in the funnel: the person answered, whatever they said.
@@ -40,3 +50,4 @@ REACHED_OUTCOMES: tuple[str, ...] = tuple(m.value for m in (P.REACHED, P.DECLINE
 FAILED_PHONING: tuple[str, ...] = tuple(m.value for m in (P.WRONG_NUMBER, P.DECLINED))
 ATTENDANCE: tuple[str, ...] = Attendance.codes()
 SESSION_STATUSES: tuple[str, ...] = SessionStatus.codes()
+INVITATION_STATUSES: tuple[str, ...] = InvitationStatus.codes()

@@ -1,15 +1,32 @@
-"""How the kiosque package takes part in the retention purge of cases (cases/signals.py): cases sits
-below kiosque and never imports it. Imported by the composition root (config/runtime.py)."""
+"""Kiosque's reactions to lower packages' signals: orientation's (orientation/signals.py) and the
+retention purge of cases (cases/signals.py). Neither lower package imports kiosque; this module is
+imported when kiosque loads and by the composition root (config.modules.connect_receivers)."""
 
 from __future__ import annotations
 
 from pathlib import Path as FsPath
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
 
 from cases import signals
 from cases.retention import delete_file
 from kiosque.models import Invitation, Message
+from kiosque.vocabulary import FAILED_PHONING, Attendance
+from orientation.signals import failed_prior_step
+
+CHUNK = 900  # well under SQLite's bound-parameter limit
+
+
+@failed_prior_step.connect
+def failed_invitations(session: Session, person_ids) -> set[int]:
+    """Persons whose kiosque invitation failed: absent, or the phoning found a wrong number or a refusal."""
+    ids, failed = list(person_ids), set()
+    for i in range(0, len(ids), CHUNK):
+        failed.update(session.scalars(select(Invitation.person_id).where(
+            Invitation.person_id.in_(ids[i:i + CHUNK]),
+            or_(Invitation.status == Attendance.ABSENT.value, Invitation.phoning_outcome.in_(FAILED_PHONING)))))
+    return failed
 
 
 @signals.retention_activity.connect

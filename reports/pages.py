@@ -1,4 +1,4 @@
-"""The forecast page of the managers' dashboard (/dashboard/prevision): the last forecast written
+"""Screens of the reports package. The forecast page of the managers' dashboard (/dashboard/prevision): the last forecast written
 by `rsa plan simulate` or `rsa plan capacity` (a simulation takes minutes: it is not run on a web
 request), with its weekly backlog, its MDS table and bottlenecks, and its xlsx download."""
 
@@ -18,7 +18,7 @@ from reports.planning import BOTTLENECK_LABELS, STAGE_LABELS, STAGES, build_work
 LATEST = "prevision/derniere-prevision.json"  # written by config.plan_cli
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-pages = Blueprint("planning", __name__, template_folder="templates")
+bp = Blueprint("reports_planning", __name__, template_folder="templates")
 
 
 def latest_forecast() -> dict | None:
@@ -43,7 +43,7 @@ def _date(iso: str | None) -> str:
     return dt.date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "—"
 
 
-@pages.get("/dashboard/prevision")
+@bp.get("/dashboard/prevision")
 @requires(*STAFF)
 def forecast_page():
     """Prévision du délai d'orientation et capacités nécessaires (dernière simulation)."""
@@ -59,11 +59,11 @@ def forecast_page():
     return render_template("reports/planning.html", r=result, svg=svg, fr=_fr, date=_date,
                            stages=STAGES, stage_labels=STAGE_LABELS, bottlenecks=BOTTLENECK_LABELS,
                            dashboard=url_for("reports_pages.dashboard"),
-                           xlsx=url_for("reports_pages.planning.forecast_xlsx") if result else None,
+                           xlsx=url_for("reports_planning.forecast_xlsx") if result else None,
                            user=current_user())
 
 
-@pages.get("/dashboard/prevision.xlsx")
+@bp.get("/dashboard/prevision.xlsx")
 @requires(*STAFF)
 def forecast_xlsx():
     """La dernière prévision en classeur xlsx (agrégats seulement, aucune donnée nominative)."""

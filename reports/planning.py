@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from cases.models import Path
 from kiosque.models import Invitation
 from orientation.models import Orientation
-from orientation.service import PENDING
+from orientation.vocabulary import PENDING
 from referents.models import Structure
 from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
 from reports import indicators as ind

@@ -12,7 +12,8 @@ import datetime as dt
 import time
 
 from bench.harness import BenchContext, Row
-from config.db import Base, import_models
+from config.db import Base
+from config.modules import import_models
 from config.runtime import build_runtime
 from config.settings import Settings
 

@@ -22,69 +22,40 @@ from __future__ import annotations
 from cases.aggregates import (
     _plus_days,
     _plus_months,
-    contract_within,
     exits_by_reason,
-    first_appointment_no_show_rate,
-    first_appointment_within,
     positive_exit_rate,
 )
 from cases.appointments import (
-    APPOINTMENT_KINDS,
-    APPOINTMENT_STATUSES,
     record_appointment,
     update_appointment_status,
 )
 from cases.contracts import (
-    CONTRACT_KINDS,
-    LEGACY_CONTRACT_KINDS,
-    REVIEW_OUTCOMES,
-    contract_deadline,
-    needs_new_contract,
-    orientation_notice_date,
     record_contract,
     record_review,
-    validate_contract,
 )
 from cases.diagnostics import (
-    CONSTRAINT_LEVELS,
-    DIAGNOSTIC_CONSTRAINTS,
-    latest_diagnostic,
     record_diagnostic,
 )
 from cases.followup import (
     LISTS,
     add_months,
-    appointments_to_update,
-    my_people,
-    overdue_contracts,
     raise_daily_alerts,
-    reviews_due,
-    without_recent_appointment,
 )
 from cases.paths import (
-    current_orientation,
-    is_positive_exit,
-    latest_path,
-    open_path,
     record_exit,
     reopening_applies,
 )
 from cases.procedure import (
-    DATA_DIR,
-    SOURCES,
     CaseValidationError,
     exit_reasons,
-    procedure,
 )
 from cases.sanctions import (
     decide_sanction,
-    ep_deemed_on,
     lift_sanction,
     record_breach,
     record_ep_opinion,
     record_observations,
     request_ep_opinion,
-    sanction_end,
 )
 from cases.scope import (
     _system_user,
@@ -103,9 +74,6 @@ from cases.timeline import (
     timeline,
 )
 from cases.views import (
-    next_due_dates,
-    orientation_summary,
     person_detail,
-    reopening_status,
     search_persons,
 )

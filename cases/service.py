@@ -22,7 +22,10 @@ from __future__ import annotations
 from cases.aggregates import (
     _plus_days,
     _plus_months,
+    contract_within,
     exits_by_reason,
+    first_appointment_no_show_rate,
+    first_appointment_within,
     positive_exit_rate,
 )
 from cases.appointments import (
@@ -30,32 +33,45 @@ from cases.appointments import (
     update_appointment_status,
 )
 from cases.contracts import (
+    contract_deadline,
+    needs_new_contract,
     record_contract,
     record_review,
 )
 from cases.diagnostics import (
+    latest_diagnostic,
     record_diagnostic,
 )
 from cases.followup import (
     LISTS,
     add_months,
+    appointments_to_update,
+    my_people,
+    overdue_contracts,
     raise_daily_alerts,
+    reviews_due,
+    without_recent_appointment,
 )
 from cases.paths import (
+    is_positive_exit,
+    open_path,
     record_exit,
     reopening_applies,
 )
 from cases.procedure import (
     CaseValidationError,
     exit_reasons,
+    procedure,
 )
 from cases.sanctions import (
     decide_sanction,
+    ep_deemed_on,
     lift_sanction,
     record_breach,
     record_ep_opinion,
     record_observations,
     request_ep_opinion,
+    sanction_end,
 )
 from cases.scope import (
     _system_user,
@@ -74,6 +90,8 @@ from cases.timeline import (
     timeline,
 )
 from cases.views import (
+    next_due_dates,
     person_detail,
+    reopening_status,
     search_persons,
 )

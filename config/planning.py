@@ -282,10 +282,9 @@ def today(runtime: Runtime, as_of: dt.date, from_history: bool = False) -> dict:
         active = s.scalar(select(RuleSet).where(RuleSet.active.is_(True)).order_by(RuleSet.version.desc()).limit(1))
         rules = None
         if active is not None:
-            from orientation.service import rule_set_as_dict
+            from orientation.service import spec_of
 
-            doc = rule_set_as_dict(active)
-            rules = {"name": doc["name"], "rules": doc["rules"], "fallback": doc["fallback"]}
+            rules = {"name": active.name, **spec_of(active).as_document()}
     finally:
         s.rollback()
         s.close()

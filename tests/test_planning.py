@@ -290,3 +290,18 @@ def test_from_history_takes_inflow_and_places_from_the_last_12_months(rt, tmp_pa
     places = set(re.findall(r"<NUMCOM>(\d+)</NUMCOM><CODEPOS>(\d*)</CODEPOS>", raw))
     assert places and places <= {(c, p or "31000") for c, p in inputs.commune_weights}
     assert "<TYPEFLUX>I</TYPEFLUX>" in raw and "<DTREF>2026-11-24</DTREF>" in raw
+
+
+def test_the_simulation_takes_the_live_rule_set(rt):
+    from orientation.rules import parse_rule_set
+    from orientation.service import active_rule_set, load_rules_document
+
+    with rt.session() as s:
+        row, spec = active_rule_set(s)  # stores the bundled rule set as the live active version
+        doc = {"name": "Règles du Département (test)", **spec.as_document()}
+        doc["rules"] = doc["rules"][1:]  # the live rules differ from the bundled ones
+        load_rules_document(s, doc)
+    inputs, _now = inputs_from_today(rt, START)
+    assert inputs.rules["name"] == "Règles du Département (test)"
+    assert [r["id"] for r in inputs.rules["rules"]] == [r["id"] for r in doc["rules"]]
+    assert parse_rule_set(inputs.rules).fallback.id == spec.fallback.id

@@ -422,7 +422,8 @@ def process_outbox(session: Session, settings: Settings, *, as_of: dt.date, now:
 def _send_one(session, m: Message, gateways, env, config: KiosqueConfig, now: dt.datetime) -> str:
     if m.invitation_id:
         inv = session.get(Invitation, m.invitation_id)
-        if inv is None or inv.status != "pending":
+        # (a cancellation notice is about an invitation that is no longer pending)
+        if inv is None or (inv.status != "pending" and m.kind != "invitation_cancelled"):
             m.status, m.last_error = "cancelled", "invitation plus en attente"
             return "cancelled"
         if inv.session.starts_at <= now:

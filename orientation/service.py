@@ -44,7 +44,7 @@ PENDING = ("proposed", "awaiting_capacity", "unsectorised", "kiosque")
 STATUSES = ("proposed", "validated", "awaiting_capacity", "unsectorised", "kiosque", "overridden",
             "refused", "ended", "superseded")
 REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
-ORIGINS = ("auto", "agent", "kiosque", "default_mds", "reorientation")
+ORIGINS = ("auto", "agent", "kiosque", "default_mds", "reorientation", "reprise")
 CLOSED_RIGHT_STATES = ("1", "5", "6")
 TARGET_DAYS, LEGAL_DAYS = 30, 42
 ALERT_DAYS = (21, 35, LEGAL_DAYS)
@@ -52,7 +52,8 @@ DEFAULT_AGENT_CAPACITY = 60  # caseload target of an agent without a capacity of
 FAILED_PHONING = ("wrong_number", "declined")
 ORIGIN_LABELS = {"auto": "l'algorithme d'orientation", "agent": "un professionnel du Département",
                  "kiosque": "la personne au Kiosque Insertion", "default_mds": "l'orientation par défaut de la loi",
-                 "reorientation": "une réorientation"}
+                 "reorientation": "une réorientation",
+                 "reprise": "le système précédent du Département (reprise à la mise en service)"}
 
 
 class OrientationError(ValueError):

@@ -21,7 +21,7 @@ from cases.models import Path as CasePath
 from cases.service import record_exit
 from config.db import utcnow
 from imports.flux import FlowHeader
-from imports.models import ImportBatch
+from imports.models import ImportBatch, RawRecord
 from kiosque.models import Invitation, Message
 from kiosque.service import fill_recipients
 from orientation.models import Orientation
@@ -143,6 +143,9 @@ def close_absent_households(session: Session, batch_id: int, previous_batch_id: 
         old = dict(session.execute(select(H.id, H.right_state).where(H.id.in_(part))).all())
         session.execute(update(H).where(H.id.in_(part)).values(right_state="5", right_state_on=on, closure_on=on,
                                                                updated_at=now),
+                        execution_options={"synchronize_session": False})
+        # the stored fragment no longer describes the household: its return is processed in full
+        session.execute(update(RawRecord).where(RawRecord.household_id.in_(part)).values(content_hash="0" * 64),
                         execution_options={"synchronize_session": False})
         session.execute(insert(StatusChange), [
             {"household_id": hid, "person_id": None, "field": "right_state", "old_value": old.get(hid),

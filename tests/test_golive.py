@@ -17,11 +17,18 @@ from click.testing import CliRunner
 from lxml import etree
 from sqlalchemy import func, select
 
-from cases.models import CaseEvent, Contract, Exit, Household, Person, StatusChange
+from cases.models import CaseEvent, Contract, Exit, Person, StatusChange
 from cases.models import Path as CasePath
 from imports import service
 from imports.flux import FluxError, FluxReader, read_header
-from imports.generator import _footer, _header, convert_to_vrsd, generate_monthly, to_vrsd_household, vrsd_header
+from imports.generator import (
+    _footer,
+    _header,
+    convert_to_vrsd,
+    generate_monthly,
+    to_vrsd_household,
+    vrsd_header,
+)
 from imports.models import ImportBatch, RejectedRecord
 from kiosque.models import Invitation, Message
 from orientation.models import Notification, Orientation

@@ -42,6 +42,7 @@ from cases.service import record_exit, reopening_applies, sync_path_sectors
 from config.db import utcnow
 from imports.batches import fail, finish, reject, sha256_file, start_batch
 from imports.flux import (
+    VRSB,
     FlowHeader,
     FluxError,
     FluxReader,
@@ -863,7 +864,8 @@ def replay(runtime, reject_id: int) -> dict:
             raise ReplayError(f"rejet {reject_id}: lot de type {batch.kind}, pas un flux CAF/MSA")
         h = batch.header or {}
         header = FlowHeader(h.get("APPLIEME"), h.get("NUMVERSIONAPPLIEME"), h.get("TYPEFLUX"), h.get("NATFLUX"),
-                            _date_or_none(h.get("DTCREAFLUX")), h.get("HEUCREAFLUX"), _date_or_none(h.get("DTREF")))
+                            _date_or_none(h.get("DTCREAFLUX")), h.get("HEUCREAFLUX"), _date_or_none(h.get("DTREF")),
+                            h.get("VERSIONFLUX") or VRSB)
         try:
             record = parse_fragment(rec.raw or b"", 1, header)
         except FluxError as exc:

@@ -183,9 +183,17 @@ def _contract_type(value) -> str | None:
 
 
 def _date(value) -> dt.date | None:
+    """An orientation or contract date: the RSA exists since 2009 (RMI contracts before it)."""
     d = parse_date(value)
-    if d is not None and not dt.date(1990, 1, 1) <= d <= dt.date(2100, 1, 1):
+    if d is not None and not dt.date(1989, 1, 1) <= d <= dt.date(2100, 1, 1):
         raise ValueError(f"date impossible « {d.strftime('%d/%m/%Y')} »")
+    return d
+
+
+def _birth(value) -> dt.date | None:
+    d = parse_date(value)
+    if d is not None and not dt.date(1900, 1, 1) <= d <= dt.date.today():
+        raise ValueError(f"date de naissance impossible « {d.strftime('%d/%m/%Y')} »")
     return d
 
 
@@ -196,7 +204,7 @@ def parse_row(row: StockRow, as_of: dt.date) -> None:
     row.role = _cell(row, "role", _role)
     row.last_name = _cell(row, "last_name", text)
     row.first_name = _cell(row, "first_name", text)
-    row.birth_date = _cell(row, "birth_date", _date)
+    row.birth_date = _cell(row, "birth_date", _birth)
     row.organisme = _cell(row, "organisme", _organisme)
     row.structure_code = _cell(row, "structure", text)
     row.referent = _cell(row, "referent", text)

@@ -32,7 +32,7 @@ def _flux_line(r: dict) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @json_option
 def import_flux(files, as_json):
-    """Importe des flux CAF/MSA (XML VRSB0801), dans l'ordre DTCREAFLUX/HEUCREAFLUX."""
+    """Importe des flux CAF/MSA (XML VRSB0801 ou VRSD0301), dans l'ordre DTCREAFLUX/HEUCREAFLUX."""
     import pathlib
     import sys
 

@@ -23,7 +23,7 @@ CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Dél
 REFERENT_LABELS = {"pole_emploi": "France Travail", "actipro": "ActiPro", "ati": "ATI", "mds": "MDS",
                    "kiosque": "Kiosque", None: "Non orienté"}
 ORIGIN_LABELS = {"auto": "Automatique", "agent": "Agent", "kiosque": "Kiosque", "default_mds": "MDS par défaut",
-                 "reorientation": "Réorientation", None: "Non orienté"}
+                 "reorientation": "Réorientation", "reprise": "Reprise de l'existant", None: "Non orienté"}
 
 
 def update_path_outcomes(session: Session, path_ids=None) -> int:

@@ -22,10 +22,11 @@ from cases.service import record_exit
 from config.db import utcnow
 from imports.flux import FlowHeader
 from imports.models import ImportBatch, RawRecord
-from kiosque.models import Invitation, Message
-from kiosque.service import fill_recipients
+from kiosque.models import Invitation
+from orientation.messaging.models import Message
+from orientation.messaging.outbox import fill_recipients
 from orientation.models import Orientation
-from orientation.service import PENDING
+from orientation.vocabulary import PENDING
 
 ABSENT_REASON = "absent_flux_mensuel"
 CLOSED_STATES = ("5", "6")

@@ -428,7 +428,7 @@ def apply_rows(session: Session, ctx: _Context, rows: list[StockRow], batch: Imp
     if contracts:
         session.execute(insert(Contract), contracts)
     session.execute(insert(CaseEvent), events)
-    from orientation.service import mark_path_oriented
+    from orientation.outcomes import mark_path_oriented
 
     session.flush()
     mark_path_oriented(session, [o["path_id"] for o in new_orientations])

@@ -30,7 +30,8 @@ from imports.generator import (
     vrsd_header,
 )
 from imports.models import ImportBatch, RejectedRecord
-from kiosque.models import Invitation, Message
+from kiosque.models import Invitation
+from orientation.messaging.models import Message
 from orientation.models import Notification, Orientation
 from tests.test_imports_flux import (
     close_household,
@@ -58,7 +59,7 @@ def _pending_proposal(s, person_id: int, path_id: int, on: dt.date) -> int:
 
 
 def _invitation(s, person_id: int, path_id: int, on: dt.date, *, sent: bool) -> int:
-    from kiosque.service import create_session
+    from kiosque.sessions import create_session
     from referents.service import structure_by_code
 
     mds = structure_by_code(s, "MDS-MURET")
@@ -189,7 +190,8 @@ def test_sdd_one_zero_one(rt, tmp_path):
 
 
 def test_cancellation_notice_is_sent_through_the_outbox(rt, tmp_path):
-    from kiosque.messaging import render
+    import kiosque.messaging  # noqa: F401  (registers kiosque's templates)
+    from orientation.messaging.templates import render
 
     subject, body = render("invitation_cancelled", "email", {
         "first_name": "Léa", "last_name": "MARTIN", "mds_name": "MDS Muret", "session_date": "10/12/2026",

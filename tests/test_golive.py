@@ -625,3 +625,20 @@ def test_old_contracts_working_list_and_indicator(rt, tmp_path):
         # before the engagement was signed, it was still pending
         assert indicator(s, dt.date(2026, 11, 1))["pending"] == 2
         assert indicator(s, dt.date(2027, 1, 1))["overdue"] == 1
+
+
+def test_generate_flux_cli_writes_a_vrsd0301_sample(rt, tmp_path, base_settings):
+    from config.cli import main as cli
+
+    env = {"RSA_DATABASE_URL": base_settings.database_url, "RSA_SECRET_KEY": base_settings.secret_key,
+           "RSA_NIR_KEY": base_settings.nir_key}
+    out = tmp_path / "RSABEM_vrsd.xml"
+    res = CliRunner().invoke(cli, ["import", "generate-flux", "--households", "12", "--seed", "5", "--month",
+                                   "2026-09", "--vrsd0301", str(out), "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["version"] == "VRSD0301" and not list(tmp_path.glob("*.tmp"))
+    assert read_header(out).schema == "VRSD0301"
+    res = CliRunner().invoke(cli, ["import", "flux", str(out), "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    (f,) = json.loads(res.output)["files"]
+    assert (f["status"], f["created"], f["closed_absent"], f["sdd_ended"]) == ("imported", 12, 0, 0)

@@ -43,9 +43,10 @@ from cases import nir as nirlib
 from cases.models import CaseEvent, Contract, Person
 from cases.models import Path as CasePath
 from config.db import utcnow
+from imports import spreadsheets
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping, ImportBatch, RejectedRecord
-from imports.spreadsheets import HEADER_SEARCH_ROWS, locate_columns, read_sheet
+from imports.spreadsheets import HEADER_SEARCH_ROWS, locate_columns
 from imports.tabular import FileError, RowError, reject_row
 from imports.values import is_blank, normalise_header, parse_date, text
 from orientation.models import Orientation
@@ -462,7 +463,10 @@ def _chunks(seq, size=900):
 def _rows_of(path: Path, mapping: dict) -> tuple[dict, object]:
     """(columns, iterator of (row number, cells)) through the spreadsheet reader; the header line is
     found among the first lines as for any beneficiary list."""
-    sheet, _info = read_sheet(path)
+    # open_sheet (issue 22: row by row, under limits, FileError while iterating) where the spreadsheet
+    # reader has it, else read_sheet (the whole sheet): both give (rows, detected).
+    opener = getattr(spreadsheets, "open_sheet", None) or spreadsheets.read_sheet
+    sheet, _info = opener(path)
     it = iter(sheet)
     head = list(islice(it, HEADER_SEARCH_ROWS))
     spec = {"fields": mapping["fields"], "external_ids": {}, "required": []}

@@ -642,3 +642,27 @@ def test_generate_flux_cli_writes_a_vrsd0301_sample(rt, tmp_path, base_settings)
     assert res.exit_code == 0, res.output
     (f,) = json.loads(res.output)["files"]
     assert (f["status"], f["created"], f["closed_absent"], f["sdd_ended"]) == ("imported", 12, 0, 0)
+
+
+def test_stock_xlsx_with_date_cells_and_a_title_line(rt, tmp_path):
+    from openpyxl import Workbook
+
+    people = _flow_persons(rt, tmp_path, n=2)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Export WebRSA du 01/12/2026"])  # a title above the header, as exports have
+    ws.append(["NIR", "Matricule", "Rôle", "Nom", "Prénom", "Date de naissance", "Organisme", "Structure",
+               "Référent", "Date d'orientation", "Type de contrat", "Date du contrat"])
+    ws.append([people[0][1]["nir"], None, None, None, None, None, "ActiPro", "ACTIPRO-TLS-EST", None,
+               dt.datetime(2022, 5, 3), "cer", dt.datetime(2022, 6, 1)])
+    ws.append([None, people[1][1]["matricule"], "CJT", None, None, None, "mds", None, None, dt.date(2023, 1, 2),
+               None, None])
+    path = tmp_path / "reprise.xlsx"
+    wb.save(path)
+    report = service_stock(rt, path)
+    assert report["status"] == "imported", report
+    assert report["counts"]["taken_over"] == 1 and report["rejected"] == 1
+    assert "personne introuvable" in report["rejects"][0]["reason"] and report["rejects"][0]["row"] == 4
+    with rt.session() as s:
+        o = s.scalar(select(Orientation))
+        assert (o.referent_type, o.decided_on, o.facts["reprise"]["contrat"]) == ("actipro", dt.date(2022, 5, 3), "CER")

@@ -29,6 +29,7 @@ One file is one transaction: all its valid rows or nothing; the same file again 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -146,6 +147,11 @@ def _organisme(value) -> str | None:
     s = text(value)
     if s is None:
         return None
+    return _organisme_code(s)
+
+
+@functools.lru_cache(maxsize=256)
+def _organisme_code(s: str) -> str:
     key = normalise_header(s).replace("-", " ").strip().lower()
     key = _ORGANISME_ALIASES.get(key, key.replace(" ", "_"))
     if key not in ORGANISMES:

@@ -37,7 +37,7 @@ from itertools import islice
 from pathlib import Path
 
 import yaml
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from cases import nir as nirlib
@@ -47,6 +47,7 @@ from config.db import utcnow
 from imports import spreadsheets
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping, ImportBatch, RejectedRecord
+from imports.service import _BulkInsert
 from imports.spreadsheets import HEADER_SEARCH_ROWS, locate_columns
 from imports.tabular import FileError, RowError, reject_row
 from imports.values import is_blank, normalise_header, parse_date, text
@@ -409,14 +410,24 @@ def apply_rows(session: Session, ctx: _Context, rows: list[StockRow], batch: Imp
     if not new_orientations:
         return counts
     ids = _insert_returning_ids(session, new_orientations)
-    from sqlalchemy import bindparam
-
     if path_updates:
-        session.connection().execute(update(CasePath).where(CasePath.id == bindparam("_id"))
-                                     .values(clock_start=bindparam("clock_start"),
-                                             opening_reason=bindparam("opening_reason")), path_updates)
-        session.connection().execute(update(Person).where(Person.id == bindparam("_id"))
-                                     .values(legal_clock_start=bindparam("legal_clock_start")), person_clock)
+        # Set-based (one statement per 900 paths, both databases: UPDATE … FROM): the path's clock goes
+        # back to its taken-over orientation's date, and the person's legal clock follows.
+        for part in _chunks([u["_id"] for u in path_updates]):
+            o = Orientation
+            session.execute(
+                update(CasePath).where(CasePath.id.in_(part), o.path_id == CasePath.id, o.origin == ORIGIN,
+                                       o.status == "validated", o.validated_on < CasePath.clock_start)
+                .values(clock_start=o.validated_on,
+                        opening_reason=case((CasePath.opening_reason == "entry", ORIGIN),
+                                            else_=CasePath.opening_reason)),
+                execution_options={"synchronize_session": False})
+        for part in _chunks([u["_id"] for u in person_clock]):
+            newest = (select(func.max(CasePath.clock_start)).where(CasePath.person_id == Person.id,
+                                                                  CasePath.closed_on.is_(None))
+                      .correlate(Person).scalar_subquery())
+            session.execute(update(Person).where(Person.id.in_(part)).values(legal_clock_start=newest),
+                            execution_options={"synchronize_session": False})
     contracts, events = [], []
     now = utcnow()
     for row, oid, o in zip(todo, ids, new_orientations, strict=True):
@@ -432,9 +443,10 @@ def apply_rows(session: Session, ctx: _Context, rows: list[StockRow], batch: Imp
             counts["contracts"] += 1
             if kind != "engagement" and row.contract_signed_on < LEGACY_BEFORE:
                 counts["legacy_contracts"] += 1
+    bulk = _BulkInsert(session, session.get_bind().dialect.name == "postgresql")
     if contracts:
-        session.execute(insert(Contract), contracts)
-    session.execute(insert(CaseEvent), events)
+        bulk(Contract.__table__, contracts)
+    bulk(CaseEvent.__table__, events)
     from orientation.outcomes import mark_path_oriented
 
     session.flush()
@@ -456,7 +468,7 @@ def _insert_returning_ids(session: Session, rows: list[dict]) -> list[int]:
         ids = list(range(start, start + len(rows)))
     for row, oid in zip(rows, ids, strict=True):
         row["id"] = oid
-    conn.execute(table.insert(), rows)
+    _BulkInsert(session, conn.dialect.name == "postgresql")(table, rows)
     return ids
 
 

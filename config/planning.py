@@ -491,6 +491,7 @@ class _Simulation:
                    KiosqueSession.starts_at < start + dt.timedelta(days=1))
             .order_by(Invitation.id)).all()
         i = self.inputs
+        marks = []
         for inv_id, person_id, attempt in invitations:
             rng = self._draw("kiosque", person_id, attempt)
             reached = rng.random() < i.phoning_reach
@@ -500,10 +501,10 @@ class _Simulation:
             roll = rng.random()
             absence = i.absence_confirmed if reached else i.absence_summoned
             if roll < absence:
-                kiosque.record_attendance(s, inv_id, "absent")
+                marks.append(kiosque.AttendanceMark(inv_id, "absent"))
                 self.stats["absent"] += 1
             elif roll < absence + i.excuse_rate:
-                kiosque.record_attendance(s, inv_id, "excused")
+                marks.append(kiosque.AttendanceMark(inv_id, "excused"))
                 self.stats["excused"] += 1
             else:
                 x, choice = rng.random(), KIOSQUE_CHOICES[-1][0]
@@ -512,8 +513,10 @@ class _Simulation:
                         choice = referent_type
                         break
                     x -= p
-                kiosque.record_attendance(s, inv_id, "present", referent_type=choice)
+                marks.append(kiosque.AttendanceMark(inv_id, "present", choice))
                 self.stats["present"] += 1
+        # The day's sheets in one batch: one assigner (structures, loads, sectorisation) for all.
+        kiosque.record_attendances(s, marks)
 
     def _agents_validate(self, s, day: dt.date) -> None:
         """Each MDS's agents validate the oldest proposals of their sector, up to today's share of

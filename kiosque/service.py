@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
@@ -386,9 +387,12 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
-                      user_id: int | None = None, config: KiosqueConfig | None = None) -> dict:
+                      user_id: int | None = None, config: KiosqueConfig | None = None, assigner=None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
-    MDS: the law's default) or excused (re-invited, not counted as a no-show)."""
+    MDS: the law's default) or excused (re-invited, not counted as a no-show).
+
+    `assigner` (an orientation.assignment.Assigner) is reused for the decision instead of building one
+    (structures, loads, the whole sectorisation index): record_attendances passes one for a batch."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
@@ -410,34 +414,63 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     if status == InvitationStatus.PRESENT:
         if referent_type:
             out["orientation_id"] = record_outcome(session, inv.id, referent_type, structure_id=structure_id,
-                                                   first_appointment_at=first_appointment_at, user_id=user_id)
+                                                   first_appointment_at=first_appointment_at, user_id=user_id,
+                                                   assigner=assigner)
         return out
     absences = session.scalar(select(func.count(Invitation.id)).where(
         Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
         Invitation.status == InvitationStatus.ABSENT)) or 0
     if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
-        out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id).id
+        out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id, assigner).id
         return out
     replanned = plan(session, on, config=config, person_ids=[inv.person_id])
     out["reinvitation_ids"] = replanned.invitation_ids
     return out
 
 
-def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: int, user_id) -> Orientation:
+@dataclass(frozen=True)
+class AttendanceMark:
+    """One line of a session's attendance sheet: the invitation, present/absent/excused and, for the
+    present, the referent type chosen (optional)."""
+    invitation_id: int
+    status: str
+    referent_type: str | None = None
+
+
+def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, user_id: int | None = None,
+                       config: KiosqueConfig | None = None) -> list[dict]:
+    """A batch of attendances (a session's sheet, a day of kiosques), in the given order, each exactly
+    as record_attendance records it, with one Assigner for all the decisions: building it loads
+    every structure, load and the sectorisation index, which dominated a day of kiosque outcomes."""
+    from orientation.assignment import Assigner
+
+    marks = list(marks)
+    if not marks:
+        return []
+    config = config or KiosqueConfig.from_env()
+    assigner = Assigner(session)
+    return [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
+                              config=config, assigner=assigner) for m in marks]
+
+
+def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: int, user_id,
+                    assigner=None) -> Orientation:
     from orientation.service import record_orientation
 
     mds_id = session.scalar(select(Household.mds_id).join(Person, Person.household_id == Household.id)
                             .where(Person.id == inv.person_id))
     return record_orientation(session, inv.person_id, "mds", origin=Origin.DEFAULT_MDS, decided_on=on,
                               structure_id=mds_id, user_id=user_id, status=OrientationStatus.PROPOSED, path_id=inv.path_id,
-                              reason=f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
+                              assigner=assigner, reason=f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
                                      "la MDS (informations manquantes du fait de la personne)")
 
 
 def record_outcome(session: Session, invitation_id: int, referent_type: str, *, structure_id: int | None = None,
-                   first_appointment_at: dt.datetime | None = None, user_id: int | None = None) -> int:
+                   first_appointment_at: dt.datetime | None = None, user_id: int | None = None,
+                   assigner=None) -> int:
     """The present person's choice → a validated orientation (origin kiosque, decided on the session
-    date) and, when given, the first appointment with the referent. Returns the orientation id."""
+    date) and, when given, the first appointment with the referent. Returns the orientation id.
+    `assigner`: as for record_attendance."""
     from orientation.service import record_orientation
 
     if referent_type not in REFERENT_TYPES:
@@ -454,7 +487,7 @@ def record_outcome(session: Session, invitation_id: int, referent_type: str, *, 
     on = inv.session.starts_at.date()
     orientation = record_orientation(session, inv.person_id, referent_type, origin=Origin.KIOSQUE, decided_on=on,
                                      structure_id=structure_id, user_id=user_id, status=OrientationStatus.VALIDATED,
-                                     path_id=inv.path_id,
+                                     path_id=inv.path_id, assigner=assigner,
                                      reason="Choix de la personne au Kiosque Insertion")
     inv.chosen_referent_type, inv.chosen_structure_id = referent_type, structure_id
     inv.first_appointment_at = first_appointment_at
@@ -549,8 +582,8 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
     return rows
 
 
-__all__ = ["KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats", "cancel_session",
-           "channels_for", "create_session", "create_template", "ensure_default_templates",
+__all__ = ["AttendanceMark", "KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats",
+           "cancel_session", "channels_for", "create_session", "create_template", "ensure_default_templates",
            "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
-           "record_attendance", "record_outcome", "record_phoning", "session_invitations",
+           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "session_invitations",
            "update_session"]

@@ -333,9 +333,10 @@ def open_path_id(session: Session, person_id: int) -> int | None:
 
 
 def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assigner, user_id: int | None,
-                  source: str) -> bool:
+                  source: str, *, mark: bool = True) -> bool:
     """Make `o` the current orientation if its structure has room (else awaiting capacity): agent,
-    notification, events, previous validated orientation ended. Returns True when validated."""
+    notification, events, previous validated orientation ended. Returns True when validated.
+    mark=False leaves the path's outcome to the caller, which refreshes a batch's paths at once."""
     if o.structure_id is not None and not assigner.has_room(o.structure_id):
         o.status = OrientationStatus.AWAITING_CAPACITY
         session.flush()
@@ -368,7 +369,8 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     session.execute(update(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
                                         Alert.resolved_on.is_(None)).values(resolved_on=on))
     session.flush()
-    mark_path_oriented(session, [o.path_id])
+    if mark:
+        mark_path_oriented(session, [o.path_id])
     return True
 
 
@@ -496,7 +498,10 @@ def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id
 
 def validate(session: Session, orientation_ids: Iterable[int], user_id: int | None, as_of: dt.date,
              scope: ColumnElement[bool] | None = None) -> dict:
-    """Validate proposals one by one or in batch. Out of scope or not "proposed" → skipped with why."""
+    """Validate proposals one by one or in batch. Out of scope or not "proposed" → skipped with why.
+
+    One assigner for the batch, and the paths' outcomes refreshed once, set-based, over the validated
+    rows' paths (the same columns as row by row: each path's first validated orientation)."""
     ids = list(dict.fromkeys(orientation_ids))
     q = select(Orientation).where(Orientation.id.in_(ids)).order_by(Orientation.decided_on, Orientation.id)
     if scope is not None:
@@ -512,10 +517,11 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
             out["skipped"].append({"id": oid, "reason": f"statut {o.status}: seule une proposition se valide"})
         elif o.structure_id is None:
             out["skipped"].append({"id": oid, "reason": "aucune structure: utiliser une modification"})
-        elif _validate_row(session, o, as_of, assigner, user_id, "agent"):
+        elif _validate_row(session, o, as_of, assigner, user_id, "agent", mark=False):
             out["validated"].append(oid)
         else:
             out["awaiting_capacity"].append(oid)
+    mark_path_oriented(session, [rows[oid].path_id for oid in out["validated"]])
     return out
 
 

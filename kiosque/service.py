@@ -440,17 +440,22 @@ class AttendanceMark:
 def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, user_id: int | None = None,
                        config: KiosqueConfig | None = None) -> list[dict]:
     """A batch of attendances (a session's sheet, a day of kiosques), in the given order, each exactly
-    as record_attendance records it, with one Assigner for all the decisions: building it loads
-    every structure, load and the sectorisation index, which dominated a day of kiosque outcomes."""
+    as record_attendance records it, with one Assigner for all the decisions (building it loads every
+    structure, load and the sectorisation index, which dominated a day of kiosque outcomes) and one
+    refresh of the decided paths' outcomes at the end (same transaction, same columns)."""
     from orientation.assignment import Assigner
+    from orientation.outcomes import mark_path_oriented
 
     marks = list(marks)
     if not marks:
         return []
     config = config or KiosqueConfig.from_env()
     assigner = Assigner(session)
-    return [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
-                              config=config, assigner=assigner) for m in marks]
+    assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
+    out = [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
+                             config=config, assigner=assigner) for m in marks]
+    mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
+    return out
 
 
 def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: int, user_id,

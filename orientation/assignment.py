@@ -22,6 +22,9 @@ class Assigner:
 
     def __init__(self, session: Session):
         self.session = session
+        # When a batch sets it to a set, validations add their path here and the batch refreshes the
+        # paths' outcomes once at its end (orientation.outcomes.mark_path_oriented), same transaction.
+        self.deferred_paths: set[int] | None = None
         self.sectors = SectorIndex(session)
         self.structures = {s.id: s for s in session.scalars(select(Structure))}
         self.variants = {}

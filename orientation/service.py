@@ -369,7 +369,9 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     session.execute(update(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
                                         Alert.resolved_on.is_(None)).values(resolved_on=on))
     session.flush()
-    if mark:
+    if mark and assigner.deferred_paths is not None:
+        assigner.deferred_paths.add(o.path_id)
+    elif mark:
         mark_path_oriented(session, [o.path_id])
     return True
 

@@ -117,3 +117,37 @@ def test_funnel_counts_people_per_session_mds_and_month(session):
     assert month["month"] == "2026-12" and month["invited"] == 4
     assert ks.funnel(session, start=dt.date(2026, 12, 1), end=dt.date(2026, 12, 31),
                      mds_id=mds_id(session, "MDS-CENTRE")) == []
+
+
+def test_a_batch_of_attendances_records_each_as_one_by_one(session):
+    """record_attendances (one assigner, one refresh of the paths' outcomes) gives every person the
+    decision, path outcome and re-invitation record_attendance gives them."""
+    from cases.models import Path
+
+    s1 = kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 1))
+    s2 = kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 8))
+    people = [awaiting(session, clock_start=AS_OF - D(10), email=f"b{i}@x.fr") for i in range(4)]
+    ks.plan(session, AS_OF)
+    invs = {i.person_id: i for i in session.scalars(select(Invitation))}
+    marks = [ks.AttendanceMark(invs[people[0].id].id, "present", "actipro"),
+             ks.AttendanceMark(invs[people[1].id].id, "present", "mds"),
+             ks.AttendanceMark(invs[people[2].id].id, "absent"),
+             ks.AttendanceMark(invs[people[3].id].id, "excused")]
+    out = ks.record_attendances(session, marks)
+    assert [o["status"] for o in out] == ["present", "present", "absent", "excused"]
+    for person, kind in ((people[0], "actipro"), (people[1], "mds")):
+        o = session.scalar(select(Orientation).where(Orientation.person_id == person.id,
+                                                     Orientation.status == "validated"))
+        assert (o.origin, o.referent_type, o.decided_on) == ("kiosque", kind, s1.starts_at.date())
+        assert o.structure_id is not None
+        path = session.get(Path, o.path_id)
+        session.refresh(path)
+        assert (path.oriented_on, path.oriented_referent_type, path.oriented_origin) == \
+            (s1.starts_at.date(), kind, "kiosque")
+    for person in people[2:]:
+        assert session.scalar(select(Orientation).where(Orientation.person_id == person.id,
+                                                        Orientation.status == "validated")) is None
+        (again,) = session.scalars(select(Invitation).where(Invitation.person_id == person.id,
+                                                            Invitation.status == "pending")).all()
+        assert again.session_id == s2.id
+    assert ks.record_attendances(session, []) == []

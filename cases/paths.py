@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
@@ -30,10 +31,17 @@ def latest_path(session: Session, person_id: int) -> PathModel | None:
         .order_by(PathModel.clock_start.desc(), PathModel.id.desc()).limit(1))
 
 
+@functools.cache
+def _rows(view):
+    """The read model's rows as a subquery, built once per view (the receiver answers the same one):
+    making it and its column collection cost milliseconds on every call, every appointment and contract."""
+    return view.rows.subquery()
+
+
 def current_orientation(session: Session, person_id: int):
     """The person's current validated orientation as a row of the orientation read model (id,
     referent_type, structure_id, agent_id, validated_on, notified_on…; cases/signals.py) or None."""
-    o = orientations().rows.subquery()
+    o = _rows(orientations())
     return session.execute(select(o).where(o.c.person_id == person_id, o.c.status == OrientationStatus.VALIDATED)
                            .order_by(o.c.validated_on.desc(), o.c.id.desc()).limit(1)).first()
 
@@ -125,7 +133,7 @@ def _path_structure(session: Session, path_id: int | None) -> int | None:
     """The structure of the last validated orientation of a path."""
     if path_id is None:
         return None
-    o = orientations().rows.subquery()
+    o = _rows(orientations())
     return session.scalar(select(o.c.structure_id).where(o.c.path_id == path_id, o.c.validated_on.is_not(None))
                           .order_by(o.c.validated_on.desc(), o.c.id.desc()).limit(1))
 

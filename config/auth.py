@@ -103,12 +103,12 @@ def declared_roles(view_func, method: str):
 
 
 def audit(action: str, person_id: int | None = None, details: dict | None = None) -> None:
-    """Record an access in the audit log, in the request's session."""
-    from referents.models import AuditLog
+    """Record an access in the audit log, in the request's session (through the one audit writer)."""
+    from referents import audit as audit_log
 
     user = g.get("user")
-    db().add(AuditLog(user_id=user.id if user else None, action=action, person_id=person_id,
-                      endpoint=f"{request.method} {request.path}", ip=request.remote_addr, details=details))
+    audit_log.write(db(), action, user_id=user.id if user else None, person_id=person_id,
+                    endpoint=f"{request.method} {request.path}", ip=request.remote_addr, details=details)
 
 
 def bearer_request() -> bool:

@@ -37,7 +37,7 @@ from orientation.rules import (
 from orientation.rules import (
     explain as explain_decision,
 )
-from referents.models import Agent, AuditLog, Structure, Territory
+from referents.models import Agent, Structure, Territory
 from referents.service import SectorIndex, structure_by_code
 
 PENDING = ("proposed", "awaiting_capacity", "unsectorised", "kiosque")
@@ -968,7 +968,9 @@ def current_orientation_summary(session: Session, person_id: int) -> dict | None
 
 def audit_cli(session: Session, action: str, person_id: int | None, user_id: int | None, details: dict) -> None:
     """Audit row for an action taken from the command line."""
-    session.add(AuditLog(user_id=user_id, action=action[:40], person_id=person_id, endpoint="cli", details=details))
+    from referents import audit
+
+    audit.write(session, action, user_id=user_id, person_id=person_id, endpoint="cli", details=details)
 
 
 def structure_id_by_code(session: Session, code: str | None) -> int | None:

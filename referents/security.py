@@ -68,11 +68,11 @@ def session_marker(user: User) -> str:
 def record(session: Session, action: str, user_id: int | None = None, person_id: int | None = None,
            endpoint: str | None = None, ip: str | None = None, details: dict | None = None,
            note: str | None = None) -> AuditLog:
-    """Append to the audit log outside a request (CLI, jobs)."""
-    entry = AuditLog(user_id=user_id, action=action, person_id=person_id, endpoint=endpoint, ip=ip,
-                     details=details, note=note)
-    session.add(entry)
-    return entry
+    """Append to the audit log outside a request (CLI, jobs), through the one audit writer."""
+    from referents import audit
+
+    return audit.write(session, action, user_id=user_id, person_id=person_id, endpoint=endpoint, ip=ip,
+                       details=details, note=note)
 
 
 def check_ttl(ttl_hours: int | None, default: int) -> int:

@@ -110,9 +110,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             from flask import redirect, url_for  # an HTML page: go to the login form, then back
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
         body = {"code": exc.code, "status": exc.name}
-        messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
         if messages:
             body["errors"] = messages
+        elif isinstance(data, dict) and data.get("message") and exc.code not in (500,):
+            body["message"] = data["message"]  # flask_smorest.abort(code, message="…"): the French reason
         elif exc.description and exc.code not in (500,):
             body["message"] = exc.description
         return jsonify(body), exc.code

@@ -54,8 +54,12 @@ def _authenticate() -> User | None:
         return user_for_token(db(), header[7:].strip())
     uid = session.get("user_id")
     if uid:
-        user = db().get(User, uid)
-        if user is not None and user.active and session.get("pw") == (user.password_hash or "")[-16:]:
+        # The cookie alone is not enough: its server-side session must still be live (logout and
+        # revocation end it everywhere), and the password must not have changed since.
+        from referents.sessions import session_user
+
+        user = session_user(db(), session.get("sid"))
+        if user is not None and user.id == uid and session.get("pw") == (user.password_hash or "")[-16:]:
             return user
     return None
 

@@ -14,6 +14,20 @@ from config.db import Base, utcnow
 LEASE = dt.timedelta(hours=2)
 
 
+class JobRun(Base):
+    """One row per (job, scheduled run time) that a scheduler claimed: the second scheduler to
+    claim the same tick finds the row and skips, even when the first one has already finished."""
+
+    __tablename__ = "job_run"
+
+    job_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    scheduled_for: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running | done | failed
+
+
 class SchedulerLock(Base):
     __tablename__ = "scheduler_lock"
 

@@ -26,7 +26,7 @@ from cases.models import Household, Person
 from cases.service import sync_path_sectors
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping
-from imports.tabular import FileError, RowError, cell, read_rows, reject_row, run_batch
+from imports.tabular import FileError, RowError, cell, check_controls, read_rows, reject_row, run_batch
 from imports.values import (
     is_blank,
     normalise_header,
@@ -225,6 +225,7 @@ class _Communes:
 
 def _parse(values: dict, labels: dict[str, str], organism_default: str, vault) -> dict:
     """Typed values of one row; RowError names the column as written in the file."""
+    check_controls(values, labels)
     out: dict = {}
     run = functools.partial(cell, values, labels)
     for field in ("last_name", "birth_name", "first_name", "address", "address_complement", "city",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cases.models import Person
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueError, record_phoning
+from referents.cells import append_safe
 from referents.models import Structure
 
 OUTCOME_LABELS = {
@@ -61,9 +62,9 @@ def write_call_list(session: Session, session_id: int, path: Path | str) -> dict
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
     for inv, last, first, phone in rows:
-        ws.append([inv.id, (last or "").upper(), first or "", display_phone(phone), label,
-                   OUTCOME_LABELS.get(inv.phoning_outcome, "") if inv.phoning_outcome else "",
-                   None, inv.phoning_notes or None])
+        append_safe(ws, [inv.id, (last or "").upper(), first or "", display_phone(phone), label,
+                         OUTCOME_LABELS.get(inv.phoning_outcome, "") if inv.phoning_outcome else "",
+                         None, inv.phoning_notes or None])
     choices = DataValidation(type="list", formula1='"' + ",".join(OUTCOME_LABELS.values()) + '"',
                              allow_blank=True, showDropDown=False)
     choices.error, choices.errorTitle = "Choisissez un résultat dans la liste", "Résultat inconnu"

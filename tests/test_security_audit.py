@@ -68,16 +68,18 @@ def test_audit_log_cannot_be_changed_through_the_application(rt, app):
 
 def test_database_trigger_refuses_raw_sql_changes(rt):
     """Beyond the application guard, the database itself refuses raw UPDATE/DELETE of the audit log
-    (a PL/pgSQL trigger on PostgreSQL, RAISE(ABORT) triggers on SQLite)."""
+    (a PL/pgSQL trigger on PostgreSQL, RAISE(ABORT) triggers on SQLite) — even to the schema owner
+    (the application's role is refused earlier, by its privileges: test_security_dbroles.py)."""
     with rt.session() as s:
         s.add(AuditLog(action="read", person_id=1, endpoint="GET /x"))
     from sqlalchemy.exc import DBAPIError
 
+    engine = getattr(rt, "owner_engine", rt.engine)
     with pytest.raises(DBAPIError, match="append-only"):
-        with rt.engine.begin() as conn:
+        with engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET action = 'x'"))
     with pytest.raises(DBAPIError, match="append-only"):
-        with rt.engine.begin() as conn:
+        with engine.begin() as conn:
             conn.execute(text("DELETE FROM audit_log"))
 
 

@@ -25,6 +25,8 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime(settings)
     settings = runtime.settings
+    if not settings.secret_key:  # an empty key used to start, then /login answered 500
+        raise RuntimeError("RSA_SECRET_KEY est vide: aucune session ne peut être signée")
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,

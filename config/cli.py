@@ -199,10 +199,14 @@ def serve(bind, workers, threads):
     """Sert l'application avec gunicorn (serveur WSGI de production)."""
     from gunicorn.app.base import BaseApplication
 
+    from config import secrets
+
     settings = Settings.from_env()
-    host = bind.rsplit(":", 1)[0]
-    if settings.secret_key == Settings.secret_key and host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise click.ClickException("RSA_SECRET_KEY n'est pas configurée: refus de servir hors de la boucle locale.")
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    try:
+        secrets.check(settings, host)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
     from config.app import create_app
 

@@ -12,6 +12,7 @@ from cases.service import (
     exit_reasons,
     procedure,
 )
+from referents.fields import ParisDateTime
 
 
 class AsOfQuerySchema(Schema):
@@ -77,7 +78,7 @@ class TimelineEventSchema(Schema):
 
 
 class AppointmentInSchema(Schema):
-    scheduled_at = fields.DateTime(required=True)
+    scheduled_at = ParisDateTime(required=True)
     status = fields.String(load_default="planned", validate=validate.OneOf(APPOINTMENT_STATUSES))
     kind = fields.String(load_default="first", validate=validate.OneOf(APPOINTMENT_KINDS))
     structure_id = fields.Integer(load_default=None)
@@ -92,7 +93,7 @@ class AppointmentStatusSchema(Schema):
 class AppointmentSchema(Schema):
     id = fields.Integer()
     person_id = fields.Integer()
-    scheduled_at = fields.String()
+    scheduled_at = ParisDateTime()
     kind = fields.String()
     status = fields.String()
     structure_id = fields.Integer(allow_none=True)

@@ -209,6 +209,9 @@ def serve(bind, workers, threads):
         raise click.ClickException(str(exc)) from None
 
     from config.app import create_app
+    from config.edges import install_gunicorn_error_headers
+
+    install_gunicorn_error_headers()  # gunicorn's own 400/414 answers carry the security headers too
 
     class _App(BaseApplication):
         def load_config(self):

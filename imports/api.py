@@ -15,6 +15,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from config.auth import audit, check_upload, current_user, db, requires, runtime
+from config.edges import XLSX, file_response
 from imports.models import ImportBatch, RejectedRecord
 from imports.schemas import (
     BatchQuerySchema,
@@ -164,6 +165,7 @@ class ProviderReturnUpload(MethodView):
 class ProviderTemplate(MethodView):
     @requires(*STAFF, Role.PROVIDER.value)
     @blp.response(200, description="le modèle xlsx du retour prestataire")
+    @blp.doc(**file_response(XLSX, "le modèle xlsx du retour prestataire"))
     def get(self):
         """Le modèle xlsx du retour prestataire (listes déroulantes des statuts et motifs de sortie)."""
         from imports.provider_returns import write_template

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
+from referents.fields import UtcDateTime
+
 
 class UploadSchema(Schema):
     file = Upload(required=True, metadata={"description": "le fichier à importer"})
@@ -65,8 +67,8 @@ class BatchSchema(Schema):
     error = fields.String(allow_none=True)
     warnings = fields.List(fields.String(), allow_none=True)
     counts = fields.Dict(allow_none=True)
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     created_by = fields.Integer(allow_none=True)
 
 
@@ -76,7 +78,7 @@ class RejectedRecordSchema(Schema):
     record_key = fields.String(allow_none=True)
     reason = fields.String()
     status = fields.String()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     raw = fields.String(allow_none=True, metadata={"description": "contenu brut (tronqué)"})
 
 

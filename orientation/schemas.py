@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orientation.service import PENDING, REFERENT_TYPES
+from referents.fields import UtcDateTime
 
 ALL_OUTCOMES = (*REFERENT_TYPES, "kiosque")
 LEVELS = ("ok", "d21", "d35", "past_limit")
@@ -161,7 +162,7 @@ class RuleSetSchema(Schema):
     version = fields.Integer()
     name = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     created_by = fields.Integer(allow_none=True)
     rules = fields.List(fields.Dict())
     fallback = fields.Dict(allow_none=True)
@@ -171,7 +172,7 @@ class RuleSetVersionSchema(Schema):
     version = fields.Integer()
     name = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     created_by = fields.Integer(allow_none=True)
     rules = fields.Integer()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from referents.fields import UtcDateTime
 from referents.models import Role
 
 ROLES = [r.value for r in Role]
@@ -35,8 +36,8 @@ class UserSchema(Schema):
     structure = fields.String(allow_none=True)
     structure_name = fields.String(allow_none=True)
     active = fields.Boolean()
-    created_at = fields.String(allow_none=True)
-    last_login_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    last_login_at = fields.String(allow_none=True, metadata={"format": "date-time"})
 
 
 class UserListQuerySchema(Schema):
@@ -71,10 +72,10 @@ class TokenSchema(Schema):
     id = fields.Integer()
     prefix = fields.String()
     label = fields.String()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
-    last_used_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime()
+    revoked_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
 
 
 class IssuedTokenSchema(TokenSchema):
@@ -89,15 +90,15 @@ class AuditQuerySchema(Schema):
     user_id = fields.Integer(validate=validate.Range(min=1))
     person_id = fields.Integer(validate=validate.Range(min=1))
     action = fields.String(validate=validate.Length(max=40))
-    since = fields.DateTime()
-    until = fields.DateTime()
+    since = UtcDateTime()
+    until = UtcDateTime()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
 class AuditEntrySchema(Schema):
     id = fields.Integer()
-    at = fields.String()
+    at = fields.String(metadata={"format": "date-time"})
     user_id = fields.Integer(allow_none=True)
     user_email = fields.String(allow_none=True)
     action = fields.String()

@@ -233,9 +233,16 @@ def audit_query(session: Session, user_id: int | None = None, person_id: int | N
     return total, list(rows)
 
 
+def _utc(moment: dt.datetime | None) -> str | None:
+    """A stored (naive UTC) moment with its offset, as RFC 3339 / OpenAPI date-time say."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=dt.UTC).isoformat(timespec="seconds")
+
+
 def audit_dict(entry: AuditLog, emails: dict[int, str] | None = None) -> dict:
     return {
-        "id": entry.id, "at": entry.at.isoformat(timespec="seconds"), "user_id": entry.user_id,
+        "id": entry.id, "at": _utc(entry.at), "user_id": entry.user_id,
         "user_email": (emails or {}).get(entry.user_id), "action": entry.action, "person_id": entry.person_id,
         "endpoint": entry.endpoint, "ip": entry.ip, "details": entry.details, "note": entry.note,
     }
@@ -247,8 +254,8 @@ def user_dict(user: User) -> dict:
         "structure": user.structure.code if user.structure else None,
         "structure_name": user.structure.name if user.structure else None,
         "active": user.active,
-        "created_at": user.created_at.isoformat(timespec="seconds") if user.created_at else None,
-        "last_login_at": user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else None,
+        "created_at": _utc(user.created_at),
+        "last_login_at": _utc(user.last_login_at),
     }
 
 

@@ -60,9 +60,12 @@ def test_every_date_time_of_the_document_is_zoned(client):
     declared = [name for name, schema in doc["components"]["schemas"].items()
                 for prop in schema.get("properties", {}).values() if prop.get("format") == "date-time"]
     assert declared
+    import cases.schemas  # noqa: E401,I001
+    import imports.schemas
+    import kiosque.schemas
+    import orientation.schemas
+    import referents.schemas
     from referents.fields import _ZonedDateTime
-
-    import cases.schemas, imports.schemas, kiosque.schemas, orientation.schemas, referents.schemas  # noqa: E401,I001
     for module in (cases.schemas, imports.schemas, kiosque.schemas, orientation.schemas, referents.schemas):
         for schema in vars(module).values():
             declared_fields = getattr(schema, "_declared_fields", {})

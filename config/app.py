@@ -118,6 +118,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return None
 
     @app.before_request
+    def _ids_that_cannot_exist():
+        """An id in the URL beyond what a database integer holds names nothing: 404, like any
+        missing record (instead of an overflow in the driver)."""
+        for value in (request.view_args or {}).values():
+            if isinstance(value, int) and not 0 <= value <= 2**63 - 1:
+                abort(404)
+
+    @app.before_request
     def _nonce_and_json_depth():
         import secrets
 

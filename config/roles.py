@@ -49,6 +49,12 @@ def grant_app_role(conn: Connection, role: str) -> list[str]:
         rights = APPEND_ONLY.get(table) or READ_ONLY.get(table) or READ_WRITE
         statements += [f"REVOKE ALL ON TABLE {q(table)} FROM {r}", f"GRANT {rights} ON TABLE {q(table)} TO {r}"]
     statements.append(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {q(schema)} TO {r}")
+    # setval after bulk loads with explicit ids (orientation.population); never on the audit log's.
+    sequences = [row[0] for row in conn.execute(text(
+        "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() ORDER BY sequencename"))]
+    for sequence in sequences:
+        if not sequence.startswith("audit_log"):
+            statements.append(f"GRANT UPDATE ON SEQUENCE {q(sequence)} TO {r}")
     for statement in statements:
         conn.execute(text(statement))
     return statements

@@ -20,11 +20,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.modules import optional_module
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime
 
 log = logging.getLogger(__name__)
-PACKAGES = ("imports", "orientation", "kiosque", "cases", "reports", "referents")
 TIMEZONE = ZoneInfo("Europe/Paris")
 # Interval ticks are counted from this instant, the same for every scheduler (APScheduler would
 # otherwise count them from each scheduler's start, and two schedulers would have different ticks).

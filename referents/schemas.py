@@ -1,13 +1,39 @@
-"""Marshmallow schemas of the account, user administration and audit endpoints."""
+"""Marshmallow schemas of the account, user administration and audit endpoints.
+
+The response schemas dump the models themselves (User, ApiToken, AuditLog): the services return
+domain objects and these schemas are the one description of their JSON, for the API (and its
+OpenAPI document) and for `rsa users … --json` / `rsa audit list --json`.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
 
 from marshmallow import Schema, fields, validate
 
 from referents.fields import UtcDateTime
-from referents.models import Role
+from referents.models import ApiToken, Role
 
 ROLES = [r.value for r in Role]
+
+
+class Seconds(UtcDateTime):
+    """A moment to the second, in UTC with its offset ("2026-11-20T09:15:02+00:00"), as the audit
+    log shows it (OpenAPI date-time: the zone is part of the value, issue 22 item 10)."""
+
+    def __init__(self, **kwargs):
+        metadata = {"description": "UTC, à la seconde (AAAA-MM-JJTHH:MM:SS+00:00)", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC, microsecond=0).isoformat(timespec="seconds")
+
+
+def _structure_attr(name: str):
+    return lambda user: getattr(user.structure, name) if user.structure else None
 
 
 class StructureRefSchema(Schema):
@@ -29,15 +55,19 @@ class MeSchema(Schema):
 
 
 class UserSchema(Schema):
+    """An account (referents.models.User)."""
+
     id = fields.Integer(dump_only=True)
     email = fields.String()
     display_name = fields.String()
-    role = fields.String()
-    structure = fields.String(allow_none=True)
-    structure_name = fields.String(allow_none=True)
+    role = fields.String(metadata={"description": "rôle: " + ", ".join(ROLES)})
+    structure = fields.Function(_structure_attr("code"), allow_none=True,
+                                metadata={"type": "string", "description": "code de la structure du compte"})
+    structure_name = fields.Function(_structure_attr("name"), allow_none=True,
+                                     metadata={"type": "string", "description": "nom de la structure du compte"})
     active = fields.Boolean()
-    created_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-    last_login_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    created_at = Seconds(allow_none=True)
+    last_login_at = Seconds(allow_none=True)
 
 
 class UserListQuerySchema(Schema):
@@ -69,8 +99,10 @@ class TokenRequestSchema(Schema):
 
 
 class TokenSchema(Schema):
+    """An API token (referents.models.ApiToken): never its value, only its first characters."""
+
     id = fields.Integer()
-    prefix = fields.String()
+    prefix = fields.String(metadata={"description": "premiers caractères du jeton, pour le reconnaître"})
     label = fields.String()
     created_at = UtcDateTime()
     expires_at = UtcDateTime()
@@ -78,12 +110,25 @@ class TokenSchema(Schema):
     last_used_at = UtcDateTime(allow_none=True)
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just issued: its row, and its value, which exists only in this one response."""
+
+    row: ApiToken
+    token: str
+
+    def __getattr__(self, name):
+        return getattr(self.row, name)
+
+
 class IssuedTokenSchema(TokenSchema):
+    """An IssuedToken."""
+
     token = fields.String(metadata={"description": "Le jeton en clair: affiché cette seule fois"})
 
 
 class RevokedSchema(Schema):
-    revoked = fields.Integer()
+    revoked = fields.Integer(metadata={"description": "nombre de jetons révoqués"})
 
 
 class AuditQuerySchema(Schema):
@@ -97,18 +142,21 @@ class AuditQuerySchema(Schema):
 
 
 class AuditEntrySchema(Schema):
+    """An audit log entry (referents.models.AuditLog)."""
+
     id = fields.Integer()
-    at = fields.String(metadata={"format": "date-time"})
+    at = Seconds()
     user_id = fields.Integer(allow_none=True)
-    user_email = fields.String(allow_none=True)
-    action = fields.String()
-    person_id = fields.Integer(allow_none=True)
-    endpoint = fields.String(allow_none=True)
+    user_email = fields.Function(lambda entry: entry.user.email if entry.user else None, allow_none=True,
+                                 metadata={"type": "string", "description": "adresse du compte auteur"})
+    action = fields.String(metadata={"description": "read, update, create, login, login_failed, export, purge…"})
+    person_id = fields.Integer(allow_none=True, metadata={"description": "la personne concernée, s'il y en a une"})
+    endpoint = fields.String(allow_none=True, metadata={"description": "« MÉTHODE /chemin » ou « cli commande »"})
     ip = fields.String(allow_none=True)
-    details = fields.Dict(allow_none=True)
+    details = fields.Dict(allow_none=True, metadata={"description": "précisions propres à l'action (JSON libre)"})
     note = fields.String(allow_none=True)
 
 
 class AuditPageSchema(Schema):
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "nombre d'entrées correspondant aux filtres"})
     items = fields.List(fields.Nested(AuditEntrySchema))

@@ -23,7 +23,7 @@ from tests.conftest import REPO
 from tests.test_imports_spreadsheets import SAMPLES
 
 MEMORY_LIMIT = 1024 * 1024 * 1024  # address space of the child: the old reader needed 5.5–5.8 GB
-PEAK_CEILING_KB = 400 * 1024  # resident peak allowed for a refusal (the interpreter alone: ~125 MB)
+PEAK_CEILING_KB = 250 * 1024  # resident peak allowed for a refusal (the interpreter and libraries alone: ~115 MB)
 
 CHILD = textwrap.dedent("""
     import json, resource, sys, time
@@ -38,7 +38,8 @@ CHILD = textwrap.dedent("""
     except MemoryError:
         report = {{"status": "MemoryError"}}
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM: this process's own resident peak (ru_maxrss would include the parent's, inherited at fork)
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
     print(json.dumps({{"report": report, "seconds": seconds, "peak_kb": peak}}, default=str))
     rt.dispose()
 """)

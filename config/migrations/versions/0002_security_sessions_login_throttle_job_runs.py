@@ -1,7 +1,7 @@
 """sessions, login throttle, job runs
 
 Revision ID: 0002_security
-Revises: 0001
+Revises: 0002_golive
 Create Date: 2026-12-06 05:14:57.060757
 """
 from alembic import op
@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '0002_security'
-down_revision = '0001'
+down_revision = '0002_golive'  # after the go-live revision (both branched from 0001)
 branch_labels = None
 depends_on = None
 

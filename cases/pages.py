@@ -188,6 +188,7 @@ def add_appointment(person_id):
 @requires(*ALL)
 def appointment_status(person_id, appointment_id):
     """Met à jour l'issue d'un rendez-vous (honoré, absence, excusé, annulé)."""
+    _person(person_id)
     appt = db().get(Appointment, appointment_id)
     if appt is None or appt.person_id != person_id:
         abort(404)

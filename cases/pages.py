@@ -208,7 +208,7 @@ def add_contract(person_id):
     def write(a):
         c = service.record_contract(db(), person_id, a["signed_on"], weekly_hours=a["weekly_hours"],
                                     hours_reduction_reason=a["hours_reduction_reason"], kind=a["kind"],
-                                    objectives=a["objectives"], duration_months=a["duration_months"],
+                                    objectives=a.get("objectives") or [], duration_months=a["duration_months"],
                                     vulnerability=a["vulnerability"], source=_source(), author_id=current_user().id)
         audit("update", person_id, {"contract_id": c.id, "view": "pages"})
 

@@ -87,11 +87,14 @@ def proposals():
         total = None
     rules = dict(_rules())
     mds_names = dict(s.execute(select(Structure.id, Structure.name).where(Structure.kind == "mds")).all())
+    structure_names = dict(s.execute(select(Structure.code, Structure.name)
+                                     .where(Structure.code.in_({it["structure"] for it in items if it["structure"]}
+                                                               or {""}))).all())
     audit("search", None, {"view": "pages.proposals", "count": len(items)})
     s.commit()
     return render_template("orientation/proposals.html", items=items, total=total, f=f, errors=errors,
                            rules=rules, rule_choices=_rules(), mds_choices=_mds_choices(), age_choices=[(a, lab) for a, lab, _d in AGES],
-                           mds_names=mds_names, as_of=as_of, legal_days=LEGAL_DAYS,
+                           mds_names=mds_names, structure_names=structure_names, as_of=as_of, legal_days=LEGAL_DAYS,
                            referent_choices=[(m.value, m.label) for m in ReferentType])
 
 

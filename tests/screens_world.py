@@ -44,6 +44,7 @@ def build(rt) -> dict:
                                        decided_on=TODAY - dt.timedelta(days=20), structure_id=actipro,
                                        status="validated")
         ids["followed"] = followed.id
+        ids["session"], ids["invited"] = _kiosque(s)
         ids["proposals"] = list(s.scalars(select(Orientation.id).where(Orientation.status == "proposed")
                                           .order_by(Orientation.id)))
         s.commit()
@@ -54,3 +55,31 @@ def names(rt, person_id: int) -> tuple[str, str]:
     with rt.session() as s:
         p = s.get(Person, person_id)
         return p.last_name, p.first_name
+
+
+def _kiosque(s) -> tuple[int, list[int]]:
+    """This morning's kiosque at MDS Rangueil (already begun: the roll call can be taken), with two
+    people awaiting a kiosque invited to it."""
+    from cases.models import Path
+    from kiosque.models import Invitation, KiosqueSession
+
+    rangueil = structure_id(s, "MDS-RANGUEIL")
+    start = dt.datetime.combine(TODAY, dt.time(0, 5))
+    ks = KiosqueSession(mds_id=rangueil, starts_at=start, ends_at=start + dt.timedelta(hours=2),
+                        place="Salle du kiosque, MDS Rangueil", capacity=12, status="planned")
+    s.add(ks)
+    s.flush()
+    invited = []
+    for last, first in (("GARCIA", "Inès"), ("MOREAU", "Hugo")):
+        p = make_person(s, clock_start=TODAY - dt.timedelta(days=15), last_name=last, first_name=first,
+                        phone="0611223344")
+        path = s.scalar(select(Path).where(Path.person_id == p.id))
+        o = Orientation(person_id=p.id, path_id=path.id, referent_type="kiosque", status="kiosque", mode="kiosque",
+                        origin="auto", decided_on=TODAY - dt.timedelta(days=14))
+        s.add(o)
+        s.flush()
+        s.add(Invitation(person_id=p.id, path_id=path.id, orientation_id=o.id, session_id=ks.id, attempt=1,
+                         invited_on=TODAY - dt.timedelta(days=10), status="pending"))
+        invited.append(p.id)
+    s.flush()
+    return ks.id, invited

@@ -12,7 +12,6 @@ Screenshots go to tests/artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook

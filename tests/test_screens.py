@@ -52,3 +52,98 @@ def test_smoke_pages(rt, client, make_user):
                 "/personnes?q=joelle"):
         r = client.get(url, headers=HTML)
         assert r.status_code == 200, (url, r.get_data(as_text=True)[:3000])
+
+
+def test_error_pages_html_for_browsers_json_for_the_api(client, make_user):
+    user, bearer = make_user("provider", structure_code="ACTIPRO-TLS-EST", password=PASSWORD)
+    _login(client, user)
+    r = client.get("/dashboard", headers=HTML)
+    assert r.status_code == 403 and r.mimetype == "text/html"
+    assert "Accès refusé" in r.get_data(as_text=True) and 'lang="fr"' in r.get_data(as_text=True)
+    r = client.get("/nulle-part", headers=HTML)
+    assert r.status_code == 404 and "Page introuvable" in r.get_data(as_text=True)
+    # the API keeps JSON, in French, with the message the code gave
+    r = client.get("/api/v1/reports/persons?list=nope", headers={**bearer, **HTML})
+    assert r.status_code == 422 and r.is_json
+    r = client.get("/dashboard", headers=bearer)
+    assert r.status_code == 403 and r.is_json and "rôle" in r.json["message"]
+    r = client.get("/api/v1/persons/99999999", headers=bearer)
+    assert r.status_code == 404 and r.json["message"] == "Personne introuvable"
+    r = client.post("/api/v1/persons/1/exit", json={}, headers=bearer)
+    assert r.status_code in (404, 422) and r.is_json
+
+
+def test_api_validation_messages_in_french(rt, client, make_user):
+    ids = build(rt)
+    _, manager = make_user("manager")
+    r = client.post(f"/api/v1/persons/{ids['followed']}/exit", json={"reason": "training"}, headers=manager)
+    assert r.status_code == 422
+    assert r.json["errors"]["json"]["exit_on"] == ["Ce champ est obligatoire."]
+
+
+def test_forms_need_the_csrf_token(rt, client, make_user):
+    ids = build(rt)
+    user, _ = make_user("provider", structure_code="ACTIPRO-TLS-EST", password=PASSWORD)
+    _login(client, user)
+    url = f"/personnes/{ids['followed']}/sortie"
+    r = client.post(url, data={"exit_on": "2026-11-01", "reason": "training"}, headers=HTML)
+    assert r.status_code == 400  # no token: refused before anything is written
+    token = _csrf(client, f"/personnes/{ids['followed']}")
+    r = client.post(url, data={"exit_on": "2026-11-01", "reason": "nope", "csrf_token": token}, headers=HTML)
+    assert r.status_code == 422 and "Valeur non prévue" in r.get_data(as_text=True)
+
+
+def test_page_and_api_refuse_the_same_contract(rt, client, make_user):
+    """Fewer than 15 hours without a legal reason: the service refuses it, through both doors."""
+    ids = build(rt)
+    user, bearer = make_user("provider", structure_code="ACTIPRO-TLS-EST", password=PASSWORD)
+    api = client.post(f"/api/v1/persons/{ids['followed']}/contracts", json={"signed_on": "2026-11-02",
+                                                                           "weekly_hours": 5}, headers=bearer)
+    assert api.status_code == 422
+    message = next(iter(api.json["errors"].values()))[0]
+    _login(client, user)
+    token = _csrf(client, f"/personnes/{ids['followed']}")
+    page = client.post(f"/personnes/{ids['followed']}/contrat", headers=HTML,
+                       data={"signed_on": "2026-11-02", "weekly_hours": "5", "csrf_token": token})
+    assert page.status_code == 422
+    import html
+
+    assert message in html.unescape(page.get_data(as_text=True))
+
+
+def test_provider_batches_in_the_api_are_its_own(rt, client, make_user, tmp_path):
+    from imports import provider_returns as pr
+
+    build(rt)
+    _, provider = make_user("provider", structure_code="ACTIPRO-TLS-EST")
+    _, other = make_user("provider", structure_code="ACTIPRO-TLS-NORD")
+    _, manager = make_user("manager")
+    data = client.get("/api/v1/imports/provider-template", headers=provider).data
+    (tmp_path / "m.xlsx").write_bytes(data)
+    from openpyxl import load_workbook
+
+    wb = load_workbook(tmp_path / "m.xlsx")
+    ws = wb["Retour"]
+    headers = [c.value for c in ws[1]]
+    assert "NIR" not in headers and pr.COLUMNS["nir"][0] not in headers
+    ws.cell(row=2, column=headers.index("Identifiant RSA31") + 1, value=99999999)
+    ws.cell(row=2, column=headers.index("Étape actuelle") + 1, value="x")
+    wb.save(tmp_path / "r.xlsx")
+
+    def post():
+        return client.post("/api/v1/imports/provider-returns", headers=provider,
+                           data={"file": ((tmp_path / "r.xlsx").open("rb"), "r.xlsx")})
+
+    first = post().json
+    assert first["status"] == "imported" and first["rejected"] == 1
+    again = post().json
+    assert again["status"] == "duplicate" and again["rejected"] == 1
+    assert [r["row"] for r in again["rejects"]] == [r["row"] for r in first["rejects"]] == [2]
+    assert again["rejects"][0]["reason"] == first["rejects"][0]["reason"]
+    mine = client.get("/api/v1/imports/batches", headers=provider)
+    assert mine.status_code == 200 and [b["id"] for b in mine.json] == [first["batch_id"]]
+    assert client.get("/api/v1/imports/batches", headers=other).json == []
+    assert client.get(f"/api/v1/imports/batches/{first['batch_id']}/rejects", headers=other).status_code == 404
+    rejects = client.get(f"/api/v1/imports/batches/{first['batch_id']}/rejects", headers=provider)
+    assert rejects.status_code == 200 and len(rejects.json) == 1
+    assert client.get("/api/v1/imports/batches", headers=manager).status_code == 200

@@ -147,3 +147,38 @@ def test_provider_batches_in_the_api_are_its_own(rt, client, make_user, tmp_path
     rejects = client.get(f"/api/v1/imports/batches/{first['batch_id']}/rejects", headers=provider)
     assert rejects.status_code == 200 and len(rejects.json) == 1
     assert client.get("/api/v1/imports/batches", headers=manager).status_code == 200
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    """A database with nothing in it, of the kind the suite runs on."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = os.environ.get("RSA_TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'vide.sqlite3'}"
+        return
+    base = make_url(server).set(drivername="postgresql+psycopg")
+    name = f"rsa_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_cli_on_an_uninitialised_database_says_so_in_french(empty_database_url):
+    from click.testing import CliRunner
+
+    from config.cli import main
+
+    result = CliRunner().invoke(main, ["--database-url", empty_database_url, "import", "mappings", "list"])
+    assert result.exit_code == 3
+    assert "n'est pas initialisée" in result.output and "rsa init" in result.output
+    assert "Traceback" not in result.output and "sqlalchemy" not in result.output.lower()

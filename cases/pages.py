@@ -130,6 +130,14 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
                  "target_on": dt.date.fromisoformat(path["clock_start"]) + dt.timedelta(days=TARGET_DAYS)}
     structure_names = _structures([a.structure_id for a in appointments]
                                   + [data["household"]["mds_id"] if data["household"] else None])
+    code = (explanation or {}).get("current") and explanation["current"].get("structure")
+    structure_by_code = dict(s.execute(select(Structure.code, Structure.name).where(Structure.code == code)).all()) \
+        if code else {}
+    commune = None
+    if data["household"] and data["household"]["commune_insee"]:
+        from referents.models import Commune
+
+        commune = s.get(Commune, data["household"]["commune_insee"])
     audit("read", person.id, {"view": "pages.person"})
     s.commit()
     reasons = service.exit_reasons()
@@ -137,7 +145,8 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     return render_template(
         "cases/person.html", p=data, person=person, events=events, appointments=appointments, contracts=contracts,
         reviews=reviews, sanctions=sanctions, explanation=explanation, rule_labels=rule_labels, clock=clock,
-        structure_names=structure_names, form=form, errors=errors or {}, values=values or {}, as_of=as_of,
+        structure_names=structure_names, structure_by_code=structure_by_code,
+        commune=commune.name if commune else None, form=form, errors=errors or {}, values=values or {}, as_of=as_of,
         exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
         hours_reasons=list(proc["contract"]["hours_reduction_reasons"].items()),
         can_follow=user.role in ALL, show_sanctions=user.role in DEPARTEMENT,

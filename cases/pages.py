@@ -8,7 +8,6 @@ as the API, so both refuse the same things. Every read of a file is in the audit
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
@@ -26,6 +25,7 @@ from cases.schemas import (
 from config.auth import audit, current_user, db, requires, runtime
 from referents.models import Role, Structure
 from referents.pages import days_between, done, form_data, load_form
+from referents.text import parse_date_fr
 from referents.vocabulary import CONTRACT_MONTHS, LEGAL_DAYS, TARGET_DAYS
 
 bp = Blueprint("cases_pages", __name__, template_folder="templates")
@@ -41,22 +41,6 @@ LIST_TITLES = {
     "appointments-to-update": "Rendez-vous dont l'issue manque",
     "without-appointment": "Sans rendez-vous récent",
 }
-JJMMAAAA = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
-
-
-def parse_date_fr(value: str | None) -> dt.date | None:
-    """JJ/MM/AAAA (or AAAA-MM-JJ from a date field); ValueError with a French message otherwise."""
-    if not value or not value.strip():
-        return None
-    m = JJMMAAAA.match(value)
-    try:
-        if m:
-            return dt.date(int(m.group(3)), int(m.group(2)), int(m.group(1)))
-        return dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise ValueError(f"date impossible: {value.strip()} (attendu JJ/MM/AAAA)") from None
-
-
 def _person(person_id: int):
     person = service.get_person_in_scope(db(), current_user(), person_id)
     if person is None:
@@ -282,12 +266,14 @@ def follow_up():
     mine = scope != "sector" and user.structure_id is not None and user.role in FOLLOWERS
     as_of = dt.date.today()
     s = db()
-    rows = service.LISTS[name](s, user, as_of)
-    if mine:
-        own = {r["person_id"] for r in service.my_people(s, user, as_of, structure_id=user.structure_id)} \
-            if name != "my-people" else None
-        rows = service.my_people(s, user, as_of, structure_id=user.structure_id) if name == "my-people" \
-            else [r for r in rows if r["person_id"] in own]
+    if mine and name == "my-people":
+        rows = service.my_people(s, user, as_of, structure_id=user.structure_id)
+    else:
+        rows = service.LISTS[name](s, user, as_of)
+    if mine and name != "my-people":
+        own = service.my_people(s, user, as_of, structure_id=user.structure_id)
+        keep = {r["person_id"] for r in own}
+        rows = [r for r in rows if r["person_id"] in keep]
     audit("list", None, {"list": name, "count": len(rows), "view": "pages.follow_up", "mine": mine})
     s.commit()
     return render_template("cases/follow_up.html", rows=rows[:500], count=len(rows), name=name, titles=LIST_TITLES,

@@ -181,30 +181,47 @@ def load_form(schema, data: dict | None = None) -> tuple[dict | None, dict | Non
         return None, french_messages(exc.messages)
 
 
-_MARSHMALLOW_FR = {
-    "Missing data for required field.": "Ce champ est obligatoire.",
-    "Not a valid date.": "Date invalide (JJ/MM/AAAA).",
-    "Not a valid datetime.": "Date et heure invalides.",
-    "Not a valid integer.": "Nombre entier attendu.",
-    "Not a valid number.": "Nombre attendu.",
-    "Not a valid string.": "Texte attendu.",
-    "Not a valid boolean.": "Oui ou non attendu.",
-    "Field may not be null.": "Ce champ est obligatoire.",
-    "Unknown field.": "Champ inconnu.",
-    "Must be one of": "Valeur non prévue",
-}
+# Marshmallow's English messages → French (the domain's own messages are French already).
+_MARSHMALLOW_FR = (
+    (r"Missing data for required field\.", "Ce champ est obligatoire."),
+    (r"Field may not be null\.", "Ce champ est obligatoire."),
+    (r"Not a valid date\.", "Date invalide (JJ/MM/AAAA)."),
+    (r"Not a valid datetime\.", "Date et heure invalides."),
+    (r"Not a valid time\.", "Heure invalide."),
+    (r"Not a valid integer\.", "Nombre entier attendu."),
+    (r"Not a valid number\.", "Nombre attendu."),
+    (r"Not a valid string\.", "Texte attendu."),
+    (r"Not a valid boolean\.", "Oui ou non attendu."),
+    (r"Not a valid list\.", "Liste attendue."),
+    (r"Not a valid mapping type\.", "Objet attendu."),
+    (r"Not a valid email address\.", "Adresse électronique invalide."),
+    (r"Invalid input type\.", "Type de donnée invalide."),
+    (r"Unknown field\.", "Champ inconnu."),
+    (r"Must be one of: (.*)\.", r"Valeur non prévue (attendu: \1)."),
+    (r"Length must be between (\d+) and (\d+)\.", r"Longueur attendue entre \1 et \2."),
+    (r"Longer than maximum length (\d+)\.", r"Trop long: \1 au maximum."),
+    (r"Shorter than minimum length (\d+)\.", r"Trop court: \1 au minimum."),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.",
+     r"Valeur attendue entre \1 et \2."),
+    (r"Must be greater than or equal to (\S+)\.", r"Valeur attendue supérieure ou égale à \1."),
+    (r"Must be less than or equal to (\S+)\.", r"Valeur attendue inférieure ou égale à \1."),
+    (r"Must be greater than (\S+)\.", r"Valeur attendue supérieure à \1."),
+    (r"Must be less than (\S+)\.", r"Valeur attendue inférieure à \1."),
+)
 
 
 def french_messages(messages):
-    """Marshmallow's English messages in French (the domain's own messages are French already)."""
+    """Marshmallow's English messages in French, whatever their nesting."""
+    import re
+
     if isinstance(messages, dict):
         return {k: french_messages(v) for k, v in messages.items()}
-    if isinstance(messages, list):
+    if isinstance(messages, list | tuple):
         return [french_messages(m) for m in messages]
     if isinstance(messages, str):
-        for en, fr in _MARSHMALLOW_FR.items():
-            if messages.startswith(en):
-                return fr + messages[len(en):] if en.endswith(" of") else fr
+        for pattern, french in _MARSHMALLOW_FR:
+            if re.fullmatch(pattern, messages):
+                return re.sub(pattern, french, messages)
     return messages
 
 

@@ -72,6 +72,15 @@ def test_mds_worker_monday(browser, server, rt, make_user):  # noqa: F811
     assert "règle inconnue" in page.inner_text("#filter-errors")
     page.goto(f"{server}/propositions")
 
+    # the override form: a reason is mandatory, said next to the field
+    second = ids["proposals"][1]
+    page.goto(f"{server}/propositions/{second}/modifier")
+    with page.expect_navigation():
+        page.click("#override-submit")
+    assert page.locator("#reason-error").count() == 1
+    axe_check(page, "override with an error")
+    page.goto(f"{server}/propositions")
+
     # validate one proposal
     first = ids["proposals"][0]
     with page.expect_navigation():
@@ -88,6 +97,15 @@ def test_mds_worker_monday(browser, server, rt, make_user):  # noqa: F811
     assert "NIR" not in page.content()
     axe_check(page, "person file")
     shot(page, "screens_person")
+
+    # search by name, and by birth date as people write it
+    page.goto(f"{server}/personnes?q=durand")
+    assert "DURAND" in page.inner_text("#results")
+    axe_check(page, "search")
+    page.goto(f"{server}/personnes?naissance=31/02/1979")
+    assert "date impossible" in page.inner_text("#naissance-error")
+    page.goto(f"{server}/compte")
+    axe_check(page, "account")
 
     # follow-up lists, my people and my sector
     page.goto(f"{server}/suivi?perimetre=sector")
@@ -132,6 +150,7 @@ def test_mds_worker_monday(browser, server, rt, make_user):  # noqa: F811
     axe_check(page, "404")
     response = page.goto(f"{server}/dashboard")
     assert response.status == 403 and "Accès refusé" in page.inner_text("h1")
+    axe_check(page, "403")
     context.close()
 
 

@@ -13,12 +13,13 @@ from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
 from cases import service
-from cases.models import Appointment, Contract, Review, Sanction
+from cases.models import Appointment, Contract, Exit, Review, Sanction
 from cases.schemas import (
     AppointmentInSchema,
     AppointmentStatusSchema,
     BreachInSchema,
     ContractInSchema,
+    ExitCorrectionInSchema,
     ExitInSchema,
     ReviewInSchema,
 )
@@ -126,6 +127,10 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     s.commit()
     reasons = service.exit_reasons()
     proc = service.procedure()
+    from cases import corrections
+
+    exit_row = s.get(Exit, data["exit"]["id"]) if data["exit"] else None
+    can_correct = corrections.correctable(exit_row, as_of)
     return render_template(
         "cases/person.html", p=data, person=person, events=events, appointments=appointments, contracts=contracts,
         reviews=reviews, sanctions=sanctions, explanation=explanation, rule_labels=rule_labels, clock=clock,
@@ -134,7 +139,8 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
         exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
         hours_reasons=list(proc["contract"]["hours_reduction_reasons"].items()),
         can_follow=user.role in ALL, show_sanctions=user.role in DEPARTEMENT,
-        legal_days=LEGAL_DAYS, contract_months=CONTRACT_MONTHS,
+        legal_days=LEGAL_DAYS, contract_months=CONTRACT_MONTHS, can_correct=can_correct,
+        correction_days=corrections.CORRECTION_DAYS,
         is_staff=user.role in (Role.ADMIN.value, Role.MANAGER.value, Role.MDS_WORKER.value)), status
 
 
@@ -239,6 +245,53 @@ def add_exit(person_id):
     return _write(person_id, "sortie", ExitInSchema(), write, "Sortie enregistrée.")
 
 
+def _exit_for(exit_id: int) -> Exit:
+    """An exit the user may correct: of a person in scope, or recorded for the user's structure
+    (a provider no longer sees the person once exited)."""
+    ex = db().get(Exit, exit_id)
+    user = current_user()
+    if ex is None or not (service.get_person_in_scope(db(), user, ex.person_id) is not None
+                          or (user.structure_id is not None and ex.structure_id == user.structure_id)):
+        abort(404)
+    return ex
+
+
+@bp.route("/sorties/<int:exit_id>/correction", methods=["GET", "POST"])
+@requires(*ALL)
+def correct_exit(exit_id):
+    """Corrige une sortie enregistrée par erreur (dans les 30 jours): l'annuler, ou sa date et son motif."""
+    from cases import corrections
+    from cases.models import Person
+
+    ex = _exit_for(exit_id)
+    person = db().get(Person, ex.person_id)
+    errors, values = {}, {}
+    if request.method == "POST":
+        values = form_data(drop_empty=False)
+        args, errors = load_form(ExitCorrectionInSchema())
+        if args is not None:
+            try:
+                kept = corrections.correct_exit(db(), ex.id, as_of=dt.date.today(), cancel=args["cancel"],
+                                                exit_on=args["exit_on"], reason=args["reason"], note=args["note"],
+                                                source=_source(), author_id=current_user().id)
+            except service.CaseValidationError as exc:
+                db().rollback()
+                errors = exc.messages
+            else:
+                audit("update", person.id, {"exit_correction": "cancel" if kept is None else "correct",
+                                            "view": "pages"})
+                db().commit()
+                if service.get_person_in_scope(db(), current_user(), person.id) is not None:
+                    return done("Sortie corrigée.", "cases_pages.person", person_id=person.id)
+                return done("Sortie corrigée.", "cases_pages.follow_up")
+    reasons = service.exit_reasons()
+    return render_template("cases/exit_correction.html", ex=ex, person=person, errors=errors or {}, values=values,
+                           label=reasons.get(ex.reason, {}).get("label", ex.reason),
+                           exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
+                           correctable=corrections.correctable(ex, dt.date.today()),
+                           correction_days=corrections.CORRECTION_DAYS), (422 if errors else 200)
+
+
 @bp.post("/personnes/<int:person_id>/manquement")
 @requires(*ALL)
 def add_breach(person_id):
@@ -276,5 +329,10 @@ def follow_up():
         rows = [r for r in rows if r["person_id"] in keep]
     audit("list", None, {"list": name, "count": len(rows), "view": "pages.follow_up", "mine": mine})
     s.commit()
+    from cases import corrections
+
+    recent = corrections.recent_exits(s, user.structure_id, as_of) if user.structure_id and user.role in FOLLOWERS \
+        else []
     return render_template("cases/follow_up.html", rows=rows[:500], count=len(rows), name=name, titles=LIST_TITLES,
-                           mine=mine, can_choose=can_choose, scope=scope, as_of=as_of)
+                           mine=mine, can_choose=can_choose, scope=scope, as_of=as_of, recent_exits=recent,
+                           correction_days=corrections.CORRECTION_DAYS)

@@ -255,3 +255,12 @@ class ExitReasonSchema(Schema):
     reason = fields.String()
     label = fields.String()
     positive = fields.Boolean()
+
+
+class ExitCorrectionInSchema(Schema):
+    """Correct an exit recorded by mistake (within 30 days): cancel it, or give its date / reason."""
+
+    cancel = fields.Boolean(load_default=False)
+    exit_on = fields.Date(load_default=None)
+    reason = fields.String(load_default=None, validate=validate.OneOf(list(exit_reasons())))
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))

@@ -182,3 +182,57 @@ def test_cli_on_an_uninitialised_database_says_so_in_french(empty_database_url):
     assert result.exit_code == 3
     assert "n'est pas initialisée" in result.output and "rsa init" in result.output
     assert "Traceback" not in result.output and "sqlalchemy" not in result.output.lower()
+
+
+def test_provider_corrects_an_exit_recorded_by_mistake_within_30_days(rt, client, make_user):
+    import datetime as dt
+
+    from sqlalchemy import select, update
+
+    from cases.models import Exit, Path
+    from orientation.models import Orientation
+
+    ids = build(rt)
+    pid = ids["followed"]
+    user, _ = make_user("provider", structure_code="ACTIPRO-TLS-EST", password=PASSWORD)
+    other, _ = make_user("provider", structure_code="ACTIPRO-TLS-NORD", password=PASSWORD)
+    _login(client, user)
+    token = _csrf(client, f"/personnes/{pid}")
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    r = client.post(f"/personnes/{pid}/sortie", headers=HTML,
+                    data={"exit_on": yesterday, "reason": "training", "csrf_token": token})
+    assert r.status_code == 303
+    with rt.session() as s:
+        assert s.scalar(select(Path.closed_on).where(Path.person_id == pid)) is not None
+        exit_id = s.scalar(select(Exit.id).where(Exit.person_id == pid))
+    # exited, the person left the provider's scope; the recent exit is listed with its correction
+    assert client.get(f"/personnes/{pid}", headers=HTML).status_code == 404
+    page = client.get("/suivi", headers=HTML).get_data(as_text=True)
+    assert f"/sorties/{exit_id}/correction" in page
+    url = f"/sorties/{exit_id}/correction"
+    r = client.post(url, headers=HTML, data={"reason": "employment_permanent", "csrf_token": token})
+    assert r.status_code == 303
+    with rt.session() as s:
+        assert s.scalar(select(Exit.reason).where(Exit.person_id == pid)) == "employment_permanent"
+    r = client.post(url, headers=HTML, data={"cancel": "true", "csrf_token": token})
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/personnes/{pid}")
+    with rt.session() as s:
+        assert s.scalar(select(Exit.id).where(Exit.person_id == pid)) is None
+        assert s.scalar(select(Path.closed_on).where(Path.person_id == pid)) is None
+        assert s.scalar(select(Orientation.status).where(Orientation.person_id == pid,
+                                                         Orientation.referent_type == "actipro")) == "validated"
+    # after 30 days: refused, in French, nothing changes
+    client.post(f"/personnes/{pid}/sortie", headers=HTML,
+                data={"exit_on": yesterday, "reason": "training", "csrf_token": token})
+    with rt.session() as s:
+        exit_id = s.scalar(select(Exit.id).where(Exit.person_id == pid))
+        s.execute(update(Exit).values(recorded_at=dt.datetime.now() - dt.timedelta(days=31)))
+        s.commit()
+    r = client.post(f"/sorties/{exit_id}/correction", headers=HTML, data={"cancel": "true", "csrf_token": token})
+    assert r.status_code == 422 and "30 jours" in r.get_data(as_text=True)
+    with rt.session() as s:
+        assert s.scalar(select(Exit.id).where(Exit.person_id == pid)) is not None
+    # another provider cannot reach it
+    client.post("/logout", headers=HTML, data={"csrf_token": token})
+    _login(client, other)
+    assert client.get(f"/sorties/{exit_id}/correction", headers=HTML).status_code == 404

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
 from config.auth import audit, current_user, db, requires
-from kiosque import service
+from kiosque import notices, service
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.schemas import SessionInSchema, SessionPatchSchema
 from orientation.service import OrientationError
@@ -113,14 +113,19 @@ def move(session_id):
         if "starts_at" in changes:
             changes["ends_at"] = changes["starts_at"] + (ks.ends_at - ks.starts_at if ks.ends_at else
                                                          dt.timedelta(minutes=150))
+        was, where = ks.starts_at, ks.place
         try:
             service.update_session(db(), ks, **changes)
         except service.KiosqueError as exc:
             db().rollback()
             errors = {"_schema": [str(exc)]}
         else:
+            told = 0
+            if ks.starts_at != was or ks.place != where:
+                told = notices.notify_invitees(db(), ks, notices.MOVED, _pending_ids(ks), on=dt.date.today(),
+                                               user_id=current_user().id, was=was)
             db().commit()
-            return done("Session modifiée.", "kiosque_pages.session", session_id=ks.id)
+            return done(f"Session modifiée; {told} invité(s) prévenu(s).", "kiosque_pages.session", session_id=ks.id)
     return _render_session(ks, form="move", errors=errors, values=form_data(drop_empty=False), status=422)
 
 
@@ -129,10 +134,18 @@ def move(session_id):
 def cancel(session_id):
     """Annule la session: ses invitations en attente sont annulées et replacées par la planification."""
     ks = _session(session_id)
+    pending = _pending_ids(ks)
     n = service.cancel_session(db(), ks)
+    told = notices.notify_invitees(db(), ks, notices.CANCELLED, pending, on=dt.date.today(),
+                                   user_id=current_user().id)
     db().commit()
-    return done(f"Session annulée: {n} invitation(s) en attente annulée(s), à replacer par la prochaine planification.",
-                "kiosque_pages.session", session_id=ks.id)
+    return done(f"Session annulée: {n} invitation(s) en attente annulée(s), à replacer par la prochaine "
+                f"planification; {told} invité(s) prévenu(s).", "kiosque_pages.session", session_id=ks.id)
+
+
+def _pending_ids(ks: KiosqueSession) -> list[int]:
+    return list(db().scalars(select(Invitation.id).where(Invitation.session_id == ks.id,
+                                                         Invitation.status == "pending")))
 
 
 def _invitation(ks: KiosqueSession, invitation_id: int) -> Invitation:

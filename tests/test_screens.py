@@ -236,3 +236,39 @@ def test_provider_corrects_an_exit_recorded_by_mistake_within_30_days(rt, client
     client.post("/logout", headers=HTML, data={"csrf_token": token})
     _login(client, other)
     assert client.get(f"/sorties/{exit_id}/correction", headers=HTML).status_code == 404
+
+
+def test_moving_a_kiosque_session_tells_the_invitees_who_knew_the_old_date(rt, client, make_user):
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from kiosque.messaging import french_date, gateways_for, process_outbox
+    from kiosque.models import Invitation, Message
+
+    ids = build(rt)
+    told, untold = ids["invited"]
+    with rt.session() as s:
+        inv = {pid: s.scalar(select(Invitation.id).where(Invitation.person_id == pid)) for pid in ids["invited"]}
+        s.add(Message(person_id=told, invitation_id=inv[told], kind="invitation", channel="sms",
+                      recipient="0611223344", status="sent", attempts=1, send_on=dt.date.today()))
+        s.add(Message(person_id=untold, invitation_id=inv[untold], kind="invitation", channel="sms",
+                      recipient="0611223344", status="queued", attempts=0, send_on=dt.date.today()))
+        s.commit()
+    user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    _login(client, user)
+    token = _csrf(client, f"/kiosque/sessions/{ids['session']}")
+    new_day = dt.date.today() + dt.timedelta(days=9)
+    while new_day.weekday() >= 5:
+        new_day += dt.timedelta(days=1)
+    r = client.post(f"/kiosque/sessions/{ids['session']}/deplacer", headers=HTML,
+                    data={"starts_at": f"{new_day.isoformat()}T14:00", "csrf_token": token})
+    assert r.status_code == 303, r.get_data(as_text=True)[:3000]
+    with rt.session() as s:
+        moved = s.scalars(select(Message).where(Message.kind == "session_moved")).all()
+        assert [m.person_id for m in moved] == [told]  # the other one's invitation will carry the new date
+        process_outbox(s, rt.settings, as_of=dt.date.today(), gateways=gateways_for(rt.settings, email="file"))
+        s.commit()
+        m = s.scalar(select(Message).where(Message.kind == "session_moved"))
+        assert m.status == "sent" and "change de date" in m.body
+        assert f"{french_date(new_day)} à 14 h" in m.body

@@ -116,10 +116,10 @@ def upload():
         flash(f"Fichier refusé, rien n'a été enregistré: {report['error']}", "error")
     elif report["status"] == "duplicate":
         flash(f"Ce fichier a déjà été déposé: rien de nouveau n'est enregistré. Il comptait {n} ligne(s) "
-              "rejetée(s), rappelée(s) ci-dessous.", "error" if n else "success")
+              "rejetée(s), rappelée(s) ci-dessous.", "warn" if n else "success")
     else:
         flash(f"Fichier importé: {report['counts'].get('updated', 0)} personne(s) mise(s) à jour, "
-              f"{n} ligne(s) rejetée(s).", "error" if n else "success")
+              f"{n} ligne(s) rejetée(s).", "warn" if n else "success")
     if report.get("batch_id") is None:
         return redirect(url_for("imports_pages.returns"), 303)
     return redirect(url_for("imports_pages.batch", batch_id=report["batch_id"]), 303)

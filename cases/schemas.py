@@ -12,6 +12,7 @@ from cases.service import (
     exit_reasons,
     procedure,
 )
+from referents.text import FrenchDate
 
 
 class AsOfQuerySchema(Schema):
@@ -21,7 +22,7 @@ class AsOfQuerySchema(Schema):
 class PersonQuerySchema(Schema):
     q = fields.String(load_default=None, validate=validate.Length(max=100),
                       metadata={"description": "Début du nom, du nom de naissance ou du prénom"})
-    birth_date = fields.Date(load_default=None)
+    birth_date = FrenchDate(load_default=None, metadata={"description": "Date de naissance, JJ/MM/AAAA ou AAAA-MM-JJ"})
     caf_number = fields.String(load_default=None, validate=validate.Length(max=15),
                                metadata={"description": "Matricule CAF/MSA du foyer"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
@@ -264,3 +265,4 @@ class ExitCorrectionInSchema(Schema):
     exit_on = fields.Date(load_default=None)
     reason = fields.String(load_default=None, validate=validate.OneOf(list(exit_reasons())))
     note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    as_of = fields.Date(load_default=None)

@@ -272,3 +272,26 @@ def test_moving_a_kiosque_session_tells_the_invitees_who_knew_the_old_date(rt, c
         m = s.scalar(select(Message).where(Message.kind == "session_moved"))
         assert m.status == "sent" and "change de date" in m.body
         assert f"{french_date(new_day)} à 14 h" in m.body
+
+
+def test_api_corrects_an_exit_like_the_page(rt, client, make_user):
+    import datetime as dt
+
+    ids = build(rt)
+    pid = ids["followed"]
+    _, provider = make_user("provider", structure_code="ACTIPRO-TLS-EST")
+    _, other = make_user("provider", structure_code="ACTIPRO-TLS-NORD")
+    url = f"/api/v1/persons/{pid}/exit/correction"
+    assert client.post(url, json={"cancel": True}, headers=provider).json["errors"]["exit"] \
+        == ["aucune sortie enregistrée à corriger"]
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    assert client.post(f"/api/v1/persons/{pid}/exit", json={"exit_on": yesterday, "reason": "training"},
+                       headers=provider).status_code == 201
+    assert client.post(url, json={"cancel": True}, headers=other).status_code == 404
+    r = client.post(url, json={"reason": "employment_permanent"}, headers=provider)
+    assert r.status_code == 200 and r.json["reason"] == "employment_permanent"
+    before = (dt.date.today() - dt.timedelta(days=400)).isoformat()
+    r = client.post(url, json={"exit_on": before}, headers=provider)
+    assert r.status_code == 422 and "début du parcours" in r.json["errors"]["exit_on"][0]
+    assert client.post(url, json={"cancel": True}, headers=provider).status_code == 200
+    assert client.get(f"/api/v1/persons/{pid}", headers=provider).status_code == 200  # back in its caseload

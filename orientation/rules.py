@@ -25,18 +25,12 @@ from typing import Any
 
 import yaml
 
+from orientation.vocabulary import VARIANT_LABELS
+from referents.vocabulary import OUTCOMES, Outcome
+
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "data" / "rules_v1.yaml"
 
-OUTCOMES = ("pole_emploi", "actipro", "ati", "mds", "kiosque")
 MODES = ("auto", "propose", "kiosque")
-REFERENT_LABELS = {
-    "pole_emploi": "France Travail (Pôle Emploi)",
-    "actipro": "ActiPro",
-    "ati": "ATI (agent territorial d'insertion)",
-    "mds": "MDS (Maison des Solidarités)",
-    "kiosque": "Kiosque Insertion",
-}
-VARIANT_LABELS = {"diplomes": "Dispositif Diplômés"}
 
 CONSTRAINT_LEVELS = ("none", "medium", "strong")
 CONSTRAINT_KEYS = ("health", "housing", "mobility", "family", "finance", "digital", "administrative", "language")
@@ -461,7 +455,7 @@ def render_template(template: str, facts: dict) -> str:
 def explain(rule: Rule, variant: str | None, version: int | None, facts: dict, facts_read: tuple[str, ...] | list[str],
             mode: str | None = None) -> str:
     """The decision in plain French: why, by which rule and version, from which facts, by an algorithm."""
-    target = REFERENT_LABELS.get(rule.outcome, rule.outcome)
+    target = Outcome.label_of(rule.outcome)
     if variant:
         target += f" ({VARIANT_LABELS.get(variant, variant)})"
     head = f"{render_template(rule.explain, facts)} → {target}, règle {rule.id} v{version}."

@@ -280,7 +280,11 @@ def correct_exit(args, person_id):
                   author_id=user.id)
     audit("update", person_id, {"exit_correction": "cancel" if kept is None else "correct", "exit_id": ex.id})
     db().commit()
-    return {} if kept is None else service.exit_dict(kept)
+    if kept is None:  # cancelled: nothing left to describe
+        from flask import jsonify
+
+        return jsonify(cancelled=True, person_id=person_id)
+    return kept
 
 
 # --- suspension procedure -------------------------------------------------------------------------

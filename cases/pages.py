@@ -21,6 +21,7 @@ from cases.schemas import (
     ContractInSchema,
     ExitCorrectionInSchema,
     ExitInSchema,
+    PersonDetailSchema,
     ReviewInSchema,
 )
 from config.auth import audit, current_user, db, requires, runtime
@@ -87,7 +88,8 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
                    status: int = 200):
     s, user = db(), current_user()
     as_of = dt.date.today()
-    data = service.person_detail(s, person, role=user.role, vault=runtime().vault, as_of=as_of)
+    data = PersonDetailSchema().dump(service.person_detail(s, person, role=user.role, vault=runtime().vault,
+                                                          as_of=as_of))
     data["identity"].pop("nir", None)  # never on a page
     events = service.timeline(s, person.id)
     appointments = list(s.scalars(select(Appointment).where(Appointment.person_id == person.id)

@@ -66,6 +66,8 @@ class InvitationComposer:
 
     def cancel_reason(self, session: Session, m: Message, now: dt.datetime) -> str | None:
         inv = session.get(Invitation, m.invitation_id)
+        if inv is not None and m.kind == "session_cancelled":  # its invitation is cancelled by design
+            return None
         if inv is None or inv.status != "pending":
             return "invitation plus en attente"
         if inv.session.starts_at <= now:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.service import add_event
-from kiosque.models import Invitation, KiosqueSession, Message
+from kiosque.models import Invitation, KiosqueSession
+from orientation.messaging.models import Message
 
 MOVED, CANCELLED = "session_moved", "session_cancelled"
 
@@ -30,7 +31,8 @@ def notify_invitees(session: Session, ks: KiosqueSession, kind: str, invitation_
                     on: dt.date, user_id: int | None = None, was: dt.datetime | None = None) -> int:
     """Queue a notice of `kind` (MOVED or CANCELLED) to each informed invitee; returns the count."""
     from cases.models import Person
-    from kiosque.service import channels_for, fill_recipients
+    from kiosque.service import channels_for
+    from orientation.messaging.outbox import fill_recipients
 
     informed = _informed(session, invitation_ids)
     messages = []
@@ -44,7 +46,7 @@ def notify_invitees(session: Session, ks: KiosqueSession, kind: str, invitation_
                    else f"Kiosque Insertion du {ks.starts_at:%d/%m/%Y} annulé: une nouvelle invitation suivra")
         add_event(session, inv.person_id, f"kiosque.{kind}", on, "kiosque", summary=summary + ", personne prévenue",
                   data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
-    fill_recipients(session, messages)
     session.add_all(messages)
     session.flush()
+    fill_recipients(session, messages)
     return len({m.invitation_id for m in messages})

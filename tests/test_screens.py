@@ -243,10 +243,10 @@ def test_moving_a_kiosque_session_tells_the_invitees_who_knew_the_old_date(rt, c
 
     from sqlalchemy import select
 
+    from kiosque.models import Invitation, Message
     from orientation.messaging.outbox import process_outbox
     from orientation.messaging.text import french_date
     from orientation.messaging.transports import gateways_for
-    from kiosque.models import Invitation, Message
 
     ids = build(rt)
     told, untold = ids["invited"]

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cases import signals
 from cases.models import Contract, Exit
 from cases.models import Path as PathModel
 
@@ -60,18 +61,11 @@ def correct_exit(session: Session, exit_id: int, *, as_of: dt.date, cancel: bool
                                                     f"corrige que dans les {CORRECTION_DAYS} jours"]})
     person_id = ex.person_id
     path = session.get(PathModel, ex.path_id) if ex.path_id else None
-    from orientation.models import Orientation
-
-    ended = list(session.scalars(select(Orientation).where(Orientation.person_id == person_id,
-                                                            Orientation.status == "ended",
-                                                            Orientation.end_reason == "exit",
-                                                            Orientation.ended_on == ex.exit_on)))
     reasons = service.exit_reasons()
     if cancel:
         if path is not None and path.close_reason == f"exit:{ex.reason}":
             path.closed_on, path.close_reason = None, None
-        for o in ended:
-            o.status, o.ended_on, o.end_reason = "validated", None, None
+        signals.answer(signals.exit_corrected, session, person_id=person_id, exit_on=ex.exit_on, new_exit_on=None)
         for c in session.scalars(select(Contract).where(Contract.person_id == person_id,
                                                         Contract.status == "ended")):
             c.status = "signed" if c.signed_on is not None else "pending"
@@ -97,8 +91,8 @@ def correct_exit(session: Session, exit_id: int, *, as_of: dt.date, cancel: bool
                                                            f"({path.clock_start:%d/%m/%Y})"]})
         if exit_on > as_of:
             raise service.CaseValidationError({"exit_on": ["la date de sortie ne peut être dans le futur"]})
-        for o in ended:
-            o.ended_on = exit_on
+        signals.answer(signals.exit_corrected, session, person_id=person_id, exit_on=ex.exit_on,
+                       new_exit_on=exit_on)
         if path is not None and path.closed_on == ex.exit_on:
             path.closed_on = exit_on
         ex.exit_on = exit_on

@@ -381,13 +381,18 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
-                      user_id: int | None = None, config: KiosqueConfig | None = None) -> dict:
+                      user_id: int | None = None, config: KiosqueConfig | None = None,
+                      now: dt.datetime | None = None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
-    MDS: the law's default) or excused (re-invited, not counted as a no-show)."""
+    MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
+    only once the session has begun (`now`, default the clock); an excuse may come before."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
     inv = get_invitation(session, invitation_id)
+    if status in ("present", "absent") and inv.session.starts_at > (now or dt.datetime.now()):
+        raise KiosqueError(f"Présence: la session du {inv.session.starts_at:%d/%m/%Y à %H h %M} n'a pas encore "
+                           "eu lieu")
     if inv.status == status and status != "present":
         return {"invitation_id": inv.id, "status": status, "unchanged": True}
     if inv.status != "pending":

@@ -246,7 +246,8 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
                                                             Appointment.scheduled_at == row["appointment_at"]))
         if existing is None or existing.status != status:
             cases_service.record_appointment(session, person_id, row["appointment_at"], status, kind="first",
-                                             structure_id=structure_id, source="provider", author_id=author_id)
+                                             structure_id=structure_id, source="provider", author_id=author_id,
+                                             as_of=as_of)
             done.append("appointment")
     if row["contract_signed_on"]:
         hours = row["weekly_hours"]
@@ -257,7 +258,7 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
         if known is None or (hours is not None and float(known.weekly_hours) != hours):
             cases_service.record_contract(session, person_id, row["contract_signed_on"], weekly_hours=hours,
                                           hours_reduction_reason=row["hours_reduction_reason"],
-                                          source="provider", author_id=author_id)
+                                          source="provider", author_id=author_id, as_of=as_of)
             done.append("contract")
     if row["step"]:
         last = session.scalar(select(CaseEvent).where(CaseEvent.person_id == person_id,
@@ -275,7 +276,8 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
                                                       Exit.reason == row["exit_reason"]).limit(1))
         if exists is None:
             cases_service.record_exit(session, person_id, row["exit_on"], row["exit_reason"], source="provider",
-                                      structure_id=structure_id, details=row["details"], author_id=author_id)
+                                      structure_id=structure_id, details=row["details"], author_id=author_id,
+                                      as_of=as_of)
             done.append("exit")
     return done
 

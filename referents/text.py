@@ -34,10 +34,38 @@ def folded(session: Session, column):
     return func.lower(func.translate(column, ACCENTED, PLAIN))
 
 
+# plain lower-case letter → itself and its accented forms (both cases: SQLite's lower() is ASCII-only)
+_VARIANTS: dict[str, set[str]] = {}
+for _accented, _plain in zip(ACCENTED, PLAIN, strict=True):
+    _VARIANTS.setdefault(_plain.lower(), {_plain.lower()}).add(_accented)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def index_prefixes(word: str) -> list[str]:
+    """LIKE patterns on lower(name) that an index can serve and that every name matching the folded
+    word satisfies: the word up to its first letter that has accented forms, then each of those
+    forms ("joelle" → jo%, jò%, jó%, jô%, jö%, jõ%). The folded comparison then decides."""
+    w = fold(word)
+    i = next((k for k, ch in enumerate(w) if ch in _VARIANTS), len(w))
+    if i == len(w):
+        return [_escape(w) + "%"]
+    return [_escape(w[:i] + v) + "%" for v in sorted(_VARIANTS[w[i]])]
+
+
+def name_starts_with(session: Session, column, word: str):
+    """SQL condition: the name starts with `word`, accents and case aside, index-friendly."""
+    from sqlalchemy import or_
+
+    narrow = or_(*[func.lower(column).like(p, escape="\\") for p in index_prefixes(word)])
+    return narrow & folded(session, column).like(like_prefix(word), escape="\\")
+
+
 def like_prefix(word: str) -> str:
     """A LIKE pattern for names starting with the folded word (LIKE's wildcards escaped with '\\')."""
-    w = fold(word).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"{w}%"
+    return _escape(fold(word)) + "%"
 
 
 JJMMAAAA = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")

@@ -297,3 +297,19 @@ def test_api_corrects_an_exit_like_the_page(rt, client, make_user):
     assert r.status_code == 422 and "début du parcours" in r.json["errors"]["exit_on"][0]
     assert client.post(url, json={"cancel": True}, headers=provider).status_code == 200
     assert client.get(f"/api/v1/persons/{pid}", headers=provider).status_code == 200  # back in its caseload
+
+
+def test_search_ignores_accents_and_case_and_takes_french_dates(rt, client, make_user):
+    ids = build(rt)
+    user, bearer = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    for q in ("joelle", "JOELLE", "joël", "Joëlle-Mar", "joëlle joelle"):
+        r = client.get("/api/v1/persons", query_string={"q": q}, headers=bearer)
+        assert [i["id"] for i in r.json["items"]] == [ids["joelle"]], q
+    assert client.get("/api/v1/persons", query_string={"q": "joelle_"}, headers=bearer).json["total"] == 0
+    r = client.get("/api/v1/persons", query_string={"birth_date": "14/03/1979"}, headers=bearer)
+    assert [i["id"] for i in r.json["items"]] == [ids["joelle"]]
+    r = client.get("/api/v1/persons", query_string={"birth_date": "31/02/1979"}, headers=bearer)
+    assert r.status_code == 422 and "JJ/MM/AAAA" in str(r.json["errors"])
+    _login(client, user)
+    page = client.get("/personnes?q=joelle&naissance=14/03/1979", headers=HTML).get_data(as_text=True)
+    assert "JOËLLE-MARTIN" in page and "1 personne trouvée" in page

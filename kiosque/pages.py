@@ -16,10 +16,11 @@ from config.auth import audit, current_user, db, requires
 from kiosque import notices, service
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.schemas import SessionInSchema, SessionPatchSchema
+from kiosque.vocabulary import InvitationStatus, PhoningOutcome
 from orientation.service import OrientationError
 from referents.models import Role, Structure
 from referents.pages import done, form_data, load_form
-from referents.vocabulary import InvitationStatus, PhoningOutcome, ReferentType
+from referents.vocabulary import ReferentType
 
 bp = Blueprint("kiosque_pages", __name__, template_folder="templates")
 

@@ -33,7 +33,7 @@ from kiosque.sessions import (
     session_dict,
     update_session,
 )
-from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance
+from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance, PhoningOutcome
 from orientation.messaging.models import Message
 from orientation.messaging.outbox import is_mobile, postal_address
 from orientation.models import Orientation
@@ -373,7 +373,7 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
     inv.phoning_outcome, inv.phoned_on = outcome, on
     if notes is not None:
         inv.phoning_notes = notes
-    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {outcome}",
+    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(outcome)}",
               data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     return inv

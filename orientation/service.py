@@ -42,7 +42,7 @@ from orientation.rulesets import (
     spec_of,
     store_rule_set,
 )
-from orientation.vocabulary import ORIGIN_PHRASES, ORIGINS, PENDING, VARIANT_LABELS
+from orientation.vocabulary import ORIGIN_PHRASES, ORIGINS, PENDING, VARIANT_LABELS, OrientationStatus
 from referents.models import AuditLog, Structure, Territory
 from referents.service import structure_by_code
 from referents.vocabulary import OUTCOMES, Outcome
@@ -226,7 +226,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                                           "notified_on": as_of})
                 else:
                     events.append(_event(pid, cand.path_id, "orientation.proposed", as_of,
-                                         f"Proposition: {label} (règle {rule_id}, statut {status})", data))
+                                         f"Proposition: {label} (règle {rule_id}, {OrientationStatus.label_of(status).lower()})", data))
                 if status == "unsectorised":
                     alerts.append(alert_row(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
                                          f"Personne {pid} hors sectorisation: {why}", as_of, pid, None,
@@ -443,7 +443,8 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
                       path_id=path_id, author_id=user_id)
     else:
         add_event(session, person_id, "orientation.proposed", decided_on, source,
-                  f"Proposition: {target} ({who}, statut {o.status})", data, path_id=path_id, author_id=user_id)
+                  f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
+                  path_id=path_id, author_id=user_id)
         if initial == "unsectorised":
             raise_alert(session, f"orientation.unsectorised:{path_id or 'p' + str(person_id)}",
                         "orientation.unsectorised", f"Personne {person_id} hors sectorisation: {why}", decided_on,

@@ -137,12 +137,22 @@ def datetime_fr(value) -> str:
     return value.strftime("%d/%m/%Y à %H h %M")
 
 
+VOCABULARIES = ("referents.vocabulary", "orientation.vocabulary", "kiosque.vocabulary")
+
+
 @bp.app_template_filter("label")
 def label(code, enum_name: str) -> str:
-    """The French label of a code from referents.vocabulary (`{{ o.status|label('OrientationStatus') }}`)."""
+    """The French label of a code from the vocabulary modules (`{{ o.status|label('OrientationStatus') }}`):
+    referents/vocabulary.py, then orientation's and kiosque's own."""
+    import importlib
+
     if code in (None, ""):
         return "—"
-    return getattr(voc, enum_name).label_of(str(code))
+    for module in VOCABULARIES:
+        enum = getattr(importlib.import_module(module), enum_name, None)
+        if enum is not None:
+            return enum.label_of(str(code))
+    raise LookupError(f"no vocabulary defines {enum_name}")
 
 
 @bp.app_template_filter("number_fr")

@@ -79,27 +79,9 @@ REVIEW_MONTHS_LONG = 12     # review when a legal reason (health, housing…) ju
 
 
 # --- Labels of the other codes that pages, timelines and exports show ---------------------------
-# The codes stay where their package defines them; their French labels are written here once.
-
-class OrientationStatus(LabelledEnum):
-    PROPOSED = ("proposed", "Proposition à valider")
-    VALIDATED = ("validated", "Validée")
-    AWAITING_CAPACITY = ("awaiting_capacity", "En attente de place")
-    UNSECTORISED = ("unsectorised", "Hors sectorisation")
-    KIOSQUE = ("kiosque", "Invitation au Kiosque Insertion")
-    SUPERSEDED = ("superseded", "Remplacée")
-    OVERRIDDEN = ("overridden", "Modifiée par un agent")
-    ENDED = ("ended", "Terminée")
-    REFUSED = ("refused", "Refusée")
-
-
-class OrientationOrigin(LabelledEnum):
-    AUTO = ("auto", "Règles automatiques")
-    AGENT = ("agent", "Décision d'un agent")
-    KIOSQUE = ("kiosque", "Choix au Kiosque Insertion")
-    DEFAULT_MDS = ("default_mds", "Orientation par défaut vers la MDS")
-    REORIENTATION = ("reorientation", "Réorientation")
-    TAKEOVER = ("takeover", "Reprise de l'historique")
+# The codes stay where their package defines them; their French labels are written here once
+# (orientation's and kiosque's own codes are labelled in orientation/vocabulary.py and
+# kiosque/vocabulary.py).
 
 
 class PersonRole(LabelledEnum):
@@ -169,28 +151,6 @@ class SanctionStatus(LabelledEnum):
     DECIDED = ("decided", "Décision prise")
     LIFTED = ("lifted", "Levée")
     CLOSED = ("closed", "Close")
-
-
-class PhoningOutcome(LabelledEnum):
-    REACHED = ("reached", "Joint(e)")
-    NO_ANSWER = ("no_answer", "Pas de réponse")
-    WRONG_NUMBER = ("wrong_number", "Faux numéro")
-    DECLINED = ("declined", "Refuse de venir")
-    WILL_COME = ("will_come", "Viendra")
-
-
-class InvitationStatus(LabelledEnum):
-    PENDING = ("pending", "Invité(e)")
-    PRESENT = ("present", "Présent(e)")
-    ABSENT = ("absent", "Absent(e)")
-    EXCUSED = ("excused", "Excusé(e)")
-    CANCELLED = ("cancelled", "Annulée")
-
-
-class SessionStatus(LabelledEnum):
-    PLANNED = ("planned", "Prévue")
-    HELD = ("held", "Tenue")
-    CANCELLED = ("cancelled", "Annulée")
 
 
 class EventSource(LabelledEnum):

@@ -77,14 +77,12 @@ def proposals():
     min_age = next(d for a, _l, d in AGES if a == f["age"])
     data = service.queue(s, person_scope(current_user()), status="proposed",
                          mds_id=service.structure_id_by_code(s, f["mds"]) if f["mds"] else None,
-                         referent_type=f["referent_type"], rule_id=f["rule"], limit=1000 if min_age else PAGE_SIZE)
+                         referent_type=f["referent_type"], rule_id=f["rule"], limit=PAGE_SIZE,
+                         clock_started_by=as_of - dt.timedelta(days=min_age) if min_age else None)
     items = data["items"]
     for it in items:
         it["age_days"] = days_between(it["clock_start"], as_of)
     total = data["total"]
-    if min_age:  # the age of the clock: the oldest first are the ones that matter
-        items = [it for it in items if it["age_days"] is not None and it["age_days"] >= min_age][:PAGE_SIZE]
-        total = None
     rules = dict(_rules())
     mds_names = dict(s.execute(select(Structure.id, Structure.name).where(Structure.kind == "mds")).all())
     structure_names = dict(s.execute(select(Structure.code, Structure.name)

@@ -313,3 +313,14 @@ def test_search_ignores_accents_and_case_and_takes_french_dates(rt, client, make
     _login(client, user)
     page = client.get("/personnes?q=joelle&naissance=14/03/1979", headers=HTML).get_data(as_text=True)
     assert "JOËLLE-MARTIN" in page and "1 personne trouvée" in page
+
+
+def test_proposals_filtered_by_the_age_of_the_legal_clock(rt, client, make_user):
+    build(rt)
+    user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    _login(client, user)
+    everyone = client.get("/propositions", headers=HTML).get_data(as_text=True)
+    assert "DURAND" in everyone and "JOËLLE-MARTIN" in everyone
+    old = client.get("/propositions?age=42", headers=HTML).get_data(as_text=True)
+    assert "DURAND" in old and "JOËLLE-MARTIN" not in old  # 45 days against 25
+    assert "1 proposition" in old

@@ -21,9 +21,6 @@ from config.settings import VAR, Settings
 
 # The weeks replayed (below) come after the files are in and before the first decisions.
 REPLAY_ORDER = 20
-# Places of the steps still found as <package>.service.demo, or moved without their ORDER.
-# Transitional: goes when every <package>/demo.py declares ORDER.
-LEGACY_ORDER = {"imports": 10, "orientation": 30, "kiosque": 40, "cases": 50, "reports": 60}
 
 
 @dataclass
@@ -43,21 +40,14 @@ class DemoStep:
 
 
 def demo_steps() -> list[DemoStep]:
-    """Every package's demo step (`<package>.demo`, else `<package>.service.demo`), plus the replay
+    """Every package's demo step (`<package>/demo.py`: `demo(ctx)` and its `ORDER`), plus the replay
     of the past weeks, in pipeline order."""
     steps = [DemoStep("replay", REPLAY_ORDER, _replay_weeks)]
     for package in PACKAGES:
         module = optional_module(f"{package}.demo")
         step = getattr(module, "demo", None) if module else None
-        if step is None:
-            service = optional_module(f"{package}.service")
-            step = getattr(service, "demo", None) if service else None
-        if step is None:
-            continue
-        order = getattr(module, "ORDER", None) if module else None
-        if order is None:
-            order = LEGACY_ORDER.get(package, 100)
-        steps.append(DemoStep(package, order, step))
+        if step is not None:
+            steps.append(DemoStep(package, module.ORDER, step))
     return sorted(steps, key=lambda st: st.order)
 
 

@@ -15,7 +15,7 @@ from cases.service import get_person_in_scope, person_scope
 from config.auth import audit, current_user, db, requires
 from kiosque import notices, service
 from kiosque.models import Invitation, KiosqueSession
-from kiosque.schemas import SessionInSchema, SessionPatchSchema
+from kiosque.schemas import InvitationSchema, SessionInSchema, SessionPatchSchema, SessionSchema
 from kiosque.vocabulary import InvitationStatus, PhoningOutcome
 from orientation.service import OrientationError
 from referents.models import Role, Structure
@@ -52,7 +52,7 @@ def sessions(errors=None, values=None, status=200):
     """Les sessions de ma MDS (à venir d'abord), et le formulaire de création."""
     mds_id = None if _is_manager() else current_user().structure_id
     since = dt.date.today() - dt.timedelta(days=30)
-    rows = service.list_sessions(db(), start=since, mds_id=mds_id)
+    rows = SessionSchema(many=True).dump(service.list_sessions(db(), start=since, mds_id=mds_id))
     return render_template("kiosque/sessions.html", rows=rows, errors=errors or {}, values=values or {},
                            mds_choices=_mds_choices(), today=dt.date.today()), status
 
@@ -81,7 +81,8 @@ def create():
 
 def _render_session(ks: KiosqueSession, *, form=None, errors=None, values=None, status=200):
     s = db()
-    invitations = service.session_invitations(s, ks.id, scope=person_scope(current_user()))
+    invitations = InvitationSchema(many=True).dump(service.session_invitations(s, ks.id,
+                                                                              scope=person_scope(current_user())))
     mds = s.get(Structure, ks.mds_id)
     audit("read", None, {"view": "pages.kiosque.session", "session_id": ks.id, "count": len(invitations)})
     s.commit()

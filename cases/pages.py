@@ -103,7 +103,9 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     try:
         from orientation import service as orientation_service
 
-        explanation = orientation_service.explain(s, person.id, as_of)
+        from orientation.schemas import ExplainSchema
+
+        explanation = ExplainSchema().dump(orientation_service.explain(s, person.id, as_of))
         _row, spec = orientation_service.active_rule_set(s)
         rule_labels = {r.id: r.label for r in (*spec.rules, spec.fallback)}
     except LookupError:

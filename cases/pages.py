@@ -102,7 +102,6 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
             select(Sanction).where(Sanction.person_id == person.id).order_by(Sanction.breach_on, Sanction.id))]
     try:
         from orientation import service as orientation_service
-
         from orientation.schemas import ExplainSchema
 
         explanation = ExplainSchema().dump(orientation_service.explain(s, person.id, as_of))

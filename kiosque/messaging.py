@@ -67,7 +67,9 @@ class InvitationComposer:
 
     def cancel_reason(self, session: Session, m: Message, now: dt.datetime) -> str | None:
         inv = session.get(Invitation, m.invitation_id)
-        if inv is not None and m.kind == "session_cancelled":  # its invitation is cancelled by design
+        # a cancellation notice (session cancelled, invitation cancelled) is about an invitation that
+        # is no longer pending, by design
+        if inv is not None and m.kind in ("session_cancelled", "invitation_cancelled"):
             return None
         if inv is None or inv.status != InvitationStatus.PENDING:
             return "invitation plus en attente"

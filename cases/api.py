@@ -40,6 +40,7 @@ from cases.schemas import (
     SanctionSchema,
     TimelineEventSchema,
 )
+from config import clock
 from config.auth import audit, current_user, db, requires, runtime
 from referents.models import Role
 
@@ -65,7 +66,7 @@ def _source() -> str:
 
 
 def _as_of(args) -> dt.date:
-    return args.get("as_of") or dt.date.today()
+    return args.get("as_of") or clock.today()
 
 
 def _apply(func, *args, **kwargs):

@@ -21,6 +21,7 @@ from cases.procedure import (
 )
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
+from config import clock
 from referents.vocabulary import CONTRACT_MONTHS, REVIEW_MONTHS, REVIEW_MONTHS_LONG, ReferentType
 
 CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
@@ -131,7 +132,7 @@ def record_contract(session: Session, person_id: int, signed_on: dt.date | None,
         session.add(contract)
     session.flush()
     if signed_on is None:
-        add_event(session, person_id, "contract.pending", contract.due_on or dt.date.today(), source,
+        add_event(session, person_id, "contract.pending", contract.due_on or clock.today(), source,
                   summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on else "Contrat à signer",
                   data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
         return contract

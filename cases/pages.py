@@ -24,6 +24,7 @@ from cases.schemas import (
     PersonDetailSchema,
     ReviewInSchema,
 )
+from config import clock
 from config.auth import audit, current_user, db, requires, runtime
 from referents.models import Role, Structure
 from referents.pages import days_between, done, form_data, load_form
@@ -87,7 +88,7 @@ def _structures(ids) -> dict[int, str]:
 def _render_person(person, *, form: str | None = None, errors: dict | None = None, values: dict | None = None,
                    status: int = 200):
     s, user = db(), current_user()
-    as_of = dt.date.today()
+    as_of = clock.today()
     data = PersonDetailSchema().dump(service.person_detail(s, person, role=user.role, vault=runtime().vault,
                                                           as_of=as_of))
     data["identity"].pop("nir", None)  # never on a page
@@ -110,10 +111,10 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     except LookupError:
         explanation, rule_labels = None, {}
     path = data["path"]
-    clock = None
+    legal_clock = None
     if path:
         end = dt.date.fromisoformat(path["closed_on"]) if path["closed_on"] else as_of
-        clock = {"start": path["clock_start"], "age": days_between(path["clock_start"], end),
+        legal_clock = {"start": path["clock_start"], "age": days_between(path["clock_start"], end),
                  "limit_on": dt.date.fromisoformat(path["clock_start"]) + dt.timedelta(days=LEGAL_DAYS),
                  "target_on": dt.date.fromisoformat(path["clock_start"]) + dt.timedelta(days=TARGET_DAYS)}
     structure_names = _structures([a.structure_id for a in appointments]
@@ -136,7 +137,7 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     can_correct = corrections.correctable(exit_row, as_of)
     return render_template(
         "cases/person.html", p=data, person=person, events=events, appointments=appointments, contracts=contracts,
-        reviews=reviews, sanctions=sanctions, explanation=explanation, rule_labels=rule_labels, clock=clock,
+        reviews=reviews, sanctions=sanctions, explanation=explanation, rule_labels=rule_labels, clock=legal_clock,
         structure_names=structure_names, structure_by_code=structure_by_code,
         commune=commune.name if commune else None, form=form, errors=errors or {}, values=values or {}, as_of=as_of,
         exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
@@ -274,7 +275,7 @@ def correct_exit(exit_id):
         args, errors = load_form(ExitCorrectionInSchema())
         if args is not None:
             try:
-                kept = corrections.correct_exit(db(), ex.id, as_of=dt.date.today(), cancel=args["cancel"],
+                kept = corrections.correct_exit(db(), ex.id, as_of=clock.today(), cancel=args["cancel"],
                                                 exit_on=args["exit_on"], reason=args["reason"], note=args["note"],
                                                 source=_source(), author_id=current_user().id)
             except service.CaseValidationError as exc:
@@ -291,7 +292,7 @@ def correct_exit(exit_id):
     return render_template("cases/exit_correction.html", ex=ex, person=person, errors=errors or {}, values=values,
                            label=reasons.get(ex.reason, {}).get("label", ex.reason),
                            exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
-                           correctable=corrections.correctable(ex, dt.date.today()),
+                           correctable=corrections.correctable(ex, clock.today()),
                            correction_days=corrections.CORRECTION_DAYS), (422 if errors else 200)
 
 
@@ -320,7 +321,7 @@ def follow_up():
     scope = request.args.get("perimetre", "mine")
     can_choose = user.role == Role.MDS_WORKER.value and user.structure_id is not None
     mine = scope != "sector" and user.structure_id is not None and user.role in FOLLOWERS
-    as_of = dt.date.today()
+    as_of = clock.today()
     s = db()
     if mine and name == "my-people":
         rows = service.my_people(s, user, as_of, structure_id=user.structure_id)

@@ -11,6 +11,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from cases.models import Person
+from config import clock
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -78,7 +79,7 @@ def _clock(as_of):
     """The end of the as_of day (dates are injectable), else now."""
     import datetime as dt
 
-    return dt.datetime.combine(as_of, dt.time(23, 59, 59)) if as_of is not None else dt.datetime.now()
+    return dt.datetime.combine(as_of, dt.time(23, 59, 59)) if as_of is not None else clock.now()
 
 
 def check_not_future(field: str, label: str, day, source: str, as_of=None) -> None:

@@ -4,7 +4,6 @@ template. Thin: every import runs through the same functions as the CLI and the 
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
+from config import clock
 from config.auth import audit, check_upload, current_user, db, requires, runtime
 from imports.models import ImportBatch, RejectedRecord
 from imports.schemas import (
@@ -155,7 +155,7 @@ class ProviderReturnUpload(MethodView):
         workdir, (path,) = _saved([args["file"]], ("xlsx", "xls", "ods", "csv"), LIST_MAX_BYTES)
         try:
             return _report(import_file(runtime(), path, code, created_by=user.id,
-                                       as_of=query.get("as_of") or dt.date.today()))
+                                       as_of=query.get("as_of") or clock.today()))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

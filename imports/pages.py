@@ -6,7 +6,6 @@ The upload goes through the very checks and importer of the API (`imports.api._s
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from sqlalchemy import select
 
+from config import clock
 from config.auth import audit, current_user, db, requires, runtime
 from imports.models import ImportBatch
 from imports.tabular import earlier_rejects
@@ -88,7 +88,7 @@ def template():
         shutil.rmtree(workdir, ignore_errors=True)
     audit("export", None, {"view": "pages.provider_template", "rows": len(rows)})
     db().commit()
-    name = f"retour-{structure.code.lower()}-{dt.date.today():%Y-%m}.xlsx"
+    name = f"retour-{structure.code.lower()}-{clock.today():%Y-%m}.xlsx"
     return send_file(io.BytesIO(data), as_attachment=True, download_name=name, mimetype=XLSX)
 
 
@@ -105,7 +105,7 @@ def upload():
         return redirect(url_for("imports_pages.returns"), 303)
     workdir, (path,) = _saved([request.files["file"]], ("xlsx", "xls", "ods", "csv"), LIST_MAX_BYTES)
     try:
-        report = import_file(runtime(), path, structure.code, created_by=current_user().id, as_of=dt.date.today())
+        report = import_file(runtime(), path, structure.code, created_by=current_user().id, as_of=clock.today())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     audit("imports.upload.provider_return", details={"file": report.get("file"), "batch_id": report.get("batch_id"),

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from cases import nir as nirlib
 from cases import service as cases_service
 from cases.models import CaseEvent, Contract, Exit, Person
+from config import clock
 from imports.identity import match_one
 from imports.spreadsheets import locate_columns, read_sheet
 from imports.tabular import FileError, RowError, cell, check_controls, reject_row, run_batch
@@ -286,7 +287,7 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
 def import_file(runtime, path: Path | str, structure_code: str, *, created_by: int | None = None,
                 as_of: dt.date | None = None) -> dict:
     """Import a provider return for one structure; returns the batch report."""
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     with runtime.session() as s:
         structure = structure_by_code(s, structure_code)
         if structure is None:

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
+from config import clock
 from config.auth import audit, current_user, db, requires
 from kiosque import notices, service
 from kiosque.models import Invitation, KiosqueSession
@@ -51,10 +52,10 @@ def _mds_choices():
 def sessions(errors=None, values=None, status=200):
     """Les sessions de ma MDS (à venir d'abord), et le formulaire de création."""
     mds_id = None if _is_manager() else current_user().structure_id
-    since = dt.date.today() - dt.timedelta(days=30)
+    since = clock.today() - dt.timedelta(days=30)
     rows = SessionSchema(many=True).dump(service.list_sessions(db(), start=since, mds_id=mds_id))
     return render_template("kiosque/sessions.html", rows=rows, errors=errors or {}, values=values or {},
-                           mds_choices=_mds_choices(), today=dt.date.today()), status
+                           mds_choices=_mds_choices(), today=clock.today()), status
 
 
 @bp.post("/kiosque/sessions")
@@ -94,7 +95,7 @@ def _render_session(ks: KiosqueSession, *, form=None, errors=None, values=None, 
                            values=values or {}, phoning=list(PhoningOutcome.labels().items()),
                            attendance=[(c, InvitationStatus.label_of(c)) for c in service.ATTENDANCE],
                            referent_choices=list(ReferentType.labels().items()), structures=structures,
-                           now=dt.datetime.now()), status
+                           now=clock.now()), status
 
 
 @bp.get("/kiosque/sessions/<int:session_id>")
@@ -124,7 +125,7 @@ def move(session_id):
         else:
             told = 0
             if ks.starts_at != was or ks.place != where:
-                told = notices.notify_invitees(db(), ks, notices.MOVED, _pending_ids(ks), on=dt.date.today(),
+                told = notices.notify_invitees(db(), ks, notices.MOVED, _pending_ids(ks), on=clock.today(),
                                                user_id=current_user().id, was=was)
             db().commit()
             return done(f"Session modifiée; {told} invité(s) prévenu(s).", "kiosque_pages.session", session_id=ks.id)
@@ -138,7 +139,7 @@ def cancel(session_id):
     ks = _session(session_id)
     pending = _pending_ids(ks)
     n = service.cancel_session(db(), ks)
-    told = notices.notify_invitees(db(), ks, notices.CANCELLED, pending, on=dt.date.today(),
+    told = notices.notify_invitees(db(), ks, notices.CANCELLED, pending, on=clock.today(),
                                    user_id=current_user().id)
     db().commit()
     return done(f"Session annulée: {n} invitation(s) en attente annulée(s), à replacer par la prochaine "
@@ -165,7 +166,7 @@ def phoning(session_id, invitation_id):
     inv = _invitation(ks, invitation_id)
     outcome = request.form.get("outcome", "")
     try:
-        service.record_phoning(db(), inv.id, outcome, on=dt.date.today(), notes=request.form.get("notes") or None,
+        service.record_phoning(db(), inv.id, outcome, on=clock.today(), notes=request.form.get("notes") or None,
                                user_id=current_user().id)
     except service.KiosqueError:
         db().rollback()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
+from config import clock
 from config.db import utcnow
 from config.settings import Settings
 from kiosque.errors import KiosqueError
@@ -173,14 +174,14 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
     if person_ids is not None:
         q = q.where(Person.id.in_(list(person_ids)))
     out = []
-    for pid, email, phone, kind, oid, path_id, clock, mds_id, terr, addr, pc, city in session.execute(q):
+    for pid, email, phone, kind, oid, path_id, clock_start, mds_id, terr, addr, pc, city in session.execute(q):
         chans = []
         if email:
             chans.append("email")
         if is_mobile(phone, kind):
             chans.append("sms")
         recipients = {"email": email, "sms": phone, "letter": postal_address(addr, pc, city)}
-        out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
+        out.append(_Candidate(pid, path_id, oid, clock_start, mds_id, terr, chans or ["letter"], recipients))
     if out:
         by_key = {(c.person_id, c.path_id): c for c in out}
         ids = [c.person_id for c in out]
@@ -397,7 +398,7 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
     inv = get_invitation(session, invitation_id)
     if status in (InvitationStatus.PRESENT, InvitationStatus.ABSENT) \
-            and inv.session.starts_at > (now or dt.datetime.now()):
+            and inv.session.starts_at > (now or clock.now()):
         raise KiosqueError(f"Présence: la session du {inv.session.starts_at:%d/%m/%Y à %H h %M} n'a pas encore "
                            "eu lieu")
     if inv.status == status and status != InvitationStatus.PRESENT:

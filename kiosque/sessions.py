@@ -11,6 +11,7 @@ import holidays
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config import clock
 from kiosque.errors import KiosqueError
 from kiosque.models import Closure, Invitation, KiosqueSession, SessionTemplate
 from kiosque.vocabulary import InvitationStatus, SessionStatus
@@ -21,7 +22,7 @@ from referents.models import Structure
 def check_session_date(session: Session, mds_id: int, starts_at: dt.datetime, now: dt.datetime | None = None) -> None:
     """A session is held in the future, on a working day: not in the past, not on a public holiday,
     not on a closure day of its MDS (or of every MDS). KiosqueError naming the field otherwise."""
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     field = "Date et heure de la session"
     if starts_at < now:
         raise KiosqueError(f"{field}: le {starts_at:%d/%m/%Y à %H h %M} est déjà passé")

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, render_template, request
 from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
+from config import clock
 from config.auth import audit, current_user, db, requires
 from orientation import service
 from orientation.models import Orientation
@@ -62,9 +63,9 @@ def _filters() -> tuple[dict, dict]:
 
 def _as_of() -> dt.date:
     try:
-        return dt.date.fromisoformat(request.args.get("as_of", "")) if request.args.get("as_of") else dt.date.today()
+        return dt.date.fromisoformat(request.args.get("as_of", "")) if request.args.get("as_of") else clock.today()
     except ValueError:
-        return dt.date.today()
+        return clock.today()
 
 
 @bp.get("/propositions")
@@ -112,7 +113,7 @@ def validate():
         flash("Aucune proposition sélectionnée: cochez au moins une ligne.", "error")
         return redirect(url_for("orientation_pages.proposals", **request.args), 303)
     s = db()
-    out = service.validate(s, ids, current_user().id, dt.date.today(), scope=person_scope(current_user()))
+    out = service.validate(s, ids, current_user().id, clock.today(), scope=person_scope(current_user()))
     for oid in out["validated"] + out["awaiting_capacity"]:
         o = s.get(Orientation, oid)
         audit("orientation.validate", o.person_id, {"orientation_id": oid, "status": o.status})
@@ -156,7 +157,7 @@ def override(orientation_id):
             try:
                 sid = service.structure_id_by_code(s, args["structure"])
                 new = service.override(s, o.id, current_user().id, args["referent_type"], args["reason"],
-                                       dt.date.today(), structure_id=sid, scope=person_scope(current_user()))
+                                       clock.today(), structure_id=sid, scope=person_scope(current_user()))
             except (service.OrientationError, RuleSetError, LookupError) as exc:
                 s.rollback()
                 errors = {"_schema": [str(exc)]}

@@ -140,16 +140,15 @@ class _Decision:
 
 def _facts_select(dialect: str, f: ReportFilter):
     as_of = literal(f.as_of, Date)
-    start, end = f.period
-    starts = {"legal": Path.clock_start, "demande": Path.request_date}
     open_sdd = case((_open_sdd(f.as_of), 1), else_=0)
     first = _Decision(f.as_of)
     columns = [Path.id, Path.person_id, first.decided, first.referent_type, first.origin,
                first.rule, Path.territory_id, Path.mds_id, open_sdd]
     for clock in CLOCKS:
-        s = starts[clock]
-        columns += [s, _days(dialect, first.decided, s), _days(dialect, as_of, s), _month(dialect, s),
-                    case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0)]
+        rows = _PathRows(dialect, f, clock)
+        s = rows.start
+        columns += [s, rows.delay, _days(dialect, as_of, s), _month(dialect, s),
+                    case((rows.in_cohort(), 1), else_=0)]
     q = (select(*columns).select_from(Path)
          .join(Person, Person.id == Path.person_id)  # the person scope is a condition on Person
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
@@ -211,11 +210,14 @@ class _PathRows:
 
     def __init__(self, dialect: str, f: ReportFilter, clock: str, scope_ids: Table | None = None):
         self.dialect, self.f, self.clock, self.scope_ids = dialect, f, clock, scope_ids
-        self.start = Path.clock_start if clock == "legal" else Path.request_date
-        # The start as compared in WHERE: on SQLite "+column", so that the planner scans the table once
-        # instead of walking the date index and fetching most of the rows one by one (3× slower).
-        self.start_filter = (literal_column(f"+{Path.__tablename__}.{self.start.key}", Date)
-                             if dialect == "sqlite" else self.start)
+        if clock == "legal":
+            self.start = Path.clock_start
+            # The start as compared in WHERE: on SQLite "+column", so that the planner scans the table once
+            # instead of walking the date index and fetching most of the rows one by one (3× slower).
+            self.start_filter = (literal_column(f"+{Path.__tablename__}.{self.start.key}", Date)
+                                 if dialect == "sqlite" else self.start)
+        else:  # DREES: the person's first RSA request (DTDEMRSA) known by as_of, on every path of theirs
+            self.start = self.start_filter = _person_request_date(f.as_of)
         first = _Decision(f.as_of)
         self.columns = {"territory": Path.territory_id, "mds": Path.mds_id, "referent_type": first.referent_type,
                         "origin": first.origin, "rule": first.rule}
@@ -244,8 +246,67 @@ class _PathRows:
         return q
 
     def in_cohort(self):
+        """The path counts in the cohort of this clock: its start in the period, not closed without
+        orientation before the legal delay (closed_early: shown apart), and for the DREES clock the
+        person's one representative path (_drees_path)."""
         start, end = self.f.period
-        return and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of))
+        cond = and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of),
+                    ~self.closed_early())
+        return and_(cond, _drees_path(self.f.as_of)) if self.clock == "demande" else cond
+
+    def in_period(self):
+        start, end = self.f.period
+        cond = and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of))
+        return and_(cond, _drees_path(self.f.as_of)) if self.clock == "demande" else cond
+
+    def closed_early(self):
+        """Closed (exit, transfer out, end of right) by as_of without an orientation, before the legal
+        delay of 42 days since this clock's start: not a failure of the Département, counted apart."""
+        as_of = self.f.as_of
+        return and_(Path.closed_on.is_not(None), Path.closed_on <= as_of,
+                    or_(Path.oriented_on.is_(None), Path.oriented_on > as_of),
+                    _days(self.dialect, Path.closed_on, self.start) < LEGAL_DAYS)
+
+
+def _person_request_date(as_of: dt.date):
+    """The person's first RSA request date (DTDEMRSA) over their paths known by as_of: the DREES clock
+    of every path of the person (a transfer or a reopening does not restart it)."""
+    other = aliased(Path)
+    return (select(func.min(other.request_date))
+            .where(other.person_id == Path.person_id, other.request_date <= as_of)
+            .correlate(Path).scalar_subquery())
+
+
+def _drees_path(as_of: dt.date):
+    """The one path per person that the DREES delay counts (DTDEMRSA → first orientation, each
+    person's first orientation once): the path that carries the person's first orientation validated
+    by as_of (earliest oriented_on, then lowest id), else, for a person not oriented yet, their latest
+    path (latest clock start, then highest id). Transfer and reopening paths are otherwise left out."""
+    other = aliased(Path)
+    oriented = and_(Path.oriented_on.is_not(None), Path.oriented_on <= as_of)
+    other_oriented = and_(other.oriented_on.is_not(None), other.oriented_on <= as_of)
+    before = or_(
+        and_(other_oriented, ~oriented),
+        and_(other_oriented, oriented, or_(other.oriented_on < Path.oriented_on,
+                                           and_(other.oriented_on == Path.oriented_on, other.id < Path.id))),
+        and_(~other_oriented, ~oriented, or_(other.clock_start > Path.clock_start,
+                                             and_(other.clock_start == Path.clock_start, other.id > Path.id))))
+    return ~(select(other.id).where(other.person_id == Path.person_id, other.id != Path.id,
+                                    func.coalesce(other.request_date, other.clock_start) <= as_of, before)
+             .correlate(Path).exists())
+
+
+def closed_early_counts(session: Session, f: ReportFilter, scope_ids=OWN_SCOPE) -> dict[str, int]:
+    """Per clock: paths of the cohort period closed without orientation before the legal delay
+    (_PathRows.closed_early), shown apart from the delays instead of as failures."""
+    dialect = _dialect(session)
+    out = {}
+    with _scope(session, f, scope_ids) as scope_ids:
+        for clock in CLOCKS:
+            rows = _PathRows(dialect, f, clock, scope_ids)
+            q = rows.scoped(select(func.count()).select_from(Path).where(rows.in_period(), rows.closed_early()))
+            out[clock] = int(session.scalar(q) or 0)
+    return out
 
 
 def _open_unoriented(as_of: dt.date):

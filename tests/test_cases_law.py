@@ -245,3 +245,37 @@ def test_six_month_review_without_reason_and_joint_diagnostic(session):
                      wanted_referent_type="pole_emploi", **JOINT)
     assert "reorientation.requested" in [e["kind"] for e in cs.timeline(session, p.id)]
     assert session.scalar(select(func.count(Review.id)).where(Review.person_id == p.id)) == 2
+
+
+# ---- through the API: French messages naming the field ------------------------------------------------
+
+def test_api_refuses_fifty_one_percent_for_a_couple_and_a_review_without_france_travail(rt, client, make_user):
+    with rt.session() as s:
+        dem = _couple(s)
+        orient(s, dem, "MDS-SOUPETARD", "mds", D(2026, 9, 1), notified_on=D(2026, 9, 2))
+        cs.record_contract(s, dem.id, D(2026, 9, 20), review_reason="health", source="agent")
+        pid = dem.id
+    _, manager = make_user("manager")
+    base = f"/api/v1/persons/{pid}/sanctions"
+    sid = client.post(base, json={"breach_on": "2026-11-02", "breach": "Contrat non respecté"},
+                      headers=manager).get_json()["id"]
+    client.post(f"{base}/{sid}/observations", json={"observations_on": "2026-11-09", "observations": "—"},
+                headers=manager)
+    r = client.post(f"{base}/{sid}/decision", json={"decided_on": "2026-11-12", "rate_percent": 51,
+                                                    "duration_months": 2}, headers=manager)
+    assert r.status_code == 422
+    assert "au plus 50 %" in r.get_json()["errors"]["rate_percent"][0]
+    r = client.post(f"{base}/{sid}/decision", json={"decided_on": "2026-11-12", "rate_percent": 50,
+                                                    "duration_months": 2}, headers=manager)
+    assert r.status_code == 200 and (r.get_json()["cap_percent"], r.get_json()["cap_reason"]) == (50, "household_size")
+    reviews = client.get(f"/api/v1/persons/{pid}/reviews", headers=manager).get_json()
+    assert [(x["due_on"], x["reason"]) for x in reviews] == [("2027-09-20", "health")]
+    r = client.post(f"/api/v1/persons/{pid}/reviews", json={"held_on": "2027-09-01", "outcome": "maintain",
+                                                            "referent_participant": "AS MDS"}, headers=manager)
+    assert r.status_code == 422 and "france_travail_participant" in r.get_json()["errors"]
+    r = client.post(f"/api/v1/persons/{pid}/reviews", json={
+        "held_on": "2027-09-01", "outcome": "maintain", "referent_participant": "AS MDS",
+        "france_travail_participant": "Conseiller FT", "next_review_reason": None}, headers=manager)
+    assert r.status_code == 201 and r.get_json()["france_travail_participant"] == "Conseiller FT"
+    reviews = client.get(f"/api/v1/persons/{pid}/reviews", headers=manager).get_json()
+    assert reviews[-1]["due_on"] == "2028-03-01" and reviews[-1]["reason"] is None  # back to 6 months

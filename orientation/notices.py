@@ -21,7 +21,7 @@ from orientation.messaging.templates import add_template_dir, render
 from orientation.messaging.text import french_date, person_context
 from orientation.models import Notification, Orientation
 from referents.models import Structure
-from referents.vocabulary import OUTCOMES, Outcome
+from referents.vocabulary import OUTCOMES, Origin, Outcome
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "notices"
 MDS_PHONE_FALLBACK = "votre Maison des Solidarités"
@@ -53,7 +53,7 @@ def notification_context(session: Session, orientation: Orientation, config=None
             "structure_address": structure.address if structure and structure.address else "",
             "structure_phone": structure.phone if structure and structure.phone else "",
             "decided_on": french_date(orientation.validated_on or orientation.decided_on),
-            "algorithmic": bool(orientation.algorithmic and orientation.origin == "auto"),
+            "algorithmic": bool(orientation.algorithmic and orientation.origin == Origin.AUTO),
             "phone": _contact_phone(config) or (mds.phone if mds and mds.phone else MDS_PHONE_FALLBACK)}
 
 

@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         pages = getattr(module, "pages", None)
         if pages is not None:
             app.register_blueprint(pages)
+    for name in PACKAGES:  # the screens of each package (pages.py next to its api.py)
+        screens = optional_module(f"{name}.pages")
+        if screens is not None:
+            app.register_blueprint(screens.bp)
 
     @app.get("/healthz")
     @public

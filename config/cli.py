@@ -227,6 +227,9 @@ def _register_packages() -> None:
 
 
 _register_packages()
+from config.plan_cli import plan as _plan  # noqa: E402 - `rsa plan` (issue 20): drives several packages
+
+main.add_command(_plan)
 
 
 if __name__ == "__main__":  # pragma: no cover

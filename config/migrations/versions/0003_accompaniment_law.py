@@ -1,15 +1,15 @@
 """accompaniment as the 2025 law says (issue 19): sanction caps, amounts and radiation; review reason and
 joint-diagnostic parties; the contract's legal review reason
 
-Revision ID: 0002_accompaniment
-Revises: 0001
+Revision ID: 0003_accompaniment
+Revises: 0002_golive
 Create Date: 2026-12-06 06:20:00
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0002_accompaniment'
-down_revision = '0001'
+revision = '0003_accompaniment'
+down_revision = '0002_golive'
 branch_labels = None
 depends_on = None
 

@@ -2,14 +2,14 @@
 joint-diagnostic parties; the contract's legal review reason
 
 Revision ID: 0003_accompaniment
-Revises: 0002_golive
+Revises: 0002_security
 Create Date: 2026-12-06 06:20:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0003_accompaniment'
-down_revision = '0002_golive'
+down_revision = '0002_security'
 branch_labels = None
 depends_on = None
 

@@ -189,7 +189,8 @@ def create_contract(args, person_id):
     contract = _apply(service.record_contract, db(), person_id, args["signed_on"], weekly_hours=args["weekly_hours"],
                       hours_reduction_reason=args["hours_reduction_reason"], kind=args["kind"],
                       objectives=args["objectives"], duration_months=args["duration_months"],
-                      vulnerability=args["vulnerability"], source=_source(), author_id=current_user().id)
+                      vulnerability=args["vulnerability"], review_reason=args["review_reason"], source=_source(),
+                      author_id=current_user().id)
     audit("update", person_id, {"contract_id": contract.id})
     db().commit()
     return contract
@@ -218,7 +219,10 @@ def hold_review(args, person_id):
                     author_id=current_user().id, notes=args["notes"], review_id=args["review_id"],
                     reorientation_reason=args["reorientation_reason"],
                     wanted_referent_type=args["wanted_referent_type"],
-                    wanted_structure_id=args["wanted_structure_id"])
+                    wanted_structure_id=args["wanted_structure_id"],
+                    referent_participant=args["referent_participant"],
+                    france_travail_participant=args["france_travail_participant"],
+                    **({"next_review_reason": args["next_review_reason"]} if "next_review_reason" in args else {}))
     audit("update", person_id, {"review_id": review.id, "outcome": args["outcome"]})
     db().commit()
     return review
@@ -398,7 +402,7 @@ def sanction_lift(args, person_id, sanction_id):
     """Levée dès que la personne se conforme à ses obligations."""
     _sanction_of(person_id, sanction_id)
     sanction = _apply(service.lift_sanction, db(), sanction_id, args["lifted_on"], source="agent",
-                      author_id=current_user().id, reason=args["reason"])
+                      author_id=current_user().id, reason=args["reason"], cause=args["cause"])
     audit("update", person_id, {"sanction_id": sanction_id, "step": "lifted"})
     db().commit()
     return sanction

@@ -289,6 +289,9 @@ class Contract(Base):
     hours_reduction_reason: Mapped[str | None] = mapped_column(String(30))
     objectives: Mapped[list | None]  # [{"theme": "employment", "text": "…"}]
     vulnerability: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The legal reason (D262-65-2-1 CASF) that sets the review of a social path at 12 months instead of
+    # 6: health, disability, invalidity, housing, family (procedure.yaml review.long_reasons).
+    review_reason: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending signed ended
     source: Mapped[str] = mapped_column(String(20), default="agent")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -304,6 +307,11 @@ class Review(Base):
     held_on: Mapped[dt.date | None] = mapped_column(Date)
     outcome: Mapped[str | None] = mapped_column(String(20))  # maintain | revise | reorientation
     notes: Mapped[str | None] = mapped_column(Text)
+    # Why this review is due 12 months (not 6) after signature: the legal reason, else NULL.
+    reason: Mapped[str | None] = mapped_column(String(20))
+    # The review is a joint diagnostic: who took part for the referent organisme and for France Travail.
+    referent_participant: Mapped[str | None] = mapped_column(String(200))
+    france_travail_participant: Mapped[str | None] = mapped_column(String(200))
 
 
 class Sanction(Base):
@@ -327,6 +335,18 @@ class Sanction(Base):
     ep_opinion: Mapped[str | None] = mapped_column(Text)
     lifted_on: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), default="breach")  # breach observations decided lifted closed
+    # Decision facts (R262-68-6 CASF): the highest rate allowed for the household and why
+    # (household_size: more than one person; single_parent_increase: majoration of L262-9; unknown).
+    cap_percent: Mapped[int | None] = mapped_column(Integer)
+    cap_reason: Mapped[str | None] = mapped_column(String(30))
+    # The monthly allocation the rate applies to (the household's last known amount) and the money
+    # withheld / to pay back when the person complies (sanctions.withheld_amounts).
+    base_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    withheld_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    repaid_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    lift_reason: Mapped[str | None] = mapped_column(String(20))  # contract complied dropped
+    # Four months of total suppression: radiation from France Travail's list proposed (R262-68).
+    radiation_proposed_on: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Exit(Base):

@@ -142,6 +142,7 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
         commune=commune.name if commune else None, form=form, errors=errors or {}, values=values or {}, as_of=as_of,
         exit_reasons=[(k, v["label"]) for k, v in reasons.items()],
         hours_reasons=list(proc["contract"]["hours_reduction_reasons"].items()),
+        review_reasons=list(proc["review"]["long_reasons"].items()),
         can_follow=user.role in ALL, show_sanctions=user.role in DEPARTEMENT,
         legal_days=LEGAL_DAYS, contract_months=CONTRACT_MONTHS, can_correct=can_correct,
         correction_days=corrections.CORRECTION_DAYS,
@@ -212,12 +213,12 @@ def add_contract(person_id):
         c = service.record_contract(db(), person_id, a["signed_on"], weekly_hours=a["weekly_hours"],
                                     hours_reduction_reason=a["hours_reduction_reason"], kind=a["kind"],
                                     objectives=a.get("objectives") or [], duration_months=a["duration_months"],
-                                    vulnerability=a["vulnerability"], source=_source(), author_id=current_user().id)
+                                    review_reason=a["review_reason"], source=_source(), author_id=current_user().id)
         audit("update", person_id, {"contract_id": c.id, "view": "pages"})
 
     return _write(person_id, "contrat", ContractInSchema(only=("signed_on", "kind", "weekly_hours",
                                                                "hours_reduction_reason", "duration_months",
-                                                               "vulnerability")),
+                                                               "review_reason")),
                   write, "Contrat enregistré.")
 
 
@@ -229,11 +230,14 @@ def add_review(person_id):
         r = service.record_review(db(), person_id, a["held_on"], a["outcome"], source=_source(),
                                   author_id=current_user().id, notes=a["notes"], review_id=a["review_id"],
                                   reorientation_reason=a["reorientation_reason"],
-                                  wanted_referent_type=a["wanted_referent_type"], wanted_structure_id=None)
+                                  wanted_referent_type=a["wanted_referent_type"], wanted_structure_id=None,
+                                  referent_participant=a["referent_participant"],
+                                  france_travail_participant=a["france_travail_participant"])
         audit("update", person_id, {"review_id": r.id, "outcome": a["outcome"], "view": "pages"})
 
     return _write(person_id, "bilan", ReviewInSchema(only=("held_on", "outcome", "review_id", "notes",
-                                                           "reorientation_reason", "wanted_referent_type")),
+                                                           "reorientation_reason", "wanted_referent_type",
+                                                           "referent_participant", "france_travail_participant")),
                   write, "Bilan enregistré.")
 
 

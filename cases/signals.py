@@ -31,7 +31,9 @@ class OrientationView:
 
     rows: every orientation, columns id, person_id, path_id, status, referent_type, structure_id,
         agent_id, rule, origin, decided_on, validated_on, notified_on;
-    notifications: every notice sent, columns orientation_id, notified_on."""
+    notifications: every notice, columns orientation_id, notified_on (the day the notice was decided),
+        message_id (its outbox message, NULL when the notice did not go through the outbox: handed over,
+        taken over from a previous system) and sent_at (when that message left; NULL until sent)."""
 
     rows: Select
     notifications: Select

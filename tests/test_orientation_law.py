@@ -38,7 +38,8 @@ def _code(session, sid) -> str | None:
 
 def _pdf_text(letter) -> str:
     reader = PdfReader(io.BytesIO(render_pdf([letter])))
-    return "\n".join(p.extract_text() for p in reader.pages)
+    # Words as read on the page: the lines wrapped by the layout joined again.
+    return " ".join(" ".join(p.extract_text() for p in reader.pages).split())
 
 
 def test_v2_run_stores_parcours_organisme_validation_and_only_its_rules_facts(session):
@@ -140,7 +141,7 @@ def _validated(session, person, **kw) -> Orientation:
     return o
 
 
-MENTIONS = ("Décision d'orientation", "contrat d'engagement", "dans le mois", "15 heures",
+MENTIONS = ("Décision d'orientation", "contrat d'engagement", "Dans le mois", "15 heures",
             "réduites, jusqu'à zéro", "droit d'obtenir les règles", "nouvelle orientation",
             "recours administratif", "Président du Conseil départemental", "tribunal administratif de Toulouse",
             "2 mois")

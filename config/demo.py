@@ -64,7 +64,7 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
         for key, module_name in STEPS:
             if key == "orientation":
                 ctx.results["replay"] = _replay_weeks(ctx)
-            module = optional_module(module_name)
+            module = optional_module(f"{key}.demo") or optional_module(module_name)  # <pkg>/demo.py first
             step = getattr(module, "demo", None) if module else None
             if step is None:
                 continue

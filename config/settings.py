@@ -48,6 +48,17 @@ class Settings:
     scheduler_enabled: bool = field(default=True, metadata={"env": "RSA_SCHEDULER_ENABLED"})
     cors_origins: str = field(default="", metadata={"env": "RSA_CORS_ORIGINS"})
     secure_cookies: bool = field(default=True, metadata={"env": "RSA_SECURE_COOKIES"})
+    # Kiosque Insertion and the outbox (docs/kiosque.md): "" = the default of kiosque.service.KiosqueConfig.
+    kiosque_propose_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_PROPOSE_DAYS"})
+    kiosque_notice_letter_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_NOTICE_LETTER_DAYS"})
+    kiosque_notice_digital_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_NOTICE_DIGITAL_DAYS"})
+    kiosque_deadline_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_DEADLINE_DAYS"})
+    kiosque_reminder_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_REMINDER_DAYS"})
+    kiosque_max_reinvitations: str = field(default="", metadata={"env": "RSA_KIOSQUE_MAX_REINVITATIONS"})
+    kiosque_max_send_attempts: str = field(default="", metadata={"env": "RSA_KIOSQUE_MAX_SEND_ATTEMPTS"})
+    kiosque_backoff_minutes: str = field(default="", metadata={"env": "RSA_KIOSQUE_BACKOFF_MINUTES"})
+    kiosque_contact_phone: str = field(default="", metadata={"env": "RSA_KIOSQUE_CONTACT_PHONE"})
+    kiosque_template_dir: str = field(default="", metadata={"env": "RSA_KIOSQUE_TEMPLATE_DIR"})
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:

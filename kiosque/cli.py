@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
+from kiosque.vocabulary import ATTENDANCE
 from referents.service import structure_by_code
+from referents.vocabulary import REFERENT_TYPES
 
 
 def _time(value: str) -> dt.time:
@@ -240,8 +242,8 @@ def phoning_results_cmd(file, as_of, as_json):
 
 @kiosque.command("attendance")
 @click.option("--invitation", "invitation_id", type=int, required=True)
-@click.option("--status", type=click.Choice(["present", "absent", "excused"]), required=True)
-@click.option("--referent", "referent_type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]),
+@click.option("--status", type=click.Choice(ATTENDANCE), required=True)
+@click.option("--referent", "referent_type", type=click.Choice(REFERENT_TYPES),
               default=None, help="Référent choisi (présent).")
 @click.option("--structure", "structure_id", type=int, default=None, help="Structure choisie (défaut: secteur).")
 @click.option("--appointment", default=None, help="Premier rendez-vous, AAAA-MM-JJTHH:MM.")
@@ -292,12 +294,14 @@ def letters_cmd(session_id, outdir, as_json):
 def send_cmd(as_of, email_mode, limit, as_json):
     """Traite la boîte d'envoi: rappels J-3/J-1 et notifications d'orientation, puis envoi des messages dus."""
     from kiosque import messaging
+    from orientation.messaging import outbox
+    from orientation.notices import queue_notifications
 
     rt = get_runtime()
     as_of = resolve_as_of(as_of)
     with rt.session() as s:
         reminders = messaging.queue_reminders(s, as_of)
-        notifications = messaging.queue_notifications(s, as_of)
+        notifications = queue_notifications(s, as_of)
     bar = {}
 
     def progress(total, step):
@@ -308,8 +312,8 @@ def send_cmd(as_of, email_mode, limit, as_json):
 
     try:
         with rt.session() as s:
-            out = messaging.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True, progress=progress,
-                                           gateways=messaging.gateways_for(rt.settings, email=email_mode))
+            out = outbox.process_outbox(s, rt.settings, as_of=as_of, limit=limit, commit=True, progress=progress,
+                                        gateways=outbox.gateways_for(rt.settings, email=email_mode))
     finally:
         if "bar" in bar:
             bar["bar"].__exit__(None, None, None)

@@ -23,12 +23,13 @@ def reminders_job(runtime, as_of: dt.date) -> dict:
 
 def outbox_job(runtime, as_of: dt.date) -> dict:
     """Orientation notifications to queue, then every due message (committed one by one)."""
-    from kiosque import messaging
+    from orientation.messaging import outbox
+    from orientation.notices import queue_notifications
 
     with runtime.session() as s:
-        queued = messaging.queue_notifications(s, as_of)
+        queued = queue_notifications(s, as_of)
     with runtime.session() as s:
-        out = messaging.process_outbox(s, runtime.settings, as_of=as_of, commit=True)
+        out = outbox.process_outbox(s, runtime.settings, as_of=as_of, commit=True)
     out["notifications_queued"] = queued
     return out
 

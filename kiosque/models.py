@@ -1,4 +1,5 @@
-"""Kiosque sessions, invitations and the message outbox."""
+"""Kiosque sessions and invitations. The outbox (Message) lives in orientation.messaging; it is
+re-exported here for the callers that still import it from kiosque.models."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.db import Base, utcnow
+from orientation.messaging.models import Message  # noqa: F401  (re-export)
 
 session_partner = Table(
     "kiosque_session_partner",
@@ -56,7 +58,7 @@ class KiosqueSession(Base):
     ends_at: Mapped[dt.datetime | None]
     place: Mapped[str] = mapped_column(String(300))
     capacity: Mapped[int] = mapped_column(Integer, default=20)
-    status: Mapped[str] = mapped_column(String(12), default="planned")  # planned held cancelled
+    status: Mapped[str] = mapped_column(String(12), default="planned")  # kiosque.vocabulary.SessionStatus
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     partners = relationship("Structure", secondary=session_partner)
@@ -76,7 +78,7 @@ class Invitation(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     invited_on: Mapped[dt.date] = mapped_column(Date)
     # pending | present | absent | excused | cancelled
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # kiosque.vocabulary.InvitationStatus
     phoning_outcome: Mapped[str | None] = mapped_column(String(20))  # reached no_answer wrong_number declined will_come
     phoned_on: Mapped[dt.date | None] = mapped_column(Date)
     phoning_notes: Mapped[str | None] = mapped_column(Text)
@@ -86,28 +88,3 @@ class Invitation(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     session: Mapped[KiosqueSession] = relationship()
-
-
-class Message(Base):
-    """Outbox: one message to one person on one channel, with delivery status and retries."""
-
-    __tablename__ = "message"
-    __table_args__ = (Index("ix_message_status_next", "status", "next_attempt_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
-    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("kiosque_invitation.id"))
-    orientation_id: Mapped[int | None] = mapped_column(ForeignKey("orientation.id"))
-    kind: Mapped[str] = mapped_column(String(30))  # invitation reminder_3 reminder_1 reinvitation notification
-    channel: Mapped[str] = mapped_column(String(10))  # email sms letter
-    recipient: Mapped[str | None] = mapped_column(String(300))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    body: Mapped[str | None] = mapped_column(Text)
-    document_path: Mapped[str | None] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued sent failed bounced
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    send_on: Mapped[dt.date | None] = mapped_column(Date)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[dt.datetime | None]

@@ -19,15 +19,10 @@ from sqlalchemy.orm import Session
 from cases.models import Person
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueError, record_phoning
+from kiosque.vocabulary import PhoningOutcome
 from referents.models import Structure
 
-OUTCOME_LABELS = {
-    "reached": "Joint(e)",
-    "will_come": "Viendra",
-    "declined": "Refuse de venir",
-    "no_answer": "Pas de réponse",
-    "wrong_number": "Faux numéro",
-}
+OUTCOME_LABELS = PhoningOutcome.labels()  # the drop-down's texts, in the enum's order
 LABEL_TO_OUTCOME = {v.lower(): k for k, v in OUTCOME_LABELS.items()} | {k: k for k in OUTCOME_LABELS}
 HEADERS = ("N° invitation", "Nom", "Prénom", "Téléphone", "Session", "Déjà appelé(e)", "Résultat de l'appel",
            "Notes")

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
-from kiosque.service import ATTENDANCE, PHONING_OUTCOMES, REFERENT_TYPES, SESSION_STATUSES
+from kiosque.vocabulary import ATTENDANCE, INVITATION_STATUSES, PHONING_OUTCOMES, SESSION_STATUSES
+from referents.vocabulary import REFERENT_TYPES
 
 # Dates outside this range are typing errors (and would overflow date arithmetic).
 DAYS = validate.Range(min=dt.date(2000, 1, 1), max=dt.date(2100, 12, 31))
@@ -32,7 +33,7 @@ class SessionSchema(Schema):
     capacity = fields.Integer()
     booked = fields.Integer(allow_none=True)
     free = fields.Integer(allow_none=True)
-    status = fields.String()
+    status = fields.String(metadata={"enum": list(SESSION_STATUSES), "description": "prévue, tenue ou annulée"})
     template_id = fields.Integer(allow_none=True)
     partner_ids = fields.List(fields.Integer())
 
@@ -136,7 +137,7 @@ class InvitationSchema(Schema):
     email = fields.String(allow_none=True)
     attempt = fields.Integer()
     invited_on = fields.Date()
-    status = fields.String()
+    status = fields.String(metadata={"enum": list(INVITATION_STATUSES)})
     phoning_outcome = fields.String(allow_none=True)
     phoned_on = fields.Date(allow_none=True)
     phoning_notes = fields.String(allow_none=True)

@@ -1,4 +1,5 @@
-"""Kiosque Insertion: sessions, templates, the invitation planner, phoning, attendance, funnel.
+"""Kiosque Insertion: the invitation planner, phoning, attendance and outcome, the funnel. Sessions
+and their templates are kiosque.sessions (re-exported here for the callers of kiosque.service).
 
 Plain functions over a SQLAlchemy session (no Flask). Dates are injected (`as_of`); session
 start times are naive local times (Europe/Paris), as shown to the people invited.
@@ -7,35 +8,40 @@ start times are naive local times (Europe/Paris), as shown to the people invited
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import holidays
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
 from config.db import utcnow
-from kiosque.models import Closure, Invitation, KiosqueSession, Message, SessionTemplate
+from config.settings import Settings
+from kiosque.errors import KiosqueError
+from kiosque.models import Invitation, KiosqueSession
+from kiosque.sessions import (
+    add_closure,
+    booked_seats,
+    cancel_session,
+    create_session,
+    create_template,
+    ensure_default_templates,
+    french_holidays,
+    generate_sessions,
+    list_sessions,
+    session_dict,
+    update_session,
+)
+from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance
+from orientation.messaging.models import Message
+from orientation.messaging.outbox import is_mobile, postal_address
 from orientation.models import Orientation
 from referents.models import Structure
-
-PHONING_OUTCOMES = ("reached", "no_answer", "wrong_number", "declined", "will_come")
-# "Reached by phone" in the funnel: the person answered, whatever they said.
-REACHED_OUTCOMES = ("reached", "declined", "will_come")
-ATTENDANCE = ("present", "absent", "excused")
-REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
-SESSION_STATUSES = ("planned", "held", "cancelled")
+from referents.vocabulary import LEGAL_DAYS, REFERENT_TYPES
 
 
-class KiosqueError(ValueError):
-    """A request the kiosque rules refuse; the message is user-facing French."""
-
-
-def _env_int(env, name, default):
-    raw = env.get(name)
+def _int(raw: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
@@ -46,7 +52,7 @@ class KiosqueConfig:
     propose_days: int = 7  # a "proposed" decision left unvalidated this long goes to the kiosque
     notice_letter_days: int = 5  # notice when only a letter reaches the person
     notice_digital_days: int = 2  # notice when an e-mail or SMS reaches the person
-    deadline_days: int = 42  # legal deadline from the clock start
+    deadline_days: int = LEGAL_DAYS  # legal deadline from the clock start
     reminder_days: tuple[int, ...] = (3, 1)  # J-3 and J-1
     max_reinvitations: int = 1  # after that many no-shows re-invited, the person goes to the MDS
     max_send_attempts: int = 5
@@ -60,34 +66,28 @@ class KiosqueConfig:
     )
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> KiosqueConfig:
-        env = os.environ if env is None else env
-        reminders = env.get("RSA_KIOSQUE_REMINDER_DAYS")
+    def from_settings(cls, settings: Settings) -> KiosqueConfig:
+        """The rules as configured (RSA_KIOSQUE_* settings of config.settings; empty = default)."""
+        s, reminders = settings, settings.kiosque_reminder_days
         return cls(
-            propose_days=_env_int(env, "RSA_KIOSQUE_PROPOSE_DAYS", cls.propose_days),
-            notice_letter_days=_env_int(env, "RSA_KIOSQUE_NOTICE_LETTER_DAYS", cls.notice_letter_days),
-            notice_digital_days=_env_int(env, "RSA_KIOSQUE_NOTICE_DIGITAL_DAYS", cls.notice_digital_days),
-            deadline_days=_env_int(env, "RSA_KIOSQUE_DEADLINE_DAYS", cls.deadline_days),
+            propose_days=_int(s.kiosque_propose_days, cls.propose_days),
+            notice_letter_days=_int(s.kiosque_notice_letter_days, cls.notice_letter_days),
+            notice_digital_days=_int(s.kiosque_notice_digital_days, cls.notice_digital_days),
+            deadline_days=_int(s.kiosque_deadline_days, cls.deadline_days),
             reminder_days=tuple(int(x) for x in reminders.split(",") if x.strip()) if reminders
             else cls.reminder_days,
-            max_reinvitations=_env_int(env, "RSA_KIOSQUE_MAX_REINVITATIONS", cls.max_reinvitations),
-            max_send_attempts=_env_int(env, "RSA_KIOSQUE_MAX_SEND_ATTEMPTS", cls.max_send_attempts),
-            backoff_minutes=_env_int(env, "RSA_KIOSQUE_BACKOFF_MINUTES", cls.backoff_minutes),
-            contact_phone=env.get("RSA_KIOSQUE_CONTACT_PHONE", ""),
+            max_reinvitations=_int(s.kiosque_max_reinvitations, cls.max_reinvitations),
+            max_send_attempts=_int(s.kiosque_max_send_attempts, cls.max_send_attempts),
+            backoff_minutes=_int(s.kiosque_backoff_minutes, cls.backoff_minutes),
+            contact_phone=s.kiosque_contact_phone,
         )
+
+    @classmethod
+    def from_env(cls) -> KiosqueConfig:
+        return cls.from_settings(Settings.from_env())
 
 
 # --------------------------------------------------------------------------- contact channels
-
-def is_mobile(phone: str | None, phone_kind: str | None = None) -> bool:
-    """A number an SMS can reach: declared mobile, or a French 06/07 number."""
-    if not phone:
-        return False
-    if phone_kind:
-        return phone_kind == "mobile"
-    digits = phone.replace(" ", "").replace(".", "")
-    return digits.startswith(("+336", "+337", "06", "07", "00336", "00337"))
-
 
 def channels_for(person: Person, *, letter_fallback: bool = True) -> list[str]:
     """Channels that reach the person: e-mail and SMS when known, else a postal letter."""
@@ -104,174 +104,6 @@ def channels_for(person: Person, *, letter_fallback: bool = True) -> list[str]:
 def notice_days(person_or_channels, config: KiosqueConfig) -> int:
     chans = person_or_channels if isinstance(person_or_channels, list) else channels_for(person_or_channels)
     return config.notice_digital_days if ("email" in chans or "sms" in chans) else config.notice_letter_days
-
-
-# --------------------------------------------------------------------------- sessions and templates
-
-def create_session(session: Session, *, mds_id: int, starts_at: dt.datetime, place: str | None = None,
-                   capacity: int = 20, duration_minutes: int = 150, partner_ids=(),
-                   template_id: int | None = None) -> KiosqueSession:
-    mds = session.get(Structure, mds_id)
-    if mds is None or mds.kind != "mds":
-        raise KiosqueError(f"structure {mds_id} inconnue ou qui n'est pas une MDS")
-    if capacity < 1:
-        raise KiosqueError("la capacité doit être d'au moins une place")
-    ks = KiosqueSession(mds_id=mds_id, starts_at=starts_at, ends_at=starts_at + dt.timedelta(minutes=duration_minutes),
-                        place=place or mds.address or mds.name, capacity=capacity, status="planned",
-                        template_id=template_id)
-    if partner_ids:
-        ks.partners = list(session.scalars(select(Structure).where(Structure.id.in_(list(partner_ids)))))
-    session.add(ks)
-    session.flush()
-    return ks
-
-
-def booked_seats(session: Session, session_id: int) -> int:
-    return session.scalar(select(func.count(Invitation.id)).where(
-        Invitation.session_id == session_id, Invitation.status != "cancelled")) or 0
-
-
-def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSession:
-    """Change capacity, place, time, partners or status; capacity never below the seats given."""
-    if "capacity" in changes and changes["capacity"] is not None:
-        taken = booked_seats(session, ks.id)
-        if changes["capacity"] < taken:
-            raise KiosqueError(f"capacité {changes['capacity']} inférieure aux {taken} places déjà attribuées")
-    if changes.get("status") == "cancelled":
-        cancel_session(session, ks)
-        changes.pop("status")
-    for key in ("capacity", "place", "starts_at", "ends_at", "status"):
-        if changes.get(key) is not None:
-            setattr(ks, key, changes[key])
-    if changes.get("partner_ids") is not None:
-        ks.partners = list(session.scalars(select(Structure).where(Structure.id.in_(changes["partner_ids"]))))
-    session.flush()
-    return ks
-
-
-def cancel_session(session: Session, ks: KiosqueSession) -> int:
-    """Cancel a session: its pending invitations are cancelled (the next planning re-seats them)."""
-    ks.status = "cancelled"
-    pending = list(session.scalars(select(Invitation).where(
-        Invitation.session_id == ks.id, Invitation.status == "pending")))
-    for inv in pending:
-        inv.status = "cancelled"
-    if pending:
-        for m in session.scalars(select(Message).where(
-                Message.invitation_id.in_([i.id for i in pending]), Message.status == "queued")):
-            m.status = "cancelled"
-            m.last_error = "session annulée"
-    session.flush()
-    return len(pending)
-
-
-def list_sessions(session: Session, *, start: dt.date | None = None, end: dt.date | None = None,
-                  mds_id: int | None = None, status: str | None = None) -> list[dict]:
-    booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
-              .where(Invitation.status != "cancelled").group_by(Invitation.session_id).subquery())
-    q = (select(KiosqueSession, Structure.name, func.coalesce(booked.c.n, 0))
-         .join(Structure, Structure.id == KiosqueSession.mds_id)
-         .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
-         .order_by(KiosqueSession.starts_at, KiosqueSession.id))
-    if start:
-        q = q.where(KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()))
-    if end:
-        q = q.where(KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
-    if mds_id:
-        q = q.where(KiosqueSession.mds_id == mds_id)
-    if status:
-        q = q.where(KiosqueSession.status == status)
-    return [session_dict(ks, mds_name=name, booked=n) for ks, name, n in session.execute(q)]
-
-
-def session_dict(ks: KiosqueSession, *, mds_name: str | None = None, booked: int | None = None) -> dict:
-    return {"id": ks.id, "mds_id": ks.mds_id, "mds_name": mds_name, "starts_at": ks.starts_at,
-            "ends_at": ks.ends_at, "place": ks.place, "capacity": ks.capacity, "booked": booked,
-            "free": None if booked is None else max(ks.capacity - booked, 0), "status": ks.status,
-            "template_id": ks.template_id, "partner_ids": [p.id for p in ks.partners]}
-
-
-def create_template(session: Session, *, mds_id: int, weekday: int, start_time: dt.time, capacity: int = 20,
-                    place: str | None = None, duration_minutes: int = 150, valid_from: dt.date | None = None,
-                    valid_until: dt.date | None = None) -> SessionTemplate:
-    mds = session.get(Structure, mds_id)
-    if mds is None or mds.kind != "mds":
-        raise KiosqueError(f"structure {mds_id} inconnue ou qui n'est pas une MDS")
-    if not 0 <= weekday <= 6:
-        raise KiosqueError("jour de la semaine entre 0 (lundi) et 6 (dimanche)")
-    t = SessionTemplate(mds_id=mds_id, weekday=weekday, start_time=start_time, capacity=capacity,
-                        place=place or mds.address or mds.name, duration_minutes=duration_minutes,
-                        valid_from=valid_from, valid_until=valid_until, active=True)
-    session.add(t)
-    session.flush()
-    return t
-
-
-def ensure_default_templates(session: Session, *, weekday: int = 1, start_time: dt.time = dt.time(9, 30),
-                             capacity: int = 20) -> int:
-    """One weekly kiosque per MDS that has no template yet (default: Tuesday 9:30, 20 seats)."""
-    have = set(session.scalars(select(SessionTemplate.mds_id)))
-    added = 0
-    for mds in session.scalars(select(Structure).where(Structure.kind == "mds", Structure.active.is_(True))
-                               .order_by(Structure.id)):
-        if mds.id not in have:
-            create_template(session, mds_id=mds.id, weekday=weekday, start_time=start_time, capacity=capacity)
-            added += 1
-    return added
-
-
-def french_holidays(start: dt.date, end: dt.date) -> dict[dt.date, str]:
-    return dict(holidays.France(years=range(start.year, end.year + 1)))
-
-
-def add_closure(session: Session, day: dt.date, reason: str = "", mds_id: int | None = None) -> Closure:
-    c = Closure(day=day, reason=reason, mds_id=mds_id)
-    session.add(c)
-    session.flush()
-    return c
-
-
-def generate_sessions(session: Session, start: dt.date, end: dt.date, *, mds_id: int | None = None) -> dict:
-    """Sessions from the active templates over [start, end], skipping French public holidays and
-    declared closures. Idempotent: a template never gets two sessions on the same day."""
-    if end < start:
-        raise KiosqueError("la fin précède le début")
-    if (end - start).days > 400:
-        raise KiosqueError("période trop longue: au plus 400 jours à la fois")
-    q = select(SessionTemplate).where(SessionTemplate.active.is_(True)).order_by(SessionTemplate.id)
-    if mds_id:
-        q = q.where(SessionTemplate.mds_id == mds_id)
-    templates = list(session.scalars(q))
-    public = french_holidays(start, end)
-    closures: dict[tuple[int | None, dt.date], str] = {
-        (c.mds_id, c.day): c.reason for c in session.scalars(
-            select(Closure).where(Closure.day >= start, Closure.day <= end))}
-    existing = {(tid, starts.date()) for tid, starts in session.execute(
-        select(KiosqueSession.template_id, KiosqueSession.starts_at).where(
-            KiosqueSession.template_id.in_([t.id for t in templates]),
-            KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()),
-            KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))}
-    created, skipped = [], []
-    for t in templates:
-        day = start + dt.timedelta(days=(t.weekday - start.weekday()) % 7)
-        while day <= end:
-            if (t.valid_from and day < t.valid_from) or (t.valid_until and day > t.valid_until):
-                pass
-            elif day in public:
-                skipped.append({"template_id": t.id, "day": day, "reason": f"jour férié: {public[day]}"})
-            elif (None, day) in closures or (t.mds_id, day) in closures:
-                reason = closures.get((t.mds_id, day), closures.get((None, day)))
-                skipped.append({"template_id": t.id, "day": day, "reason": f"fermeture: {reason}"})
-            elif (t.id, day) not in existing:
-                ks = KiosqueSession(mds_id=t.mds_id, template_id=t.id, place=t.place, capacity=t.capacity,
-                                    starts_at=dt.datetime.combine(day, t.start_time),
-                                    ends_at=dt.datetime.combine(day, t.start_time)
-                                    + dt.timedelta(minutes=t.duration_minutes), status="planned")
-                session.add(ks)
-                created.append(ks)
-            day += dt.timedelta(days=7)
-    session.flush()
-    return {"created": len(created), "session_ids": [ks.id for ks in created], "skipped": skipped}
 
 
 # --------------------------------------------------------------------------- the planner
@@ -341,7 +173,7 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
             chans.append("email")
         if is_mobile(phone, kind):
             chans.append("sms")
-        recipients = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
+        recipients = {"email": email, "sms": phone, "letter": postal_address(addr, pc, city)}
         out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
     if out:
         by_key = {(c.person_id, c.path_id): c for c in out}
@@ -519,25 +351,6 @@ def _write_invitations(session: Session, as_of: dt.date, new: list, result: Plan
         session.execute(insert(Message), chunk)
 
 
-def fill_recipients(session: Session, messages: list[Message]) -> None:
-    """Recipient of each message from the person's contact details (postal address for letters)."""
-    pids = {m.person_id for m in messages if m.person_id}
-    info = {}
-    for chunk in _chunks(sorted(pids), 5000):
-        for pid, email, phone, addr, pc, city in session.execute(
-                select(Person.id, Person.email, Person.phone,
-                       Household.address_line, Household.postal_code, Household.city)
-                .outerjoin(Household, Household.id == Person.household_id).where(Person.id.in_(chunk))):
-            info[pid] = {"email": email, "sms": phone, "letter": _postal(addr, pc, city)}
-    for m in messages:
-        if m.recipient is None and m.person_id in info:
-            m.recipient = info[m.person_id].get(m.channel)
-
-
-def _postal(addr, pc, city) -> str | None:
-    return ", ".join(x for x in (addr, " ".join(x for x in (pc, city) if x)) if x) or None
-
-
 def _chunks(seq, size):
     for i in range(0, len(seq), size):
         yield seq[i:i + size]
@@ -584,10 +397,8 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     inv.status = status
     if ks.status == "planned":
         ks.status = "held"
-    labels = {"present": "Présent(e) au Kiosque Insertion", "absent": "Absent(e) au Kiosque Insertion",
-              "excused": "Absence excusée au Kiosque Insertion"}
     kinds = {"present": "kiosque.attended", "absent": "kiosque.absent", "excused": "kiosque.excused"}
-    add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=labels[status],
+    add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=Attendance(status).phrase,
               data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     out: dict = {"invitation_id": inv.id, "status": status}
@@ -726,43 +537,8 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
     return rows
 
 
-# --------------------------------------------------------------------------- demo
-
-def demo(ctx) -> dict:
-    """Sessions for the coming weeks, invitations for the sample flow, letters of one session, outbox."""
-    from kiosque import letters, messaging
-
-    as_of = ctx.as_of
-    config = KiosqueConfig.from_env()
-    with ctx.runtime.session() as s:
-        templates = ensure_default_templates(s)
-        gen = generate_sessions(s, as_of, as_of + dt.timedelta(weeks=6))
-        result = plan(s, as_of, config=config)
-        first = s.scalar(select(Invitation.session_id).where(Invitation.invited_on == as_of)
-                         .group_by(Invitation.session_id).order_by(func.count(Invitation.id).desc(),
-                                                                    Invitation.session_id).limit(1))
-    ctx.echo(f"[kiosque] {templates} modèle(s) hebdomadaire(s), {gen['created']} session(s) créée(s) sur 6 semaines "
-             f"({len(gen['skipped'])} jour(s) férié(s) ou fermeture(s) sautés)")
-    ctx.echo(f"[kiosque] {result.candidates} personne(s) à inviter: {result.invited} invitée(s) "
-             f"({result.own_mds} dans leur MDS, {result.neighbour_mds} dans une MDS voisine, "
-             f"{result.after_deadline} après l'échéance dont {result.overdue} déjà hors délai), "
-             f"{result.unplanned} sans place; "
-             f"{result.alerts_raised} alerte(s) de manque de places")
-    out = {"templates": templates, "sessions": gen["created"], "plan": result.as_dict()}
-    if first is not None:
-        with ctx.runtime.session() as s:
-            written = letters.write_session_letters(s, first, ctx.workdir / "letters", config=config)
-        ctx.echo(f"[kiosque] courriers de la session {first}: {written['batch']} "
-                 f"({len(written['files'])} courrier(s) individuel(s))")
-        out["letters"] = {"session_id": first, "batch": str(written["batch"]), "count": len(written["files"])}
-    use_smtp = bool(os.environ.get("RSA_SMTP_HOST"))
-    gateways = messaging.gateways_for(ctx.runtime.settings, email="smtp" if use_smtp else "file")
-    with ctx.runtime.session() as s:
-        notifications = messaging.queue_notifications(s, as_of)
-        sent = messaging.process_outbox(s, ctx.runtime.settings, as_of=as_of, gateways=gateways, config=config)
-    ctx.echo(f"[kiosque] boîte d'envoi: {sent['sent']} message(s) envoyé(s) dont {notifications} notification(s) "
-             f"d'orientation, {sent['failed']} en échec — "
-             f"e-mails {'par SMTP' if use_smtp else 'écrits en fichiers'} et SMS écrits sous "
-             f"{ctx.runtime.settings.outbox_dir}")
-    out["outbox"] = {**sent, "notifications_queued": notifications}
-    return out
+__all__ = ["KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats", "cancel_session",
+           "channels_for", "create_session", "create_template", "ensure_default_templates", "french_holidays",
+           "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
+           "record_attendance", "record_outcome", "record_phoning", "session_dict", "session_invitations",
+           "update_session"]

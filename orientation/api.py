@@ -12,6 +12,8 @@ from flask_smorest import Blueprint, abort
 
 from cases.service import get_person_in_scope, person_scope
 from config.auth import audit, current_user, db, requires
+from orientation import deadlines as deadline_service
+from orientation import reorientations as reorientation_service
 from orientation import service
 from orientation.rules import RuleSetError
 from orientation.schemas import (
@@ -186,12 +188,12 @@ def request_reorientation(args, person_id):
     s = db()
     if get_person_in_scope(s, current_user(), _known_id(person_id)) is None:
         _refuse(404, "Personne introuvable")
-    req = _domain(service.request_reorientation, s, person_id, current_user().id, args["reason"], _as_of(args),
+    req = _domain(reorientation_service.request_reorientation, s, person_id, current_user().id, args["reason"], _as_of(args),
                   wanted_referent_type=args["wanted_referent_type"],
                   wanted_structure_id=_structure(args["wanted_structure"]))
     audit("orientation.reorientation_request", person_id, {"request_id": req.id, "reason": args["reason"]})
     s.commit()
-    return service.reorientation_as_dict(req)
+    return req
 
 
 @blp.route("/reorientations", methods=["GET"])
@@ -201,7 +203,7 @@ def request_reorientation(args, person_id):
 def reorientations(args):
     """Demandes de réorientation (en attente par défaut)."""
     status = None if args["status"] == "all" else args["status"]
-    return service.reorientation_requests(db(), status, scope=_scope())
+    return reorientation_service.reorientation_requests(db(), status, scope=_scope())
 
 
 @blp.route("/reorientations/<int:request_id>/decision", methods=["POST"])
@@ -211,13 +213,13 @@ def reorientations(args):
 def decide_reorientation(args, request_id):
     """Accepte (nouvelle orientation validée, l'ancienne prend fin) ou refuse (motif obligatoire) une demande."""
     s = db()
-    req = _domain(service.decide_reorientation, s, _known_id(request_id), current_user().id, args["accept"], _as_of(args),
+    req = _domain(reorientation_service.decide_reorientation, s, _known_id(request_id), current_user().id, args["accept"], _as_of(args),
                   reason=args["reason"], referent_type=args["referent_type"],
                   structure_id=_structure(args["structure"]))
     audit("orientation.reorientation_decision", req.person_id,
           {"request_id": request_id, "accept": args["accept"], "reason": args["reason"]})
     s.commit()
-    return service.reorientation_as_dict(req)
+    return req
 
 
 @blp.route("/rules", methods=["GET"])
@@ -279,7 +281,7 @@ def rules_version(version):
 @blp.response(200, DeadlinePageSchema)
 def deadlines(args):
     """Personnes à orienter et leur délai: objectif J+30, limite légale J+42, alertes J+21 / J+35."""
-    items = service.deadlines(db(), _as_of(args), scope=_scope(), level=args["level"])
+    items = deadline_service.deadlines(db(), _as_of(args), scope=_scope(), level=args["level"])
     counts = {lvl: 0 for lvl in ("ok", "d21", "d35", "past_limit")}
     for it in items:
         counts[it["level"]] += 1

@@ -13,6 +13,8 @@ import yaml
 from sqlalchemy import select
 
 from config.cli import as_of_option, emit, get_runtime, json_option, resolve_as_of
+from orientation.vocabulary import PENDING
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES
 
 
 def _user_id(session, email: str | None) -> int | None:
@@ -106,10 +108,10 @@ def _audit_row(action, person_id, user_id, details):
 
 @orient.command("queue")
 @click.option("--status", default="proposed", show_default=True,
-              type=click.Choice(["proposed", "awaiting_capacity", "unsectorised", "kiosque"]))
+              type=click.Choice(PENDING))
 @click.option("--mds", help="Code de la MDS du lieu de résidence.")
 @click.option("--territory", help="Code du territoire.")
-@click.option("--referent-type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds", "kiosque"]))
+@click.option("--referent-type", type=click.Choice(OUTCOMES))
 @click.option("--rule", "rule_id", help="Identifiant de règle.")
 @click.option("--limit", default=100, show_default=True, type=int)
 @json_option
@@ -139,7 +141,7 @@ def queue_cmd(status, mds, territory, referent_type, rule_id, limit, as_json):
 @click.option("--all-proposed", is_flag=True, help="Valider toute la file filtrée des propositions.")
 @click.option("--mds", help="Filtre: code de la MDS.")
 @click.option("--territory", help="Filtre: code du territoire.")
-@click.option("--referent-type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]))
+@click.option("--referent-type", type=click.Choice(REFERENT_TYPES))
 @click.option("--rule", "rule_id", help="Filtre: identifiant de règle.")
 @click.option("--user", "user_email", help="Courriel de l'agent qui valide (journal d'audit).")
 @as_of_option
@@ -172,7 +174,7 @@ def validate_cmd(ids, all_proposed, mds, territory, referent_type, rule_id, user
 
 @orient.command("override")
 @click.option("--id", "orientation_id", type=int, required=True, help="Décision en attente à remplacer.")
-@click.option("--referent-type", required=True, type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]))
+@click.option("--referent-type", required=True, type=click.Choice(REFERENT_TYPES))
 @click.option("--structure", help="Code de la structure (défaut: celle du secteur).")
 @click.option("--reason", required=True, help="Motif (obligatoire).")
 @click.option("--user", "user_email", help="Courriel de l'agent (journal d'audit).")
@@ -204,23 +206,24 @@ def reorient():
 @reorient.command("request")
 @click.option("--person", "person_id", type=int, required=True)
 @click.option("--reason", required=True)
-@click.option("--referent-type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]))
+@click.option("--referent-type", type=click.Choice(REFERENT_TYPES))
 @click.option("--user", "user_email")
 @as_of_option
 @json_option
 def reorient_request(person_id, reason, referent_type, user_email, as_of, as_json):
     """Demande une réorientation (motif obligatoire)."""
-    from orientation import service
+    from orientation import reorientations, service
+    from orientation.schemas import ReorientationSchema
 
     with get_runtime().session() as s:
         uid = _user_id(s, user_email)
         try:
-            req = service.request_reorientation(s, person_id, uid, reason, resolve_as_of(as_of),
-                                                wanted_referent_type=referent_type)
+            req = reorientations.request_reorientation(s, person_id, uid, reason, resolve_as_of(as_of),
+                                                       wanted_referent_type=referent_type)
         except (service.OrientationError, LookupError) as exc:
             _fail(exc)
         s.add(_audit_row("orientation.reorientation_request", person_id, uid, {"request_id": req.id}))
-        data = service.reorientation_as_dict(req)
+        data = ReorientationSchema().dump(req)
     emit(data, as_json, f"demande de réorientation n° {data['id']} enregistrée")
 
 
@@ -228,24 +231,25 @@ def reorient_request(person_id, reason, referent_type, user_email, as_of, as_jso
 @click.option("--request", "request_id", type=int, required=True)
 @click.option("--accept/--refuse", required=True)
 @click.option("--reason", help="Motif (obligatoire pour un refus).")
-@click.option("--referent-type", type=click.Choice(["pole_emploi", "actipro", "ati", "mds"]))
+@click.option("--referent-type", type=click.Choice(REFERENT_TYPES))
 @click.option("--user", "user_email")
 @as_of_option
 @json_option
 def reorient_decide(request_id, accept, reason, referent_type, user_email, as_of, as_json):
     """Accepte ou refuse une demande de réorientation."""
-    from orientation import service
+    from orientation import reorientations, service
+    from orientation.schemas import ReorientationSchema
 
     with get_runtime().session() as s:
         uid = _user_id(s, user_email)
         try:
-            req = service.decide_reorientation(s, request_id, uid, accept, resolve_as_of(as_of), reason=reason,
-                                               referent_type=referent_type)
+            req = reorientations.decide_reorientation(s, request_id, uid, accept, resolve_as_of(as_of),
+                                                      reason=reason, referent_type=referent_type)
         except (service.OrientationError, LookupError) as exc:
             _fail(exc)
         s.add(_audit_row("orientation.reorientation_decision", req.person_id, uid,
                          {"request_id": request_id, "accept": accept, "reason": reason}))
-        data = service.reorientation_as_dict(req)
+        data = ReorientationSchema().dump(req)
     emit(data, as_json, f"demande n° {request_id}: {data['status']}")
 
 
@@ -310,7 +314,7 @@ def rules_load(file, user_email, as_json):
 @json_option
 def deadlines_cmd(as_of, level, alerts, as_json):
     """Délais des personnes à orienter (objectif J+30, limite légale J+42)."""
-    from orientation import service
+    from orientation import deadlines as service
 
     as_of = resolve_as_of(as_of)
     with get_runtime().session() as s:

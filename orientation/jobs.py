@@ -1,4 +1,5 @@
-"""Scheduled orientation work: the daily run (after the morning imports) and the deadline alerts."""
+"""Scheduled orientation work: the daily run (after the morning imports), the deadline alerts and the
+nightly reconciliation of the paths' outcome."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ def orientation_run(runtime: Runtime, as_of: dt.date) -> dict:
 
 
 def deadline_alerts(runtime: Runtime, as_of: dt.date) -> dict:
-    from orientation.service import check_deadlines
+    from orientation.deadlines import check_deadlines
 
     with runtime.session() as s:
         return check_deadlines(s, as_of)
+
+
+def refresh_path_outcomes(runtime: Runtime, as_of: dt.date) -> dict:
+    """Nightly reconciliation of the paths' denormalised outcome (oriented_* columns) with the
+    orientations, after the orientation job: repairs any write that bypassed orientation's service."""
+    from orientation.outcomes import refresh_path_outcomes as refresh
+
+    with runtime.session() as s:
+        return {"paths_changed": refresh(s)}
 
 
 after_import = orientation_run
@@ -30,4 +40,5 @@ after_import = orientation_run
 JOBS = [
     Job("orientation.run", orientation_run, cron={"hour": 6, "minute": 30}),
     Job("orientation.deadlines", deadline_alerts, cron={"hour": 6, "minute": 50}),
+    Job("orientation.refresh_path_outcomes", refresh_path_outcomes, cron={"hour": 7, "minute": 10}),
 ]

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from referents.vocabulary import ObstacleDomain, ObstacleImpact, Organisme, Outcome, Parcours
+from orientation.vocabulary import VARIANT_LABELS
+from referents.vocabulary import OUTCOMES, ObstacleDomain, ObstacleImpact, Organisme, Outcome, Parcours
 from referents.vocabulary import default_parcours_of as _default_parcours_of
 from referents.vocabulary import organisme_of as _organisme_of
 
@@ -34,18 +35,7 @@ V1_RULES_PATH = DATA_DIR / "rules_v1.yaml"
 V2_RULES_PATH = DATA_DIR / "rules_v2.yaml"
 DEFAULT_RULES_PATH = V2_RULES_PATH  # the référentiel (v2) is the default; v1 stays loadable
 
-OUTCOMES = Outcome.codes()
 MODES = ("auto", "propose", "kiosque")
-REFERENT_LABELS = {
-    "pole_emploi": "France Travail (Pôle Emploi)",
-    "actipro": "ActiPro",
-    "ati": "ATI (agent territorial d'insertion)",
-    "mds": "MDS (Maison des Solidarités)",
-    "mission_locale": "Mission locale",
-    "cap_emploi": "Cap emploi",
-    "kiosque": "Kiosque Insertion",
-}
-VARIANT_LABELS = {"diplomes": "Dispositif Diplômés"}
 
 CONSTRAINT_LEVELS = ObstacleImpact.codes()
 CONSTRAINT_KEYS = ObstacleDomain.codes()
@@ -555,7 +545,7 @@ def render_template(template: str, facts: dict) -> str:
 def explain(rule: Rule, variant: str | None, version: int | None, facts: dict, facts_read: tuple[str, ...] | list[str],
             mode: str | None = None) -> str:
     """The decision in plain French: why, by which rule and version, from which facts, by an algorithm."""
-    target = REFERENT_LABELS.get(rule.outcome, rule.outcome)
+    target = Outcome.label_of(rule.outcome)
     if variant:
         target += f" ({VARIANT_LABELS.get(variant, variant)})"
     if rule.parcours:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from orientation.service import PENDING, REFERENT_TYPES
+from orientation.vocabulary import ORIGINS, PENDING, STATUSES
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES
 
-ALL_OUTCOMES = (*REFERENT_TYPES, "kiosque")
+ALL_OUTCOMES = OUTCOMES
 LEVELS = ("ok", "d21", "d35", "past_limit")
 
 
@@ -48,12 +49,12 @@ class QueueItemSchema(Schema):
     person_id = fields.Integer()
     first_name = fields.String(allow_none=True)
     last_name = fields.String(allow_none=True)
-    status = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
     referent_type = fields.String()
     structure = fields.String(allow_none=True)
     rule_id = fields.String(allow_none=True)
     mode = fields.String()
-    origin = fields.String()
+    origin = fields.String(metadata={"enum": list(ORIGINS)})
     decided_on = fields.Date()
     clock_start = fields.Date(allow_none=True)
     mds_id = fields.Integer(allow_none=True)
@@ -98,8 +99,8 @@ class OrientationSchema(Schema):
     person_id = fields.Integer()
     referent_type = fields.String()
     structure = fields.String(allow_none=True)
-    status = fields.String()
-    origin = fields.String()
+    status = fields.String(metadata={"enum": list(STATUSES)})
+    origin = fields.String(metadata={"enum": list(ORIGINS)})
     rule = fields.String(allow_none=True)
     rule_set_version = fields.Integer(allow_none=True)
     mode = fields.String()
@@ -147,7 +148,7 @@ class ReorientationSchema(Schema):
     reason = fields.String()
     wanted_referent_type = fields.String(allow_none=True)
     wanted_structure_id = fields.Integer(allow_none=True)
-    status = fields.String()
+    status = fields.String(metadata={"enum": ["pending", "accepted", "refused"]})
     decided_on = fields.Date(allow_none=True)
     decision_reason = fields.String(allow_none=True)
     new_orientation_id = fields.Integer(allow_none=True)
@@ -200,8 +201,8 @@ class DeadlineSchema(Schema):
     days = fields.Integer()
     level = fields.String()
     mds_id = fields.Integer(allow_none=True)
-    decision_status = fields.String(allow_none=True)
-    decision_origin = fields.String(allow_none=True)
+    decision_status = fields.String(allow_none=True, metadata={"enum": list(STATUSES)})
+    decision_origin = fields.String(allow_none=True, metadata={"enum": list(ORIGINS)})
 
 
 class DeadlinePageSchema(Schema):

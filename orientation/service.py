@@ -11,212 +11,43 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import heapq
-import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select, text, true, update
+from sqlalchemy import and_, exists, func, select, text, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from cases.models import OPEN_RIGHT_STATES, SDD_ROLES, Alert, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
+from orientation.assignment import Assigner, _channel
+from orientation.errors import OrientationError
 from orientation.facts import build_facts, chunks, snapshot
-from orientation.models import Notification, Orientation, ReorientationRequest, RuleSet
+from orientation.models import Notification, Orientation
+from orientation.outcomes import mark_path_oriented
 from orientation.rules import (
-    REFERENT_LABELS,
-    VARIANT_LABELS,
     RuleSetError,
-    RuleSetSpec,
-    load_default,
-    parse_rule_set,
-    parse_yaml,
 )
 from orientation.rules import (
     explain as explain_decision,
 )
-from referents.models import Agent, AuditLog, Structure, Territory
-from referents.service import SectorIndex, structure_by_code
+from orientation.rulesets import (
+    active_rule_set,
+    get_rule_set,
+    load_rules_document,
+    load_rules_text,
+    rule_set_as_dict,
+    rule_set_versions,
+    spec_of,
+    store_rule_set,
+)
+from orientation.vocabulary import ORIGIN_PHRASES, ORIGINS, PENDING, VARIANT_LABELS
+from referents.models import AuditLog, Structure, Territory
+from referents.service import structure_by_code
+from referents.vocabulary import OUTCOMES, Outcome
 
-PENDING = ("proposed", "awaiting_capacity", "unsectorised", "kiosque")
-STATUSES = ("proposed", "validated", "awaiting_capacity", "unsectorised", "kiosque", "overridden",
-            "refused", "ended", "superseded")
-REFERENT_TYPES = ("pole_emploi", "actipro", "ati", "mds")
-ORIGINS = ("auto", "agent", "kiosque", "default_mds", "reorientation")
 CLOSED_RIGHT_STATES = ("1", "5", "6")
-TARGET_DAYS, LEGAL_DAYS = 30, 42
-ALERT_DAYS = (21, 35, LEGAL_DAYS)
-DEFAULT_AGENT_CAPACITY = 60  # caseload target of an agent without a capacity of their own
-FAILED_PHONING = ("wrong_number", "declined")
-ORIGIN_LABELS = {"auto": "l'algorithme d'orientation", "agent": "un professionnel du Département",
-                 "kiosque": "la personne au Kiosque Insertion", "default_mds": "l'orientation par défaut de la loi",
-                 "reorientation": "une réorientation"}
-
-
-class OrientationError(ValueError):
-    """An action the domain refuses; the message is in French for the user."""
-
-
-# --- rule sets ----------------------------------------------------------------------------------
-
-def _document(spec: RuleSetSpec) -> list:
-    doc = spec.as_document()
-    return [*doc["rules"], {**doc["fallback"], "fallback": True}]
-
-
-def spec_of(row: RuleSet) -> RuleSetSpec:
-    rules = [dict(r) for r in row.rules if not r.get("fallback")]
-    fallback = next((dict(r) for r in row.rules if r.get("fallback")), None)
-    if fallback is not None:
-        fallback.pop("fallback")
-    spec = parse_rule_set({"name": row.name, "rules": rules, "fallback": fallback})
-    spec.version = row.version
-    return spec
-
-
-def active_rule_set(session: Session) -> tuple[RuleSet, RuleSetSpec]:
-    """The active rule set; the default YAML (v1) is stored on first use."""
-    row = session.scalar(select(RuleSet).where(RuleSet.active.is_(True)).order_by(RuleSet.version.desc()).limit(1))
-    if row is None:
-        spec, text = load_default()
-        row = store_rule_set(session, spec, text)
-    return row, spec_of(row)
-
-
-def store_rule_set(session: Session, spec: RuleSetSpec, source_text: str | None = None,
-                   user_id: int | None = None, base_version: int | None = None) -> RuleSet:
-    """Store a validated rule set as the new active version (every version is kept). Loading the
-    same rules as the active version changes nothing. base_version guards against concurrent edits."""
-    current = session.scalar(select(RuleSet).where(RuleSet.active.is_(True)).order_by(RuleSet.version.desc()).limit(1))
-    if base_version is not None and (current.version if current else 0) != base_version:
-        raise OrientationError(f"le jeu de règles a changé entre-temps (version active: "
-                               f"{current.version if current else 'aucune'}, attendue: {base_version})")
-    document = _document(spec)
-    if current is not None and current.rules == document and current.name == spec.name:
-        return current
-    top = session.scalar(select(func.max(RuleSet.version))) or 0
-    version = top + 1
-    if spec.version is not None and spec.version > top:
-        version = spec.version
-    if current is not None:
-        session.execute(update(RuleSet).where(RuleSet.active.is_(True)).values(active=False))
-    row = RuleSet(version=version, name=spec.name, rules=document, source_text=source_text, active=True,
-                  created_by=user_id)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def load_rules_text(session: Session, text: str, user_id: int | None = None) -> RuleSet:
-    """Validate a YAML rule set and make it the active version (RuleSetError when invalid)."""
-    return store_rule_set(session, parse_yaml(text), text, user_id)
-
-
-def load_rules_document(session: Session, doc: dict, user_id: int | None = None,
-                        base_version: int | None = None) -> RuleSet:
-    spec = parse_rule_set(doc)
-    return store_rule_set(session, spec, json.dumps(doc, ensure_ascii=False, indent=2), user_id, base_version)
-
-
-def rule_set_as_dict(row: RuleSet) -> dict:
-    rules = [r for r in row.rules if not r.get("fallback")]
-    fallback = next(({k: v for k, v in r.items() if k != "fallback"} for r in row.rules if r.get("fallback")), None)
-    return {"version": row.version, "name": row.name, "active": row.active, "created_at": row.created_at,
-            "created_by": row.created_by, "rules": rules, "fallback": fallback}
-
-
-def rule_set_versions(session: Session) -> list[dict]:
-    return [{"version": r.version, "name": r.name, "active": r.active, "created_at": r.created_at,
-             "created_by": r.created_by, "rules": sum(1 for x in r.rules if not x.get("fallback"))}
-            for r in session.scalars(select(RuleSet).order_by(RuleSet.version))]
-
-
-def get_rule_set(session: Session, version: int | None = None) -> RuleSet | None:
-    if version is None:
-        return active_rule_set(session)[0]
-    return session.scalar(select(RuleSet).where(RuleSet.version == version))
-
-
-# --- assignment ---------------------------------------------------------------------------------
-
-class Assigner:
-    """Structures, their load and their agents' caseloads, in memory for a run (or one action).
-
-    Load of a structure = its validated orientations; an agent's caseload = their validated ones."""
-
-    def __init__(self, session: Session):
-        self.session = session
-        self.sectors = SectorIndex(session)
-        self.structures = {s.id: s for s in session.scalars(select(Structure))}
-        self.variants = {}
-        for s in sorted(self.structures.values(), key=lambda s: s.id):
-            if s.variant and s.active:
-                self.variants.setdefault((s.kind, s.variant), s.id)
-        self.load = Counter(dict(session.execute(
-            select(Orientation.structure_id, func.count(Orientation.id))
-            .where(Orientation.status == "validated", Orientation.structure_id.is_not(None))
-            .group_by(Orientation.structure_id)).all()))
-        caseload = Counter(dict(session.execute(
-            select(Orientation.agent_id, func.count(Orientation.id))
-            .where(Orientation.status == "validated", Orientation.agent_id.is_not(None))
-            .group_by(Orientation.agent_id)).all()))
-        self._agents: dict[int, list] = defaultdict(list)
-        self._capacity: dict[int, int] = {}
-        self._caseload = caseload
-        for a in session.scalars(select(Agent).where(Agent.active.is_(True)).order_by(Agent.id)):
-            cap = a.capacity or DEFAULT_AGENT_CAPACITY
-            self._capacity[a.id] = cap
-            heapq.heappush(self._agents[a.structure_id], (caseload[a.id] / cap, a.id))
-
-    def structure_for(self, referent_type: str, commune: str | None, postal_code: str | None,
-                      variant: str | None = None) -> tuple[int | None, str | None]:
-        """(structure id, None) or (None, why there is none)."""
-        kind = "mds" if referent_type == "kiosque" else referent_type
-        if variant and (kind, variant) in self.variants:
-            return self.variants[(kind, variant)], None
-        match = self.sectors.find(commune, postal_code)
-        if match.sector is None:
-            return None, match.reason
-        sid = getattr(match.sector, f"{kind}_id", None)
-        if sid is None:
-            return None, f"aucune structure {REFERENT_LABELS.get(kind, kind)} dans le secteur de la commune {commune}"
-        return sid, None
-
-    def has_room(self, structure_id: int | None) -> bool:
-        s = self.structures.get(structure_id)
-        return s is None or s.capacity is None or self.load[structure_id] < s.capacity
-
-    def take(self, structure_id: int | None) -> int | None:
-        """Count one more person in the structure; the agent with the lowest caseload/capacity."""
-        if structure_id is None:
-            return None
-        self.load[structure_id] += 1
-        heap = self._agents.get(structure_id)
-        if not heap:
-            return None
-        _, agent_id = heapq.heappop(heap)
-        self._caseload[agent_id] += 1
-        heapq.heappush(heap, (self._caseload[agent_id] / self._capacity[agent_id], agent_id))
-        return agent_id
-
-    def release(self, structure_id: int | None, agent_id: int | None) -> None:
-        if structure_id is not None and self.load[structure_id] > 0:
-            self.load[structure_id] -= 1
-        if agent_id is not None and self._caseload[agent_id] > 0:
-            self._caseload[agent_id] -= 1
-            heap = self._agents.get(structure_id) or []
-            self._agents[structure_id] = [(self._caseload[a] / self._capacity[a], a) for _, a in heap]
-            heapq.heapify(self._agents[structure_id])
-
-    def code(self, structure_id: int | None) -> str | None:
-        s = self.structures.get(structure_id)
-        return s.code if s else None
-
-
-def _channel(email: str | None) -> str:
-    return "email" if email else "letter"
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -276,7 +107,7 @@ def end_closed(session: Session, as_of: dt.date) -> int:
                                data={"orientation_id": oid, "reason": reason}))
     if updates:
         session.execute(update(Orientation), updates)
-    _bulk_insert(session, CaseEvent, events)
+    bulk_insert(session, CaseEvent, events)
     return len(updates)
 
 
@@ -317,7 +148,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     alert_keys = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.unsectorised", "orientation.awaiting_capacity")))))
     stats = Counter()
-    decisions = Counter({k: 0 for k in (*REFERENT_TYPES, "kiosque")})
+    decisions = Counter({k: 0 for k in OUTCOMES})
     done = 0
     for chunk in chunks(ids):
         facts_by_person = build_facts(session, chunk, as_of)
@@ -383,7 +214,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             id_of = _insert_orientations(session, new_rows)
             for pid, cand, status, rtype, sid, why, rule_id in meta:
                 oid = id_of[pid]
-                label = REFERENT_LABELS[rtype]
+                label = Outcome(rtype).label
                 data = {"orientation_id": oid, "rule": rule_id, "referent_type": rtype,
                         "structure": assigner.code(sid), "status": status}
                 if status == "validated":
@@ -397,7 +228,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                     events.append(_event(pid, cand.path_id, "orientation.proposed", as_of,
                                          f"Proposition: {label} (règle {rule_id}, statut {status})", data))
                 if status == "unsectorised":
-                    alerts.append(_alert(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
+                    alerts.append(alert_row(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
                                          f"Personne {pid} hors sectorisation: {why}", as_of, pid, None,
                                          {"orientation_id": oid}))
                 elif status == "awaiting_capacity":
@@ -408,7 +239,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             for p in promoted:
                 data = {"orientation_id": p["id"], "structure": assigner.code(p["_structure"])}
                 events.append(_event(p["_person"], p["_path"], "orientation.validated", as_of,
-                                     f"Place libérée: orientation validée vers {REFERENT_LABELS[p['_referent_type']]}",
+                                     f"Place libérée: orientation validée vers {Outcome(p['_referent_type']).label}",
                                      data))
                 events.append(_event(p["_person"], p["_path"], "orientation.notified", as_of,
                                      f"Orientation notifiée par {_channel_label(p['_email'])}", data))
@@ -419,13 +250,13 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 .values(resolved_on=as_of))
             stats["validated"] += len(promoted)
             stats["promoted"] += len(promoted)
-        _bulk_insert(session, CaseEvent, events)
-        _bulk_insert(session, Notification, notifications)
+        bulk_insert(session, CaseEvent, events)
+        bulk_insert(session, Notification, notifications)
         mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta if status == "validated"]
                            + [p["_path"] for p in promoted])
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
-            _bulk_insert(session, Alert, fresh)
+            bulk_insert(session, Alert, fresh)
             alert_keys.update(a["key"] for a in fresh)
         session.flush()
         done += len(chunk)
@@ -455,7 +286,7 @@ def _insert_orientations(session: Session, rows: list[dict]) -> dict[int, int]:
     return {pid: oid for oid, pid in conn.execute(table.insert().returning(table.c.id, table.c.person_id), rows)}
 
 
-def _bulk_insert(session: Session, model, rows: list[dict]) -> None:
+def bulk_insert(session: Session, model, rows: list[dict]) -> None:
     """Core executemany (the ORM bulk path is several times slower for 100,000 rows)."""
     if rows:
         session.connection().execute(model.__table__.insert(), rows)
@@ -485,33 +316,21 @@ def _event(pid, path_id, kind, on, summary, data, source="job", author_id=None) 
                 data=data, author_id=author_id)
 
 
-def _alert(key, kind, message, on, pid, sid, data, severity="warning") -> dict:
+def alert_row(key, kind, message, on, pid, sid, data, severity="warning") -> dict:
     return dict(key=key, kind=kind, message=message, raised_on=on, severity=severity, person_id=pid,
                 structure_id=sid, data=data)
 
 
 def _capacity_alert(assigner: Assigner, pid, path_id, sid, oid, on) -> dict:
     s = assigner.structures.get(sid)
-    return _alert(f"orientation.awaiting_capacity:{path_id}", "orientation.awaiting_capacity",
+    return alert_row(f"orientation.awaiting_capacity:{path_id}", "orientation.awaiting_capacity",
                   f"Personne {pid} en attente de place: {s.code if s else sid} est complète "
                   f"({assigner.load[sid]}/{s.capacity if s else '?'})", on, pid, sid, {"orientation_id": oid})
 
 
 # --- decisions made by a person -----------------------------------------------------------------
 
-def mark_path_oriented(session: Session, path_ids: Iterable[int | None]) -> int:
-    """Keep the paths' denormalised outcome (Path.oriented_on, oriented_referent_type, oriented_origin,
-    oriented_rule) in step with their first validated orientation: called wherever an orientation
-    becomes validated. The columns are recomputed from the orientations of these paths by the one
-    definition (reports.service.update_path_outcomes), so a later validation never overwrites the
-    first one. Returns the number of paths changed."""
-    from reports.service import update_path_outcomes
-
-    ids = [i for i in path_ids if i is not None]
-    return update_path_outcomes(session, ids) if ids else 0
-
-
-def _open_path_id(session: Session, person_id: int) -> int | None:
+def open_path_id(session: Session, person_id: int) -> int | None:
     return session.scalar(select(Path.id).where(Path.person_id == person_id, Path.closed_on.is_(None))
                           .order_by(Path.clock_start.desc(), Path.id.desc()).limit(1))
 
@@ -533,7 +352,7 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
         prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
         assigner.release(prev.structure_id, prev.agent_id)
         add_event(session, prev.person_id, "orientation.ended", on, source,
-                  f"Fin de l'orientation {REFERENT_LABELS.get(prev.referent_type, prev.referent_type)} (réorientation)",
+                  f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
                   {"orientation_id": prev.id, "reason": "reorientation"}, path_id=prev.path_id, author_id=user_id)
     o.status, o.validated_on, o.validated_by, o.notified_on = "validated", on, user_id, on
     if o.agent_id is None:
@@ -544,7 +363,7 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     session.add(Notification(orientation_id=o.id, channel=_channel(email), notified_on=on))
     data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
             "structure": assigner.code(o.structure_id), "origin": o.origin}
-    label = REFERENT_LABELS.get(o.referent_type, o.referent_type)
+    label = Outcome.label_of(o.referent_type)
     add_event(session, o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
               path_id=o.path_id, author_id=user_id)
     add_event(session, o.person_id, "orientation.notified", on, source,
@@ -569,7 +388,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     Supersedes the person's pending decisions; a validated decision ends the current one. The structure
     comes from the sectorisation when not given; a full structure → awaiting capacity; no structure →
     unsectorised (with an alert)."""
-    if referent_type not in (*REFERENT_TYPES, "kiosque"):
+    if referent_type not in OUTCOMES:
         raise OrientationError(f"type de référent inconnu: {referent_type!r}")
     if origin not in ORIGINS:
         raise OrientationError(f"origine inconnue: {origin!r}")
@@ -581,7 +400,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     if referent_type == "kiosque":
         status = "kiosque"
     assigner = assigner or Assigner(session)
-    path_id = path_id or _open_path_id(session, person_id)
+    path_id = path_id or open_path_id(session, person_id)
     household = session.get(Household, person.household_id) if person.household_id else None
     why = None
     if structure_id is None:
@@ -599,8 +418,8 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     for p in pending:
         p.status = "superseded"
     mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == "proposed" else "auto")
-    who = ORIGIN_LABELS.get(origin, origin)
-    target = REFERENT_LABELS[referent_type]
+    who = ORIGIN_PHRASES.get(origin, origin)
+    target = Outcome(referent_type).label
     code = assigner.code(structure_id)
     text = (f"Décision prise par {who} le {decided_on.isoformat()}: {target}"
             f"{f' ({code})' if code else ''}." + (f" Motif: {reason}." if reason else "")
@@ -731,184 +550,12 @@ def override(session: Session, orientation_id: int, user_id: int | None, referen
                              path_id=original.path_id)
     new.supersedes_id, new.override_reason = original.id, reason.strip()
     add_event(session, original.person_id, "orientation.overridden", as_of, "agent",
-              f"Proposition {REFERENT_LABELS.get(original.referent_type, original.referent_type)} modifiée en "
-              f"{REFERENT_LABELS[referent_type]}: {reason.strip()}",
+              f"Proposition {Outcome.label_of(original.referent_type)} modifiée en "
+              f"{Outcome(referent_type).label}: {reason.strip()}",
               {"orientation_id": original.id, "new_orientation_id": new.id, "reason": reason.strip()},
               path_id=original.path_id, author_id=user_id)
     session.flush()
     return new
-
-
-# --- réorientation ------------------------------------------------------------------------------
-
-def request_reorientation(session: Session, person_id: int, user_id: int | None, reason: str, as_of: dt.date,
-                          wanted_referent_type: str | None = None,
-                          wanted_structure_id: int | None = None) -> ReorientationRequest:
-    if not reason or not reason.strip():
-        raise OrientationError("le motif de la demande de réorientation est obligatoire")
-    if wanted_referent_type is not None and wanted_referent_type not in REFERENT_TYPES:
-        raise OrientationError(f"type de référent inconnu: {wanted_referent_type!r}")
-    if session.get(Person, person_id) is None:
-        raise LookupError(f"personne {person_id} inconnue")
-    if session.scalar(select(ReorientationRequest.id).where(ReorientationRequest.person_id == person_id,
-                                                            ReorientationRequest.status == "pending")):
-        raise OrientationError("une demande de réorientation est déjà en attente pour cette personne")
-    current = session.scalar(select(Orientation).where(Orientation.person_id == person_id,
-                                                       Orientation.status == "validated")
-                             .order_by(Orientation.id.desc()).limit(1))
-    req = ReorientationRequest(person_id=person_id, orientation_id=current.id if current else None,
-                               requested_by=user_id, requested_on=as_of, reason=reason.strip(),
-                               wanted_referent_type=wanted_referent_type, wanted_structure_id=wanted_structure_id)
-    session.add(req)
-    session.flush()
-    add_event(session, person_id, "orientation.reorientation_requested", as_of, "agent",
-              f"Demande de réorientation: {reason.strip()}",
-              {"request_id": req.id, "wanted_referent_type": wanted_referent_type},
-              path_id=current.path_id if current else _open_path_id(session, person_id), author_id=user_id)
-    return req
-
-
-def decide_reorientation(session: Session, request_id: int, user_id: int | None, accept: bool, as_of: dt.date,
-                         reason: str | None = None, referent_type: str | None = None,
-                         structure_id: int | None = None) -> ReorientationRequest:
-    req = session.get(ReorientationRequest, request_id)
-    if req is None:
-        raise LookupError(f"demande {request_id} inconnue")
-    if req.status != "pending":
-        raise OrientationError(f"demande déjà traitée ({req.status})")
-    req.decided_by, req.decided_on, req.decision_reason = user_id, as_of, (reason or "").strip() or None
-    if accept:
-        rtype = referent_type or req.wanted_referent_type
-        if rtype is None:
-            raise OrientationError("le type de référent de la nouvelle orientation est requis")
-        new = record_orientation(session, req.person_id, rtype, origin="reorientation", decided_on=as_of,
-                                 structure_id=structure_id or req.wanted_structure_id, user_id=user_id,
-                                 reason=req.reason, status="validated")
-        req.status, req.new_orientation_id = "accepted", new.id
-        kind, summary = "orientation.reorientation_accepted", f"Réorientation acceptée: {REFERENT_LABELS[rtype]}"
-    else:
-        if not req.decision_reason:
-            raise OrientationError("le motif du refus est obligatoire")
-        req.status = "refused"
-        kind, summary = "orientation.reorientation_refused", f"Réorientation refusée: {req.decision_reason}"
-    add_event(session, req.person_id, kind, as_of, "agent", summary, {"request_id": req.id},
-              path_id=_open_path_id(session, req.person_id), author_id=user_id)
-    session.flush()
-    return req
-
-
-def reorientation_requests(session: Session, status: str | None = "pending",
-                           scope: ColumnElement[bool] | None = None) -> list[dict]:
-    q = select(ReorientationRequest).join(Person, Person.id == ReorientationRequest.person_id)
-    if status:
-        q = q.where(ReorientationRequest.status == status)
-    if scope is not None:
-        q = q.where(scope)
-    return [reorientation_as_dict(r) for r in session.scalars(q.order_by(ReorientationRequest.id))]
-
-
-def reorientation_as_dict(r: ReorientationRequest) -> dict:
-    return {"id": r.id, "person_id": r.person_id, "orientation_id": r.orientation_id, "requested_by": r.requested_by,
-            "requested_on": r.requested_on, "reason": r.reason, "wanted_referent_type": r.wanted_referent_type,
-            "wanted_structure_id": r.wanted_structure_id, "status": r.status, "decided_on": r.decided_on,
-            "decision_reason": r.decision_reason, "new_orientation_id": r.new_orientation_id}
-
-
-# --- deadlines ---------------------------------------------------------------------------------
-
-def deadline_level(days: int) -> str:
-    if days >= LEGAL_DAYS:
-        return "past_limit"
-    if days >= 35:
-        return "d35"
-    if days >= 21:
-        return "d21"
-    return "ok"
-
-
-def deadlines(session: Session, as_of: dt.date, scope: ColumnElement[bool] | None = None,
-              level: str | None = None) -> list[dict]:
-    """Every person to orient with the clock: target (D+30), legal limit (D+42), days elapsed, level."""
-    q = to_orient_query(as_of)
-    if scope is not None:
-        q = q.where(scope)
-    rows = {r.id: r for r in session.execute(q)}
-    latest = _latest_decisions(session, list(rows))
-    out = []
-    for pid, r in rows.items():
-        days = (as_of - r.clock_start).days
-        lvl = deadline_level(days)
-        if level and lvl != level:
-            continue
-        d = latest.get(pid)
-        out.append({"person_id": pid, "path_id": r.path_id, "clock_start": r.clock_start,
-                    "target_on": r.clock_start + dt.timedelta(days=TARGET_DAYS),
-                    "legal_on": r.clock_start + dt.timedelta(days=LEGAL_DAYS), "days": days, "level": lvl,
-                    "mds_id": r.mds_id, "decision_status": d[1] if d else None,
-                    "decision_origin": d[2] if d else None})
-    out.sort(key=lambda x: (-x["days"], x["person_id"]))
-    return out
-
-
-def _latest_decisions(session: Session, person_ids: list[int]) -> dict[int, tuple]:
-    out = {}
-    for chunk in chunks(person_ids):
-        for row in session.execute(select(Orientation.person_id, Orientation.status, Orientation.origin,
-                                          Orientation.decided_on, Orientation.id)
-                                   .where(Orientation.person_id.in_(chunk))
-                                   .order_by(Orientation.person_id, Orientation.decided_on, Orientation.id)):
-            out[row.person_id] = tuple(row)
-    return out
-
-
-def check_deadlines(session: Session, as_of: dt.date) -> dict:
-    """Daily: alerts at D+21 and D+35, D+42 flagged past the legal limit; at D+35 a person whose
-    kiosque invitation failed is proposed to the MDS (the law's default)."""
-    from kiosque.models import Invitation
-
-    refresh_statistics(session)
-    items = deadlines(session, as_of)
-    existing = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
-        ("orientation.d21", "orientation.d35", "orientation.past_limit")))))
-    new_alerts, counts = [], Counter()
-    for it in items:
-        for threshold, kind, sev, msg in (
-                (21, "orientation.d21", "info", "non orientée à J+21 (objectif: J+30)"),
-                (35, "orientation.d35", "warning", "non orientée à J+35 (limite légale: J+42)"),
-                (LEGAL_DAYS, "orientation.past_limit", "critical", "délai légal de 42 jours dépassé")):
-            if it["days"] >= threshold:
-                key = f"{kind}:{it['path_id']}"
-                counts[kind] += 1
-                if key not in existing:
-                    existing.add(key)
-                    new_alerts.append(_alert(key, kind, f"Personne {it['person_id']} {msg} "
-                                             f"(délai démarré le {it['clock_start'].isoformat()})", as_of,
-                                             it["person_id"], it["mds_id"], {"days": it["days"],
-                                                                             "legal_on": it["legal_on"].isoformat()},
-                                             severity=sev))
-    _bulk_insert(session, Alert, new_alerts)
-    # The law's default: not oriented at D+35 and the kiosque invitation failed → proposed to the MDS.
-    late = {it["person_id"]: it for it in items if it["days"] >= 35
-            and not (it["decision_status"] in PENDING and it["decision_origin"] == "default_mds")}
-    defaulted = []
-    if late:
-        failed = set()
-        for chunk in chunks(list(late)):
-            failed.update(session.scalars(select(Invitation.person_id).where(
-                Invitation.person_id.in_(chunk),
-                or_(Invitation.status == "absent", Invitation.phoning_outcome.in_(FAILED_PHONING)))))
-        assigner = Assigner(session)
-        for pid in sorted(failed):
-            o = record_orientation(session, pid, "mds", origin="default_mds", decided_on=as_of,
-                                   status="proposed", path_id=late[pid]["path_id"], assigner=assigner,
-                                   reason="non orientée à J+35 et invitation au Kiosque Insertion sans suite: "
-                                          "orientation par défaut vers la MDS (information manquante du fait "
-                                          "de la personne)")
-            defaulted.append(o.id)
-    session.flush()
-    return {"as_of": as_of.isoformat(), "to_orient": len(items), "d21": counts["orientation.d21"],
-            "d35": counts["orientation.d35"], "past_limit": counts["orientation.past_limit"],
-            "alerts_raised": len(new_alerts), "default_mds": len(defaulted)}
 
 
 # --- explanation ---------------------------------------------------------------------------------
@@ -989,28 +636,8 @@ def territory_id_by_code(session: Session, code: str | None) -> int | None:
     return tid
 
 
-# --- demo ----------------------------------------------------------------------------------------
-
-def demo(ctx) -> dict:
-    """`rsa demo`: orient the imported persons and explain one decision in French."""
-    with ctx.runtime.session() as s:
-        result = run(s, ctx.as_of)
-    d = result["decisions"]
-    ctx.echo(f"[orientation] {result['considered']} personne(s) à orienter (règles v{result['rule_set_version']}): "
-             + ", ".join(f"{REFERENT_LABELS[k]}: {v}" for k, v in d.items()))
-    ctx.echo(f"[orientation] {result['validated']} validée(s) d'office, {result['proposed']} proposition(s) à "
-             f"valider, {result['kiosque']} invitation(s) au kiosque, {result['unsectorised']} hors "
-             f"sectorisation, {result['awaiting_capacity']} en attente de place")
-    with ctx.runtime.session() as s:
-        o = s.scalar(select(Orientation).where(Orientation.algorithmic.is_(True), Orientation.structure_id.is_not(None))
-                     .order_by(Orientation.id).limit(1)) or s.scalar(
-            select(Orientation).where(Orientation.algorithmic.is_(True)).order_by(Orientation.id).limit(1))
-        if o is not None:
-            ctx.echo(f"[orientation] exemple (personne {o.person_id}): {o.explanation}")
-            result["example"] = {"person_id": o.person_id, "explanation": o.explanation}
-    return result
-
-
-__all__ = ["RuleSetError", "VARIANT_LABELS", "record_orientation", "run", "validate", "override", "explain",
-           "current_orientation_summary", "check_deadlines", "deadlines", "queue", "request_reorientation",
-           "decide_reorientation"]
+# The service's public names, with those of the rule sets its callers (API, CLI, bench) reach here.
+__all__ = ["Assigner", "OrientationError", "RuleSetError", "VARIANT_LABELS", "active_rule_set",
+           "current_orientation_summary", "explain", "get_rule_set", "history", "load_rules_document",
+           "load_rules_text", "mark_path_oriented", "override", "queue", "queue_ids", "record_orientation",
+           "rule_set_as_dict", "rule_set_versions", "run", "spec_of", "store_rule_set", "validate"]

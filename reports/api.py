@@ -15,10 +15,11 @@ from sqlalchemy import select
 from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
 from referents.models import Role, Structure, Territory
 from referents.service import structure_by_code
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
 from reports import charts, service
 from reports import indicators as ind
 from reports.export import build_workbook
-from reports.indicators import BANDS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
+from reports.indicators import BANDS, ReportFilter
 from reports.schemas import (
     DelaysReportSchema,
     FullReportSchema,
@@ -165,14 +166,14 @@ def dashboard():
     ref = {(r["indicator"], r["scope"], r["year"]): r["value"] for r in report["national_reference"]}
     k = report["kiosque"]["funnel"]
     svg = {
-        "bullet": charts.bullet(legal["median_days"], TARGET_DAYS, LEGAL_LIMIT_DAYS,
+        "bullet": charts.bullet(legal["median_days"], TARGET_DAYS, LEGAL_DAYS,
                                 "Délai médian légal face à l'objectif et à la limite légale"),
         "trend": charts.line_chart(
             months,
             [("Médiane légale", [m["median_days"] for m in legal["by_month"]], charts.BLUE),
              ("Médiane depuis la demande", [demande_by_month[m]["median_days"] for m in months], charts.GREY)],
             [(TARGET_DAYS, f"objectif {TARGET_DAYS} j", charts.GREEN),
-             (LEGAL_LIMIT_DAYS, f"limite légale {LEGAL_LIMIT_DAYS} j", charts.RED)],
+             (LEGAL_DAYS, f"limite légale {LEGAL_DAYS} j", charts.RED)],
             "Délai médian d'orientation par mois d'entrée"),
         "backlog": charts.bars([(b[0] + " j", legal["backlog"][b[0]]) for b in BANDS],
                                "Personnes restant à orienter par ancienneté (horloge légale)",
@@ -188,7 +189,7 @@ def dashboard():
                            territories=territories, mds_choices=mds, ref=ref,
                            link=lambda **extra: url_for("reports_pages.person_list", **_link_args(args, **extra)),
                            xlsx=url_for("reports.Export", **_link_args(args)),
-                           target=TARGET_DAYS, limit=LEGAL_LIMIT_DAYS, user=current_user())
+                           target=TARGET_DAYS, limit=LEGAL_DAYS, user=current_user())
 
 
 def _mds_rows(clock: dict) -> list[dict]:
@@ -203,7 +204,7 @@ def _mds_rows(clock: dict) -> list[dict]:
 
 LIST_TITLES = {"backlog": "Personnes restant à orienter", "cohort": "Parcours de la cohorte",
                "not_oriented": "Parcours de la cohorte non encore orientés",
-               "late": f"Parcours non orientés dans les {LEGAL_LIMIT_DAYS} jours"}
+               "late": f"Parcours non orientés dans les {LEGAL_DAYS} jours"}
 
 
 @pages.get("/dashboard/personnes")

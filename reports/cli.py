@@ -141,8 +141,10 @@ def reference_cmd(as_json):
 def refresh_cmd(as_json):
     """Recalcule l'issue (première orientation validée) et le secteur (MDS et territoire du foyer)
     de chaque parcours."""
+    from orientation.outcomes import refresh_path_outcomes
+
     with get_runtime().session() as s:
-        changed = service.refresh_path_outcomes(s)
+        changed = refresh_path_outcomes(s)
     emit({"paths_changed": changed}, as_json, f"parcours mis à jour: {changed}")
 
 

@@ -39,20 +39,17 @@ from sqlalchemy import (
     text,
     true,
     union_all,
-    update,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import True_
 
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
 from orientation.models import Orientation
-from orientation.service import REFERENT_TYPES
 from referents.models import Structure, Territory, User
+from referents.vocabulary import LEGAL_DAYS, OUTCOMES, TARGET_DAYS
 
 CLOCKS = ("demande", "legal")
-THRESHOLDS = (30, 42, 90)
-TARGET_DAYS = 30
-LEGAL_LIMIT_DAYS = 42
+THRESHOLDS = (TARGET_DAYS, LEGAL_DAYS, 90)
 # Backlog bands: (key, lowest age in days, highest age in days or None).
 BANDS = (("0-14", 0, 14), ("15-29", 15, 29), ("30-41", 30, 41), ("42-89", 42, 89), ("90+", 90, None))
 # Percentiles as exact fractions (numerator, denominator): integer arithmetic in SQL.
@@ -128,62 +125,9 @@ def _facts_columns() -> list[Column]:
     return cols
 
 
-TIE_BREAK = 2**32  # ids stay far below: (day, id) packed into one sortable integer
-
-
-def first_validated_orientations(dialect: str, as_of: dt.date | None = None, path_ids=None):
-    """Per path, the first orientation that reached validation (on or before as_of when given): the
-    earliest validated_on, ties broken by the lowest id. Later statuses (ended, superseded) do not
-    matter: what counts is that it was validated. THE definition of a path's decision: the reports
-    read it from the path's oriented_* columns, written from this query by path_outcome_updates.
-
-    (validated_on, id) is packed into one integer so that a plain MIN … GROUP BY path_id finds
-    it, then the row is fetched by primary key: the same result on both databases, without a
-    window over every orientation. path_ids restricts it to a few paths (index on path_id)."""
-    o = Orientation
-    day = _days(dialect, o.validated_on, literal(dt.date(1970, 1, 1), Date))
-    key = cast(day, BigInteger) * literal(TIE_BREAK, BigInteger) + o.id
-    firsts = select(o.path_id.label("path_id"), func.min(key).label("k")).where(o.path_id.is_not(None))
-    if as_of is not None:
-        # The date condition is on the computed day number: one sequential pass over the orientations
-        # rather than a walk of the validated_on index fetching rows one by one.
-        firsts = firsts.where(day <= (as_of - dt.date(1970, 1, 1)).days)
-    else:
-        firsts = firsts.where(o.validated_on.is_not(None))
-    if path_ids is not None:
-        firsts = firsts.where(o.path_id.in_(path_ids))
-    firsts = firsts.group_by(o.path_id).subquery("firsts")
-    return (select(firsts.c.path_id, o.person_id, o.validated_on.label("decided"), o.referent_type, o.origin,
-                   o.rule_id.label("rule"), o.structure_id)
-            .select_from(firsts).join(o, o.id == firsts.c.k % literal(TIE_BREAK, BigInteger)))
-
-
-OUTCOME_COLUMNS = {"oriented_on": "decided", "oriented_referent_type": "referent_type",
-                   "oriented_origin": "origin", "oriented_rule": "rule"}
-
-
-def path_outcome_updates(dialect: str, path_ids=None) -> list:
-    """The statements that write each path's oriented_* columns from first_validated_orientations
-    (all paths, or only path_ids): an UPDATE … FROM setting the decision where it differs (a first
-    orientation recorded for another person than the path's counts as none, as in the reports), then
-    one clearing paths left with no validated orientation at all. Runs on SQLite and PostgreSQL."""
-    first = first_validated_orientations(dialect, path_ids=path_ids).subquery("first_decision")
-    same_person = first.c.person_id == Path.person_id
-    values = {col: case((same_person, first.c[src]), else_=None) for col, src in OUTCOME_COLUMNS.items()}
-    changed = or_(*[getattr(Path, col).is_distinct_from(v) for col, v in values.items()])
-    set_first = update(Path).where(Path.id == first.c.path_id, changed).values(**values)
-    validated = (select(Orientation.id).where(Orientation.path_id == Path.id, Orientation.validated_on.is_not(None))
-                 .exists())
-    clear = update(Path).where(Path.oriented_on.is_not(None), ~validated).values(**dict.fromkeys(OUTCOME_COLUMNS))
-    if path_ids is not None:
-        set_first = set_first.where(Path.id.in_(path_ids))
-        clear = clear.where(Path.id.in_(path_ids))
-    return [set_first, clear]
-
-
 class _Decision:
     """The path's first validated decision as seen on the as-of date, read from the path's own
-    oriented_* columns (maintained from first_validated_orientations): a decision validated after
+    oriented_* columns (maintained by orientation.outcomes): a decision validated after
     as_of does not exist yet, and the first one validated by as_of is necessarily the path's first."""
 
     def __init__(self, as_of: dt.date):
@@ -251,7 +195,7 @@ _SOURCE_KEYS = {"month": ("month",), "geo": ("territory", "mds", "referent_type"
 _TEXT_KEYS = ("referent_type", "origin", "rule")
 # Known referent types: on SQLite they are coded as small integers (see _packed); another value sends
 # its histogram source through the plain GROUP BY instead.
-KNOWN_REFERENT_TYPES = (*REFERENT_TYPES, "kiosque")
+KNOWN_REFERENT_TYPES = OUTCOMES
 
 
 def _bucket(start, as_of: dt.date):
@@ -774,8 +718,8 @@ def persons_behind(session: Session, f: ReportFilter, what: str, clock: str = "l
         elif what == "not_oriented":
             q = q.where(c[f"cohort_{clock}"] == 1, c.decided.is_(None))
         elif what == "late":
-            q = q.where(c[f"cohort_{clock}"] == 1, c[f"age_{clock}"] >= LEGAL_LIMIT_DAYS,
-                        or_(c.decided.is_(None), c[f"delay_{clock}"] > LEGAL_LIMIT_DAYS))
+            q = q.where(c[f"cohort_{clock}"] == 1, c[f"age_{clock}"] >= LEGAL_DAYS,
+                        or_(c.decided.is_(None), c[f"delay_{clock}"] > LEGAL_DAYS))
         else:
             raise ValueError(f"unknown list {what!r}")
         sub = q.order_by(c[f"age_{clock}"].desc(), c.person_id).limit(limit).subquery()

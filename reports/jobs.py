@@ -21,12 +21,4 @@ def monthly_workbook(runtime: Runtime, as_of: dt.date) -> dict:
     return {"path": str(out), "month": f"{start:%Y-%m}", "cohort_size": report["clocks"]["legal"]["cohort_size"]}
 
 
-def refresh_path_outcomes(runtime: Runtime, as_of: dt.date) -> dict:
-    """Nightly reconciliation of the paths' denormalised outcome (oriented_* columns) with the
-    orientations, after the orientation job: repairs any write that bypassed orientation.service."""
-    with runtime.session() as s:
-        return {"paths_changed": service.refresh_path_outcomes(s)}
-
-
-JOBS = [Job("reports.monthly_workbook", monthly_workbook, cron={"day": 1, "hour": 6, "minute": 30}),
-        Job("reports.refresh_path_outcomes", refresh_path_outcomes, cron={"hour": 7, "minute": 10})]
+JOBS = [Job("reports.monthly_workbook", monthly_workbook, cron={"day": 1, "hour": 6, "minute": 30})]

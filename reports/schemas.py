@@ -63,19 +63,109 @@ class DelayClockSchema(DelayStatsSchema):
     backlog_by_mds = fields.List(fields.Nested(BacklogBreakdownSchema))
 
 
+class PeriodSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from", metadata={"description": "début de la cohorte (ISO)"})
+    to = fields.String(metadata={"description": "fin de la cohorte (ISO)"})
+
+
+class FiltersSchema(Schema):
+    territory_id = fields.Integer(allow_none=True)
+    mds_id = fields.Integer(allow_none=True)
+
+
+class TargetsSchema(Schema):
+    target_days = fields.Integer(metadata={"description": "objectif du Département (jours)"})
+    legal_limit_days = fields.Integer(metadata={"description": "délai légal (jours, D262-65-2 CASF)"})
+
+
 class DelaysReportSchema(Schema):
     as_of = fields.String()
-    period = fields.Dict(keys=fields.String(), values=fields.String())
-    filters = fields.Dict()
-    targets = fields.Dict(keys=fields.String(), values=fields.Integer())
+    period = fields.Nested(PeriodSchema)
+    filters = fields.Nested(FiltersSchema)
+    targets = fields.Nested(TargetsSchema)
     bands = fields.List(fields.String())
-    clocks = fields.Dict(keys=fields.String(), values=fields.Nested(DelayClockSchema))
+    clocks = fields.Dict(keys=fields.String(validate=validate.OneOf(list(CLOCKS))),
+                         values=fields.Nested(DelayClockSchema))
+
+
+class FunnelSchema(Schema):
+    invited = fields.Integer()
+    reached = fields.Integer(metadata={"description": "joints par téléphone (quelle que soit la réponse)"})
+    attended = fields.Integer()
+    oriented = fields.Integer()
+    rate_oriented = fields.Float(allow_none=True, metadata={"description": "orientés / invités, 0–1"})
+
+
+class KiosqueMdsSchema(FunnelSchema):
+    key = fields.String(allow_none=True, metadata={"description": "code de la MDS"})
+    label = fields.String()
+
+
+class CapacitySchema(Schema):
+    awaiting_capacity = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                                    metadata={"description": "décisions en attente de place, par type de référent"})
+    awaiting_capacity_total = fields.Integer()
+    kiosque_sessions = fields.Integer()
+    kiosque_sessions_full = fields.Integer()
+
+
+class KiosqueReportSchema(Schema):
+    funnel = fields.Nested(FunnelSchema)
+    by_mds = fields.List(fields.Nested(KiosqueMdsSchema))
+    capacity = fields.Nested(CapacitySchema)
+
+
+class ShareSchema(Schema):
+    denominator = fields.Integer()
+    numerator = fields.Integer()
+    share = fields.Float(allow_none=True)
+
+
+class FirstAppointmentSchema(ShareSchema):
+    days = fields.Integer()
+
+
+class ContractShareSchema(ShareSchema):
+    months = fields.Integer()
+
+
+class ExitsSchema(Schema):
+    key = fields.String(allow_none=True, metadata={"description": "code de la structure"})
+    label = fields.String()
+    exits = fields.Integer()
+    positive = fields.Integer()
+    share_positive = fields.Float(allow_none=True)
+
+
+class SenioritySchema(Schema):
+    key = fields.String(metadata={"description": "tranche d'ancienneté dans le RSA"})
+    sdd = fields.Integer()
+    oriented = fields.Integer()
+    share_oriented = fields.Float(allow_none=True)
+
+
+class AfterOrientationSchema(Schema):
+    scope = fields.String(validate=validate.OneOf(["departement", "none"]))
+    first_appointment_within_15 = fields.Nested(FirstAppointmentSchema, allow_none=True)
+    contract_within_1_month = fields.Nested(ContractShareSchema, allow_none=True)
+    positive_exits_by_structure = fields.List(fields.Nested(ExitsSchema))
+    oriented_by_seniority = fields.List(fields.Nested(SenioritySchema))
+
+
+class NationalReferenceSchema(Schema):
+    indicator = fields.String()
+    label = fields.String()
+    scope = fields.String()
+    year = fields.String()
+    value = fields.Float()
+    unit = fields.String()
+    source = fields.String()
 
 
 class FullReportSchema(DelaysReportSchema):
-    after_orientation = fields.Dict()
-    kiosque = fields.Dict()
-    national_reference = fields.List(fields.Dict())
+    after_orientation = fields.Nested(AfterOrientationSchema)
+    kiosque = fields.Nested(KiosqueReportSchema)
+    national_reference = fields.List(fields.Nested(NationalReferenceSchema))
 
 
 class ReportPersonSchema(Schema):

@@ -12,49 +12,17 @@ from pathlib import Path as FsPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orientation.outcomes import refresh_path_outcomes  # noqa: F401  (bench/reports.py imports it from here)
+from orientation.vocabulary import NOT_ORIENTED, Origin
 from referents.models import Structure
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Outcome
 from reports import indicators as ind
-from reports.indicators import BANDS, CLOCKS, LEGAL_LIMIT_DAYS, TARGET_DAYS, ReportFilter
+from reports.indicators import BANDS, CLOCKS, ReportFilter
 
 BREAKDOWNS = ("month", "territory", "mds", "referent_type", "origin", "rule")
 # The breakdowns of the `delays` report (CLI, API): the others cost one more pass each.
 DELAY_BREAKDOWNS = ("month", "territory", "mds", "referent_type")
 CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Délai légal (ouverture du droit SDD)"}
-REFERENT_LABELS = {"pole_emploi": "France Travail", "actipro": "ActiPro", "ati": "ATI", "mds": "MDS",
-                   "kiosque": "Kiosque", None: "Non orienté"}
-ORIGIN_LABELS = {"auto": "Automatique", "agent": "Agent", "kiosque": "Kiosque", "default_mds": "MDS par défaut",
-                 "reorientation": "Réorientation", None: "Non orienté"}
-
-
-def update_path_outcomes(session: Session, path_ids=None) -> int:
-    """Write the oriented_* columns of the given paths (all when None) from their first validated
-    orientation (reports.indicators.first_validated_orientations). Returns the number of paths changed."""
-    dialect = session.get_bind().dialect.name
-    # Set-based statements: no per-row synchronisation of the session (Path objects already loaded
-    # keep their old values until expired).
-    opts = {"synchronize_session": False}
-    if path_ids is None:
-        return sum(session.execute(stmt, execution_options=opts).rowcount
-                   for stmt in ind.path_outcome_updates(dialect))
-    ids, changed = sorted(set(path_ids)), 0
-    for i in range(0, len(ids), OUTCOME_CHUNK):
-        chunk = ids[i:i + OUTCOME_CHUNK]
-        changed += sum(session.execute(stmt, execution_options=opts).rowcount
-                       for stmt in ind.path_outcome_updates(dialect, chunk))
-    return changed
-
-
-OUTCOME_CHUNK = 2000  # paths per statement: well under SQLite's bound-parameter limit
-
-
-def refresh_path_outcomes(session: Session) -> int:
-    """Full recompute of every path's outcome and sector: the reconciliation of any write to the
-    orientations or to the households' sectors that bypassed orientation.service and
-    cases.service.sync_path_sectors (hand-made rows, SQL fixes). Set-based, only changed rows are
-    rewritten; returns their number (0 when everything was already maintained)."""
-    from cases.service import sync_path_sectors
-
-    return update_path_outcomes(session) + sync_path_sectors(session)
 
 
 def _months(start: dt.date, end: dt.date) -> list[str]:
@@ -73,9 +41,9 @@ def _label(dim: str, key: str | None, names: dict) -> tuple[str | None, str]:
         code, name = names[dim].get(key, (key, key))
         return code, name
     if dim == "referent_type":
-        return key, REFERENT_LABELS.get(key, key)
+        return key, NOT_ORIENTED if key is None else Outcome.label_of(key)
     if dim == "origin":
-        return key, ORIGIN_LABELS.get(key, key)
+        return key, NOT_ORIENTED if key is None else Origin.label_of(key)
     if dim == "rule":
         return key, key or "Sans règle"
     return key, key or "—"
@@ -130,7 +98,7 @@ def _delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...], hist
         clocks[clock] = data
     return {"as_of": f.as_of.isoformat(), "period": {"from": start.isoformat(), "to": end.isoformat()},
             "filters": {"territory_id": f.territory_id, "mds_id": f.mds_id},
-            "targets": {"target_days": TARGET_DAYS, "legal_limit_days": LEGAL_LIMIT_DAYS},
+            "targets": {"target_days": TARGET_DAYS, "legal_limit_days": LEGAL_DAYS},
             "bands": [b[0] for b in BANDS], "clocks": clocks}
 
 
@@ -220,7 +188,7 @@ def headline(report: dict) -> dict:
             "mean_demande_days": demande["mean_days"], "share_legal_within_42": legal["share_within_42"],
             "share_legal_within_30": legal["share_within_30"], "cohort_size": legal["cohort_size"],
             "backlog_total": legal["backlog_total"], "backlog_over_42": legal["backlog"]["42-89"]
-            + legal["backlog"]["90+"], "target_days": TARGET_DAYS, "legal_limit_days": LEGAL_LIMIT_DAYS}
+            + legal["backlog"]["90+"], "target_days": TARGET_DAYS, "legal_limit_days": LEGAL_DAYS}
 
 
 def previous_month(as_of: dt.date) -> tuple[dt.date, dt.date]:
@@ -239,30 +207,3 @@ def write_workbook(session: Session, f: ReportFilter, out: FsPath, person_level:
     out.parent.mkdir(parents=True, exist_ok=True)
     build_workbook(report, persons).save(out)
     return report
-
-
-def _fmt_days(value) -> str:
-    return "—" if value is None else f"{value:.1f} j".replace(".", ",")
-
-
-def _fmt_share(value) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %".replace(".", ",")
-
-
-def demo(ctx) -> dict:
-    """Last step of `rsa demo`: the headline indicators, and the workbook in the demo folder."""
-    f = ReportFilter(as_of=ctx.as_of)
-    out = FsPath(ctx.workdir) / f"indicateurs-{ctx.as_of.isoformat()}.xlsx"
-    with ctx.runtime.session() as s:
-        report = write_workbook(s, f, out, person_level=True)
-    h = headline(report)
-    start, end = f.period
-    ctx.echo(f"[rapports] cohorte du {start} au {end}: {h['cohort_size']} parcours")
-    ctx.echo(f"[rapports] délai médian légal {_fmt_days(h['median_legal_days'])} "
-             f"(objectif {TARGET_DAYS} j, limite légale {LEGAL_LIMIT_DAYS} j); "
-             f"depuis la demande: médiane {_fmt_days(h['median_demande_days'])}, "
-             f"moyenne {_fmt_days(h['mean_demande_days'])}")
-    ctx.echo(f"[rapports] orientés sous 42 j: {_fmt_share(h['share_legal_within_42'])}; "
-             f"restant à orienter: {h['backlog_total']} dont {h['backlog_over_42']} au-delà de 42 j")
-    ctx.echo(f"[rapports] classeur écrit: {out}")
-    return {"headline": h, "workbook": str(out)}

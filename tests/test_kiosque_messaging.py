@@ -21,6 +21,8 @@ from cases.models import CaseEvent
 from kiosque import letters, messaging, phoning
 from kiosque import service as ks
 from kiosque.models import Invitation, Message
+from orientation import notices
+from orientation.messaging import outbox, templates
 from orientation.models import Notification, Orientation
 from tests.kiosque_helpers import AS_OF, awaiting, kiosque, mds_id
 
@@ -100,7 +102,7 @@ def test_invitation_email_through_real_smtp(session, rt, smtp_server):
     inbox, port = smtp_server
     s, p = plan_one(session, email="camille@exemple.fr")
     settings = rt.settings.with_(smtp_host="127.0.0.1", smtp_port=port)
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW)
+    out = outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW)
     assert out["sent"] == 1
     mail_from, rcpt, msg = inbox.messages[0]
     assert rcpt == ["camille@exemple.fr"] and mail_from == settings.mail_from
@@ -110,13 +112,13 @@ def test_invitation_email_through_real_smtp(session, rt, smtp_server):
     m = session.scalar(select(Message))
     assert (m.status, m.attempts, m.recipient) == ("sent", 1, "camille@exemple.fr") and m.body.strip() == body.replace("\r\n", "\n").strip()
     # Nothing left to send.
-    assert messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW)["sent"] == 0
+    assert outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW)["sent"] == 0
 
 
 def test_refused_recipient_is_bounced(session, rt, smtp_server):
     inbox, port = smtp_server
     plan_one(session, email="inconnu@exemple.fr")
-    out = messaging.process_outbox(session, rt.settings.with_(smtp_host="127.0.0.1", smtp_port=port), as_of=AS_OF,
+    out = outbox.process_outbox(session, rt.settings.with_(smtp_host="127.0.0.1", smtp_port=port), as_of=AS_OF,
                                    now=NOW)
     m = session.scalar(select(Message))
     assert out["bounced"] == 1 and m.status == "bounced" and "refusé" in m.last_error and not inbox.messages
@@ -126,16 +128,16 @@ def test_unreachable_smtp_retries_with_backoff_then_fails(session, rt):
     plan_one(session, email="camille@exemple.fr")
     settings = rt.settings.with_(smtp_host="127.0.0.1", smtp_port=free_port())
     config = ks.KiosqueConfig(max_send_attempts=3, backoff_minutes=5)
-    assert messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW, config=config)["retry"] == 1
+    assert outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW, config=config)["retry"] == 1
     m = session.scalar(select(Message))
     assert m.status == "queued" and m.attempts == 1 and m.next_attempt_at == NOW + D(minutes=5)
     assert "SMTP indisponible" in m.last_error
     # Not due yet: untouched.
-    assert messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=4), config=config) == \
+    assert outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=4), config=config) == \
         {"sent": 0, "retry": 0, "failed": 0, "bounced": 0, "cancelled": 0}
-    messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=5), config=config)
+    outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=5), config=config)
     assert m.attempts == 2 and m.next_attempt_at == NOW + D(minutes=15)  # doubled
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=15), config=config)
+    out = outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW + D(minutes=15), config=config)
     assert out["failed"] == 1 and m.status == "failed" and m.attempts == 3
 
 
@@ -143,7 +145,7 @@ def test_sms_http_gateway(session, rt, sms_server):
     server, handler = sms_server
     plan_one(session, phone="+33612345678")
     settings = rt.settings.with_(sms_url=f"http://127.0.0.1:{server.server_port}/send", sms_token="jeton")
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW)
+    out = outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW)
     assert out["sent"] == 1
     auth, payload = handler.received[0]
     assert auth == "Bearer jeton" and payload["to"] == "+33612345678"
@@ -157,7 +159,7 @@ def test_sms_http_gateway_errors(session, rt, sms_server, status, expected):
     handler.status = status
     plan_one(session, phone="+33612345678")
     settings = rt.settings.with_(sms_url=f"http://127.0.0.1:{server.server_port}/send", sms_token="jeton")
-    messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW)
+    outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW)
     m = session.scalar(select(Message))
     assert m.status == expected and f"HTTP {status}" in m.last_error
 
@@ -170,8 +172,8 @@ def test_file_adapters_and_letter_in_outbox(session, rt, tmp_path):
     awaiting(session, clock_start=AS_OF - D(10), last_name="Bastide")
     ks.plan(session, AS_OF)
     calls = []
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW, progress=lambda t, n: calls.append((t, n)),
-                                   gateways=messaging.gateways_for(settings, email="file"))
+    out = outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW, progress=lambda t, n: calls.append((t, n)),
+                                   gateways=outbox.gateways_for(settings, email="file"))
     assert out["sent"] == 4 and calls[0] == (4, 0) and sum(n for _, n in calls) == 4
     sms = json.loads(next((tmp_path / "sms").glob("*.json")).read_text(encoding="utf-8"))
     assert sms["to"] == "+33612345678"
@@ -200,7 +202,7 @@ def test_reminders_j3_j1_by_digital_channels_only(session):
     kinds = sorted((m.kind, m.channel) for m in session.scalars(select(Message).where(Message.kind.like("reminder%"))))
     assert kinds == [("reminder_1", "email"), ("reminder_1", "sms"), ("reminder_3", "email"), ("reminder_3", "sms")]
     assert {m.person_id for m in session.scalars(select(Message).where(Message.kind.like("reminder%")))} == {digital.id}
-    subject, body = messaging.render("reminder_1", "sms", {**_ctx(), "days": 1})
+    subject, body = templates.render("reminder_1", "sms", {**_ctx(), "days": 1})
     assert "demain" in body
 
 
@@ -217,11 +219,11 @@ def test_orientation_notifications_are_queued_and_linked(session, rt, tmp_path):
     n2 = Notification(orientation_id=o.id, channel="sms", notified_on=AS_OF)  # no mobile → letter
     session.add_all([n1, n2])
     session.flush()
-    assert messaging.queue_notifications(session, AS_OF) == 2 and messaging.queue_notifications(session, AS_OF) == 0
+    assert notices.queue_notifications(session, AS_OF) == 2 and notices.queue_notifications(session, AS_OF) == 0
     assert n1.message_id and n2.message_id
     settings = rt.settings.with_(outbox_dir=str(tmp_path))
-    out = messaging.process_outbox(session, settings, as_of=AS_OF, now=NOW,
-                                   gateways=messaging.gateways_for(settings, email="file"))
+    out = outbox.process_outbox(session, settings, as_of=AS_OF, now=NOW,
+                                   gateways=outbox.gateways_for(settings, email="file"))
     assert out["sent"] == 2
     m1, m2 = session.get(Message, n1.message_id), session.get(Message, n2.message_id)
     assert (m1.channel, m2.channel) == ("email", "letter")
@@ -286,9 +288,9 @@ def test_messages_of_past_or_settled_invitations_are_cancelled(session, rt, tmp_
     inv = session.scalar(select(Invitation).where(Invitation.person_id == settled.id))
     inv.status = "excused"
     settings = rt.settings.with_(outbox_dir=str(tmp_path))
-    out = messaging.process_outbox(session, settings, as_of=dt.date(2026, 12, 2),
+    out = outbox.process_outbox(session, settings, as_of=dt.date(2026, 12, 2),
                                    now=dt.datetime(2026, 12, 2, 8, 0),
-                                   gateways=messaging.gateways_for(settings, email="file"))
+                                   gateways=outbox.gateways_for(settings, email="file"))
     assert out["cancelled"] == 2 and out["sent"] == 0
     reasons = sorted(m.last_error for m in session.scalars(select(Message)))
     assert reasons == ["invitation plus en attente", "session déjà commencée"]

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from cases.models import Alert, CaseEvent, Diagnostic, FranceTravailEvent, Path
-from orientation import service
+from orientation import deadlines as deadline_service
+from orientation import reorientations, service
 from orientation.facts import build_facts
 from orientation.models import Notification, Orientation, ReorientationRequest, RuleSet
 from orientation.population import expected_by_referent, insert_population
@@ -259,19 +260,19 @@ def test_reorientation_request_accept_and_refuse(session):
     p = make_person(session, activities=[("CHO", dt.date(2026, 1, 1), None)])
     service.run(session, AS_OF)
     current = _orientations(session, p.id)[0]
-    req = service.request_reorientation(session, p.id, None, "Problème de santé découvert", AS_OF,
+    req = reorientations.request_reorientation(session, p.id, None, "Problème de santé découvert", AS_OF,
                                         wanted_referent_type="mds")
     assert req.orientation_id == current.id and req.status == "pending"
     with pytest.raises(service.OrientationError, match="déjà en attente"):
-        service.request_reorientation(session, p.id, None, "encore", AS_OF)
-    service.decide_reorientation(session, req.id, None, True, dt.date(2026, 11, 25))
+        reorientations.request_reorientation(session, p.id, None, "encore", AS_OF)
+    reorientations.decide_reorientation(session, req.id, None, True, dt.date(2026, 11, 25))
     new = session.get(Orientation, req.new_orientation_id)
     assert (req.status, new.status, new.origin, new.referent_type) == ("accepted", "validated", "reorientation", "mds")
     assert (current.status, current.end_reason) == ("ended", "reorientation")
-    req2 = service.request_reorientation(session, p.id, None, "Retour à l'emploi", AS_OF)
+    req2 = reorientations.request_reorientation(session, p.id, None, "Retour à l'emploi", AS_OF)
     with pytest.raises(service.OrientationError, match="motif du refus"):
-        service.decide_reorientation(session, req2.id, None, False, AS_OF)
-    service.decide_reorientation(session, req2.id, None, False, AS_OF, reason="Pas de changement de situation")
+        reorientations.decide_reorientation(session, req2.id, None, False, AS_OF)
+    reorientations.decide_reorientation(session, req2.id, None, False, AS_OF, reason="Pas de changement de situation")
     assert req2.status == "refused" and new.status == "validated"
     assert session.scalar(select(func.count(ReorientationRequest.id))) == 2
     kinds = list(session.scalars(select(CaseEvent.kind).where(CaseEvent.person_id == p.id)))
@@ -296,12 +297,12 @@ def test_deadlines_alerts_and_mds_default(session):
     session.add(Invitation(person_id=fresh.id, session_id=ks.id, invited_on=dt.date(2026, 11, 1),
                            phoning_outcome="wrong_number"))
     session.flush()
-    items = {i["person_id"]: i for i in service.deadlines(session, AS_OF)}
+    items = {i["person_id"]: i for i in deadline_service.deadlines(session, AS_OF)}
     assert set(items) == {fresh.id, d21.id, d35.id, late.id}  # `oriented` is oriented: no deadline
     assert oriented.id not in items
     assert [items[p.id]["level"] for p in (fresh, d21, d35, late)] == ["ok", "d21", "d35", "past_limit"]
     assert items[late.id]["legal_on"] == AS_OF and items[d21.id]["target_on"] == AS_OF + dt.timedelta(days=9)
-    r = service.check_deadlines(session, AS_OF)
+    r = deadline_service.check_deadlines(session, AS_OF)
     assert (r["d21"], r["d35"], r["past_limit"], r["default_mds"]) == (3, 2, 1, 1)
     keys = set(session.scalars(select(Alert.key)))
     path = {p.id: session.scalar(select(Path.id).where(Path.person_id == p.id)) for p in (d21, d35, late)}
@@ -310,7 +311,7 @@ def test_deadlines_alerts_and_mds_default(session):
     assert (default.origin, default.status, default.referent_type) == ("default_mds", "proposed", "mds")
     assert not default.algorithmic
     # idempotent: no new alert, no second default
-    r2 = service.check_deadlines(session, AS_OF)
+    r2 = deadline_service.check_deadlines(session, AS_OF)
     assert r2["alerts_raised"] == 0 and r2["default_mds"] == 0
     # the run leaves the MDS default alone
     assert service.run(session, AS_OF)["kept"] == 1

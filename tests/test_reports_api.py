@@ -181,7 +181,9 @@ def test_monthly_job_writes_previous_month(rt, world):
 def test_demo_step_prints_headline_and_writes_workbook(rt, world, tmp_path):
     lines = []
     ctx = DemoContext(runtime=rt, as_of=AS_OF, workdir=tmp_path, echo=lines.append)
-    result = service.demo(ctx)
+    from reports import demo
+
+    result = demo.demo(ctx)
     assert any("délai médian légal" in line for line in lines)
     assert any("classeur écrit" in line for line in lines)
     assert openpyxl.load_workbook(result["workbook"])["Synthèse"]["A1"].value == "Indicateur"

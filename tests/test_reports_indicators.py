@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select, text
 
 from cases.models import Appointment, Contract, Exit, Path
+from orientation import outcomes
 from orientation.models import Orientation
 from referents.models import Structure
 from reports import indicators as ind
@@ -28,7 +29,7 @@ def orient(session, person, validated_on, *, decided_on=None, referent_type="mds
     session.add(o)
     session.flush()
     # The row bypasses orientation.service: reconcile the paths' outcome as the nightly job would.
-    service.refresh_path_outcomes(session)
+    outcomes.refresh_path_outcomes(session)
     return o
 
 
@@ -321,7 +322,7 @@ def test_packed_histogram_equals_the_plain_group_by(session, territory_id, mds_i
             decided = min(start + dt.timedelta(days=rnd.randint(-3, 150)), AS_OF + dt.timedelta(days=5))
             orient(session, p, decided, referent_type=rnd.choice(types), origin=rnd.choice(("auto", "agent")),
                    rule_id=rnd.choice(("R1", "R2", None)))
-    service.refresh_path_outcomes(session)  # the paths take the households' sector
+    outcomes.refresh_path_outcomes(session)  # the paths take the households' sector
     f = ReportFilter(as_of=AS_OF)
     packed, plain = _hist_rows(session, f, True), _hist_rows(session, f, False)
     assert packed == plain and len(plain) > 100

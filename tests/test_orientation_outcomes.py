@@ -1,5 +1,5 @@
 """The paths' denormalised outcome (Path.oriented_*): maintained by orientation.service without any
-refresh, and equal to the full recompute reports.service.refresh_path_outcomes."""
+refresh, and equal to the full recompute orientation.outcomes.refresh_path_outcomes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from cases.models import Path
+from orientation import jobs
+from orientation import outcomes as path_outcomes
 from orientation import service as orientation
 from orientation.models import Orientation
 from referents.models import Structure
-from reports import jobs
-from reports import service as reports
 from tests.factories import make_person
 
 AS_OF = dt.date(2026, 11, 20)
@@ -69,7 +69,7 @@ def test_orientation_service_maintains_the_path_outcome(session):
     assert seen[validated[0].id][0] == AS_OF  # closing the path does not erase its outcome
 
     # everything the service wrote is exactly what the full recompute finds
-    assert reports.refresh_path_outcomes(session) == 0
+    assert path_outcomes.refresh_path_outcomes(session) == 0
     assert outcomes(session) == seen
 
 
@@ -82,7 +82,7 @@ def test_refresh_recomputes_what_the_service_maintained(session):
     assert sum(1 for v in maintained.values() if v[0] is not None) == 5
 
     session.execute(update(Path).values(**{c.key: None for c in COLUMNS}))
-    assert reports.refresh_path_outcomes(session) == 5
+    assert path_outcomes.refresh_path_outcomes(session) == 5
     assert outcomes(session) == maintained
 
     # a write that bypassed the service (an earlier validated decision inserted by hand, a validated
@@ -92,11 +92,11 @@ def test_refresh_recomputes_what_the_service_maintained(session):
                             status="superseded", decided_on=dt.date(2026, 11, 2), validated_on=dt.date(2026, 11, 2)))
     session.execute(update(Orientation).where(Orientation.person_id == proposed[1].id)
                     .values(status="proposed", validated_on=None))  # a validation undone in SQL
-    assert reports.refresh_path_outcomes(session) == 2
+    assert path_outcomes.refresh_path_outcomes(session) == 2
     seen = outcomes(session)
     assert seen[proposed[0].id] == (dt.date(2026, 11, 2), "pole_emploi", "agent", None)
     assert seen[proposed[1].id] == (None, None, None, None)
-    assert reports.refresh_path_outcomes(session) == 0
+    assert path_outcomes.refresh_path_outcomes(session) == 0
 
 
 def test_refresh_job_and_cli(rt, database_url):
@@ -107,7 +107,7 @@ def test_refresh_job_and_cli(rt, database_url):
         path_id = s.scalar(select(Path.id).where(Path.person_id == p.id))
         s.add(Orientation(person_id=p.id, path_id=path_id, referent_type="mds", origin="agent", status="validated",
                           decided_on=AS_OF, validated_on=AS_OF))
-    job = next(j for j in jobs.JOBS if j.id == "reports.refresh_path_outcomes")
+    job = next(j for j in jobs.JOBS if j.id == "orientation.refresh_path_outcomes")
     assert job.func(rt, AS_OF) == {"paths_changed": 1}
     result = CliRunner().invoke(main, ["--database-url", database_url, "report", "refresh", "--json"])
     assert result.exit_code == 0, result.output

@@ -10,15 +10,15 @@ import io
 import json
 
 from openpyxl import load_workbook
-from orientation.messaging.letters import render_pdf
-from orientation.notices import notification_letter
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from cases.models import Diagnostic
 from orientation import service
 from orientation.decisions_export import decision_rows, pseudonym, pseudonym_key, to_csv, to_xlsx
+from orientation.messaging.letters import render_pdf
 from orientation.models import Notification, Orientation
+from orientation.notices import notification_letter
 from orientation.rules import V1_RULES_PATH
 from referents.models import Structure
 from referents.vocabulary import Organisme, Parcours, organisme_of

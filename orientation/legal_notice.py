@@ -68,7 +68,10 @@ def how_decided(o: Orientation) -> str:
     HOW_PERSON when a person took the decision (agent, kiosque choice, MDS default, réorientation)."""
     if not o.algorithmic or o.origin != "auto":
         return HOW_PERSON
-    return HOW_AUTO if o.validation == "auto" else HOW_VALIDATED
+    validation = o.validation
+    if validation is None:  # a decision stored before validations were recorded: as the migration reads it
+        validation = "auto" if o.mode == "auto" and o.validated_by is None else "agent"
+    return HOW_AUTO if validation == "auto" else HOW_VALIDATED
 
 
 def legal_context(o: Orientation) -> dict:

@@ -205,7 +205,7 @@ def test_decision_export_csv_and_xlsx(session):
 def test_cli_export_explain_json_and_refused_rule_set(rt, database_url, tmp_path):
     from click.testing import CliRunner
 
-    from config.cli import cli
+    from config.cli import main
 
     with rt.session() as s:
         p = make_person(s, activities=[("CHR", dt.date(2026, 6, 1), None)])
@@ -213,7 +213,7 @@ def test_cli_export_explain_json_and_refused_rule_set(rt, database_url, tmp_path
     runner = CliRunner()
 
     def run(*args):
-        return runner.invoke(cli, ["orient", *map(str, args)], env={"RSA_DATABASE_URL": database_url},
+        return runner.invoke(main, ["--database-url", database_url, "orient", *map(str, args)],
                              catch_exceptions=False)
 
     assert run("run", "--as-of", AS_OF, "--json").exit_code == 0

@@ -148,7 +148,8 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     alert_keys = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.unsectorised", "orientation.awaiting_capacity")))))
     stats = Counter()
-    decisions = Counter({k: 0 for k in OUTCOMES})
+    # Decisions by outcome, for every outcome the active rule set can give.
+    decisions = Counter({k: 0 for k in OUTCOMES if k in {r.outcome for r in (*spec.rules, spec.fallback)}})
     done = 0
     for chunk in chunks(ids):
         facts_by_person = build_facts(session, chunk, as_of)
@@ -639,8 +640,7 @@ def current_orientation_summary(session: Session, person_id: int) -> dict | None
     if row is None:
         return None
     o, code = row
-    return {"referent_type": o.referent_type, "parcours": o.parcours, "organisme": o.organisme,
-            "rule": o.rule_id, "status": o.status, "origin": o.origin,
+    return {"referent_type": o.referent_type, "rule": o.rule_id, "status": o.status, "origin": o.origin,
             "decided_on": o.decided_on.isoformat(), "structure": code}
 
 

@@ -15,7 +15,7 @@ from config.auth import audit, current_user, db, requires
 from orientation import deadlines as deadline_service
 from orientation import reorientations as reorientation_service
 from orientation import service
-from orientation.rules import RuleSetError
+from orientation.rules import RuleSetError, parse_rule_set
 from orientation.schemas import (
     AsOfSchema,
     DeadlinePageSchema,
@@ -87,8 +87,8 @@ def _structure(code):
 
 
 def _orientation_dict(o) -> dict:
-    return {"id": o.id, "person_id": o.person_id, "referent_type": o.referent_type,
-            "structure": service._structure_code(db(), o.structure_id), "status": o.status, "origin": o.origin,
+    return {"id": o.id, "person_id": o.person_id, "referent_type": o.referent_type, "parcours": o.parcours,
+            "organisme": o.organisme, "validation": o.validation, "structure": service._structure_code(db(), o.structure_id), "status": o.status, "origin": o.origin,
             "rule": o.rule_id, "rule_set_version": o.rule_set_version, "mode": o.mode,
             "algorithmic": o.algorithmic, "decided_on": o.decided_on, "validated_on": o.validated_on,
             "ended_on": o.ended_on, "end_reason": o.end_reason, "override_reason": o.override_reason,
@@ -157,7 +157,8 @@ def override(args, orientation_id):
     """Remplace une décision en attente par un autre type de référent / une autre structure (motif obligatoire)."""
     s = db()
     new = _domain(service.override, s, _known_id(orientation_id), current_user().id, args["referent_type"], args["reason"],
-                  _as_of(args), structure_id=_structure(args["structure"]), scope=_scope())
+                  _as_of(args), structure_id=_structure(args["structure"]), scope=_scope(),
+                  parcours=args["parcours"])
     audit("orientation.override", new.person_id, {"orientation_id": orientation_id, "new_orientation_id": new.id,
                                                   "referent_type": args["referent_type"], "reason": args["reason"]})
     s.commit()
@@ -241,6 +242,7 @@ def rules_put(args):
     s = db()
     service.active_rule_set(s)
     try:
+        warnings = parse_rule_set({"name": args["name"], "rules": args["rules"], "fallback": args["fallback"]}).warnings
         row = service.load_rules_document(s, {"name": args["name"], "rules": args["rules"],
                                               "fallback": args["fallback"]},
                                           user_id=current_user().id, base_version=args["base_version"])
@@ -250,7 +252,7 @@ def rules_put(args):
         _refuse(409, str(exc))
     audit("orientation.rules", None, {"version": row.version})
     s.commit()
-    return service.rule_set_as_dict(row)
+    return {**service.rule_set_as_dict(row), "warnings": warnings}
 
 
 @blp.route("/rules/versions", methods=["GET"])

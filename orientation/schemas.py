@@ -5,9 +5,25 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orientation.vocabulary import ORIGINS, PENDING, STATUSES
-from referents.vocabulary import OUTCOMES, REFERENT_TYPES
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES, Organisme, Parcours
 
 ALL_OUTCOMES = OUTCOMES
+
+
+def _parcours_field(**kw):
+    return fields.String(allow_none=True, metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours du référentiel national (emploi, socio_professionnel, social); vide pour une invitation "
+        "au Kiosque")}, **kw)
+
+
+def _organisme_field():
+    return fields.String(allow_none=True, metadata={"enum": list(Organisme.codes()), "description": (
+        "Organisme référent (france_travail, departement, delegataire, mission_locale, cap_emploi)")})
+
+
+VALIDATION_FIELD_DOC = {"enum": ["auto", "agent"], "description": (
+    "auto: validée par l'algorithme seul (validation automatique choisie par le Département pour la règle); "
+    "agent: validée ou prise par un agent; vide: en attente")}
 LEVELS = ("ok", "d21", "d35", "past_limit")
 
 
@@ -51,6 +67,8 @@ class QueueItemSchema(Schema):
     last_name = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     referent_type = fields.String()
+    parcours = _parcours_field()
+    organisme = _organisme_field()
     structure = fields.String(allow_none=True)
     rule_id = fields.String(allow_none=True)
     mode = fields.String()
@@ -89,6 +107,8 @@ class ValidateResultSchema(Schema):
 
 class OverrideInSchema(Schema):
     referent_type = fields.String(required=True, validate=validate.OneOf(REFERENT_TYPES))
+    parcours = fields.String(load_default=None, validate=validate.OneOf(Parcours.codes()),
+                             metadata={"description": "Parcours (défaut: celui du type de référent)"})
     structure = fields.String(load_default=None, metadata={"description": "Code de la structure (défaut: secteur)"})
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
     as_of = fields.Date(load_default=None)
@@ -98,6 +118,9 @@ class OrientationSchema(Schema):
     id = fields.Integer()
     person_id = fields.Integer()
     referent_type = fields.String()
+    parcours = _parcours_field()
+    organisme = _organisme_field()
+    validation = fields.String(allow_none=True, metadata=VALIDATION_FIELD_DOC)
     structure = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     origin = fields.String(metadata={"enum": list(ORIGINS)})
@@ -166,6 +189,9 @@ class RuleSetSchema(Schema):
     created_by = fields.Integer(allow_none=True)
     rules = fields.List(fields.Dict())
     fallback = fields.Dict(allow_none=True)
+    warnings = fields.List(fields.String(), metadata={"description": (
+        "Remarques du chargeur sur un jeu valide (ex.: règle à validation automatique placée après une règle "
+        "qui lit des données sensibles)")})
 
 
 class RuleSetVersionSchema(Schema):

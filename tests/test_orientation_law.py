@@ -246,3 +246,25 @@ def test_v1_stays_loadable_and_still_decides(session):
     o = _orientation(session, p.id)
     assert (o.rule_set_version, o.rule_id, o.parcours, o.organisme) == \
         (1, "PROJECT_SUPPORT", "socio_professionnel", "delegataire")
+
+
+def test_api_refuses_automatic_validation_on_a_sensitive_rule_and_exposes_parcours(rt, client, make_user):
+    _, manager = make_user("manager")
+    current = client.get("/api/v1/orientation/rules", headers=manager).json
+    assert current["version"] == 2 and all("parcours" in r for r in current["rules"] if r["outcome"] != "kiosque")
+    rules = [dict(r) for r in current["rules"]]
+    social = next(r for r in rules if r["id"] == "SOCIAL_PRIORITY")
+    social["mode"] = "auto"
+    r = client.put("/api/v1/orientation/rules", json={"base_version": 2, "name": "essai", "rules": rules,
+                                                      "fallback": current["fallback"]}, headers=manager)
+    assert r.status_code == 422
+    assert "validation automatique est refusée pour la règle SOCIAL_PRIORITY" in json.dumps(r.json, ensure_ascii=False)
+    with rt.session() as s:
+        p = make_person(s, activities=[("CHR", dt.date(2026, 6, 1), None)])
+        pid = p.id
+    client.post("/api/v1/orientation/run", json={"as_of": AS_OF.isoformat()}, headers=manager)
+    r = client.get(f"/api/v1/orientation/persons/{pid}/explain?as_of={AS_OF}", headers=manager)
+    assert r.status_code == 200
+    assert (r.json["current"]["parcours"], r.json["current"]["organisme"], r.json["current"]["validation"]) == \
+        ("emploi", "france_travail", "auto")
+    assert r.json["rules_today"]["parcours"] == "emploi"

@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.models import Household, Person
+from orientation.legal_notice import legal_context
 from orientation.messaging import outbox
 from orientation.messaging.letters import Letter, recipient_lines, sender_lines
 from orientation.messaging.models import Message
 from orientation.messaging.templates import add_template_dir, render
 from orientation.messaging.text import french_date, person_context
-from orientation.legal_notice import legal_context
 from orientation.models import Notification, Orientation
 from referents.models import Structure
 from referents.vocabulary import OUTCOMES, Outcome

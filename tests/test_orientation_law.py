@@ -268,3 +268,49 @@ def test_api_refuses_automatic_validation_on_a_sensitive_rule_and_exposes_parcou
     assert (r.json["current"]["parcours"], r.json["current"]["organisme"], r.json["current"]["validation"]) == \
         ("emploi", "france_travail", "auto")
     assert r.json["rules_today"]["parcours"] == "emploi"
+
+
+def test_report_indicators_by_parcours_and_organisme(session, tmp_path):
+    from reports.export import build_workbook
+    from reports.indicators import ReportFilter
+    from reports.service import full_report
+
+    job = [make_person(session, activities=[("CHR", dt.date(2026, 6, 1), None)]) for _ in range(2)]
+    eti = make_person(session, activities=[("ETI", dt.date(2026, 1, 1), None)])
+    social = make_person(session, no_fixed_address=True)
+    young = make_person(session, birth_date=dt.date(2002, 1, 1), activities=[("SSA", dt.date(2025, 1, 1), None)])
+    waiting = make_person(session, activities=[("SSA", dt.date(2025, 1, 1), None)])  # kiosque: not oriented
+    service.run(session, dt.date(2026, 10, 11))  # ten days after the clock start of 2026-10-01
+    for p in (social, young):
+        service.validate(session, [_orientation(session, p.id).id], user_id=None, as_of=dt.date(2026, 10, 21))
+    report = full_report(session, ReportFilter(as_of=AS_OF))
+    legal = report["clocks"]["legal"]
+    by_parcours = {r["key"]: r for r in legal["by_parcours"]}
+    assert {k: r["oriented"] for k, r in by_parcours.items()} == \
+        {"emploi": 2, "socio_professionnel": 2, "social": 1, None: 0}
+    assert by_parcours["emploi"]["median_days"] == 10.0 and by_parcours["social"]["median_days"] == 20.0
+    assert by_parcours["emploi"]["label"] == "Emploi" and by_parcours[None]["cohort_size"] == 1
+    by_org = {r["key"]: r for r in legal["by_organisme"]}
+    assert {k: r["oriented"] for k, r in by_org.items()} == \
+        {"france_travail": 2, "departement": 2, "mission_locale": 1, None: 0}
+    assert by_org["departement"]["label"] == "Département" and by_org["mission_locale"]["median_days"] == 20.0
+    # Beside the referent types, from the same decisions.
+    by_rt = {r["key"]: r["oriented"] for r in legal["by_referent_type"]}
+    assert by_rt["pole_emploi"] == 2 and by_rt["ati"] == 1 and by_rt["mds"] == 1
+    wb = build_workbook(report)
+    assert "Par parcours" in wb.sheetnames and "Par organisme référent" in wb.sheetnames
+    labels = [c.value for c in wb["Par parcours"]["C"]][1:]
+    assert "Socio-professionnel" in labels
+    assert waiting.id and eti.id and all(p.id for p in job)
+
+
+def test_dashboard_shows_parcours_and_organisme(rt, client, make_user):
+    _, manager = make_user("manager")
+    with rt.session() as s:
+        make_person(s, activities=[("CHR", dt.date(2026, 6, 1), None)])
+        service.run(s, dt.date(2026, 10, 11))
+    page = client.get(f"/dashboard?as_of={AS_OF}", headers=manager)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="by-parcours"' in html and 'id="by-organisme"' in html
+    assert "Par parcours du référentiel" in html and "France Travail" in html and "Emploi" in html

@@ -32,14 +32,22 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('validation', sa.String(length=10), nullable=True))
         batch_op.create_index(batch_op.f('ix_orientation_parcours'), ['parcours'], unique=False)
         batch_op.create_index(batch_op.f('ix_orientation_organisme'), ['organisme'], unique=False)
+    with op.batch_alter_table('path', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('oriented_parcours', sa.String(length=30), nullable=True))
     # Existing decisions: the organisme of their referent type, the default parcours of that type, and
     # how they were validated (automatic only when nobody validated an automatic decision).
     op.execute(f"UPDATE orientation SET organisme = {_case(_ORGANISME)}, parcours = {_case(_PARCOURS)}")
     op.execute("UPDATE orientation SET validation = CASE WHEN origin = 'auto' AND mode = 'auto' "
                "AND validated_by IS NULL THEN 'auto' ELSE 'agent' END WHERE validated_on IS NOT NULL")
+    # The path's decision carries its parcours (orientation.outcomes keeps it; the nightly refresh
+    # recomputes it from the decisions).
+    op.execute(f"UPDATE path SET oriented_parcours = {_case(_PARCOURS).replace('referent_type', 'oriented_referent_type')}"
+               " WHERE oriented_on IS NOT NULL")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('path', schema=None) as batch_op:
+        batch_op.drop_column('oriented_parcours')
     with op.batch_alter_table('orientation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orientation_organisme'))
         batch_op.drop_index(batch_op.f('ix_orientation_parcours'))

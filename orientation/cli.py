@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from config.cli import as_of_option, emit, get_runtime, json_option, resolve_as_of
 from orientation.vocabulary import PENDING
-from referents.vocabulary import OUTCOMES, REFERENT_TYPES
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES, Organisme, Parcours
 
 
 def _user_id(session, email: str | None) -> int | None:
@@ -92,6 +92,9 @@ def explain_cmd(person_id, as_of, as_json):
         cur = d["current"]
         if cur:
             click.echo(f"Décision n° {cur['id']} ({cur['status']}, {cur['decided_on']}): {cur['explanation']}")
+            if cur.get("parcours"):
+                click.echo(f"Parcours: {Parcours.label_of(cur['parcours'])}; organisme référent: "
+                           f"{Organisme.label_of(cur['organisme'])}")
         else:
             click.echo("Aucune décision d'orientation enregistrée.")
         t = d["rules_today"]

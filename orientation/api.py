@@ -17,6 +17,7 @@ from orientation import reorientations as reorientation_service
 from orientation import service
 from orientation.rules import RuleSetError, parse_rule_set
 from orientation.schemas import (
+    DecisionExportQuerySchema,
     AsOfSchema,
     DeadlinePageSchema,
     DeadlineQuerySchema,
@@ -290,3 +291,33 @@ def deadlines(args):
     audit("search", None, {"view": "orientation.deadlines", "count": len(items)})
     db().commit()
     return {"total": len(items), "counts": counts, "items": items[:args["limit"]]}
+
+
+@blp.route("/decisions/export", methods=["GET"])
+@requires(*STAFF)
+@blp.arguments(DecisionExportQuerySchema, location="query")
+@blp.response(200, content_type="application/octet-stream", description="fichier xlsx ou csv")
+def decisions_export(args):
+    """Décisions validées sur la période pour les comités pour l'emploi (L5411-5-1 III): clé pseudonyme
+    (jamais le NIR), date, parcours, organisme, règle, critères utilisés."""
+    import io
+
+    from flask import current_app, send_file
+
+    from orientation.decisions_export import ExportError, decision_rows, to_csv, to_xlsx
+
+    s = db()
+    secret = current_app.extensions["rsa"].settings.secret_key
+    try:
+        rows = decision_rows(s, args["from_"], args["to"], secret)
+    except ExportError as exc:
+        _refuse(422, str(exc))
+    audit("orientation.export_decisions", None, {"from": args["from_"].isoformat(), "to": args["to"].isoformat(),
+                                                  "decisions": len(rows)})
+    s.commit()
+    xlsx = args["format"] == "xlsx"
+    data = to_xlsx(rows, args["from_"], args["to"]) if xlsx else to_csv(rows)
+    mimetype = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if xlsx
+                else "text/csv; charset=utf-8")
+    return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
+                     download_name=f"decisions-orientation-{args['from_']}-{args['to']}.{args['format']}")

@@ -212,6 +212,12 @@ class RuleSetInSchema(Schema):
     fallback = fields.Dict(required=True)
 
 
+class DecisionExportQuerySchema(Schema):
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "Premier jour (AAAA-MM-JJ)"})
+    to = fields.Date(required=True, metadata={"description": "Dernier jour, inclus (AAAA-MM-JJ)"})
+    format = fields.String(load_default="xlsx", validate=validate.OneOf(("xlsx", "csv")))
+
+
 class DeadlineQuerySchema(Schema):
     as_of = fields.Date(load_default=None)
     level = fields.String(load_default=None, validate=validate.OneOf(LEVELS))

@@ -314,3 +314,42 @@ def test_dashboard_shows_parcours_and_organisme(rt, client, make_user):
     html = page.get_data(as_text=True)
     assert 'id="by-parcours"' in html and 'id="by-organisme"' in html
     assert "Par parcours du référentiel" in html and "France Travail" in html and "Emploi" in html
+
+
+def test_api_decision_export(rt, client, make_user):
+    _, manager = make_user("manager")
+    _, worker = make_user("mds_worker", "MDS-RANGUEIL")
+    with rt.session() as s:
+        make_person(s, activities=[("CHR", dt.date(2026, 6, 1), None)])
+        service.run(s, AS_OF)
+    q = f"from={AS_OF}&to={AS_OF}"
+    assert client.get(f"/api/v1/orientation/decisions/export?{q}", headers=worker).status_code == 403
+    r = client.get(f"/api/v1/orientation/decisions/export?{q}&format=csv", headers=manager)
+    assert r.status_code == 200 and "decisions-orientation-2026-11-20-2026-11-20.csv" in r.headers["Content-Disposition"]
+    lines = r.data.decode("utf-8-sig").splitlines()
+    assert len(lines) == 2 and ";emploi;Emploi;france_travail;" in lines[1]
+    r = client.get(f"/api/v1/orientation/decisions/export?{q}", headers=manager)
+    assert r.status_code == 200 and load_workbook(io.BytesIO(r.data))["Décisions"].max_row == 2
+    r = client.get(f"/api/v1/orientation/decisions/export?from={AS_OF}&to=2026-11-01", headers=manager)
+    assert r.status_code == 422 and "période vide" in json.dumps(r.json, ensure_ascii=False)
+
+
+def test_email_and_sms_notices(session):
+    from orientation.messaging.templates import render
+    from orientation.notices import notification_context
+
+    p = make_person(session, activities=[("CHR", dt.date(2026, 6, 1), None)], email="p@example.org",
+                    phone="0612345678")
+    o = _validated(session, p)
+    channels = sorted(n.channel for n in session.scalars(select(Notification).where(
+        Notification.orientation_id == o.id)))
+    assert channels == ["email", "sms"]  # the SMS points to the e-mail
+    subject, body = render("notification", "email", notification_context(session, o, channel="email"))
+    assert subject.startswith("Décision d'orientation RSA") and "parcours emploi" in subject
+    words = " ".join(body.split())
+    for mention in ("contrat d'engagement", "15 heures", "droit d'obtenir les règles", "recours administratif",
+                    "tribunal administratif de Toulouse", "sans intervention d'un agent", "nouvelle orientation"):
+        assert mention in words, mention
+    assert "## " not in body  # headings are marked for letters only
+    _, sms = render("notification", "sms", notification_context(session, o, channel="sms"))
+    assert len(sms) <= 320 and "courriel" in sms and "droits et recours" in sms

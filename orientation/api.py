@@ -17,10 +17,10 @@ from orientation import reorientations as reorientation_service
 from orientation import service
 from orientation.rules import RuleSetError, parse_rule_set
 from orientation.schemas import (
-    DecisionExportQuerySchema,
     AsOfSchema,
     DeadlinePageSchema,
     DeadlineQuerySchema,
+    DecisionExportQuerySchema,
     ExplainSchema,
     OrientationSchema,
     OverrideInSchema,

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgres lint migrations bench bench-import serve clean
+.PHONY: install demo test test-sqlite test-postgres lint lint-imports migrations bench bench-import serve clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/rsa demo
 
-## Install (Python packages, PostgreSQL server, Chromium), then run the whole suite on SQLite and PostgreSQL.
+## Install (Python packages, PostgreSQL server, Chromium), check the import contracts, then run the
+## whole suite on SQLite and PostgreSQL.
 test: install
+	$(MAKE) --no-print-directory lint-imports
 	bash .ci/chromium.sh
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
@@ -32,6 +34,11 @@ test-postgres: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory lint-imports
+
+## The architecture's import contracts (.importlinter, explained in docs/architecture.md).
+lint-imports: install
+	$(VENV)/bin/lint-imports .importlinter
 
 ## Rebuild the initial migration from the models (development only, before the first deployment).
 migrations: install

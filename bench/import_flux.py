@@ -80,7 +80,7 @@ def _worker(argv: list[str]) -> int:
         print(json.dumps({"seconds": seconds, "cpu": _cpu() - c0, "households": n,
                           "rss_mb": _rss_mb(None)}))
         return 0
-    from config.cli import init_database
+    from config.bootstrap import init_database
     from config.runtime import build_runtime
     from config.settings import Settings
     from imports.service import import_files

@@ -16,7 +16,8 @@ import time
 from sqlalchemy import delete, func, insert, select
 
 from bench.harness import BenchContext, Row
-from config.db import Base, import_models
+from config.db import Base
+from config.modules import import_models
 from config.runtime import build_runtime
 from config.settings import Settings
 

@@ -14,7 +14,7 @@ TARGET_RUN_S = 20.0
 
 def run(ctx: BenchContext) -> list[Row]:
     from config import migrate
-    from config.db import import_models
+    from config.modules import import_models
     from config.runtime import build_runtime
     from config.settings import Settings
     from orientation.facts import build_facts

@@ -180,7 +180,8 @@ def create(rt, backend: str, n: int) -> tuple[dict, dict[str, int], float]:
     Returns (structures by kind, row counts, seconds spent generating and loading)."""
     import time
 
-    from config.db import Base, import_models
+    from config.db import Base
+    from config.modules import import_models
     from referents.service import load_reference_data
 
     import_models()

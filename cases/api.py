@@ -125,7 +125,7 @@ def person_timeline(person_id):
 def list_appointments(person_id):
     _person(person_id)
     rows = db().query(Appointment).filter(Appointment.person_id == person_id).order_by(Appointment.scheduled_at)
-    return [service.appointment_dict(a) for a in rows]
+    return rows.all()
 
 
 @blp.route("/<int:person_id>/appointments", methods=["POST"])
@@ -140,7 +140,7 @@ def create_appointment(args, person_id):
                   source=_source(), author_id=current_user().id, notes=args["notes"])
     audit("update", person_id, {"appointment_id": appt.id})
     db().commit()
-    return service.appointment_dict(appt)
+    return appt
 
 
 @blp.route("/<int:person_id>/appointments/<int:appointment_id>", methods=["PATCH"])
@@ -157,7 +157,7 @@ def update_appointment(args, person_id, appointment_id):
            author_id=current_user().id)
     audit("update", person_id, {"appointment_id": appointment_id, "status": args["status"]})
     db().commit()
-    return service.appointment_dict(appt)
+    return appt
 
 
 # --- contract and reviews -------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def update_appointment(args, person_id, appointment_id):
 def list_contracts(person_id):
     _person(person_id)
     rows = db().query(Contract).filter(Contract.person_id == person_id).order_by(Contract.id)
-    return [service.contract_dict(c) for c in rows]
+    return rows.all()
 
 
 @blp.route("/<int:person_id>/contracts", methods=["POST"])
@@ -184,7 +184,7 @@ def create_contract(args, person_id):
                       vulnerability=args["vulnerability"], source=_source(), author_id=current_user().id)
     audit("update", person_id, {"contract_id": contract.id})
     db().commit()
-    return service.contract_dict(contract)
+    return contract
 
 
 @blp.route("/<int:person_id>/reviews", methods=["GET"])
@@ -193,7 +193,7 @@ def create_contract(args, person_id):
 def list_reviews(person_id):
     _person(person_id)
     rows = db().query(Review).filter(Review.person_id == person_id).order_by(Review.due_on, Review.id)
-    return [service.review_dict(r) for r in rows]
+    return rows.all()
 
 
 @blp.route("/<int:person_id>/reviews", methods=["POST"])
@@ -210,7 +210,7 @@ def hold_review(args, person_id):
                     wanted_structure_id=args["wanted_structure_id"])
     audit("update", person_id, {"review_id": review.id, "outcome": args["outcome"]})
     db().commit()
-    return service.review_dict(review)
+    return review
 
 
 # --- diagnostics ----------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def hold_review(args, person_id):
 def list_diagnostics(person_id):
     _person(person_id)
     rows = db().query(Diagnostic).filter(Diagnostic.person_id == person_id).order_by(Diagnostic.recorded_on)
-    return [service.diagnostic_dict(d) for d in rows]
+    return rows.all()
 
 
 @blp.route("/<int:person_id>/diagnostics", methods=["POST"])
@@ -236,7 +236,7 @@ def create_diagnostic(args, person_id):
                   source=_source())
     audit("update", person_id, {"diagnostic_id": diag.id})
     db().commit()
-    return service.diagnostic_dict(diag)
+    return diag
 
 
 # --- exit -----------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def create_exit(args, person_id):
                 details=args["details"], author_id=current_user().id)
     audit("update", person_id, {"exit_id": ex.id})
     db().commit()
-    return service.exit_dict(ex)
+    return ex
 
 
 # --- suspension procedure -------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def _sanction_of(person_id: int, sanction_id: int) -> Sanction:
 def list_sanctions(person_id):
     _person(person_id)
     rows = db().query(Sanction).filter(Sanction.person_id == person_id).order_by(Sanction.breach_on, Sanction.id)
-    return [service.sanction_dict(s) for s in rows]
+    return rows.all()
 
 
 @blp.route("/<int:person_id>/sanctions", methods=["POST"])
@@ -285,7 +285,7 @@ def create_breach(args, person_id):
                       author_id=current_user().id)
     audit("update", person_id, {"sanction_id": sanction.id, "step": "breach"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 @blp.route("/<int:person_id>/sanctions/<int:sanction_id>/observations", methods=["POST"])
@@ -298,7 +298,7 @@ def sanction_observations(args, person_id, sanction_id):
                       source="agent", author_id=current_user().id)
     audit("update", person_id, {"sanction_id": sanction_id, "step": "observations"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 @blp.route("/<int:person_id>/sanctions/<int:sanction_id>/ep-request", methods=["POST"])
@@ -311,7 +311,7 @@ def sanction_ep_request(args, person_id, sanction_id):
                       author_id=current_user().id)
     audit("update", person_id, {"sanction_id": sanction_id, "step": "ep_requested"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 @blp.route("/<int:person_id>/sanctions/<int:sanction_id>/ep-opinion", methods=["POST"])
@@ -324,7 +324,7 @@ def sanction_ep_opinion(args, person_id, sanction_id):
                       source="agent", author_id=current_user().id)
     audit("update", person_id, {"sanction_id": sanction_id, "step": "ep_opinion"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 @blp.route("/<int:person_id>/sanctions/<int:sanction_id>/decision", methods=["POST"])
@@ -339,7 +339,7 @@ def sanction_decision(args, person_id, sanction_id):
                       author_id=current_user().id)
     audit("update", person_id, {"sanction_id": sanction_id, "step": "decided"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 @blp.route("/<int:person_id>/sanctions/<int:sanction_id>/lift", methods=["POST"])
@@ -353,7 +353,7 @@ def sanction_lift(args, person_id, sanction_id):
                       author_id=current_user().id, reason=args["reason"])
     audit("update", person_id, {"sanction_id": sanction_id, "step": "lifted"})
     db().commit()
-    return service.sanction_dict(sanction)
+    return sanction
 
 
 # --- working lists --------------------------------------------------------------------------------

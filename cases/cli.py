@@ -50,6 +50,7 @@ def show_cmd(nir, person_id, as_of, as_json):
     from cases.models import Path as PathModel
     from cases.models import Person
     from cases.nir import NirError, normalise
+    from cases.schemas import PersonDetailSchema
 
     if (nir is None) == (person_id is None):
         raise click.UsageError("donner --nir ou --person")
@@ -72,7 +73,7 @@ def show_cmd(nir, person_id, as_of, as_json):
         person = s.get(Person, person_id)
         if person is None:
             raise click.ClickException(f"personne {person_id} inconnue")
-        data = service.person_detail(s, person, role="admin", vault=rt.vault, as_of=as_of)
+        data = PersonDetailSchema().dump(service.person_detail(s, person, role="admin", vault=rt.vault, as_of=as_of))
         data["other_person_ids"] = others
         _audit_cli(s, "read", person_id, "cases show")
 

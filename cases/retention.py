@@ -9,6 +9,10 @@ ciphertext, contact details, address, identifiers) and the free text written abo
 while ids, dates, referent types, structures, territories and statuses stay: the indicators, which
 are computed from those, give the same results before and after. Rejected import records and raw
 XML fragments older than the retention are purged too. Idempotent; a dry run changes nothing.
+
+The data of the higher packages (orientations, kiosque invitations and letters, import records) is
+judged and scrubbed by those packages themselves, through the retention signals of cases/signals.py
+(receivers in orientation/, kiosque/ and imports/receivers.py), in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from pathlib import Path as FsPath
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import and_, case, delete, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
+
+from cases import signals
 
 log = logging.getLogger(__name__)
 CHUNK = 500
@@ -60,9 +66,10 @@ def cutoff_for(as_of: dt.date, months: int) -> dt.date:
 def eligible_persons(session: Session, as_of: dt.date, months: int) -> list[int]:
     """Ids of the persons whose data passed retention (see the module docstring)."""
     from cases.models import Appointment, CaseEvent, Household, Path, Person
-    from kiosque.models import Invitation
-    from orientation.models import Orientation
 
+    _require_receivers()
+    elsewhere = [not_(condition) for _receiver, condition in
+                 signals.retention_activity.send(None, person_id=Person.id, cutoff=cutoff_for(as_of, months))]
     cutoff = cutoff_for(as_of, months)
     cutoff_dt = dt.datetime.combine(cutoff, dt.time())
     paths = (select(Path.person_id.label("pid"), func.max(Path.closed_on).label("ended"),
@@ -83,10 +90,7 @@ def eligible_persons(session: Session, as_of: dt.date, months: int) -> list[int]
                                                        CaseEvent.occurred_on >= cutoff))),
                 not_(exists(select(Appointment.id).where(Appointment.person_id == Person.id,
                                                          Appointment.scheduled_at >= cutoff_dt))),
-                not_(exists(select(Invitation.id).where(Invitation.person_id == Person.id,
-                                                        Invitation.invited_on >= cutoff))),
-                not_(exists(select(Orientation.id).where(Orientation.person_id == Person.id,
-                                                         Orientation.decided_on >= cutoff))))
+                *elsewhere)
          .order_by(Person.id))
     return list(session.scalars(q))
 
@@ -119,9 +123,6 @@ def _wipe_persons(session: Session, ids: list[int], files_root: FsPath | None) -
         Review,
         Sanction,
     )
-    from kiosque.models import Invitation, Message
-    from orientation.models import Orientation, ReorientationRequest
-
     files = 0
     for chunk in _chunks(ids):
         for p in session.scalars(select(Person).where(Person.id.in_(chunk))):
@@ -134,9 +135,6 @@ def _wipe_persons(session: Session, ids: list[int], files_root: FsPath | None) -
         for ev in session.scalars(select(CaseEvent).where(CaseEvent.person_id.in_(chunk))):
             ev.summary = ""
             ev.data = scrub(ev.data) if ev.data else ev.data
-        for o in session.scalars(select(Orientation).where(Orientation.person_id.in_(chunk))):
-            o.facts = scrub(o.facts) if o.facts else o.facts
-            o.override_reason = None
         for a in session.scalars(select(Alert).where(Alert.person_id.in_(chunk))):
             a.message = f"({a.kind}: données personnelles purgées)"
             a.data = scrub(a.data) if a.data else a.data
@@ -147,24 +145,27 @@ def _wipe_persons(session: Session, ids: list[int], files_root: FsPath | None) -
             fte.nir_hash = ""
             fte.ft_id = None
             fte.birth_date = dt.date(fte.birth_date.year, 1, 1) if fte.birth_date else None
-        for m in session.scalars(select(Message).where(Message.person_id.in_(chunk))):
-            if m.document_path:
-                files += _delete_file(m.document_path, files_root)
-            m.recipient = m.subject = m.body = m.document_path = m.last_error = None
         session.execute(update(Diagnostic).where(Diagnostic.person_id.in_(chunk)).values(notes=None))
         session.execute(update(Appointment).where(Appointment.person_id.in_(chunk)).values(notes=None))
         session.execute(update(Review).where(Review.person_id.in_(chunk)).values(notes=None))
         session.execute(update(Sanction).where(Sanction.person_id.in_(chunk))
                         .values(breach="", observations=None, ep_opinion=None))
         session.execute(update(Exit).where(Exit.person_id.in_(chunk)).values(details=None))
-        session.execute(update(Invitation).where(Invitation.person_id.in_(chunk)).values(phoning_notes=None))
-        session.execute(update(ReorientationRequest).where(ReorientationRequest.person_id.in_(chunk))
-                        .values(reason="", decision_reason=None))
+        files += sum(n or 0 for _receiver, n in signals.persons_purging.send(session, person_ids=chunk,
+                                                                            files_root=files_root))
         session.flush()
     return files
 
 
-def _delete_file(path: str, root: FsPath | None) -> int:
+def _require_receivers() -> None:
+    """Without the higher packages' receivers the purge would keep their identifying data and ignore
+    their recent activity: refuse to run rather than purge wrongly."""
+    for signal in (signals.retention_activity, signals.persons_purging, signals.retention_sweep):
+        if not signal.receivers:
+            raise RuntimeError(f"purge: no receiver for {signal.name!r} (config/runtime.py imports the receivers)")
+
+
+def delete_file(path: str, root: FsPath | None) -> int:
     """Delete a generated letter, only inside the product's own directory."""
     if root is None:
         return 0
@@ -185,7 +186,6 @@ def _wipe_households(session: Session, person_ids: list[int]) -> tuple[int, int]
     """Households whose members are all pseudonymised lose address, identifiers and raw XML.
     Returns (households wiped, raw fragments deleted)."""
     from cases.models import Household, Person
-    from imports.models import RawRecord
 
     hh_ids = set()
     for chunk in _chunks(person_ids):
@@ -204,7 +204,8 @@ def _wipe_households(session: Session, person_ids: list[int]) -> tuple[int, int]
             h.address_line = None
             h.rsa_amount = None
             done += 1
-        raw += session.execute(delete(RawRecord).where(RawRecord.household_id.in_(set(chunk) - still_named))).rowcount
+        raw += sum(n or 0 for _receiver, n in signals.households_purging.send(
+            session, household_ids=sorted(set(chunk) - still_named)))
     session.flush()
     return done, raw
 
@@ -213,28 +214,32 @@ def purge(session: Session, as_of: dt.date, months: int = 24, dry_run: bool = Fa
           files_root: FsPath | str | None = None) -> PurgeResult:
     """Run (or, with dry_run, only list) the retention purge. The caller commits."""
     from cases.models import FranceTravailEvent
-    from imports.models import RawRecord, RejectedRecord
 
+    _require_receivers()
     cutoff = cutoff_for(as_of, months)
     cutoff_dt = dt.datetime.combine(cutoff, dt.time())
     result = PurgeResult(as_of=as_of, cutoff=cutoff, dry_run=dry_run)
     result.persons = eligible_persons(session, as_of, months)
-    rejected = (RejectedRecord.created_at < cutoff_dt, RejectedRecord.status != "purged")
-    raw = (RawRecord.updated_at < cutoff_dt,)
     ft_orphans = (FranceTravailEvent.person_id.is_(None), FranceTravailEvent.recorded_at < cutoff_dt)
     count = lambda model, cond: session.scalar(select(func.count()).select_from(model).where(*cond))  # noqa: E731
     if dry_run:
-        result.rejected_records = count(RejectedRecord, rejected)
-        result.raw_records = count(RawRecord, raw)
+        _sweep(session, cutoff_dt, result, dry_run=True)
         result.france_travail_events = count(FranceTravailEvent, ft_orphans)
         return result
     result.files = _wipe_persons(session, result.persons, FsPath(files_root) if files_root else None)
     result.households, household_raw = _wipe_households(session, result.persons)
-    result.rejected_records = session.execute(
-        update(RejectedRecord).where(*rejected).values(raw=None, record_key=None, status="purged")).rowcount
-    result.raw_records = household_raw + session.execute(delete(RawRecord).where(*raw)).rowcount
+    _sweep(session, cutoff_dt, result, dry_run=False)
+    result.raw_records += household_raw
     result.france_travail_events = session.execute(delete(FranceTravailEvent).where(*ft_orphans)).rowcount
     session.flush()
     log.info("retention purge as of %s: %d persons, %d households, %d rejected records, %d raw records",
              as_of, len(result.persons), result.households, result.rejected_records, result.raw_records)
     return result
+
+
+def _sweep(session: Session, cutoff: dt.datetime, result: PurgeResult, dry_run: bool) -> None:
+    """Records older than the cutoff that belong to no person (the imports' rejected and raw records),
+    counted (dry run) or purged by their owners; their counters are added to the result."""
+    for _receiver, counts in signals.retention_sweep.send(session, cutoff=cutoff, dry_run=dry_run):
+        for key, n in (counts or {}).items():
+            setattr(result, key, getattr(result, key) + (n or 0))

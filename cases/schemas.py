@@ -1,17 +1,22 @@
-"""Marshmallow schemas of the persons / path API (input validation and OpenAPI documentation)."""
+"""Marshmallow schemas of the persons / path API: input validation, the formatting of what the
+services return (domain objects and typed rows: dates → ISO strings, labels), and the OpenAPI
+documentation of every field, the person file included."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from cases.service import (
-    APPOINTMENT_KINDS,
-    APPOINTMENT_STATUSES,
-    CONTRACT_KINDS,
-    REVIEW_OUTCOMES,
-    exit_reasons,
-    procedure,
-)
+from cases.appointments import APPOINTMENT_KINDS, APPOINTMENT_STATUSES
+from cases.contracts import CONTRACT_KINDS, REVIEW_OUTCOMES
+from cases.procedure import exit_reasons, procedure
+from cases.sanctions import ep_deemed_on, sanction_end
+from referents.vocabulary import REFERENT_TYPES
+
+_DATE = {"type": "string", "format": "date", "nullable": True}
+
+
+def _iso(day):
+    return day.isoformat() if day else None
 
 
 class AsOfQuerySchema(Schema):
@@ -50,20 +55,6 @@ class PersonPageSchema(Schema):
     per_page = fields.Integer()
 
 
-class PersonDetailSchema(Schema):
-    id = fields.Integer()
-    identity = fields.Dict()
-    household = fields.Dict(allow_none=True)
-    path = fields.Dict(allow_none=True)
-    orientation = fields.Dict(allow_none=True)
-    contract = fields.Dict(allow_none=True)
-    diagnostic = fields.Dict(allow_none=True)
-    open_sanctions = fields.List(fields.Dict())
-    exit = fields.Dict(allow_none=True)
-    reopening = fields.Dict()
-    due = fields.Dict()
-
-
 class TimelineEventSchema(Schema):
     id = fields.Integer()
     occurred_on = fields.String()
@@ -92,7 +83,7 @@ class AppointmentStatusSchema(Schema):
 class AppointmentSchema(Schema):
     id = fields.Integer()
     person_id = fields.Integer()
-    scheduled_at = fields.String()
+    scheduled_at = fields.DateTime()
     kind = fields.String()
     status = fields.String()
     structure_id = fields.Integer(allow_none=True)
@@ -121,12 +112,14 @@ class ContractSchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     status = fields.String()
-    due_on = fields.String(allow_none=True)
-    signed_on = fields.String(allow_none=True)
+    due_on = fields.Date(allow_none=True)
+    signed_on = fields.Date(allow_none=True)
     duration_months = fields.Integer(allow_none=True)
     weekly_hours = fields.Float()
     hours_reduction_reason = fields.String(allow_none=True)
-    objectives = fields.List(fields.Dict())
+    objectives = fields.Function(lambda c: c.objectives or [], metadata={
+        "type": "array", "items": {"type": "object", "properties": {"theme": {"type": "string"},
+                                                                   "text": {"type": "string"}}}})
     vulnerability = fields.Boolean()
     source = fields.String()
 
@@ -138,15 +131,15 @@ class ReviewInSchema(Schema):
     notes = fields.String(load_default=None, validate=validate.Length(max=4000))
     reorientation_reason = fields.String(load_default=None, validate=validate.Length(max=2000))
     wanted_referent_type = fields.String(load_default=None,
-                                         validate=validate.OneOf(["pole_emploi", "actipro", "ati", "mds"]))
+                                         validate=validate.OneOf(REFERENT_TYPES))
     wanted_structure_id = fields.Integer(load_default=None)
 
 
 class ReviewSchema(Schema):
     id = fields.Integer()
     contract_id = fields.Integer(allow_none=True)
-    due_on = fields.String()
-    held_on = fields.String(allow_none=True)
+    due_on = fields.Date()
+    held_on = fields.Date(allow_none=True)
     outcome = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
 
@@ -161,7 +154,7 @@ class DiagnosticInSchema(Schema):
 
 class DiagnosticSchema(Schema):
     id = fields.Integer()
-    recorded_on = fields.String()
+    recorded_on = fields.Date()
     constraints = fields.Dict()
     education_level = fields.String(allow_none=True)
     can_seek_work = fields.Boolean(allow_none=True)
@@ -177,9 +170,10 @@ class ExitInSchema(Schema):
 
 class ExitSchema(Schema):
     id = fields.Integer()
-    exit_on = fields.String()
+    exit_on = fields.Date()
     reason = fields.String()
-    label = fields.String()
+    label = fields.Function(lambda e: exit_reasons().get(e.reason, {}).get("label", e.reason),
+                            metadata={"type": "string", "description": "Libellé du motif (configuration)"})
     positive = fields.Boolean()
     source = fields.String()
     structure_id = fields.Integer(allow_none=True)
@@ -221,18 +215,19 @@ class SanctionSchema(Schema):
     id = fields.Integer()
     kind = fields.String()
     status = fields.String()
-    breach_on = fields.String()
+    breach_on = fields.Date()
     breach = fields.String()
     repeated = fields.Boolean()
-    observations_on = fields.String(allow_none=True)
-    ep_requested_on = fields.String(allow_none=True)
-    ep_deemed_on = fields.String(allow_none=True)
-    ep_opinion_on = fields.String(allow_none=True)
-    decided_on = fields.String(allow_none=True)
+    observations_on = fields.Date(allow_none=True)
+    ep_requested_on = fields.Date(allow_none=True)
+    ep_deemed_on = fields.Function(lambda s: _iso(ep_deemed_on(s)), metadata={
+        **_DATE, "description": "Avis de l'équipe pluridisciplinaire réputé rendu ce jour-là sans réponse"})
+    ep_opinion_on = fields.Date(allow_none=True)
+    decided_on = fields.Date(allow_none=True)
     rate_percent = fields.Integer(allow_none=True)
     duration_months = fields.Integer(allow_none=True)
-    ends_on = fields.String(allow_none=True)
-    lifted_on = fields.String(allow_none=True)
+    ends_on = fields.Function(lambda s: _iso(sanction_end(s)), metadata={**_DATE, "description": "Fin de la suspension"})
+    lifted_on = fields.Date(allow_none=True)
 
 
 class ListQuerySchema(AsOfQuerySchema):
@@ -255,3 +250,113 @@ class ExitReasonSchema(Schema):
     reason = fields.String()
     label = fields.String()
     positive = fields.Boolean()
+
+
+# --- the person file ------------------------------------------------------------------------------
+
+class IdentitySchema(Schema):
+    civility = fields.String(allow_none=True, metadata={"description": "Qualité (MR, MME)"})
+    last_name = fields.String(allow_none=True)
+    birth_name = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    birth_date = fields.Date(allow_none=True)
+    sex = fields.String(allow_none=True)
+    nir = fields.String(allow_none=True, metadata={"description": "NIR selon le rôle (masqué ou absent hors Département)"})
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    role = fields.String(allow_none=True, metadata={"description": "Rôle dans le foyer (DEM, CJT…)"})
+    sdd = fields.Boolean(metadata={"description": "Soumis aux droits et devoirs"})
+
+
+class MemberSchema(Schema):
+    id = fields.Integer()
+    role = fields.String(allow_none=True)
+    last_name = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    sdd = fields.Boolean()
+
+
+class HouseholdSchema(Schema):
+    id = fields.Integer()
+    organism = fields.String(metadata={"description": "CAF ou MSA"})
+    caf_number = fields.String(metadata={"description": "Matricule CAF/MSA"})
+    right_state = fields.String(allow_none=True, metadata={"description": "État du droit (ETATDOSRSA)"})
+    right_state_on = fields.Date(allow_none=True)
+    commune_insee = fields.String(allow_none=True)
+    postal_code = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    mds_id = fields.Integer(allow_none=True)
+    territory_id = fields.Integer(allow_none=True)
+    family_situation = fields.String(allow_none=True, metadata={"description": "Personnel du Département seulement"})
+    children_count = fields.Integer(allow_none=True)
+    rsa_amount = fields.Float(allow_none=True, metadata={"description": "Personnel du Département seulement"})
+    members = fields.List(fields.Nested(MemberSchema),
+                          metadata={"description": "Autres membres du foyer (personnel du Département seulement)"})
+
+
+class PathSchema(Schema):
+    id = fields.Integer()
+    clock_start = fields.Date(metadata={"description": "Début du délai légal d'orientation"})
+    request_date = fields.Date(allow_none=True)
+    opening_reason = fields.String(metadata={"description": "entry, transfer_in ou reopening"})
+    closed_on = fields.Date(allow_none=True)
+    close_reason = fields.String(allow_none=True)
+
+
+class OrientationSummarySchema(Schema):
+    referent_type = fields.String(allow_none=True)
+    rule = fields.String(allow_none=True)
+    status = fields.String()
+    origin = fields.String(allow_none=True)
+    decided_on = fields.String(allow_none=True, metadata={"format": "date"})
+    structure = fields.String(allow_none=True, metadata={"description": "Code de la structure référente"})
+
+
+class PreviousExitSchema(Schema):
+    exit_on = fields.String(metadata={"format": "date"})
+    reason = fields.String()
+    source = fields.String()
+
+
+class ReopeningSchema(Schema):
+    reopened = fields.Boolean()
+    reopened_on = fields.String(allow_none=True, metadata={"format": "date"})
+    previous_exit = fields.Nested(PreviousExitSchema, allow_none=True)
+    needs_contract = fields.Boolean()
+    contract_due_on = fields.String(allow_none=True, metadata={"format": "date"})
+
+
+class DueSchema(Schema):
+    contract_due_on = fields.String(allow_none=True, metadata={"format": "date"})
+    contract_overdue = fields.Boolean()
+    review_due_on = fields.String(allow_none=True, metadata={"format": "date"})
+    review_id = fields.Integer(allow_none=True)
+    next_appointment_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+    suspension_ends_on = fields.String(allow_none=True, metadata={"format": "date"})
+    next_due_on = fields.String(allow_none=True, metadata={"format": "date"})
+    next_due = fields.String(allow_none=True, metadata={"description": "contract, review, appointment ou suspension_end"})
+
+
+class DiagnosticSummarySchema(Schema):
+    """The latest diagnostic as shown in the person file (no notes, no author)."""
+
+    recorded_on = fields.Date()
+    constraints = fields.Dict(keys=fields.String(), values=fields.String())
+    education_level = fields.String(allow_none=True)
+    can_seek_work = fields.Boolean(allow_none=True)
+
+
+class PersonDetailSchema(Schema):
+    """The person file (cases.views.PersonFile)."""
+
+    id = fields.Integer()
+    identity = fields.Nested(IdentitySchema)
+    household = fields.Nested(HouseholdSchema, allow_none=True)
+    path = fields.Nested(PathSchema, allow_none=True)
+    orientation = fields.Nested(OrientationSummarySchema, allow_none=True)
+    contract = fields.Nested(ContractSchema, allow_none=True)
+    diagnostic = fields.Nested(DiagnosticSummarySchema, allow_none=True)
+    open_sanctions = fields.List(fields.Nested(SanctionSchema))
+    exit = fields.Nested(ExitSchema, allow_none=True)
+    reopening = fields.Nested(ReopeningSchema)
+    due = fields.Nested(DueSchema)

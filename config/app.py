@@ -11,14 +11,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from config.auth import csrf, csrf_check, declared_roles, limiter, public
-from config.modules import optional_module
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Order matters only for the OpenAPI document's tag order.
-PACKAGES = ("referents", "cases", "imports", "orientation", "kiosque", "reports")
 API_PREFIX = "/api/v1"
 
 
@@ -59,7 +57,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     _vendored_swagger_ui(app)
-    for name in PACKAGES:
+    for name in PACKAGES:  # config.modules.PACKAGES order is the OpenAPI document's tag order
         module = optional_module(f"{name}.api")
         if module is None:
             continue

@@ -12,11 +12,10 @@ import sys
 
 import click
 
-from config.modules import optional_module
+from config.bootstrap import init_database
+from config.modules import package_modules
 from config.runtime import Runtime, build_runtime
 from config.settings import Settings
-
-PACKAGES = ("referents", "cases", "imports", "orientation", "kiosque", "reports")
 
 
 class DateParam(click.ParamType):
@@ -139,17 +138,6 @@ def db_downgrade(revision):
     click.echo(f"base ramenée à {revision}")
 
 
-def init_database(rt: Runtime) -> dict:
-    """Migrate, then load reference data. Idempotent."""
-    from config import migrate
-    from referents.service import load_reference_data
-
-    migrated = migrate.upgrade(rt.engine)
-    with rt.session() as s:
-        loaded = load_reference_data(s)
-    return {"migrated": migrated, "loaded": loaded, "changed": migrated or any(loaded.values())}
-
-
 @main.command()
 @json_option
 def init(as_json):
@@ -209,11 +197,10 @@ def scheduler(as_of):
 def demo(demo_url, keep, workdir, as_of, as_json):
     """Le travail principal sur la base embarquée: import → orientation → kiosque → rapport."""
     import logging
-    import os
 
     from config.demo import run_demo
 
-    if "RSA_LOG_LEVEL" not in os.environ:  # the demo prints its own lines; keep the log for problems
+    if not Settings.is_set("log_level"):  # the demo prints its own lines; keep the log for problems
         logging.getLogger().setLevel(logging.WARNING)
     from pathlib import Path
 
@@ -234,10 +221,7 @@ def show_config(as_json):
 
 
 def _register_packages() -> None:
-    for name in PACKAGES:
-        module = optional_module(f"{name}.cli")
-        if module is None:
-            continue
+    for _package, module in package_modules("cli"):
         for command in getattr(module, "COMMANDS", []):
             main.add_command(command)
 

@@ -1,4 +1,8 @@
-"""SQLAlchemy 2 engine, session factory and the declarative base shared by every package."""
+"""SQLAlchemy 2 engine, session factory and the declarative base shared by every package.
+
+Part of config's shared kernel: every layer imports it, so it imports no domain package (the model
+registry, which does, is config.modules.import_models).
+"""
 
 from __future__ import annotations
 
@@ -31,16 +35,6 @@ def utcnow() -> dt.datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dt.datetime: DateTime(), dict: JSONType, list: JSONType}
-
-
-def import_models() -> None:
-    """Import every package's models so that Base.metadata is complete."""
-    import cases.models  # noqa: F401
-    import config.locks  # noqa: F401
-    import imports.models  # noqa: F401
-    import kiosque.models  # noqa: F401
-    import orientation.models  # noqa: F401
-    import referents.models  # noqa: F401
 
 
 def make_engine(url: str, **kwargs) -> Engine:

@@ -1,7 +1,10 @@
 """`rsa demo`: the whole pipeline on a fresh embedded database with the bundled sample data.
 
-Each step is a function `demo(ctx: DemoContext) -> dict` in a package's service module, called in
-pipeline order when it exists. A step prints its own lines through ctx.echo.
+Each package provides its step in `<package>/demo.py`: a function `demo(ctx: DemoContext) -> dict`
+that prints its own lines through ctx.echo, and `ORDER`, its place in a working day (files in,
+decisions, invitations, follow-up, figures). Steps are found through config.modules.PACKAGES, the
+one list of packages. Until every package has moved its step out of its service module, a step is
+also found as `<package>.service.demo` (placed by LEGACY_ORDER).
 """
 
 from __future__ import annotations
@@ -11,17 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.modules import optional_module
+from config.bootstrap import init_database
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime, build_runtime
 from config.settings import VAR, Settings
 
-STEPS = (
-    ("imports", "imports.service"),
-    ("orientation", "orientation.service"),
-    ("kiosque", "kiosque.service"),
-    ("cases", "cases.service"),
-    ("reports", "reports.service"),
-)
+# The weeks replayed (below) come after the files are in and before the first decisions.
+REPLAY_ORDER = 20
 
 
 @dataclass
@@ -33,10 +32,27 @@ class DemoContext:
     results: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DemoStep:
+    key: str
+    order: int
+    run: Callable[[DemoContext], dict]
+
+
+def demo_steps() -> list[DemoStep]:
+    """Every package's demo step (`<package>/demo.py`: `demo(ctx)` and its `ORDER`), plus the replay
+    of the past weeks, in pipeline order."""
+    steps = [DemoStep("replay", REPLAY_ORDER, _replay_weeks)]
+    for package in PACKAGES:
+        module = optional_module(f"{package}.demo")
+        step = getattr(module, "demo", None) if module else None
+        if step is not None:
+            steps.append(DemoStep(package, module.ORDER, step))
+    return sorted(steps, key=lambda st: st.order)
+
+
 def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | None = None,
              echo: Callable[[str], None] | None = None, workdir: Path | None = None) -> dict:
-    from config.cli import init_database
-
     echo = echo or (lambda _line: None)
     workdir = workdir or (VAR / "demo")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -61,14 +77,8 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
         init = init_database(runtime)
         ctx.results["init"] = init
         echo(f"[init] base migrée et données de référence chargées: {init['loaded']}")
-        for key, module_name in STEPS:
-            if key == "orientation":
-                ctx.results["replay"] = _replay_weeks(ctx)
-            module = optional_module(f"{key}.demo") or optional_module(module_name)  # <pkg>/demo.py first
-            step = getattr(module, "demo", None) if module else None
-            if step is None:
-                continue
-            ctx.results[key] = step(ctx)
+        for step in demo_steps():
+            ctx.results[step.key] = step.run(ctx)
         echo("== Démo terminée.")
         return {"as_of": ctx.as_of.isoformat(), "database": demo_url, "steps": ctx.results}
     finally:

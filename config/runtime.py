@@ -8,7 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases.nir import NirVault, vault_for
-from config.db import import_models, make_engine, make_session_factory, session_scope
+from config.db import make_engine, make_session_factory, session_scope
+from config.modules import connect_receivers, import_models
 from config.settings import Settings
 
 
@@ -29,6 +30,7 @@ class Runtime:
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     import_models()
+    connect_receivers()
     settings = settings or Settings.from_env()
     engine = make_engine(settings.database_url)
     return Runtime(settings=settings, engine=engine, sessions=make_session_factory(engine),

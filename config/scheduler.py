@@ -17,11 +17,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from config.modules import optional_module
+from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime
 
 log = logging.getLogger(__name__)
-PACKAGES = ("imports", "orientation", "kiosque", "cases", "reports", "referents")
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,12 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @classmethod
+    def is_set(cls, name: str, env: dict[str, str] | None = None) -> bool:
+        """Whether the environment chooses the setting `name` (a field name) instead of its default."""
+        env = os.environ if env is None else env
+        return next(f for f in fields(cls) if f.name == name).metadata["env"] in env
+
     def documented(self) -> list[tuple[str, str]]:
         """(environment variable, default) pairs, for the README and `rsa config`."""
         return [(f.metadata["env"], str(f.default)) for f in fields(self)]

@@ -38,6 +38,8 @@ MB = 1024 * 1024
 LIST_MAX_BYTES = 100 * MB  # France Travail lists, spreadsheets, provider returns
 SHEET_EXTENSIONS = ("xlsx", "xls", "ods", "csv")
 FT_KINDS = ("inscriptions", "cessations", "radiations", "stock")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BINARY = {"type": "string", "format": "binary"}  # OpenAPI: a file in the response body
 
 
 def _saved(files, extensions, max_bytes=None) -> tuple[Path, list[Path]]:
@@ -76,10 +78,8 @@ class FluxUpload(MethodView):
     @blp.response(200, FluxReportSchema)
     def post(self, args):
         """Importe un ou plusieurs fichiers de flux CAF/MSA (XML), dans l'ordre de leur création."""
-        try:
-            from imports.service import import_files
-        except ImportError:
-            abort(503, message="import des flux CAF/MSA indisponible")
+        from imports.service import import_files
+
         workdir, paths = _saved(args["files"], ("xml", "gz"), None)
         try:
             files = import_files(runtime(), paths, created_by=current_user().id)
@@ -163,7 +163,7 @@ class ProviderReturnUpload(MethodView):
 @blp.route("/provider-template")
 class ProviderTemplate(MethodView):
     @requires(*STAFF, Role.PROVIDER.value)
-    @blp.response(200, description="le modèle xlsx du retour prestataire")
+    @blp.response(200, BINARY, content_type=XLSX, description="le modèle xlsx du retour prestataire")
     def get(self):
         """Le modèle xlsx du retour prestataire (listes déroulantes des statuts et motifs de sortie)."""
         from imports.provider_returns import write_template
@@ -174,8 +174,7 @@ class ProviderTemplate(MethodView):
         shutil.rmtree(workdir, ignore_errors=True)
         import io
 
-        return send_file(io.BytesIO(data), as_attachment=True, download_name="retour_prestataire.xlsx",
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        return send_file(io.BytesIO(data), as_attachment=True, download_name="retour_prestataire.xlsx", mimetype=XLSX)
 
 
 @blp.route("/batches")
@@ -214,22 +213,8 @@ class BatchRejects(MethodView):
         """Les enregistrements rejetés d'un lot, avec la raison (ligne et colonne pour les tableurs)."""
         if db().get(ImportBatch, batch_id) is None:
             abort(404, message="lot inconnu")
-        rows = db().scalars(select(RejectedRecord).where(RejectedRecord.batch_id == batch_id)
+        return db().scalars(select(RejectedRecord).where(RejectedRecord.batch_id == batch_id)
                             .order_by(RejectedRecord.id).limit(query["limit"]).offset(query["offset"])).all()
-        return [{"id": r.id, "batch_id": r.batch_id, "record_key": r.record_key, "reason": r.reason,
-                 "status": r.status, "created_at": r.created_at,
-                 "raw": _raw_text(r.raw)} for r in rows]
-
-
-def _raw_text(raw: bytes | None, limit: int = 4000) -> str | None:
-    if raw is None:
-        return None
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return raw[:limit].decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw[:limit].decode("latin-1")
 
 
 @blp.route("/mappings")

@@ -14,7 +14,6 @@ import datetime as dt
 import fnmatch
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import time
@@ -59,7 +58,6 @@ log = logging.getLogger(__name__)
 
 KIND = "flux"
 CHUNK = 1000
-CRASH_ENV = "RSA_FLUX_CRASH_AFTER"  # test hook: os._exit() after N households (simulates kill -9)
 
 # MOTICLORSA → exit reason vocabulary shared with the orientation and report packages.
 EXIT_REASONS = {"ECH": "end_of_right_resources", "MUT": "transfer", "RFD": "striking_off",
@@ -157,7 +155,6 @@ class FlowImporter:
         self.outside: dict[str, int] = defaultdict(int)
         self.anomalies = 0
         self.reader_peak_rss_mb: float | None = None
-        self._crash_after = int(os.environ.get(CRASH_ENV) or 0)
         self.ids = _Ids(session)
         self._analyzed_at = 0
         self._insert_many = _BulkInsert(session, self.ids.pg)
@@ -214,8 +211,6 @@ class FlowImporter:
             if self.progress and reader.bytes_read > done_bytes:
                 self.progress(reader.bytes_read - done_bytes)
                 done_bytes = reader.bytes_read
-            if self._crash_after and self.counts["households"] > self._crash_after:
-                os._exit(137)
             if rec.skipped:
                 key = rec.key[0] + rec.key[1]
                 hid, outside = self.known.id_at(self.known.index(key)), self.known.outside.get(key)
@@ -942,49 +937,3 @@ def process_inbox(runtime, *, settle_seconds: float = 0, progress=None) -> dict:
                         "moved_to": str(_move(p, quarantine))})
     summary = {s: sum(1 for r in results if r["status"] == s) for s in ("imported", "duplicate", "failed")}
     return {"files": results, **summary}
-
-
-# --- demo -----------------------------------------------------------------------------------------
-
-DEMO_SEED = 31
-
-
-def demo(ctx) -> dict:
-    """Generated Haute-Garonne flows (4 monthly + 1 daily, deterministic), then the public sample."""
-    from imports.generator import derive_flux, generate_monthly, month_bounds
-
-    folder = ctx.workdir / "flux"
-    folder.mkdir(parents=True, exist_ok=True)
-    months = []
-    first_of_month = ctx.as_of.replace(day=1)
-    for back in range(4, 0, -1):
-        d = first_of_month
-        for _ in range(back):
-            d = (d - dt.timedelta(days=1)).replace(day=1)
-        months.append(f"{d.year}-{d.month:02d}")
-    files = []
-    first = folder / f"RSABEM_{months[0].replace('-', '')}.xml"
-    generate_monthly(first, households=200, seed=DEMO_SEED, month=months[0])
-    files.append(first)
-    for month in months[1:]:
-        out = folder / f"RSABEM_{month.replace('-', '')}.xml"
-        derive_flux(files, out, seed=DEMO_SEED, daily=False, month=month, change_rate=0.03, new_households=35)
-        files.append(out)
-    last = files[-1]
-    daily = folder / f"RSABEI_{months[-1].replace('-', '')}_quotidien.xml"
-    last_ref = month_bounds(months[-1])[1]
-    derive_flux([last], daily, seed=DEMO_SEED, daily=True, change_rate=0.04, new_households=6,
-                day=max(1, min(25, (ctx.as_of - last_ref).days - 2)))
-    sample = Path(__file__).resolve().parent / "data" / "RSABEM.xml"
-    results = import_files(ctx.runtime, [*files, daily])
-    results += import_files(ctx.runtime, [sample])
-    for r in results:
-        warn = f" — {'; '.join(r['warnings'])}" if r["warnings"] else ""
-        if r["status"] == "failed":
-            ctx.echo(f"[import] {Path(r['path']).name}: ÉCHEC {r['error']}")
-        else:
-            ctx.echo(f"[import] {Path(r['path']).name}: {r['households']} foyers, {r['persons']} personnes, "
-                     f"{r['created']} créés, {r['updated']} modifiés, {r['unchanged']} inchangés, "
-                     f"{r['rejected']} rejetés{warn}")
-    return {"files": [{k: r[k] for k in ("path", "status", "households", "persons", "created", "updated",
-                                          "unchanged", "rejected", "warnings")} for r in results]}

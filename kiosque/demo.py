@@ -13,6 +13,8 @@ from kiosque.service import KiosqueConfig, ensure_default_templates, generate_se
 from orientation.messaging import outbox
 from orientation.notices import queue_notifications
 
+ORDER = 40  # after orientation: invitations for the undecided
+
 
 def demo(ctx) -> dict:
     """Sessions for the coming weeks, invitations for the sample flow, letters of one session, outbox."""

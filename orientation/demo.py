@@ -8,6 +8,8 @@ from orientation.models import Orientation
 from orientation.service import run
 from referents.vocabulary import Outcome
 
+ORDER = 30  # after the replayed weeks: decisions on the imported households
+
 
 def demo(ctx) -> dict:
     """`rsa demo`: orient the imported persons and explain one decision in French."""

@@ -20,6 +20,7 @@ from referents.models import Role, Structure, Territory, User
 from referents.schemas import (
     AuditPageSchema,
     AuditQuerySchema,
+    IssuedToken,
     IssuedTokenSchema,
     MeSchema,
     RevokedSchema,
@@ -197,7 +198,7 @@ class Users(MethodView):
         """Liste des comptes."""
         users = security.list_users(db(), role=args.get("role"), structure_code=args.get("structure"),
                                     active=args.get("active"))
-        return [security.user_dict(u) for u in users]
+        return users
 
     @requires(ADMIN)
     @blp_users.arguments(UserCreateSchema)
@@ -212,7 +213,7 @@ class Users(MethodView):
             abort(422, message=str(exc))
         _admin_audit("user_create", user, {"role": user.role})
         db().commit()
-        return security.user_dict(user)
+        return user
 
 
 @blp_users.route("/<int:user_id>")
@@ -221,7 +222,7 @@ class UserItem(MethodView):
     @blp_users.response(200, UserSchema)
     def get(self, user_id):
         """Un compte."""
-        return security.user_dict(_user_or_404(user_id))
+        return _user_or_404(user_id)
 
     @requires(ADMIN)
     @blp_users.arguments(UserUpdateSchema)
@@ -240,7 +241,7 @@ class UserItem(MethodView):
         if diff:
             _admin_audit("user_update", user, {"changes": diff})
         db().commit()
-        return security.user_dict(user)
+        return user
 
     @requires(ADMIN)
     @blp_users.response(204)
@@ -253,21 +254,13 @@ class UserItem(MethodView):
         db().commit()
 
 
-def _token_dict(row, token: str | None = None) -> dict:
-    out = {"id": row.id, "prefix": row.prefix, "label": row.label, "created_at": row.created_at,
-           "expires_at": row.expires_at, "revoked_at": row.revoked_at, "last_used_at": row.last_used_at}
-    if token is not None:
-        out["token"] = token
-    return out
-
-
 @blp_users.route("/<int:user_id>/tokens")
 class UserTokens(MethodView):
     @requires(ADMIN)
     @blp_users.response(200, TokenSchema(many=True))
     def get(self, user_id):
         """Jetons d'un compte (jamais en clair)."""
-        return [_token_dict(t) for t in security.user_tokens(db(), _user_or_404(user_id))]
+        return security.user_tokens(db(), _user_or_404(user_id))
 
     @requires(ADMIN)
     @blp_users.arguments(TokenRequestSchema)
@@ -284,7 +277,7 @@ class UserTokens(MethodView):
             abort(422, message=str(exc))
         _admin_audit("token_issue", user, {"token_id": row.id, "expires_at": row.expires_at.isoformat()})
         db().commit()
-        return _token_dict(row, token)
+        return IssuedToken(row, token)
 
     @requires(ADMIN)
     @blp_users.response(200, RevokedSchema)
@@ -336,8 +329,7 @@ class Audit(MethodView):
             db(), user_id=args.get("user_id"), person_id=args.get("person_id"), action=args.get("action"),
             since=since, until=until,
             limit=args["limit"], offset=args["offset"])
-        emails = security.emails_by_id(db(), (r.user_id for r in rows))
-        return {"total": total, "items": [security.audit_dict(r, emails) for r in rows]}
+        return {"total": total, "items": rows}
 
 
 blueprints = [blp_me, blp_users, blp_audit]

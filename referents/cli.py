@@ -9,6 +9,7 @@ import click
 
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
 from referents.models import Role
+from referents.schemas import AuditPageSchema, UserSchema
 
 ROLES = [r.value for r in Role]
 
@@ -44,7 +45,7 @@ def users_create(email, role, structure_code, display_name, password_stdin, as_j
             _fail(str(exc))
         security.record(s, "user_create", endpoint="cli users create",
                         details={"user_id": user.id, "email": user.email, "role": user.role})
-        data = security.user_dict(user)
+        data = UserSchema().dump(user)
     emit(data, as_json, f"compte créé: {data['email']} ({data['role']}"
                         + (f", {data['structure']}" if data["structure"] else "") + ")")
 
@@ -66,7 +67,7 @@ def users_disable(email, as_json):
         if was_active:
             security.record(s, "user_disable", endpoint="cli users disable",
                             details={"user_id": user.id, "email": user.email})
-        data = security.user_dict(user)
+        data = UserSchema().dump(user)
     emit(data, as_json, f"compte désactivé: {data['email']}")
 
 
@@ -123,7 +124,7 @@ def users_list(role, structure_code, as_json):
 
     rt = get_runtime()
     with rt.session() as s:
-        data = [security.user_dict(u) for u in security.list_users(s, role=role, structure_code=structure_code)]
+        data = UserSchema(many=True).dump(security.list_users(s, role=role, structure_code=structure_code))
 
     def human(rows):
         for u in rows:
@@ -163,8 +164,7 @@ def audit_list(user_email, person_id, action, since, until, limit, as_json):
             s, user_id=user_id, person_id=person_id, action=action,
             since=dt.datetime.combine(since, dt.time()) if since else None,
             until=dt.datetime.combine(until + dt.timedelta(days=1), dt.time()) if until else None, limit=limit)
-        emails = security.emails_by_id(s, (r.user_id for r in rows))
-        data = {"total": total, "items": [security.audit_dict(r, emails) for r in rows]}
+        data = AuditPageSchema().dump({"total": total, "items": rows})
 
     def human(d):
         for e in d["items"]:

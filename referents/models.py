@@ -159,6 +159,9 @@ class AuditLog(Base):
     details: Mapped[dict | None]
     note: Mapped[str | None] = mapped_column(Text)
 
+    # Read side only (the author's e-mail in the audit listings), loaded with the entries in one query.
+    user: Mapped[User | None] = relationship(viewonly=True, lazy="selectin")
+
 
 # --- the audit log is append-only ---------------------------------------------------------------
 

@@ -1,12 +1,35 @@
-"""Marshmallow schemas of the account, user administration and audit endpoints."""
+"""Marshmallow schemas of the account, user administration and audit endpoints.
+
+The response schemas dump the models themselves (User, ApiToken, AuditLog): the services return
+domain objects and these schemas are the one description of their JSON, for the API (and its
+OpenAPI document) and for `rsa users … --json` / `rsa audit list --json`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from marshmallow import Schema, fields, validate
 
-from referents.models import Role
+from referents.models import ApiToken, Role
 
 ROLES = [r.value for r in Role]
+
+
+class Seconds(fields.String):
+    """A timestamp to the second, UTC without zone ("2026-11-20T09:15:02"), as the audit log shows it."""
+
+    def __init__(self, **kwargs):
+        metadata = {"description": "UTC, à la seconde (AAAA-MM-JJTHH:MM:SS)",
+                    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.isoformat(timespec="seconds")
+
+
+def _structure_attr(name: str):
+    return lambda user: getattr(user.structure, name) if user.structure else None
 
 
 class StructureRefSchema(Schema):
@@ -28,15 +51,19 @@ class MeSchema(Schema):
 
 
 class UserSchema(Schema):
+    """An account (referents.models.User)."""
+
     id = fields.Integer(dump_only=True)
     email = fields.String()
     display_name = fields.String()
-    role = fields.String()
-    structure = fields.String(allow_none=True)
-    structure_name = fields.String(allow_none=True)
+    role = fields.String(metadata={"description": "rôle: " + ", ".join(ROLES)})
+    structure = fields.Function(_structure_attr("code"), allow_none=True,
+                                metadata={"type": "string", "description": "code de la structure du compte"})
+    structure_name = fields.Function(_structure_attr("name"), allow_none=True,
+                                     metadata={"type": "string", "description": "nom de la structure du compte"})
     active = fields.Boolean()
-    created_at = fields.String(allow_none=True)
-    last_login_at = fields.String(allow_none=True)
+    created_at = Seconds(allow_none=True)
+    last_login_at = Seconds(allow_none=True)
 
 
 class UserListQuerySchema(Schema):
@@ -68,8 +95,10 @@ class TokenRequestSchema(Schema):
 
 
 class TokenSchema(Schema):
+    """An API token (referents.models.ApiToken): never its value, only its first characters."""
+
     id = fields.Integer()
-    prefix = fields.String()
+    prefix = fields.String(metadata={"description": "premiers caractères du jeton, pour le reconnaître"})
     label = fields.String()
     created_at = fields.DateTime()
     expires_at = fields.DateTime()
@@ -77,12 +106,25 @@ class TokenSchema(Schema):
     last_used_at = fields.DateTime(allow_none=True)
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just issued: its row, and its value, which exists only in this one response."""
+
+    row: ApiToken
+    token: str
+
+    def __getattr__(self, name):
+        return getattr(self.row, name)
+
+
 class IssuedTokenSchema(TokenSchema):
+    """An IssuedToken."""
+
     token = fields.String(metadata={"description": "Le jeton en clair: affiché cette seule fois"})
 
 
 class RevokedSchema(Schema):
-    revoked = fields.Integer()
+    revoked = fields.Integer(metadata={"description": "nombre de jetons révoqués"})
 
 
 class AuditQuerySchema(Schema):
@@ -96,18 +138,21 @@ class AuditQuerySchema(Schema):
 
 
 class AuditEntrySchema(Schema):
+    """An audit log entry (referents.models.AuditLog)."""
+
     id = fields.Integer()
-    at = fields.String()
+    at = Seconds()
     user_id = fields.Integer(allow_none=True)
-    user_email = fields.String(allow_none=True)
-    action = fields.String()
-    person_id = fields.Integer(allow_none=True)
-    endpoint = fields.String(allow_none=True)
+    user_email = fields.Function(lambda entry: entry.user.email if entry.user else None, allow_none=True,
+                                 metadata={"type": "string", "description": "adresse du compte auteur"})
+    action = fields.String(metadata={"description": "read, update, create, login, login_failed, export, purge…"})
+    person_id = fields.Integer(allow_none=True, metadata={"description": "la personne concernée, s'il y en a une"})
+    endpoint = fields.String(allow_none=True, metadata={"description": "« MÉTHODE /chemin » ou « cli commande »"})
     ip = fields.String(allow_none=True)
-    details = fields.Dict(allow_none=True)
+    details = fields.Dict(allow_none=True, metadata={"description": "précisions propres à l'action (JSON libre)"})
     note = fields.String(allow_none=True)
 
 
 class AuditPageSchema(Schema):
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "nombre d'entrées correspondant aux filtres"})
     items = fields.List(fields.Nested(AuditEntrySchema))

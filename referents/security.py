@@ -196,29 +196,3 @@ def audit_query(session: Session, user_id: int | None = None, person_id: int | N
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     rows = session.scalars(q.order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit).offset(offset))
     return total, list(rows)
-
-
-def audit_dict(entry: AuditLog, emails: dict[int, str] | None = None) -> dict:
-    return {
-        "id": entry.id, "at": entry.at.isoformat(timespec="seconds"), "user_id": entry.user_id,
-        "user_email": (emails or {}).get(entry.user_id), "action": entry.action, "person_id": entry.person_id,
-        "endpoint": entry.endpoint, "ip": entry.ip, "details": entry.details, "note": entry.note,
-    }
-
-
-def user_dict(user: User) -> dict:
-    return {
-        "id": user.id, "email": user.email, "display_name": user.display_name, "role": user.role,
-        "structure": user.structure.code if user.structure else None,
-        "structure_name": user.structure.name if user.structure else None,
-        "active": user.active,
-        "created_at": user.created_at.isoformat(timespec="seconds") if user.created_at else None,
-        "last_login_at": user.last_login_at.isoformat(timespec="seconds") if user.last_login_at else None,
-    }
-
-
-def emails_by_id(session: Session, ids) -> dict[int, str]:
-    ids = {i for i in ids if i is not None}
-    if not ids:
-        return {}
-    return dict(session.execute(select(User.id, User.email).where(User.id.in_(ids))).all())

@@ -8,6 +8,8 @@ from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
 from reports.indicators import ReportFilter
 from reports.service import headline, write_workbook
 
+ORDER = 60  # last: the indicators of the whole day
+
 
 def _fmt_days(value) -> str:
     return "—" if value is None else f"{value:.1f} j".replace(".", ",")

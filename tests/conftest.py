@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from config.db import Base, import_models
+from config.db import Base
+from config.modules import import_models
 from config.runtime import build_runtime
 from config.settings import Settings
 

@@ -93,7 +93,8 @@ def test_demo_step_walks_oriented_people(rt, tmp_path):
         social_id = social.id
     lines = []
     ctx = DemoContext(runtime=rt, as_of=D(2026, 11, 20), workdir=tmp_path, echo=lines.append)
-    result = cs.demo(ctx)
+    from cases.demo import demo as cases_demo
+    result = cases_demo(ctx)
     assert result["walked"] == [social_id]
     assert any("contract.signed" in line for line in lines)
     with rt.session() as s:

@@ -10,7 +10,8 @@ from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from config import migrate
-from config.db import Base, import_models
+from config.db import Base
+from config.modules import import_models
 from config.settings import Settings
 from referents.models import Commune, Sector, Structure, Territory
 

@@ -526,11 +526,15 @@ def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_setting
     path = tmp_path / "RSABEM_crash.xml"
     generate_monthly(path, households=300, seed=15, month="2026-09")
     env = {**os.environ, "RSA_DATABASE_URL": base_settings.database_url, "RSA_SECRET_KEY": base_settings.secret_key,
-           "RSA_NIR_KEY": base_settings.nir_key, service.CRASH_ENV: "150", "RSA_LOG_LEVEL": "WARNING",
+           "RSA_NIR_KEY": base_settings.nir_key, "RSA_LOG_LEVEL": "WARNING",
            WORKER_ENV: "0" if worker == "reading process" else "-1"}
-    proc = subprocess.run([sys.executable, "-m", "config.cli", "import", "flux", str(path)], cwd=REPO, env=env,
+    # kill -9 once the households are written inside the open transaction (tests/kill9.py); run under
+    # sh, which reports a SIGKILLed child as 128 + 9, like an operator's shell
+    proc = subprocess.run(["sh", "-c", '"$0" "$@"; exit $?', sys.executable, str(REPO / "tests" / "kill9.py"),
+                           "household", "import", "flux", str(path)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 137, proc.stderr
+    assert "kill -9 after writing into household" in proc.stderr  # killed mid-import, rows in flight
     assert count(rt, Household) == 0 and count(rt, ImportBatch) == 0  # killed: nothing committed
     (r,) = service.import_files(rt, [path])
     assert r["status"] == "imported" and r["created"] == 300
@@ -632,10 +636,11 @@ def test_cli_flux_rejects_replay_generate(rt, tmp_path, base_settings):
 
 def test_demo_step_imports_generated_flows_and_the_sample(rt, tmp_path):
     from config.demo import DemoContext
+    from imports import demo
 
     lines = []
     ctx = DemoContext(runtime=rt, as_of=dt.date(2026, 11, 20), workdir=tmp_path, echo=lines.append)
-    result = service.demo(ctx)
+    result = demo.demo(ctx)
     assert len(lines) == 6 and all(f["status"] == "imported" for f in result["files"])
     assert "hors sectorisation" in lines[-1]
     with rt.session() as s:

@@ -2,7 +2,8 @@
 
 from alembic import context
 
-from config.db import Base, import_models
+from config.db import Base
+from config.modules import import_models
 
 import_models()
 target_metadata = Base.metadata

@@ -1,0 +1,264 @@
+"""The contrat d'engagement (deadline, legal rules, signature) and the reviews of social paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cases import signals
+from cases.models import Contract, Review
+from cases.paths import current_orientation, open_path
+from cases.procedure import CaseValidationError, _check_source, _iso, _require_person, procedure
+from cases.signals import orientations
+from cases.timeline import _resolve_alerts, add_event
+from referents.vocabulary import CONTRACT_MONTHS, REVIEW_MONTHS, REVIEW_MONTHS_LONG, ReferentType
+
+CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
+
+
+LEGACY_CONTRACT_KINDS = ("ppae", "cer_pro", "cer_social")
+
+
+def orientation_notice_date(session: Session, orientation) -> dt.date | None:
+    """The day the orientation was notified (first notice sent), else its validation date."""
+    if orientation is None:
+        return None
+    n = orientations().notifications.subquery()
+    notified = session.scalar(select(func.min(n.c.notified_on)).where(n.c.orientation_id == orientation.id))
+    return notified or orientation.notified_on or orientation.validated_on
+
+
+def contract_deadline(session: Session, person_id: int, kind: str = "engagement") -> dt.date | None:
+    """Deadline of the contract: orientation notice + 1 month (CER social: 2).
+
+    On a path reopened after an exit, the clock starts again at the reopening (even before a new
+    orientation: the reopened path needs a contract)."""
+    orientation = current_orientation(session, person_id)
+    base = orientation_notice_date(session, orientation)
+    path = open_path(session, person_id)
+    if path is not None and path.opening_reason == "reopening" and (base is None or path.clock_start > base):
+        base = path.clock_start
+    if base is None:
+        return None
+    return base + relativedelta(months=contract_months(kind))
+
+
+def contract_months(kind: str = "engagement") -> int:
+    """Months from the orientation notice to the contract: the contrat d'engagement's legal month
+    (referents/vocabulary.py); legacy PPAE / CER kinds from procedure.yaml."""
+    if kind == "engagement":
+        return CONTRACT_MONTHS
+    return procedure()["contract"]["deadline_months"].get(kind, CONTRACT_MONTHS)
+
+
+def validate_contract(kind: str, weekly_hours, hours_reduction_reason: str | None, objectives) -> dict[str, list[str]]:
+    """The legal rules of the contract; returns field → messages (empty when valid)."""
+    rules = procedure()["contract"]
+    errors: dict[str, list[str]] = {}
+    if kind not in CONTRACT_KINDS:
+        errors.setdefault("kind", []).append(f"type inconnu {kind!r} (attendu: {', '.join(CONTRACT_KINDS)})")
+    reasons = rules["hours_reduction_reasons"]
+    if hours_reduction_reason is not None and hours_reduction_reason not in reasons:
+        errors.setdefault("hours_reduction_reason", []).append(
+            f"motif inconnu {hours_reduction_reason!r} (motifs légaux: {', '.join(reasons)})")
+    if weekly_hours is not None:
+        hours = float(weekly_hours)
+        if hours < 0 or hours > 35:
+            errors.setdefault("weekly_hours", []).append("la durée hebdomadaire doit être comprise entre 0 et 35 heures")
+        elif kind == "engagement" and hours < rules["default_weekly_hours"] and hours_reduction_reason is None:
+            errors.setdefault("weekly_hours", []).append(
+                f"moins de {rules['default_weekly_hours']} heures par semaine seulement avec un motif légal "
+                f"({', '.join(reasons)})")
+    themes = rules["themes"]
+    for i, obj in enumerate(objectives or []):
+        if not isinstance(obj, dict) or obj.get("theme") not in themes:
+            errors.setdefault("objectives", []).append(
+                f"objectif {i + 1}: thème inconnu (attendu: {', '.join(themes)})")
+        elif not str(obj.get("text") or "").strip():
+            errors.setdefault("objectives", []).append(f"objectif {i + 1}: texte vide")
+    return errors
+
+
+def record_contract(session: Session, person_id: int, signed_on: dt.date | None, *, weekly_hours=None,
+                    hours_reduction_reason: str | None = None, kind: str = "engagement", objectives=None,
+                    duration_months: int | None = None, vulnerability: bool = False, source: str,
+                    author_id: int | None = None) -> Contract:
+    """Record the contrat d'engagement (or a legacy PPAE/CER from imported history).
+
+    Weekly hours: 15 by default, fewer only with a legal reason. A signed contract replaces the
+    previous one of the path; a social path (MDS orientation) gets its review due date."""
+    _check_source(source)
+    _require_person(session, person_id)
+    rules = procedure()["contract"]
+    if weekly_hours is None:
+        weekly_hours = rules["default_weekly_hours"]
+    errors = validate_contract(kind, weekly_hours, hours_reduction_reason, objectives)
+    if duration_months is not None and not 1 <= int(duration_months) <= 60:
+        errors.setdefault("duration_months", []).append("durée en mois entre 1 et 60")
+    if errors:
+        raise CaseValidationError(errors)
+    path = open_path(session, person_id)
+    orientation = current_orientation(session, person_id)
+    pending = session.scalar(select(Contract).where(
+        Contract.person_id == person_id, Contract.status == "pending",
+        Contract.path_id == path.id).order_by(Contract.id.desc()).limit(1)) if path else None
+    contract = pending or Contract(person_id=person_id, path_id=path.id if path else None)
+    contract.kind = kind
+    contract.orientation_id = orientation.id if orientation else None
+    # A pending contract (revision asked by a review) keeps its own deadline.
+    contract.due_on = (pending.due_on if pending is not None and pending.due_on
+                       else contract_deadline(session, person_id, kind))
+    contract.signed_on = signed_on
+    contract.duration_months = duration_months
+    contract.weekly_hours = weekly_hours
+    contract.hours_reduction_reason = hours_reduction_reason
+    contract.objectives = [{"theme": o["theme"], "text": str(o["text"]).strip()} for o in (objectives or [])]
+    contract.vulnerability = bool(vulnerability)
+    contract.status = "signed" if signed_on else "pending"
+    contract.source = source
+    if pending is None:
+        session.add(contract)
+    session.flush()
+    if signed_on is None:
+        add_event(session, person_id, "contract.pending", contract.due_on or dt.date.today(), source,
+                  summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on else "Contrat à signer",
+                  data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
+        return contract
+    # The newly signed contract replaces the earlier ones of the same path.
+    for old in session.scalars(select(Contract).where(Contract.person_id == person_id, Contract.id != contract.id,
+                                                      Contract.status == "signed")):
+        if path is None or old.path_id in (path.id, None):
+            old.status = "ended"
+    late = contract.due_on is not None and signed_on > contract.due_on
+    hours = float(contract.weekly_hours)
+    summary = (f"Contrat {_contract_label(kind)} signé le {signed_on:%d/%m/%Y}, {hours:g} h/semaine"
+               + (f" (réduction: {hours_reduction_reason})" if hours_reduction_reason else "")
+               + (f", hors délai (échéance {contract.due_on:%d/%m/%Y})" if late else ""))
+    add_event(session, person_id, "contract.signed", signed_on, source, summary=summary,
+              data={"contract_id": contract.id, "kind": kind, "weekly_hours": hours,
+                    "hours_reduction_reason": hours_reduction_reason, "due_on": _iso(contract.due_on),
+                    "late": late, "themes": sorted({o["theme"] for o in contract.objectives})},
+              path_id=contract.path_id, author_id=author_id)
+    _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on)
+    if kind == "engagement":
+        _schedule_review(session, contract, orientation, source, author_id)
+    return contract
+
+
+def _contract_label(kind: str) -> str:
+    return {"engagement": "d'engagement", "ppae": "PPAE", "cer_pro": "CER professionnel",
+            "cer_social": "CER social"}.get(kind, kind)
+
+
+def needs_new_contract(session: Session, person_id: int) -> bool:
+    """A reopened path needs a new contrat d'engagement until one is signed on it."""
+    path = open_path(session, person_id)
+    if path is None or path.opening_reason != "reopening":
+        return False
+    signed = session.scalar(select(func.count(Contract.id)).where(
+        Contract.person_id == person_id, Contract.path_id == path.id, Contract.status == "signed"))
+    return not signed
+
+
+REVIEW_OUTCOMES = ("maintain", "revise", "reorientation")
+
+
+def _review_months(vulnerability: bool) -> int:
+    return REVIEW_MONTHS_LONG if vulnerability else REVIEW_MONTHS
+
+
+def _open_reviews(session: Session, person_id: int):
+    return session.scalars(select(Review).where(Review.person_id == person_id, Review.held_on.is_(None),
+                                                Review.outcome.is_(None)).order_by(Review.due_on, Review.id))
+
+
+def _schedule_review(session: Session, contract: Contract, orientation, source: str, author_id,
+                     start: dt.date | None = None) -> Review | None:
+    """Social paths (MDS orientation): a review 6 months after signature, 12 with a vulnerability."""
+    if orientation is None or orientation.referent_type != ReferentType.MDS:
+        return None
+    for old in _open_reviews(session, contract.person_id):
+        old.outcome = "superseded"
+    start = start or contract.signed_on
+    review = Review(person_id=contract.person_id, contract_id=contract.id,
+                    due_on=start + relativedelta(months=_review_months(contract.vulnerability)))
+    session.add(review)
+    session.flush()
+    add_event(session, contract.person_id, "review.scheduled", start, source,
+              summary=f"Bilan du parcours social prévu le {review.due_on:%d/%m/%Y}"
+                      + (" (vulnérabilité documentée: 12 mois)" if contract.vulnerability else ""),
+              data={"review_id": review.id, "due_on": review.due_on.isoformat(), "contract_id": contract.id},
+              path_id=contract.path_id, author_id=author_id)
+    return review
+
+
+def record_review(session: Session, person_id: int, held_on: dt.date, outcome: str, *, source: str,
+                  author_id: int | None = None, notes: str | None = None, review_id: int | None = None,
+                  reorientation_reason: str | None = None, wanted_referent_type: str | None = None,
+                  wanted_structure_id: int | None = None) -> Review:
+    """Hold the (next) review: maintain → next review scheduled; revise → a contract to re-sign within
+    the contract delay; reorientation → a pending ReorientationRequest for the orientation service."""
+    _check_source(source)
+    if outcome not in REVIEW_OUTCOMES:
+        raise CaseValidationError({"outcome": [f"issue inconnue {outcome!r} (attendu: {', '.join(REVIEW_OUTCOMES)})"]})
+    if outcome == "reorientation" and not (reorientation_reason or notes):
+        raise CaseValidationError({"reorientation_reason": ["une demande de réorientation doit être motivée"]})
+    _require_person(session, person_id)
+    path = open_path(session, person_id)
+    if review_id is not None:
+        review = session.get(Review, review_id)
+        if review is None or review.person_id != person_id:
+            raise CaseValidationError({"review_id": [f"bilan {review_id} inconnu pour cette personne"]})
+        if review.held_on is not None:
+            raise CaseValidationError({"review_id": ["ce bilan a déjà eu lieu"]})
+    else:
+        review = _open_reviews(session, person_id).first()
+    contract = session.scalar(select(Contract).where(Contract.person_id == person_id, Contract.status == "signed")
+                              .order_by(Contract.signed_on.desc(), Contract.id.desc()).limit(1))
+    if review is None:  # an unscheduled (early) review
+        review = Review(person_id=person_id, contract_id=contract.id if contract else None, due_on=held_on)
+        session.add(review)
+    review.held_on = held_on
+    review.outcome = outcome
+    review.notes = notes
+    session.flush()
+    labels = {"maintain": "maintien du contrat", "revise": "contrat à réviser", "reorientation": "réorientation demandée"}
+    add_event(session, person_id, "review.held", held_on, source, summary=f"Bilan tenu: {labels[outcome]}",
+              data={"review_id": review.id, "outcome": outcome, "due_on": review.due_on.isoformat()},
+              path_id=path.id if path else None, author_id=author_id)
+    _resolve_alerts(session, f"review_due:{person_id}:", held_on)
+    orientation = current_orientation(session, person_id)
+    if outcome == "maintain" and contract is not None:
+        _schedule_review(session, contract, orientation, source, author_id, start=held_on)
+    elif outcome == "revise":
+        months = contract_months("engagement")
+        pending = Contract(person_id=person_id, path_id=path.id if path else None,
+                           orientation_id=orientation.id if orientation else None, kind="engagement",
+                           due_on=held_on + relativedelta(months=months), status="pending", source=source,
+                           vulnerability=contract.vulnerability if contract else False,
+                           weekly_hours=procedure()["contract"]["default_weekly_hours"])
+        session.add(pending)
+        session.flush()
+        add_event(session, person_id, "contract.pending", held_on, source,
+                  summary=f"Contrat à réviser avant le {pending.due_on:%d/%m/%Y}",
+                  data={"contract_id": pending.id, "kind": "engagement", "due_on": pending.due_on.isoformat()},
+                  path_id=pending.path_id, author_id=author_id)
+    elif outcome == "reorientation":
+        request_id = signals.answer(signals.reorientation_requested, session, person_id=person_id,
+                                    orientation_id=orientation.id if orientation else None,
+                                    requested_by=author_id, requested_on=held_on,
+                                    reason=reorientation_reason or notes,
+                                    wanted_referent_type=wanted_referent_type,
+                                    wanted_structure_id=wanted_structure_id)
+        add_event(session, person_id, "reorientation.requested", held_on, source,
+                  summary="Demande de réorientation à l'issue du bilan"
+                          + (f" (vers {wanted_referent_type})" if wanted_referent_type else ""),
+                  data={"reorientation_request_id": request_id, "review_id": review.id,
+                        "wanted_referent_type": wanted_referent_type},
+                  path_id=path.id if path else None, author_id=author_id)
+    return review
+
+

@@ -1,0 +1,68 @@
+"""The legal parameters of the path (cases/data/*.yaml), the sources of facts, and the error every
+case rule raises. Shared by the sub-domain modules of cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from pathlib import Path
+
+import yaml
+from sqlalchemy.orm import Session
+
+from cases.models import Person
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+SOURCES = ("flow", "agent", "provider", "job", "kiosque", "france_travail")
+
+
+class CaseValidationError(ValueError):
+    """A domain rule refused the input; `messages` maps field → list of French messages (API: 422)."""
+
+    def __init__(self, messages: dict[str, list[str]] | str):
+        if isinstance(messages, str):
+            messages = {"_schema": [messages]}
+        self.messages = messages
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in messages.items()))
+
+
+@functools.cache
+def _load_yaml(name: str) -> dict:
+    with open(DATA_DIR / name, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def procedure() -> dict:
+    """The legal parameters (cases/data/procedure.yaml): deadlines, reasons, sanction bounds."""
+    return _load_yaml("procedure.yaml")
+
+
+def exit_reasons() -> dict[str, dict]:
+    """Exit reason → {label, positive} (cases/data/exit_reasons.yaml)."""
+    return _load_yaml("exit_reasons.yaml")["reasons"]
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise CaseValidationError({"source": [f"source inconnue {source!r} (attendu: {', '.join(SOURCES)})"]})
+
+
+def _require_person(session: Session, person_id: int) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise CaseValidationError({"person_id": [f"personne {person_id} inconnue"]})
+    return person
+
+
+def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    return dt.datetime.combine(value, dt.time(0, 0))
+
+
+def _iso(d: dt.date | None) -> str | None:
+    return d.isoformat() if d else None
+
+

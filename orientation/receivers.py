@@ -1,0 +1,77 @@
+"""How the orientation package answers the questions of cases and reacts to its facts
+(cases/signals.py): cases sits below orientation and never imports it. Imported by the
+composition root (config/runtime.py) whenever a runtime is built."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import exists, select, update
+
+from cases import signals
+from cases.retention import scrub
+from orientation.models import Notification, Orientation, ReorientationRequest
+
+
+@functools.cache
+def _view() -> signals.OrientationView:
+    """Built once: cases caches the aliases it derives from it (cases/scope.py)."""
+    rows = select(Orientation.id, Orientation.person_id, Orientation.path_id, Orientation.status,
+                  Orientation.referent_type, Orientation.structure_id, Orientation.agent_id,
+                  Orientation.rule_id.label("rule"), Orientation.origin, Orientation.decided_on,
+                  Orientation.validated_on, Orientation.notified_on)
+    return signals.OrientationView(rows=rows,
+                                   notifications=select(Notification.orientation_id, Notification.notified_on))
+
+
+@signals.orientation_view.connect
+def orientation_view(_sender, **_kwargs) -> signals.OrientationView:
+    return _view()
+
+
+@signals.orientation_summary.connect
+def orientation_summary(session, *, person_id: int) -> dict | None:
+    from orientation.service import current_orientation_summary
+
+    return current_orientation_summary(session, person_id)
+
+
+@signals.exit_recorded.connect
+def end_orientation_on_exit(session, *, person_id: int, orientation_id: int, exit_on) -> None:
+    """The exit of the path ends the current orientation (same transaction as the exit)."""
+    orientation = session.get(Orientation, orientation_id)
+    if orientation is not None:
+        orientation.status = "ended"
+        orientation.ended_on = exit_on
+        orientation.end_reason = "exit"
+
+
+@signals.reorientation_requested.connect
+def request_reorientation(session, *, person_id: int, orientation_id: int | None, requested_by: int | None,
+                          requested_on, reason: str | None, wanted_referent_type: str | None,
+                          wanted_structure_id: int | None) -> int:
+    """A review concluded to a reorientation: a pending request for the orientation service."""
+    request = ReorientationRequest(person_id=person_id, orientation_id=orientation_id, requested_by=requested_by,
+                                   requested_on=requested_on, reason=reason, status="pending",
+                                   wanted_referent_type=wanted_referent_type,
+                                   wanted_structure_id=wanted_structure_id)
+    session.add(request)
+    session.flush()
+    return request.id
+
+
+@signals.retention_activity.connect
+def recent_decision(_sender, *, person_id, cutoff):
+    """A decision on or after the cutoff keeps the person's data."""
+    return exists(select(Orientation.id).where(Orientation.person_id == person_id, Orientation.decided_on >= cutoff))
+
+
+@signals.persons_purging.connect
+def scrub_orientations(session, *, person_ids: list[int], files_root=None) -> int:
+    """Facts and free texts of the purged persons' orientations and reorientation requests."""
+    for o in session.scalars(select(Orientation).where(Orientation.person_id.in_(person_ids))):
+        o.facts = scrub(o.facts) if o.facts else o.facts
+        o.override_reason = None
+    session.execute(update(ReorientationRequest).where(ReorientationRequest.person_id.in_(person_ids))
+                    .values(reason="", decision_reason=None))
+    return 0

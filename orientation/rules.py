@@ -357,7 +357,7 @@ def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
         if when is None:
             raise RuleSetError(f"{where}: condition 'when' manquante")
         _check_condition(when, where, FACTS, used)
-    _check_template(raw.get("explain"), where)
+    placeholders = _check_template(raw.get("explain"), where)
     variants = raw.get("variants") or []
     if not isinstance(variants, list):
         raise RuleSetError(f"{where}: 'variants' attend une liste")
@@ -369,6 +369,9 @@ def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
     sensitive = sensitive_reads(when) if when is not None else []
     for v in variants:
         sensitive += [x for x in sensitive_reads(v["when"]) if x not in sensitive]
+    # The explanation's placeholders are stored with the decision too.
+    sensitive += [f"{FACTS[n].label} (cité par l'explication)" for n in dict.fromkeys(placeholders)
+                  if FACTS[n].sensitive]
     if mode == "auto" and sensitive:
         raise RuleSetError(
             f"{where}: la validation automatique est refusée pour la règle {rid}: ses conditions lisent des "

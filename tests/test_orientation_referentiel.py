@@ -147,6 +147,8 @@ def _doc(rule: dict) -> dict:
     ({"id": "PAST_INVALIDITY", "when": {"some": "activities", "where": {"fact": "code", "in": ["INV"]}}}, "{INV}"),
     ({"id": "VARIANT_READS", "when": {"fact": "age", "gte": 18},
       "variants": [{"when": {"fact": "diagnostic.health", "eq": "none"}, "variant": "diplomes"}]}, "frein santé"),
+    ({"id": "TELLS_HEALTH", "when": {"fact": "age", "gte": 18}, "explain": "santé: {diagnostic.health}"},
+     "frein santé (cité par l'explication)"),
 ])
 def test_automatic_validation_refused_on_a_rule_reading_sensitive_data(rule, what):
     with pytest.raises(RuleSetError) as exc:

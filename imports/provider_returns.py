@@ -86,7 +86,7 @@ def _choice(value, choices: dict[str, str], extra: dict[str, str], what: str) ->
 
 
 def exit_reason_labels() -> dict[str, str]:
-    return {code: spec["label"] for code, spec in cases_service.exit_reasons().items()}
+    return {code: spec["label"] for code, spec in cases_service.exit_reasons().items() if not spec.get("flow_only")}
 
 
 def hours_reduction_labels() -> dict[str, str]:

@@ -180,6 +180,8 @@ class Origin(LabelledEnum):
     KIOSQUE = ("kiosque", "Kiosque", "la personne au Kiosque Insertion")
     DEFAULT_MDS = ("default_mds", "MDS par défaut", "l'orientation par défaut de la loi")
     REORIENTATION = ("reorientation", "Réorientation", "une réorientation")
+    REPRISE = ("reprise", "Reprise de l'existant",
+               "le système précédent du Département (orientation reprise à la mise en service)")
 
 
 REFERENT_TYPES: tuple[str, ...] = ReferentType.codes()

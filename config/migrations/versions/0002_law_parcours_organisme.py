@@ -1,14 +1,14 @@
 """orientation: parcours, organisme and how the decision was validated (issue 15)
 
 Revision ID: 0002_law
-Revises: 0002_golive
+Revises: 0002_security
 Create Date: 2026-12-06 05:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0002_law'
-down_revision = '0002_golive'
+down_revision = '0002_security'
 branch_labels = None
 depends_on = None
 

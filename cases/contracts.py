@@ -11,9 +11,17 @@ from sqlalchemy.orm import Session
 from cases import signals
 from cases.models import Contract, Review
 from cases.paths import current_orientation, open_path
-from cases.procedure import CaseValidationError, _check_source, _iso, _require_person, procedure
+from cases.procedure import (
+    CaseValidationError,
+    _check_source,
+    _iso,
+    _require_person,
+    check_not_future,
+    procedure,
+)
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
+from config import clock
 from referents.vocabulary import CONTRACT_MONTHS, REVIEW_MONTHS, REVIEW_MONTHS_LONG, ReferentType
 
 CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
@@ -85,13 +93,14 @@ def validate_contract(kind: str, weekly_hours, hours_reduction_reason: str | Non
 def record_contract(session: Session, person_id: int, signed_on: dt.date | None, *, weekly_hours=None,
                     hours_reduction_reason: str | None = None, kind: str = "engagement", objectives=None,
                     duration_months: int | None = None, vulnerability: bool = False, source: str,
-                    author_id: int | None = None) -> Contract:
+                    author_id: int | None = None, as_of: dt.date | None = None) -> Contract:
     """Record the contrat d'engagement (or a legacy PPAE/CER from imported history).
 
     Weekly hours: 15 by default, fewer only with a legal reason. A signed contract replaces the
     previous one of the path; a social path (MDS orientation) gets its review due date."""
     _check_source(source)
     _require_person(session, person_id)
+    check_not_future("signed_on", "Date de signature du contrat", signed_on, source, as_of)
     rules = procedure()["contract"]
     if weekly_hours is None:
         weekly_hours = rules["default_weekly_hours"]
@@ -123,7 +132,7 @@ def record_contract(session: Session, person_id: int, signed_on: dt.date | None,
         session.add(contract)
     session.flush()
     if signed_on is None:
-        add_event(session, person_id, "contract.pending", contract.due_on or dt.date.today(), source,
+        add_event(session, person_id, "contract.pending", contract.due_on or clock.today(), source,
                   summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on else "Contrat à signer",
                   data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
         return contract

@@ -11,6 +11,7 @@ from cases.contracts import CONTRACT_KINDS, REVIEW_OUTCOMES
 from cases.procedure import exit_reasons, procedure
 from cases.sanctions import ep_deemed_on, sanction_end
 from referents.fields import ParisDateTime
+from referents.text import FrenchDate
 from referents.vocabulary import REFERENT_TYPES
 
 _DATE = {"type": "string", "format": "date", "nullable": True}
@@ -27,7 +28,7 @@ class AsOfQuerySchema(Schema):
 class PersonQuerySchema(Schema):
     q = fields.String(load_default=None, validate=validate.Length(max=100),
                       metadata={"description": "Début du nom, du nom de naissance ou du prénom"})
-    birth_date = fields.Date(load_default=None)
+    birth_date = FrenchDate(load_default=None, metadata={"description": "Date de naissance, JJ/MM/AAAA ou AAAA-MM-JJ"})
     caf_number = fields.String(load_default=None, validate=validate.Length(max=15),
                                metadata={"description": "Matricule CAF/MSA du foyer"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
@@ -440,3 +441,13 @@ class PersonDetailSchema(Schema):
     exit = fields.Nested(ExitSchema, allow_none=True)
     reopening = fields.Nested(ReopeningSchema)
     due = fields.Nested(DueSchema)
+
+
+class ExitCorrectionInSchema(Schema):
+    """Correct an exit recorded by mistake (within 30 days): cancel it, or give its date / reason."""
+
+    cancel = fields.Boolean(load_default=False)
+    exit_on = fields.Date(load_default=None)
+    reason = fields.String(load_default=None, validate=validate.OneOf(list(exit_reasons())))
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    as_of = fields.Date(load_default=None)

@@ -53,6 +53,11 @@ exit_recorded = _signals.signal("cases.exit-recorded")
 """(session, person_id=, orientation_id=, exit_on=) → None: the orientation package ends the
 person's current orientation (status "ended", end reason "exit"), in the same transaction."""
 
+exit_corrected = _signals.signal("cases.exit-corrected")
+"""(session, person_id=, exit_on=, new_exit_on=) → None: an exit recorded by mistake was cancelled
+(new_exit_on None: the orientation it ended is current again) or its date corrected (the orientation
+ends on the new date). Answered by orientation/receivers.py (cases/corrections.py)."""
+
 # ---- reactions of the retention purge (cases/retention.py) ---------------------------------------
 
 retention_activity = _signals.signal("cases.retention-activity")

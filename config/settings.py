@@ -51,6 +51,9 @@ class Settings:
     max_upload_mb: int = field(default=512, metadata={"env": "RSA_MAX_UPLOAD_MB"})
     scheduler_enabled: bool = field(default=True, metadata={"env": "RSA_SCHEDULER_ENABLED"})
     cors_origins: str = field(default="", metadata={"env": "RSA_CORS_ORIGINS"})
+    # A fixed "now" (ISO date or date-time) for replays, demos and tests: what pages, API defaults and
+    # write checks take as today (config/clock.py). Empty: the system clock. Never set in production.
+    frozen_now: str = field(default="", metadata={"env": "RSA_FROZEN_NOW"})
     secure_cookies: bool = field(default=True, metadata={"env": "RSA_SECURE_COOKIES"})
     # Kiosque Insertion and the outbox (docs/kiosque.md): "" = the default of kiosque.service.KiosqueConfig.
     kiosque_propose_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_PROPOSE_DAYS"})

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
+from config import clock
 from config.db import utcnow
 from config.settings import Settings
 from kiosque.errors import KiosqueError
@@ -37,6 +38,7 @@ from kiosque.vocabulary import (
     REACHED_OUTCOMES,
     Attendance,
     InvitationStatus,
+    PhoningOutcome,
     SessionStatus,
 )
 from orientation.messaging.models import Message
@@ -172,14 +174,14 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
     if person_ids is not None:
         q = q.where(Person.id.in_(list(person_ids)))
     out = []
-    for pid, email, phone, kind, oid, path_id, clock, mds_id, terr, addr, pc, city in session.execute(q):
+    for pid, email, phone, kind, oid, path_id, clock_start, mds_id, terr, addr, pc, city in session.execute(q):
         chans = []
         if email:
             chans.append("email")
         if is_mobile(phone, kind):
             chans.append("sms")
         recipients = {"email": email, "sms": phone, "letter": postal_address(addr, pc, city)}
-        out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
+        out.append(_Candidate(pid, path_id, oid, clock_start, mds_id, terr, chans or ["letter"], recipients))
     if out:
         by_key = {(c.person_id, c.path_id): c for c in out}
         ids = [c.person_id for c in out]
@@ -378,7 +380,7 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
     inv.phoning_outcome, inv.phoned_on = outcome, on
     if notes is not None:
         inv.phoning_notes = notes
-    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {outcome}",
+    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(outcome)}",
               data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     return inv
@@ -386,13 +388,19 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
-                      user_id: int | None = None, config: KiosqueConfig | None = None) -> dict:
+                      user_id: int | None = None, config: KiosqueConfig | None = None,
+                      now: dt.datetime | None = None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
-    MDS: the law's default) or excused (re-invited, not counted as a no-show)."""
+    MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
+    only once the session has begun (`now`, default the clock); an excuse may come before."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
     inv = get_invitation(session, invitation_id)
+    if status in (InvitationStatus.PRESENT, InvitationStatus.ABSENT) \
+            and inv.session.starts_at > (now or clock.now()):
+        raise KiosqueError(f"Présence: la session du {inv.session.starts_at:%d/%m/%Y à %H h %M} n'a pas encore "
+                           "eu lieu")
     if inv.status == status and status != InvitationStatus.PRESENT:
         return {"invitation_id": inv.id, "status": status, "unchanged": True}
     if inv.status != InvitationStatus.PENDING:

@@ -11,6 +11,7 @@ from flask import abort as flask_abort
 from flask_smorest import Blueprint, abort
 
 from cases.service import get_person_in_scope, person_scope
+from config import clock
 from config.auth import audit, current_user, db, requires
 from orientation import deadlines as deadline_service
 from orientation import reorientations as reorientation_service
@@ -48,7 +49,7 @@ VALIDATORS = (Role.ADMIN.value, Role.MANAGER.value, Role.MDS_WORKER.value)
 
 
 def _as_of(args) -> dt.date:
-    return args.get("as_of") or dt.date.today()
+    return args.get("as_of") or clock.today()
 
 
 def _scope():

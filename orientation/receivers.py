@@ -47,6 +47,19 @@ def end_orientation_on_exit(session, *, person_id: int, orientation_id: int, exi
         orientation.end_reason = "exit"
 
 
+@signals.exit_corrected.connect
+def follow_exit_correction(session, *, person_id: int, exit_on, new_exit_on) -> None:
+    """An exit recorded by mistake: cancelled, the orientation it ended is current again; its date
+    corrected, the orientation ends on the new date."""
+    for orientation in session.scalars(select(Orientation).where(
+            Orientation.person_id == person_id, Orientation.status == "ended", Orientation.end_reason == "exit",
+            Orientation.ended_on == exit_on)):
+        if new_exit_on is None:
+            orientation.status, orientation.ended_on, orientation.end_reason = "validated", None, None
+        else:
+            orientation.ended_on = new_exit_on
+
+
 @signals.reorientation_requested.connect
 def request_reorientation(session, *, person_id: int, orientation_id: int | None, requested_by: int | None,
                           requested_on, reason: str | None, wanted_referent_type: str | None,

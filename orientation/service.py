@@ -236,7 +236,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                     notifications.extend(notification_rows(oid, cand.email, cand.phone, cand.phone_kind, as_of))
                 else:
                     events.append(_event(pid, cand.path_id, "orientation.proposed", as_of,
-                                         f"Proposition: {label} (règle {rule_id}, statut {status})", data))
+                                         f"Proposition: {label} (règle {rule_id}, {OrientationStatus.label_of(status).lower()})", data))
                 if status == OrientationStatus.UNSECTORISED:
                     alerts.append(alert_row(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
                                          f"Personne {pid} hors sectorisation: {why}", as_of, pid, None,
@@ -477,7 +477,8 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
                       path_id=path_id, author_id=user_id)
     else:
         add_event(session, person_id, "orientation.proposed", decided_on, source,
-                  f"Proposition: {target} ({who}, statut {o.status})", data, path_id=path_id, author_id=user_id)
+                  f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
+                  path_id=path_id, author_id=user_id)
         if initial == OrientationStatus.UNSECTORISED:
             raise_alert(session, f"orientation.unsectorised:{path_id or 'p' + str(person_id)}",
                         "orientation.unsectorised", f"Personne {person_id} hors sectorisation: {why}", decided_on,
@@ -491,17 +492,18 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
 def queue(session: Session, scope: ColumnElement[bool] | None = None, status: str = OrientationStatus.PROPOSED,
           mds_id: int | None = None, territory_id: int | None = None, referent_type: str | None = None,
           rule_id: str | None = None, structure_id: int | None = None, limit: int = 100,
-          offset: int = 0) -> dict:
-    """Pending decisions (validation queue, awaiting capacity, unsectorised, kiosque) with filters."""
+          offset: int = 0, clock_started_by: dt.date | None = None) -> dict:
+    """Pending decisions (validation queue, awaiting capacity, unsectorised, kiosque) with filters;
+    clock_started_by: only paths whose legal clock started on or before that day (age of the clock)."""
     if status not in PENDING:
         raise OrientationError(f"file inconnue: {status!r} (files: {', '.join(PENDING)})")
     q = _queue_filter(select(Orientation.id), scope, status, mds_id, territory_id, referent_type, rule_id,
-                      structure_id)
+                      structure_id, clock_started_by)
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     rows = session.execute(
         _queue_filter(select(Orientation, Person.first_name, Person.last_name, Household.mds_id, Path.clock_start,
                              Structure.code), scope, status, mds_id, territory_id, referent_type, rule_id,
-                      structure_id)
+                      structure_id, clock_started_by)
         .outerjoin(Path, Path.id == Orientation.path_id)
         .outerjoin(Structure, Structure.id == Orientation.structure_id)
         .order_by(Orientation.decided_on, Orientation.id).limit(limit).offset(offset)).all()
@@ -513,7 +515,10 @@ def queue(session: Session, scope: ColumnElement[bool] | None = None, status: st
     return {"total": total, "items": items}
 
 
-def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id, structure_id):
+def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id, structure_id,
+                  clock_started_by=None):
+    if clock_started_by is not None:
+        q = q.where(Orientation.path_id.in_(select(Path.id).where(Path.clock_start <= clock_started_by)))
     q = (q.join(Person, Person.id == Orientation.person_id)
          .outerjoin(Household, Household.id == Person.household_id)
          .where(Orientation.status == status))
@@ -560,7 +565,7 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
 def queue_ids(session: Session, scope=None, **filters) -> list[int]:
     q = _queue_filter(select(Orientation.id), scope, filters.pop("status", OrientationStatus.PROPOSED), filters.get("mds_id"),
                       filters.get("territory_id"), filters.get("referent_type"), filters.get("rule_id"),
-                      filters.get("structure_id"))
+                      filters.get("structure_id"), filters.get("clock_started_by"))
     return list(session.scalars(q.order_by(Orientation.id)))
 
 

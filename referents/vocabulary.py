@@ -197,3 +197,101 @@ RECENT_ACTIVITY_MONTHS = 24  # référentiel: professional activity now or in th
 YOUTH_AGE_LIMIT = 26        # mission locale: people under 26
 REVIEW_MONTHS = 6           # review of a social path
 REVIEW_MONTHS_LONG = 12     # review when a legal reason (health, housing…) justifies it
+
+
+# --- Labels of the other codes that pages, timelines and exports show ---------------------------
+# The codes stay where their package defines them; their French labels are written here once
+# (orientation's and kiosque's own codes are labelled in orientation/vocabulary.py and
+# kiosque/vocabulary.py).
+
+
+class PersonRole(LabelledEnum):
+    DEM = ("DEM", "Demandeur")
+    CJT = ("CJT", "Conjoint")
+    ENF = ("ENF", "Enfant")
+    AUT = ("AUT", "Autre personne du foyer")
+    RDO = ("RDO", "Responsable du dossier")
+
+
+class RightState(LabelledEnum):
+    """ETATDOSRSA of the CAF/MSA flow."""
+
+    NEW = ("0", "Nouvelle demande en attente de décision")
+    REFUSED = ("1", "Droit refusé")
+    OPEN = ("2", "Droit ouvert et versable")
+    SUSPENDED = ("3", "Droit ouvert et suspendu")
+    PAYMENT_SUSPENDED = ("4", "Droit ouvert, versement suspendu")
+    CLOSED = ("5", "Droit clos")
+    CLOSED_REGULARISED = ("6", "Droit clos, régularisation ce mois")
+
+
+class PathOpening(LabelledEnum):
+    ENTRY = ("entry", "Entrée dans le RSA")
+    TRANSFER_IN = ("transfer_in", "Arrivée d'un autre département")
+    REOPENING = ("reopening", "Réouverture du droit")
+    TAKEOVER = ("takeover", "Reprise de l'historique")
+
+
+class AppointmentStatus(LabelledEnum):
+    PLANNED = ("planned", "Planifié")
+    HONOURED = ("honoured", "Honoré")
+    NO_SHOW = ("no_show", "Absence non excusée")
+    EXCUSED = ("excused", "Absence excusée")
+    CANCELLED = ("cancelled", "Annulé")
+
+
+class AppointmentKind(LabelledEnum):
+    FIRST = ("first", "Premier rendez-vous")
+    FOLLOW_UP = ("follow_up", "Rendez-vous de suivi")
+    REVIEW = ("review", "Rendez-vous de bilan")
+
+
+class ContractKind(LabelledEnum):
+    ENGAGEMENT = ("engagement", "Contrat d'engagement")
+    PPAE = ("ppae", "PPAE (France Travail)")
+    CER_PRO = ("cer_pro", "CER professionnel")
+    CER_SOCIAL = ("cer_social", "CER social")
+
+
+class ContractStatus(LabelledEnum):
+    PENDING = ("pending", "À signer")
+    SIGNED = ("signed", "Signé")
+    ENDED = ("ended", "Terminé")
+
+
+class ReviewOutcome(LabelledEnum):
+    MAINTAIN = ("maintain", "Maintien du parcours")
+    REVISE = ("revise", "Révision du contrat")
+    REORIENTATION = ("reorientation", "Demande de réorientation")
+
+
+class SanctionStatus(LabelledEnum):
+    BREACH = ("breach", "Manquement signalé")
+    OBSERVATIONS = ("observations", "Observations reçues")
+    EP_REQUESTED = ("ep_requested", "Avis de l'équipe pluridisciplinaire demandé")
+    DECIDED = ("decided", "Décision prise")
+    LIFTED = ("lifted", "Levée")
+    CLOSED = ("closed", "Close")
+
+
+class EventSource(LabelledEnum):
+    FLOW = ("flow", "Flux CAF/MSA")
+    AGENT = ("agent", "Agent du Département")
+    PROVIDER = ("provider", "Prestataire")
+    JOB = ("job", "Traitement automatique")
+    KIOSQUE = ("kiosque", "Kiosque Insertion")
+    FRANCE_TRAVAIL = ("france_travail", "France Travail")
+
+
+class BatchStatus(LabelledEnum):
+    RUNNING = ("running", "En cours")
+    IMPORTED = ("imported", "Importé")
+    FAILED = ("failed", "Refusé")
+    DUPLICATE = ("duplicate", "Déjà reçu")
+
+
+class DeadlineLevel(LabelledEnum):
+    OK = ("ok", "Dans les temps")
+    D21 = ("d21", "Alerte J+21")
+    D35 = ("d35", "Alerte J+35")
+    PAST_LIMIT = ("past_limit", "Au-delà de la limite légale")

@@ -122,7 +122,7 @@ def test_walk_from_flow_entry_to_exit(session):
     assert (request.status, request.wanted_referent_type) == ("pending", "actipro")
 
     # Exit recorded by the provider ahead of the flow; the flow closure then confirms it.
-    ex = cs.record_exit(session, p.id, D(2027, 5, 15), "employment_permanent", source="provider")
+    ex = cs.record_exit(session, p.id, D(2027, 5, 15), "employment_permanent", source="provider", as_of=D(2027, 5, 15))
     path = session.scalar(select(Path).where(Path.person_id == p.id))
     assert (path.closed_on, path.close_reason) == (D(2027, 5, 15), "exit:employment_permanent")
     assert ex.positive and ex.structure_id == structure_id(session, "MDS-SOUPETARD")
@@ -194,7 +194,7 @@ def test_review_vulnerability_and_revision(session):
     assert pending.due_on == D(2027, 3, 3)
     assert cs.next_due_dates(session, p.id, D(2027, 2, 10))["contract_due_on"] == "2027-03-03"
     assert [r["person_id"] for r in cs.overdue_contracts(session, manager(), D(2027, 3, 4))] == [p.id]
-    revised = cs.record_contract(session, p.id, D(2027, 2, 20), vulnerability=True, source="agent")
+    revised = cs.record_contract(session, p.id, D(2027, 2, 20), vulnerability=True, source="agent", as_of=D(2027, 2, 20))
     assert revised.id == pending.id and revised.due_on == D(2027, 3, 3)
     assert session.scalar(select(Review.due_on).where(Review.person_id == p.id, Review.held_on.is_(None),
                                                       Review.outcome.is_(None))) == D(2028, 2, 20)

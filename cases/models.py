@@ -186,6 +186,7 @@ class Path(Base):
     oriented_referent_type: Mapped[str | None] = mapped_column(String(20))
     oriented_origin: Mapped[str | None] = mapped_column(String(20))
     oriented_rule: Mapped[str | None] = mapped_column(String(60))
+    oriented_parcours: Mapped[str | None] = mapped_column(String(30))  # the décision's parcours (issue 15)
     # The sector of the path's household (Household.territory_id / mds_id), copied so that the reports
     # read one table without joining a million households. Written only by
     # cases.service.sync_path_sectors (imports, sectorisation, nightly reconciliation).

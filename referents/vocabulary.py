@@ -45,6 +45,8 @@ class ReferentType(LabelledEnum):
     ACTIPRO = ("actipro", "ActiPro", "un organisme ActiPro du Département")
     ATI = ("ati", "ATI (agent territorial d'insertion)", "un agent territorial d'insertion (ATI) du Département")
     MDS = ("mds", "MDS (Maison des Solidarités)", "la Maison des Solidarités (MDS)")
+    MISSION_LOCALE = ("mission_locale", "Mission locale", "la mission locale")
+    CAP_EMPLOI = ("cap_emploi", "Cap emploi", "Cap emploi")
 
 
 class Outcome(LabelledEnum):
@@ -54,6 +56,9 @@ class Outcome(LabelledEnum):
     ACTIPRO = ReferentType.ACTIPRO.value, ReferentType.ACTIPRO.label, ReferentType.ACTIPRO.phrase
     ATI = ReferentType.ATI.value, ReferentType.ATI.label, ReferentType.ATI.phrase
     MDS = ReferentType.MDS.value, ReferentType.MDS.label, ReferentType.MDS.phrase
+    MISSION_LOCALE = (ReferentType.MISSION_LOCALE.value, ReferentType.MISSION_LOCALE.label,
+                      ReferentType.MISSION_LOCALE.phrase)
+    CAP_EMPLOI = ReferentType.CAP_EMPLOI.value, ReferentType.CAP_EMPLOI.label, ReferentType.CAP_EMPLOI.phrase
     KIOSQUE = ("kiosque", "Kiosque Insertion", "un Kiosque Insertion")
 
 
@@ -65,6 +70,88 @@ class StructureKind(LabelledEnum):
     POLE_EMPLOI = ("pole_emploi", "France Travail")
     ATI = ("ati", "ATI")
     CCAS = ("ccas", "CCAS")
+    MISSION_LOCALE = ("mission_locale", "Mission locale")
+    CAP_EMPLOI = ("cap_emploi", "Cap emploi")
+
+
+class Parcours(LabelledEnum):
+    """The three parcours of the national référentiel (arrêté du 21 novembre 2024, L5411-5-1 Code du
+    travail): the first step of an orientation decision."""
+
+    EMPLOI = ("emploi", "Emploi", "un parcours emploi, tourné vers le retour rapide à l'emploi")
+    SOCIO_PROFESSIONNEL = ("socio_professionnel", "Socio-professionnel",
+                           "un parcours socio-professionnel, qui traite ensemble l'emploi et les difficultés "
+                           "qui pèsent sur la recherche d'emploi")
+    SOCIAL = ("social", "Social", "un parcours social, pour lever d'abord les difficultés qui empêchent pour "
+                                  "l'instant de rechercher un emploi")
+
+
+class Organisme(LabelledEnum):
+    """The organisme référent (L5411-5-1 Code du travail): the second step of an orientation decision.
+    In Haute-Garonne the Département follows people through its MDS, ATI and CCAS (by delegation),
+    and delegates to the ActiPro providers of its insertion programme."""
+
+    FRANCE_TRAVAIL = ("france_travail", "France Travail")
+    DEPARTEMENT = ("departement", "Département")
+    DELEGATAIRE = ("delegataire", "Délégataire du Département")
+    MISSION_LOCALE = ("mission_locale", "Mission locale")
+    CAP_EMPLOI = ("cap_emploi", "Cap emploi")
+
+
+# The Haute-Garonne's referent types and structure kinds on the national organismes (written once;
+# docs/orientation.md says why).
+ORGANISME_OF: dict[str, Organisme] = {
+    "pole_emploi": Organisme.FRANCE_TRAVAIL,
+    "mds": Organisme.DEPARTEMENT,
+    "ati": Organisme.DEPARTEMENT,
+    "ccas": Organisme.DEPARTEMENT,
+    "actipro": Organisme.DELEGATAIRE,
+    "mission_locale": Organisme.MISSION_LOCALE,
+    "cap_emploi": Organisme.CAP_EMPLOI,
+}
+# The parcours a referent type gives when the decision does not say (v1 rule sets, decisions made by a
+# person): the Département's designation rule (DOMAIN §2) read with the référentiel.
+DEFAULT_PARCOURS_OF: dict[str, Parcours] = {
+    "pole_emploi": Parcours.EMPLOI,
+    "actipro": Parcours.SOCIO_PROFESSIONNEL,
+    "ati": Parcours.SOCIO_PROFESSIONNEL,
+    "mission_locale": Parcours.SOCIO_PROFESSIONNEL,
+    "cap_emploi": Parcours.EMPLOI,
+    "mds": Parcours.SOCIAL,
+}
+
+
+def organisme_of(referent_type: str | None) -> str | None:
+    """The organisme référent of a referent type or structure kind (None for a kiosque invitation)."""
+    org = ORGANISME_OF.get(referent_type or "")
+    return org.value if org else None
+
+
+def default_parcours_of(referent_type: str | None) -> str | None:
+    p = DEFAULT_PARCOURS_OF.get(referent_type or "")
+    return p.value if p else None
+
+
+class ObstacleDomain(LabelledEnum):
+    """The référentiel's obstacle domains ("difficultés"), read from an agent's diagnostic."""
+
+    HEALTH = ("health", "santé")
+    HOUSING = ("housing", "logement")
+    MOBILITY = ("mobility", "mobilité")
+    FAMILY = ("family", "famille / garde d'enfants")
+    CAREGIVER = ("caregiver", "aidant d'un proche")
+    FINANCE = ("finance", "finances")
+    DIGITAL = ("digital", "numérique")
+    ADMINISTRATIVE = ("administrative", "administratif")
+    LANGUAGE = ("language", "langue française, calcul")
+
+
+class ObstacleImpact(LabelledEnum):
+    """Impact of an obstacle on job search (référentiel: fort, moyen, sans impact), weakest first."""
+
+    NONE = ("none", "sans impact")
+    MEDIUM = ("medium", "impact moyen")
+    STRONG = ("strong", "impact fort")
 
 
 # An orientation decision's status and origin. Orientation owns decisions, but cases (below it) filters
@@ -103,7 +190,11 @@ OUTCOMES: tuple[str, ...] = Outcome.codes()
 # Legal and target delays (days / months), each written once.
 TARGET_DAYS = 30            # the Département's target for the orientation delay
 LEGAL_DAYS = 42             # six weeks from receipt of the information (D262-65-2 CASF)
-CONTRACT_MONTHS = 1         # contrat d'engagement within one month of the orientation notice
+CONTRACT_MONTHS = 1         # contrat d'engagement within one month of the orientation notice (D5411-14-1)
+CONTRACT_WEEKLY_HOURS = 15  # activity of the plan d'action, at least 15 h a week (L5411-6 Code du travail)
+APPEAL_MONTHS = 2           # recours administratif (R262-88 CASF) and contentieux (R421-1 CJA)
+RECENT_ACTIVITY_MONTHS = 24  # référentiel: professional activity now or in the last two years
+YOUTH_AGE_LIMIT = 26        # mission locale: people under 26
 REVIEW_MONTHS = 6           # review of a social path
 REVIEW_MONTHS_LONG = 12     # review when a legal reason (health, housing…) justifies it
 

@@ -295,6 +295,8 @@ def build_workbook(report: dict, persons: list[dict] | None = None) -> Workbook:
     _stats_sheet(wb, "Par territoire", report, "territory")
     _stats_sheet(wb, "Par MDS", report, "mds")
     _referent_types(wb, report)
+    _stats_sheet(wb, "Par parcours", report, "parcours")
+    _stats_sheet(wb, "Par organisme référent", report, "organisme")
     _stats_sheet(wb, "Par origine", report, "origin")
     _stats_sheet(wb, "Par règle", report, "rule")
     _kiosque(wb, report)

@@ -46,7 +46,7 @@ from sqlalchemy.sql.elements import True_
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
 from orientation.models import Orientation
 from referents.models import Structure, Territory, User
-from referents.vocabulary import LEGAL_DAYS, OUTCOMES, TARGET_DAYS
+from referents.vocabulary import LEGAL_DAYS, ORGANISME_OF, OUTCOMES, TARGET_DAYS
 
 CLOCKS = ("demande", "legal")
 THRESHOLDS = (TARGET_DAYS, LEGAL_DAYS, 90)
@@ -136,6 +136,7 @@ class _Decision:
         self.referent_type = case((known, Path.oriented_referent_type)).label("referent_type")
         self.origin = case((known, Path.oriented_origin)).label("origin")
         self.rule = case((known, Path.oriented_rule)).label("rule")
+        self.parcours = case((known, Path.oriented_parcours)).label("parcours")
 
 
 def _facts_select(dialect: str, f: ReportFilter):
@@ -188,11 +189,11 @@ BAND_OF_BUCKET = {low: key for key, low, _high in BANDS}
 # Histogram sources of the cohort figures, per clock: "month" (month of the clock start: the whole
 # cohort and the trend), "geo" (territory, MDS and referent type of the decision), "origin", "rule".
 # The backlog has its own rows (source "backlog").
-SOURCES = ("month", "geo", "origin", "rule")
+SOURCES = ("month", "geo", "origin", "rule", "parcours")
 _SOURCE_KEYS = {"month": ("month",), "geo": ("territory", "mds", "referent_type"), "origin": ("origin",),
-                "rule": ("rule",)}
+                "rule": ("rule",), "parcours": ("parcours",)}
 # The decision attributes a path carries (Path.oriented_*), the only text keys.
-_TEXT_KEYS = ("referent_type", "origin", "rule")
+_TEXT_KEYS = ("referent_type", "origin", "rule", "parcours")
 # Known referent types: on SQLite they are coded as small integers (see _packed); another value sends
 # its histogram source through the plain GROUP BY instead.
 KNOWN_REFERENT_TYPES = OUTCOMES
@@ -223,7 +224,7 @@ class _PathRows:
             self.start = self.start_filter = func.coalesce(self.multi.c.first_request, Path.request_date)
         first = _Decision(f.as_of)
         self.columns = {"territory": Path.territory_id, "mds": Path.mds_id, "referent_type": first.referent_type,
-                        "origin": first.origin, "rule": first.rule}
+                        "origin": first.origin, "rule": first.rule, "parcours": first.parcours}
         self.delay = _days(dialect, first.decided, self.start)
         self.bucket = _bucket(self.start, f.as_of)
 
@@ -568,12 +569,15 @@ def _sql(conn, statement) -> str:
 # --------------------------------------------------------------------------- delay statistics
 
 DIM_SOURCE = {"all": "month", "month": "month", "territory": "geo", "mds": "geo", "referent_type": "geo",
-              "origin": "origin", "rule": "rule"}
+              "origin": "origin", "rule": "rule", "parcours": "parcours", "organisme": "geo"}
 
 
 def _dimension_key(dim: str) -> str:
     if dim == "all":
         return "'*'"
+    if dim == "organisme":  # the organisme of the referent type: one definition, referents.vocabulary
+        whens = " ".join(f"WHEN '{rt}' THEN '{org.value}'" for rt, org in ORGANISME_OF.items())
+        return f"COALESCE(CASE k {whens} END, '{NULL_KEY}')"
     column = {"month": "month", "territory": "territory", "mds": "mds"}.get(dim, "k")
     return f"COALESCE(CAST({column} AS VARCHAR(80)), '{NULL_KEY}')"
 

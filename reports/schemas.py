@@ -62,6 +62,10 @@ class DelayClockSchema(DelayStatsSchema):
     by_territory = fields.List(fields.Nested(DelayBreakdownSchema))
     by_mds = fields.List(fields.Nested(DelayBreakdownSchema))
     by_referent_type = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_parcours = fields.List(fields.Nested(DelayBreakdownSchema), metadata={"description": (
+        "Par parcours du référentiel (emploi, socio_professionnel, social) de la décision du parcours")})
+    by_organisme = fields.List(fields.Nested(DelayBreakdownSchema), metadata={"description": (
+        "Par organisme référent (france_travail, departement, delegataire, mission_locale, cap_emploi)")})
     by_origin = fields.List(fields.Nested(DelayBreakdownSchema))
     by_rule = fields.List(fields.Nested(DelayBreakdownSchema))
     backlog_by_territory = fields.List(fields.Nested(BacklogBreakdownSchema))

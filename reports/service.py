@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from orientation.vocabulary import NOT_ORIENTED, Origin
 from referents.models import Structure
-from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Outcome
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Organisme, Outcome, Parcours
 from reports import indicators as ind
 from reports.indicators import BANDS, CLOCKS, ReportFilter
 
-BREAKDOWNS = ("month", "territory", "mds", "referent_type", "origin", "rule")
+BREAKDOWNS = ("month", "territory", "mds", "referent_type", "parcours", "organisme", "origin", "rule")
 # The breakdowns of the `delays` report (CLI, API): the others cost one more pass each.
 DELAY_BREAKDOWNS = ("month", "territory", "mds", "referent_type")
 CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Délai légal (ouverture du droit SDD)"}
@@ -41,6 +41,10 @@ def _label(dim: str, key: str | None, names: dict) -> tuple[str | None, str]:
         return code, name
     if dim == "referent_type":
         return key, NOT_ORIENTED if key is None else Outcome.label_of(key)
+    if dim == "parcours":
+        return key, NOT_ORIENTED if key is None else Parcours.label_of(key)
+    if dim == "organisme":
+        return key, NOT_ORIENTED if key is None else Organisme.label_of(key)
     if dim == "origin":
         return key, NOT_ORIENTED if key is None else Origin.label_of(key)
     if dim == "rule":

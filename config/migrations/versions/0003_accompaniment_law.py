@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0003_accompaniment'
-down_revision = '0002_security'
+down_revision = '0002_law'  # after the orientation-law revision (both branched from 0002_security)
 branch_labels = None
 depends_on = None
 

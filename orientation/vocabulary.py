@@ -32,6 +32,10 @@ class Origin(LabelledEnum):
     KIOSQUE = ("kiosque", "Kiosque", "la personne au Kiosque Insertion")
     DEFAULT_MDS = ("default_mds", "MDS par défaut", "l'orientation par défaut de la loi")
     REORIENTATION = ("reorientation", "Réorientation", "une réorientation")
+    # The law (L262-35, D262-65-2 CASF): France Travail orients in the Département's place when the
+    # Département has not decided within six weeks. Counted apart in the indicators.
+    FRANCE_TRAVAIL = ("france_travail", "Orienté par France Travail",
+                      "France Travail, faute de décision du Département dans le délai légal de six semaines")
 
 
 S = OrientationStatus

@@ -13,7 +13,16 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.models import SDD_ROLES, Activity, Diagnostic, FranceTravailEvent, FranceTravailRecord, Household, Path, Person
+from cases.models import (
+    SDD_ROLES,
+    Activity,
+    Diagnostic,
+    FranceTravailEvent,
+    FranceTravailRecord,
+    Household,
+    Path,
+    Person,
+)
 from orientation.rules import CONSTRAINT_KEYS, CONSTRAINT_LEVELS, FACTS, normalise_education
 
 BATCH = 5000

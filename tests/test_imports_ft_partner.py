@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from cases import followup
-from cases.nir import key_check
 from cases.models import Alert, CaseEvent, Contract, FranceTravailRecord, Path
+from cases.nir import key_check
 from config.cli import main
 from imports import france_travail as ft_lists
 from imports import france_travail_dispatch as dispatch

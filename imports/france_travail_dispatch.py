@@ -104,11 +104,7 @@ def process(session: Session, runtime, *, now: dt.datetime | None = None, as_of:
     if settings.ft_mode == "api":
         try:
             client = client or FranceTravailClient(settings)
-        except PartnerError as exc:
-            for d in due:
-                counts[_failure(session, d, exc, settings, now, as_of)] += 1
-            if commit:
-                session.commit()
+        except PartnerError as exc:  # a configuration to fix: the dispatches stay queued as they are
             return {"transport": "api", **counts, "file": None, "error": str(exc)}
         for d in due:
             counts[_send_api(session, runtime, client, d, now, as_of)] += 1

@@ -457,3 +457,13 @@ def test_france_travail_decision_waits_for_d42(rt):
         assert (o.referent_type, o.parcours, o.organisme, o.origin) == ("mds", "social", "departement",
                                                                          "france_travail")
         assert fto.apply_pending(s, dt.date(2026, 11, 13))["considered"] == 0  # idempotent
+
+
+def test_api_mode_without_configuration_leaves_the_queue_untouched(rt):
+    _our_decision(rt, NIR_A, BIRTH_A)
+    runtime = dataclasses.replace(rt, settings=rt.settings.with_(ft_mode="api"))
+    out = france_travail_send(runtime, dt.date(2026, 11, 20))
+    assert out["queued"] == 1 and out["sent"] == 0 and "non configurée" in out["error"]
+    with rt.session() as s:
+        d = s.scalars(select(FranceTravailDispatch)).one()
+        assert (d.status, d.attempts) == ("queued", 0)

@@ -180,25 +180,15 @@ class ParsedFile:
 def read_file(path: Path | str) -> ParsedFile:
     """A France Travail orientation file: CSV (`;`, header line) or JSON (a list of records, or
     {"records": […]}, each a COLUMNS object or a `lectureOrientation` item with nir and
-    date_naissance). FileError when the file as a whole cannot be read."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FileError(f"fichier illisible: {exc.strerror}") from None
-    text, encoding = decode(data)
-    stripped = text.lstrip()
-    items: list[tuple[int, dict]]
-    if path.suffix.lower() == ".json" or stripped.startswith(("[", "{")):
-        items = _json_items(stripped)
-    else:
-        items = _csv_items(text)
-    parsed = ParsedFile([], [], encoding)
-    for line, values in items:
+    date_naissance), read through FileSource. FileError when the file as a whole cannot be read."""
+    source = FileSource(Path(path))
+    parsed = ParsedFile([], [], source.encoding)
+    for line, values in source.records():
         try:
             parsed.records.append((line, make_record(values)))
         except RowError as exc:
             parsed.rejects.append((line, exc.column, exc.message, values))
+    parsed.encoding = source.encoding
     return parsed
 
 
@@ -410,11 +400,19 @@ class FileSource:
 
     path: Path
     name: str = "file"
+    encoding: str = "utf-8"
 
     def records(self, persons=()) -> Iterator[tuple[int, dict]]:
-        text, _ = decode(Path(self.path).read_bytes())
+        try:
+            data = Path(self.path).read_bytes()
+        except OSError as exc:
+            raise FileError(f"fichier illisible: {exc.strerror}") from None
+        text, self.encoding = decode(data)
         stripped = text.lstrip()
-        yield from (_json_items(stripped) if stripped.startswith(("[", "{")) else _csv_items(text))
+        if Path(self.path).suffix.lower() == ".json" or stripped.startswith(("[", "{")):
+            yield from _json_items(stripped)
+        else:
+            yield from _csv_items(text)
 
 
 @dataclass

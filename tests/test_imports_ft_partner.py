@@ -467,3 +467,14 @@ def test_api_mode_without_configuration_leaves_the_queue_untouched(rt):
     with rt.session() as s:
         d = s.scalars(select(FranceTravailDispatch)).one()
         assert (d.status, d.attempts) == ("queued", 0)
+
+
+def test_windows_1252_file_is_read_and_said(rt, tmp_path):
+    path = tmp_path / "orientations_ft_1252.csv"
+    path.write_bytes(("type;nir;date_naissance;parcours;organisme;statut;etat;date;structure;identifiant\r\n"
+                      f"orientation;{NIR_A};17/05/1985;PED;FT;DECIDE;OUVERT;15/11/2026;Agence Mirail-Université;X1\r\n")
+                     .encode("cp1252"))
+    report = fto.import_file(rt, path, as_of=dt.date(2026, 11, 16))
+    assert report["status"] == "imported" and report["warnings"] == ["encodage détecté: windows-1252"]
+    with rt.session() as s:
+        assert s.scalars(select(FranceTravailRecord.structure)).one() == "Agence Mirail-Université"

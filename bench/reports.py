@@ -25,8 +25,9 @@ TARGETS = {"sqlite": 5.0, "postgresql": 2.0}
 
 
 def run(ctx: BenchContext) -> list[Row]:
+    from orientation.outcomes import refresh_path_outcomes
     from reports.indicators import ReportFilter
-    from reports.service import delays, full_report, refresh_path_outcomes
+    from reports.service import delays, full_report
 
     n = 50_000 if ctx.quick else 1_000_000
     rows: list[Row] = []

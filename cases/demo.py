@@ -13,7 +13,7 @@ from cases.models import Appointment
 from cases.scope import _system_user
 from cases.signals import orientations
 from cases.timeline import timeline
-from referents.vocabulary import ReferentType
+from referents.vocabulary import OrientationStatus, ReferentType
 
 ORDER = 50  # after orientation and kiosque: referents act on the oriented people
 
@@ -26,7 +26,7 @@ def demo(ctx) -> dict:
         # People with a validated orientation and no appointment yet (the kiosque books some).
         rows = orientations().rows.subquery()
         o = rows.c
-        validated = (select(rows).where(o.status == "validated", o.validated_on.is_not(None),
+        validated = (select(rows).where(o.status == OrientationStatus.VALIDATED, o.validated_on.is_not(None),
                                         o.validated_on <= ctx.as_of,
                                         ~exists(select(Appointment.id).where(Appointment.person_id == o.person_id)))
                      .order_by(o.validated_on, o.id))

@@ -16,7 +16,7 @@ from cases.scope import _system_user, person_scope
 from cases.signals import orientations
 from cases.timeline import add_event
 from referents.models import User
-from referents.vocabulary import CONTRACT_MONTHS
+from referents.vocabulary import CONTRACT_MONTHS, OrientationStatus
 
 
 def _empty_due() -> dict:
@@ -67,7 +67,7 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
             paths[p.person_id] = p
         current = {}
         for o in session.execute(select(ov.person_id, ov.id, ov.notified_on, ov.validated_on)
-                                 .where(_among(session, ov.person_id, chunk), ov.status == "validated")
+                                 .where(_among(session, ov.person_id, chunk), ov.status == OrientationStatus.VALIDATED)
                                  .order_by(ov.validated_on, ov.id)):
             current[o.person_id] = o
         notified = dict(session.execute(
@@ -168,7 +168,7 @@ def my_people(session: Session, user: User, as_of: dt.date, *, structure_id: int
     extra = None
     if structure_id is not None:
         o = orientations().rows.subquery().c
-        extra = exists(select(o.id).where(o.person_id == Person.id, o.status == "validated",
+        extra = exists(select(o.id).where(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED,
                                           o.structure_id == structure_id))
     ids = _scoped_open_ids(session, user, extra)
     due = _due_dates(session, ids, as_of)
@@ -181,7 +181,7 @@ def my_people(session: Session, user: User, as_of: dt.date, *, structure_id: int
 def overdue_contracts(session: Session, user: User, as_of: dt.date) -> list[dict]:
     """Oriented people on an open path whose contract deadline is before as_of with no signed contract."""
     o = orientations().rows.subquery().c
-    oriented_or_pending = (exists(select(o.id).where(o.person_id == Person.id, o.status == "validated"))
+    oriented_or_pending = (exists(select(o.id).where(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED))
                            | exists(select(Contract.id).where(Contract.person_id == Person.id,
                                                               Contract.status == "pending"))
                            | exists(select(PathModel.id).where(PathModel.person_id == Person.id,
@@ -238,7 +238,7 @@ def without_recent_appointment(session: Session, user: User, as_of: dt.date, *, 
     orientation = validated.c
     query = (select(*_PERSON_COLUMNS, orientation.validated_on, orientation.structure_id)
              .join(validated, orientation.person_id == Person.id)
-             .where(person_scope(user), orientation.status == "validated",
+             .where(person_scope(user), orientation.status == OrientationStatus.VALIDATED,
                     orientation.validated_on <= as_of - dt.timedelta(days=days), ~recent,
                     exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))))
              .order_by(orientation.validated_on, Person.id))
@@ -282,7 +282,7 @@ def raise_daily_alerts(session: Session, as_of: dt.date) -> dict:
             PathModel.person_id.in_(chunk), PathModel.closed_on.is_(None)).order_by(PathModel.clock_start,
                                                                                     PathModel.id)).all()))
         structures.update(dict(session.execute(select(o.person_id, o.structure_id).where(
-            o.person_id.in_(chunk), o.status == "validated").order_by(o.validated_on, o.id)).all()))
+            o.person_id.in_(chunk), o.status == OrientationStatus.VALIDATED).order_by(o.validated_on, o.id)).all()))
     wanted = {}
     for r in contracts:
         pid = r["person_id"]

@@ -174,7 +174,7 @@ class Path(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # The path's outcome, denormalised from its first validated orientation (earliest validated_on,
     # then lowest id; docs/indicators.md) so that the reports read one row per path. Written only by
-    # orientation.service.mark_path_oriented; reconciled by reports.service.refresh_path_outcomes.
+    # orientation.service.mark_path_oriented; reconciled by orientation.outcomes.refresh_path_outcomes.
     oriented_on: Mapped[dt.date | None] = mapped_column(Date)
     oriented_referent_type: Mapped[str | None] = mapped_column(String(20))
     oriented_origin: Mapped[str | None] = mapped_column(String(20))

@@ -14,6 +14,7 @@ from cases.models import Path as PathModel
 from cases.procedure import CaseValidationError, _check_source, _require_person, exit_reasons, procedure
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
+from referents.vocabulary import OrientationStatus
 
 
 def open_path(session: Session, person_id: int) -> PathModel | None:
@@ -33,7 +34,7 @@ def current_orientation(session: Session, person_id: int):
     """The person's current validated orientation as a row of the orientation read model (id,
     referent_type, structure_id, agent_id, validated_on, notified_on…; cases/signals.py) or None."""
     o = orientations().rows.subquery()
-    return session.execute(select(o).where(o.c.person_id == person_id, o.c.status == "validated")
+    return session.execute(select(o).where(o.c.person_id == person_id, o.c.status == OrientationStatus.VALIDATED)
                            .order_by(o.c.validated_on.desc(), o.c.id.desc()).limit(1)).first()
 
 

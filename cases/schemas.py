@@ -155,7 +155,8 @@ class DiagnosticInSchema(Schema):
 class DiagnosticSchema(Schema):
     id = fields.Integer()
     recorded_on = fields.Date()
-    constraints = fields.Dict()
+    constraints = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "Niveau de chaque frein, par frein (health, housing, mobility, family…)"})
     education_level = fields.String(allow_none=True)
     can_seek_work = fields.Boolean(allow_none=True)
     notes = fields.String(allow_none=True)
@@ -237,13 +238,90 @@ class ListQuerySchema(AsOfQuerySchema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10_000_000))
 
 
+def _day(description: str) -> fields.String:
+    return fields.String(allow_none=True, metadata={"format": "date", "description": description})
+
+
+class ListedPersonSchema(Schema):
+    """What every working list shows of a person (cases.followup._listed)."""
+
+    person_id = fields.Integer()
+    last_name = fields.String(allow_none=True)
+    first_name = fields.String(allow_none=True)
+    birth_date = _day("Date de naissance")
+
+
+class MyPeopleRowSchema(ListedPersonSchema):
+    """my-people: the person's next due dates (cases.followup._due_dates)."""
+
+    contract_due_on = _day("Échéance du contrat d'engagement (1 mois après l'orientation)")
+    contract_overdue = fields.Boolean(metadata={"description": "Contrat non signé après l'échéance"})
+    review_due_on = _day("Prochain réexamen à tenir")
+    review_id = fields.Integer(allow_none=True)
+    next_appointment_at = fields.String(allow_none=True, metadata={"format": "date-time",
+                                                                   "description": "Prochain rendez-vous prévu"})
+    suspension_ends_on = _day("Fin de la suspension en cours")
+    next_due_on = _day("La plus proche de ces échéances")
+    next_due = fields.String(allow_none=True, metadata={"description": "Laquelle (contract, review, appointment…)"})
+
+
+class OverdueContractRowSchema(ListedPersonSchema):
+    """overdue-contracts."""
+
+    contract_due_on = _day("Échéance du contrat d'engagement")
+    days_late = fields.Integer(metadata={"description": "Jours de retard au jour de référence"})
+
+
+class ReviewDueRowSchema(ListedPersonSchema):
+    """reviews-due."""
+
+    review_id = fields.Integer()
+    due_on = _day("Date du réexamen")
+    overdue = fields.Boolean(metadata={"description": "Réexamen en retard"})
+
+
+class AppointmentToUpdateRowSchema(ListedPersonSchema):
+    """appointments-to-update."""
+
+    appointment_id = fields.Integer()
+    scheduled_at = fields.String(metadata={"format": "date-time", "description": "Rendez-vous passé sans suite"})
+    kind = fields.String(allow_none=True)
+    structure_id = fields.Integer(allow_none=True)
+
+
+class WithoutAppointmentRowSchema(ListedPersonSchema):
+    """without-appointment."""
+
+    oriented_on = _day("Date de validation de l'orientation")
+    structure_id = fields.Integer(allow_none=True)
+    last_appointment_on = _day("Dernier rendez-vous honoré")
+
+
+LIST_ROW_SCHEMAS = {
+    "my-people": MyPeopleRowSchema,
+    "overdue-contracts": OverdueContractRowSchema,
+    "reviews-due": ReviewDueRowSchema,
+    "appointments-to-update": AppointmentToUpdateRowSchema,
+    "without-appointment": WithoutAppointmentRowSchema,
+}
+
+
+class ListRowSchema(MyPeopleRowSchema, OverdueContractRowSchema, ReviewDueRowSchema, AppointmentToUpdateRowSchema,
+                    WithoutAppointmentRowSchema):
+    """A row of any working list: the person, then the fields of its list (LIST_ROW_SCHEMAS says which;
+    a field its list does not fill is absent)."""
+
+
 class ListResultSchema(Schema):
-    name = fields.String()
+    name = fields.String(metadata={"enum": list(LIST_ROW_SCHEMAS)})
     as_of = fields.String()
     count = fields.Integer(metadata={"description": "Nombre total de lignes de la liste (toutes pages)"})
     limit = fields.Integer()
     offset = fields.Integer()
-    items = fields.List(fields.Dict())
+    items = fields.List(fields.Nested(ListRowSchema), metadata={"description": (
+        "Lignes de la liste; chaque liste a ses champs: " + "; ".join(
+            f"{name}: {', '.join(f for f in schema._declared_fields if f not in ListedPersonSchema._declared_fields)}"
+            for name, schema in LIST_ROW_SCHEMAS.items()))})
 
 
 class ExitReasonSchema(Schema):
@@ -341,7 +419,8 @@ class DiagnosticSummarySchema(Schema):
     """The latest diagnostic as shown in the person file (no notes, no author)."""
 
     recorded_on = fields.Date()
-    constraints = fields.Dict(keys=fields.String(), values=fields.String())
+    constraints = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "Niveau de chaque frein, par frein (health, housing, mobility, family…)"})
     education_level = fields.String(allow_none=True)
     can_seek_work = fields.Boolean(allow_none=True)
 

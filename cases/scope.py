@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from cases.models import Household, Person
 from cases.signals import orientations
 from referents.models import Role, Structure, User
-from referents.vocabulary import ReferentType, StructureKind
+from referents.vocabulary import OrientationStatus, ReferentType, StructureKind
 
 
 def person_scope(user: User) -> ColumnElement[bool]:
@@ -31,7 +31,7 @@ def person_scope(user: User) -> ColumnElement[bool]:
     # even one that already selects from household or orientation (no silent auto-correlation).
     o, h, st = _scope_aliases(orientations())
     o = o.c
-    current = and_(o.person_id == Person.id, o.status == "validated")
+    current = and_(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED)
     if user.role == Role.MDS_WORKER:
         lives_in_sector = exists(select(h.id).where(
             h.id == Person.household_id, h.mds_id == user.structure_id).correlate(Person))
@@ -57,7 +57,7 @@ def scoped_person_ids(user: User):
     if user.role in (Role.ADMIN, Role.MANAGER):
         return select(Person.id)
     o = _scope_aliases(orientations())[0].c
-    validated = o.status == "validated"
+    validated = o.status == OrientationStatus.VALIDATED
     if user.role == Role.MDS_WORKER:
         lives_in_sector = (select(Person.id).join(Household, Household.id == Person.household_id)
                            .where(Household.mds_id == user.structure_id))

@@ -13,7 +13,7 @@ def sync_path_sectors(session: Session, household_ids=None) -> int:
     """Copy each household's territory and MDS onto its paths (Path.territory_id / mds_id), for all
     households or only household_ids. Set-based; only paths whose copy differs are written. Returns
     their number. Every writer of Household.mds_id calls it; the nightly reconciliation of
-    reports.service.refresh_path_outcomes calls it for everything."""
+    orientation.outcomes.refresh_path_outcomes calls it for everything."""
     from sqlalchemy import update
 
     h = Household

@@ -29,25 +29,16 @@ from cases.aggregates import (
     positive_exit_rate,
 )
 from cases.appointments import (
-    APPOINTMENT_KINDS,
-    APPOINTMENT_STATUSES,
     record_appointment,
     update_appointment_status,
 )
 from cases.contracts import (
-    CONTRACT_KINDS,
-    LEGACY_CONTRACT_KINDS,
-    REVIEW_OUTCOMES,
     contract_deadline,
     needs_new_contract,
-    orientation_notice_date,
     record_contract,
     record_review,
-    validate_contract,
 )
 from cases.diagnostics import (
-    CONSTRAINT_LEVELS,
-    DIAGNOSTIC_CONSTRAINTS,
     latest_diagnostic,
     record_diagnostic,
 )
@@ -62,16 +53,12 @@ from cases.followup import (
     without_recent_appointment,
 )
 from cases.paths import (
-    current_orientation,
     is_positive_exit,
-    latest_path,
     open_path,
     record_exit,
     reopening_applies,
 )
 from cases.procedure import (
-    DATA_DIR,
-    SOURCES,
     CaseValidationError,
     exit_reasons,
     procedure,
@@ -104,7 +91,6 @@ from cases.timeline import (
 )
 from cases.views import (
     next_due_dates,
-    orientation_summary,
     person_detail,
     reopening_status,
     search_persons,

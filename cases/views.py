@@ -20,6 +20,7 @@ from cases.paths import latest_path, open_path
 from cases.procedure import _iso
 from cases.scope import scoped_persons
 from referents.models import User
+from referents.vocabulary import OrientationStatus
 
 
 def search_persons(session: Session, user: User, *, q: str | None = None, birth_date: dt.date | None = None,
@@ -64,7 +65,7 @@ def _person_rows(session: Session, persons: list[Person]) -> list[dict]:
                                      .where(PathModel.person_id.in_(ids or [-1]), PathModel.closed_on.is_(None))))
     orientations, v = {}, signals.orientations().rows.subquery().c
     for o in session.execute(select(v.person_id, v.referent_type, v.structure_id)
-                             .where(v.person_id.in_(ids or [-1]), v.status == "validated")
+                             .where(v.person_id.in_(ids or [-1]), v.status == OrientationStatus.VALIDATED)
                              .order_by(v.validated_on, v.id)):
         orientations[o.person_id] = o  # the latest validated wins, as in current_orientation
     rows = []

@@ -38,6 +38,7 @@ from kiosque.schemas import (
     TemplateInSchema,
     TemplateSchema,
 )
+from kiosque.sessions import SessionSeats
 from referents.models import Role
 
 blp = Blueprint("kiosque", __name__, url_prefix="/kiosque", description="Kiosque Insertion")
@@ -83,11 +84,11 @@ def _apply(func, *args, **kwargs):
         abort(422, message=str(exc))
 
 
-def _session_out(ks: KiosqueSession) -> dict:
+def _session_out(ks: KiosqueSession) -> SessionSeats:
     from referents.models import Structure
 
     mds = db().get(Structure, ks.mds_id)
-    return service.session_dict(ks, mds_name=mds.name if mds else None, booked=service.booked_seats(db(), ks.id))
+    return SessionSeats(ks, mds_name=mds.name if mds else None, booked=service.booked_seats(db(), ks.id))
 
 
 # --- sessions -------------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def record_phoning(args, invitation_id):
            notes=args["notes"], user_id=current_user().id)
     audit("update", inv.person_id, {"invitation_id": inv.id, "phoning": args["outcome"]})
     db().commit()
-    return service.invitation_dict(inv)
+    return inv
 
 
 @blp.route("/invitations/<int:invitation_id>/attendance", methods=["POST"])

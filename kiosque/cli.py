@@ -74,13 +74,15 @@ def sessions():
 def sessions_create(mds, starts_at, capacity, place, duration, as_json):
     """Crée une session."""
     from kiosque import service
+    from kiosque.schemas import SessionSchema
+    from kiosque.sessions import SessionSeats
 
     with get_runtime().session() as s:
         ks = _guard(service.create_session, s, mds_id=_mds(s, mds), starts_at=_datetime(starts_at),
                     capacity=capacity, place=place, duration_minutes=duration)
-        data = service.session_dict(ks, booked=0)
-    emit(data, as_json, f"session {data['id']} créée: {data['starts_at']:%d/%m/%Y %H:%M}, {data['place']}, "
-                        f"{data['capacity']} places")
+        data = SessionSchema().dump(SessionSeats(ks, booked=0))
+        human = f"session {ks.id} créée: {ks.starts_at:%d/%m/%Y %H:%M}, {ks.place}, {ks.capacity} places"
+    emit(data, as_json, human)
 
 
 @sessions.command("template")
@@ -149,18 +151,15 @@ def sessions_closure(day, reason, mds, as_json):
 def sessions_list(start, end, mds, as_json):
     """Sessions avec places données et libres."""
     from kiosque import service
+    from kiosque.schemas import SessionSchema
 
     with get_runtime().session() as s:
         rows = service.list_sessions(s, start=start, end=end, mds_id=_mds(s, mds) if mds else None)
+        data = SessionSchema(many=True).dump(rows)
+        lines = [f"{r.id:>6}  {r.starts_at:%a %d/%m/%Y %H:%M}  {r.mds_name:<32} {r.booked:>3}/{r.capacity:<3} {r.status}"
+                 for r in rows]
 
-    def human(rs):
-        if not rs:
-            click.echo("aucune session")
-        for r in rs:
-            click.echo(f"{r['id']:>6}  {r['starts_at']:%a %d/%m/%Y %H:%M}  {r['mds_name']:<32} "
-                       f"{r['booked']:>3}/{r['capacity']:<3} {r['status']}")
-
-    emit(rows, as_json, human)
+    emit(data, as_json, lambda _d: click.echo("\n".join(lines) if lines else "aucune session"))
 
 
 @sessions.command("cancel")

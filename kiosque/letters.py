@@ -13,6 +13,7 @@ from cases.models import Person
 from kiosque.messaging import invitation_letter
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueConfig, KiosqueError
+from kiosque.vocabulary import InvitationStatus
 from orientation.messaging.letters import render_pdf
 
 
@@ -22,7 +23,7 @@ def _session_letters(session: Session, session_id: int, config: KiosqueConfig) -
         raise KiosqueError(f"session {session_id} inconnue")
     invitations = list(session.scalars(
         select(Invitation).join(Person, Person.id == Invitation.person_id)
-        .where(Invitation.session_id == session_id, Invitation.status == "pending")
+        .where(Invitation.session_id == session_id, Invitation.status == InvitationStatus.PENDING)
         .order_by(Person.last_name, Person.first_name, Invitation.id)))
     if not invitations:
         raise KiosqueError(f"aucune invitation en attente pour la session {session_id}")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from cases.models import Person
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueConfig, KiosqueError
+from kiosque.vocabulary import InvitationStatus, SessionStatus
 from orientation import notices  # noqa: F401  (the outbox kiosque runs also sends orientation's notices)
 from orientation.messaging import outbox
 from orientation.messaging.letters import Letter, recipient_lines, sender_lines
@@ -66,7 +67,7 @@ class InvitationComposer:
 
     def cancel_reason(self, session: Session, m: Message, now: dt.datetime) -> str | None:
         inv = session.get(Invitation, m.invitation_id)
-        if inv is None or inv.status != "pending":
+        if inv is None or inv.status != InvitationStatus.PENDING:
             return "invitation plus en attente"
         if inv.session.starts_at <= now:
             return "session déjà commencée"
@@ -99,7 +100,7 @@ def queue_reminders(session: Session, as_of: dt.date, config: KiosqueConfig | No
         select(Invitation, KiosqueSession.starts_at, Person.email, Person.phone, Person.phone_kind)
         .join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
         .join(Person, Person.id == Invitation.person_id)
-        .where(Invitation.status == "pending", KiosqueSession.status == "planned",
+        .where(Invitation.status == InvitationStatus.PENDING, KiosqueSession.status == SessionStatus.PLANNED,
                KiosqueSession.starts_at >= dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()),
                KiosqueSession.starts_at < dt.datetime.combine(horizon + dt.timedelta(days=1), dt.time()))).all()
     if not rows:

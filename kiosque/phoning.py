@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cases.models import Person
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueError, record_phoning
-from kiosque.vocabulary import PhoningOutcome
+from kiosque.vocabulary import InvitationStatus, PhoningOutcome
 from referents.models import Structure
 
 OUTCOME_LABELS = PhoningOutcome.labels()  # the drop-down's texts, in the enum's order
@@ -46,7 +46,7 @@ def write_call_list(session: Session, session_id: int, path: Path | str) -> dict
     rows = session.execute(
         select(Invitation, Person.last_name, Person.first_name, Person.phone)
         .join(Person, Person.id == Invitation.person_id)
-        .where(Invitation.session_id == session_id, Invitation.status == "pending")
+        .where(Invitation.session_id == session_id, Invitation.status == InvitationStatus.PENDING)
         .order_by(Person.last_name, Person.first_name, Invitation.id)).all()
     wb = Workbook()
     ws = wb.active

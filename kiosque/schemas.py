@@ -88,10 +88,16 @@ class GenerateInSchema(Schema):
     mds_id = fields.Integer(load_default=None)
 
 
+class SkippedDaySchema(Schema):
+    template_id = fields.Integer(metadata={"description": "Modèle dont la session n'a pas été créée"})
+    day = fields.Date(metadata={"description": "Jour sauté"})
+    reason = fields.String(metadata={"description": "Jour férié ou fermeture, avec son motif"})
+
+
 class GenerateResultSchema(Schema):
     created = fields.Integer()
     session_ids = fields.List(fields.Integer())
-    skipped = fields.List(fields.Dict())
+    skipped = fields.List(fields.Nested(SkippedDaySchema))
 
 
 class ClosureInSchema(Schema):
@@ -123,7 +129,8 @@ class PlanResultSchema(Schema):
     exhausted = fields.Integer()
     no_mds = fields.Integer()
     overdue = fields.Integer()
-    shortfalls = fields.Dict(keys=fields.String(), values=fields.Integer())
+    shortfalls = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Places manquantes avant l'échéance légale, par identifiant de MDS"})
     alerts_raised = fields.Integer()
 
 

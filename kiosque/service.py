@@ -27,18 +27,23 @@ from kiosque.sessions import (
     create_session,
     create_template,
     ensure_default_templates,
-    french_holidays,
     generate_sessions,
     list_sessions,
-    session_dict,
     update_session,
 )
-from kiosque.vocabulary import ATTENDANCE, PHONING_OUTCOMES, REACHED_OUTCOMES, Attendance
+from kiosque.vocabulary import (
+    ATTENDANCE,
+    PHONING_OUTCOMES,
+    REACHED_OUTCOMES,
+    Attendance,
+    InvitationStatus,
+    SessionStatus,
+)
 from orientation.messaging.models import Message
 from orientation.messaging.outbox import is_mobile, postal_address
 from orientation.models import Orientation
 from referents.models import Structure
-from referents.vocabulary import LEGAL_DAYS, REFERENT_TYPES
+from referents.vocabulary import LEGAL_DAYS, REFERENT_TYPES, OrientationStatus, Origin
 
 
 def _int(raw: str, default: int) -> int:
@@ -150,7 +155,7 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
     open_path = (select(Path.person_id, func.max(Path.id).label("path_id"))
                  .where(Path.closed_on.is_(None)).group_by(Path.person_id).subquery())
     stale = as_of - dt.timedelta(days=config.propose_days)
-    pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == "pending"))
+    pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == InvitationStatus.PENDING))
     q = (select(Person.id, Person.email, Person.phone, Person.phone_kind, latest.c.id, Path.id, Path.clock_start,
                 Household.mds_id, Structure.territory_id, Household.address_line, Household.postal_code,
                 Household.city)
@@ -159,9 +164,9 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
          .join(Path, Path.id == open_path.c.path_id)
          .outerjoin(Household, Household.id == Person.household_id)
          .outerjoin(Structure, Structure.id == Household.mds_id)
-         .where(or_(latest.c.status == "kiosque",
-                    and_(latest.c.status == "proposed", latest.c.decided_on <= stale,
-                         latest.c.origin != "default_mds")),
+         .where(or_(latest.c.status == OrientationStatus.KIOSQUE,
+                    and_(latest.c.status == OrientationStatus.PROPOSED, latest.c.decided_on <= stale,
+                         latest.c.origin != Origin.DEFAULT_MDS)),
                 ~pending)
          .order_by(Path.clock_start, Person.id))
     if person_ids is not None:
@@ -182,8 +187,8 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
             rows = session.execute(
                 select(Invitation.person_id, Invitation.path_id,
                        func.count(Invitation.id),
-                       func.sum(case((Invitation.status == "absent", 1), else_=0)))
-                .where(Invitation.person_id.in_(ids[chunk:chunk + 5000]), Invitation.status != "cancelled")
+                       func.sum(case((Invitation.status == InvitationStatus.ABSENT, 1), else_=0)))
+                .where(Invitation.person_id.in_(ids[chunk:chunk + 5000]), Invitation.status != InvitationStatus.CANCELLED)
                 .group_by(Invitation.person_id, Invitation.path_id))
             for pid, path_id, n, absent in rows:
                 c = by_key.get((pid, path_id))
@@ -242,13 +247,13 @@ def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = Non
         return result
     first_day = as_of + dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
     booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
-              .where(Invitation.status != "cancelled").group_by(Invitation.session_id).subquery())
+              .where(Invitation.status != InvitationStatus.CANCELLED).group_by(Invitation.session_id).subquery())
     by_mds: dict[int, list[_Seat]] = defaultdict(list)
     for sid, mds_id, starts_at, cap, n in session.execute(
             select(KiosqueSession.id, KiosqueSession.mds_id, KiosqueSession.starts_at, KiosqueSession.capacity,
                    func.coalesce(booked.c.n, 0))
             .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
-            .where(KiosqueSession.status == "planned",
+            .where(KiosqueSession.status == SessionStatus.PLANNED,
                    KiosqueSession.starts_at >= dt.datetime.combine(first_day, dt.time()))
             .order_by(KiosqueSession.starts_at, KiosqueSession.id)):
         by_mds[mds_id].append(_Seat(sid, mds_id, starts_at, cap, int(n)))
@@ -296,7 +301,7 @@ def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = Non
         seat.booked += 1
         kind = "reinvitation" if c.absences else "invitation"
         inv = {"person_id": c.person_id, "path_id": c.path_id, "orientation_id": c.orientation_id,
-               "session_id": seat.id, "attempt": c.absences + 1, "invited_on": as_of, "status": "pending"}
+               "session_id": seat.id, "attempt": c.absences + 1, "invited_on": as_of, "status": InvitationStatus.PENDING}
         new_invitations.append((inv, c, kind))
         result.own_mds += where == "own"
         result.neighbour_mds += where == "neighbour"
@@ -388,29 +393,29 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
     inv = get_invitation(session, invitation_id)
-    if inv.status == status and status != "present":
+    if inv.status == status and status != InvitationStatus.PRESENT:
         return {"invitation_id": inv.id, "status": status, "unchanged": True}
-    if inv.status != "pending":
+    if inv.status != InvitationStatus.PENDING:
         raise KiosqueError(f"présence déjà enregistrée ({inv.status}) pour l'invitation {inv.id}")
     ks = inv.session
     on = ks.starts_at.date()
     inv.status = status
-    if ks.status == "planned":
-        ks.status = "held"
+    if ks.status == SessionStatus.PLANNED:
+        ks.status = SessionStatus.HELD
     kinds = {"present": "kiosque.attended", "absent": "kiosque.absent", "excused": "kiosque.excused"}
     add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=Attendance(status).phrase,
               data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     out: dict = {"invitation_id": inv.id, "status": status}
-    if status == "present":
+    if status == InvitationStatus.PRESENT:
         if referent_type:
             out["orientation_id"] = record_outcome(session, inv.id, referent_type, structure_id=structure_id,
                                                    first_appointment_at=first_appointment_at, user_id=user_id)
         return out
     absences = session.scalar(select(func.count(Invitation.id)).where(
         Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
-        Invitation.status == "absent")) or 0
-    if status == "absent" and absences > config.max_reinvitations:
+        Invitation.status == InvitationStatus.ABSENT)) or 0
+    if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
         out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id).id
         return out
     replanned = plan(session, on, config=config, person_ids=[inv.person_id])
@@ -423,8 +428,8 @@ def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: in
 
     mds_id = session.scalar(select(Household.mds_id).join(Person, Person.household_id == Household.id)
                             .where(Person.id == inv.person_id))
-    return record_orientation(session, inv.person_id, "mds", origin="default_mds", decided_on=on,
-                              structure_id=mds_id, user_id=user_id, status="proposed", path_id=inv.path_id,
+    return record_orientation(session, inv.person_id, "mds", origin=Origin.DEFAULT_MDS, decided_on=on,
+                              structure_id=mds_id, user_id=user_id, status=OrientationStatus.PROPOSED, path_id=inv.path_id,
                               reason=f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
                                      "la MDS (informations manquantes du fait de la personne)")
 
@@ -438,7 +443,7 @@ def record_outcome(session: Session, invitation_id: int, referent_type: str, *, 
     if referent_type not in REFERENT_TYPES:
         raise KiosqueError(f"type de référent inconnu: {referent_type!r}")
     inv = get_invitation(session, invitation_id)
-    if inv.status != "present":
+    if inv.status != InvitationStatus.PRESENT:
         raise KiosqueError("le choix du référent suppose la présence au kiosque")
     if inv.chosen_referent_type:
         raise KiosqueError(f"le choix a déjà été enregistré pour l'invitation {inv.id}")
@@ -447,8 +452,8 @@ def record_outcome(session: Session, invitation_id: int, referent_type: str, *, 
         if s is None:
             raise KiosqueError(f"structure {structure_id} inconnue")
     on = inv.session.starts_at.date()
-    orientation = record_orientation(session, inv.person_id, referent_type, origin="kiosque", decided_on=on,
-                                     structure_id=structure_id, user_id=user_id, status="validated",
+    orientation = record_orientation(session, inv.person_id, referent_type, origin=Origin.KIOSQUE, decided_on=on,
+                                     structure_id=structure_id, user_id=user_id, status=OrientationStatus.VALIDATED,
                                      path_id=inv.path_id,
                                      reason="Choix de la personne au Kiosque Insertion")
     inv.chosen_referent_type, inv.chosen_structure_id = referent_type, structure_id
@@ -471,24 +476,31 @@ def _first_appointment(session, inv, at, structure_id, user_id):
     return appt
 
 
-def session_invitations(session: Session, session_id: int, scope=None) -> list[dict]:
+@dataclass(frozen=True)
+class InvitedPerson:
+    """An invitation with the invited person's name and contact, never the NIR (InvitationSchema)."""
+
+    invitation: Invitation
+    first_name: str | None
+    last_name: str | None
+    phone: str | None
+    email: str | None
+
+    def __getattr__(self, name):  # the invitation's own columns (id, status, phoning_outcome…)
+        if name == "invitation":
+            raise AttributeError(name)
+        return getattr(self.invitation, name)
+
+
+def session_invitations(session: Session, session_id: int, scope=None) -> list[InvitedPerson]:
     """The invitations of a session with the person's name and phone (never the NIR)."""
     q = (select(Invitation, Person.first_name, Person.last_name, Person.phone, Person.email)
          .join(Person, Person.id == Invitation.person_id)
-         .where(Invitation.session_id == session_id, Invitation.status != "cancelled")
+         .where(Invitation.session_id == session_id, Invitation.status != InvitationStatus.CANCELLED)
          .order_by(Person.last_name, Person.first_name, Invitation.id))
     if scope is not None:
         q = q.where(scope)
-    return [invitation_dict(inv, first_name=f, last_name=la, phone=p, email=e)
-            for inv, f, la, p, e in session.execute(q)]
-
-
-def invitation_dict(inv: Invitation, **person) -> dict:
-    return {"id": inv.id, "person_id": inv.person_id, "session_id": inv.session_id, "attempt": inv.attempt,
-            "invited_on": inv.invited_on, "status": inv.status, "phoning_outcome": inv.phoning_outcome,
-            "phoned_on": inv.phoned_on, "phoning_notes": inv.phoning_notes,
-            "chosen_referent_type": inv.chosen_referent_type, "chosen_structure_id": inv.chosen_structure_id,
-            "first_appointment_at": inv.first_appointment_at, **person}
+    return [InvitedPerson(*row) for row in session.execute(q)]
 
 
 # --------------------------------------------------------------------------- funnel
@@ -509,12 +521,12 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
     q = (select(*groups,
                 func.count(distinct(pid)),
                 func.count(distinct(case((Invitation.phoning_outcome.in_(REACHED_OUTCOMES), pid)))),
-                func.count(distinct(case((Invitation.status == "present", pid)))),
-                func.count(distinct(case((and_(Invitation.status == "present",
+                func.count(distinct(case((Invitation.status == InvitationStatus.PRESENT, pid)))),
+                func.count(distinct(case((and_(Invitation.status == InvitationStatus.PRESENT,
                                                Invitation.chosen_referent_type.is_not(None)), pid)))))
          .select_from(Invitation).join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
          .join(Structure, Structure.id == KiosqueSession.mds_id)
-         .where(Invitation.status != "cancelled",
+         .where(Invitation.status != InvitationStatus.CANCELLED,
                 KiosqueSession.starts_at >= dt.datetime.combine(start, dt.time()),
                 KiosqueSession.starts_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))
     if mds_id:
@@ -538,7 +550,7 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
 
 
 __all__ = ["KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats", "cancel_session",
-           "channels_for", "create_session", "create_template", "ensure_default_templates", "french_holidays",
+           "channels_for", "create_session", "create_template", "ensure_default_templates",
            "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
-           "record_attendance", "record_outcome", "record_phoning", "session_dict", "session_invitations",
+           "record_attendance", "record_outcome", "record_phoning", "session_invitations",
            "update_session"]

@@ -5,6 +5,7 @@ local times (Europe/Paris), as shown to the people invited."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import holidays
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kiosque.errors import KiosqueError
 from kiosque.models import Closure, Invitation, KiosqueSession, SessionTemplate
+from kiosque.vocabulary import InvitationStatus, SessionStatus
 from orientation.messaging.models import Message
 from referents.models import Structure
 
@@ -25,7 +27,7 @@ def create_session(session: Session, *, mds_id: int, starts_at: dt.datetime, pla
     if capacity < 1:
         raise KiosqueError("la capacité doit être d'au moins une place")
     ks = KiosqueSession(mds_id=mds_id, starts_at=starts_at, ends_at=starts_at + dt.timedelta(minutes=duration_minutes),
-                        place=place or mds.address or mds.name, capacity=capacity, status="planned",
+                        place=place or mds.address or mds.name, capacity=capacity, status=SessionStatus.PLANNED,
                         template_id=template_id)
     if partner_ids:
         ks.partners = list(session.scalars(select(Structure).where(Structure.id.in_(list(partner_ids)))))
@@ -36,7 +38,7 @@ def create_session(session: Session, *, mds_id: int, starts_at: dt.datetime, pla
 
 def booked_seats(session: Session, session_id: int) -> int:
     return session.scalar(select(func.count(Invitation.id)).where(
-        Invitation.session_id == session_id, Invitation.status != "cancelled")) or 0
+        Invitation.session_id == session_id, Invitation.status != InvitationStatus.CANCELLED)) or 0
 
 
 def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSession:
@@ -45,7 +47,7 @@ def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSe
         taken = booked_seats(session, ks.id)
         if changes["capacity"] < taken:
             raise KiosqueError(f"capacité {changes['capacity']} inférieure aux {taken} places déjà attribuées")
-    if changes.get("status") == "cancelled":
+    if changes.get("status") == SessionStatus.CANCELLED:
         cancel_session(session, ks)
         changes.pop("status")
     for key in ("capacity", "place", "starts_at", "ends_at", "status"):
@@ -59,11 +61,11 @@ def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSe
 
 def cancel_session(session: Session, ks: KiosqueSession) -> int:
     """Cancel a session: its pending invitations are cancelled (the next planning re-seats them)."""
-    ks.status = "cancelled"
+    ks.status = SessionStatus.CANCELLED
     pending = list(session.scalars(select(Invitation).where(
-        Invitation.session_id == ks.id, Invitation.status == "pending")))
+        Invitation.session_id == ks.id, Invitation.status == InvitationStatus.PENDING)))
     for inv in pending:
-        inv.status = "cancelled"
+        inv.status = InvitationStatus.CANCELLED
     if pending:
         for m in session.scalars(select(Message).where(
                 Message.invitation_id.in_([i.id for i in pending]), Message.status == "queued")):
@@ -73,10 +75,32 @@ def cancel_session(session: Session, ks: KiosqueSession) -> int:
     return len(pending)
 
 
+@dataclass(frozen=True)
+class SessionSeats:
+    """A session with its MDS's name and the seats given (kiosque.schemas.SessionSchema formats it)."""
+
+    session: KiosqueSession
+    mds_name: str | None = None
+    booked: int | None = None
+
+    @property
+    def free(self) -> int | None:
+        return None if self.booked is None else max(self.session.capacity - self.booked, 0)
+
+    @property
+    def partner_ids(self) -> list[int]:
+        return [p.id for p in self.session.partners]
+
+    def __getattr__(self, name):  # the session's own columns (id, starts_at, capacity, status…)
+        if name == "session":
+            raise AttributeError(name)
+        return getattr(self.session, name)
+
+
 def list_sessions(session: Session, *, start: dt.date | None = None, end: dt.date | None = None,
-                  mds_id: int | None = None, status: str | None = None) -> list[dict]:
+                  mds_id: int | None = None, status: str | None = None) -> list[SessionSeats]:
     booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
-              .where(Invitation.status != "cancelled").group_by(Invitation.session_id).subquery())
+              .where(Invitation.status != InvitationStatus.CANCELLED).group_by(Invitation.session_id).subquery())
     q = (select(KiosqueSession, Structure.name, func.coalesce(booked.c.n, 0))
          .join(Structure, Structure.id == KiosqueSession.mds_id)
          .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
@@ -89,14 +113,7 @@ def list_sessions(session: Session, *, start: dt.date | None = None, end: dt.dat
         q = q.where(KiosqueSession.mds_id == mds_id)
     if status:
         q = q.where(KiosqueSession.status == status)
-    return [session_dict(ks, mds_name=name, booked=n) for ks, name, n in session.execute(q)]
-
-
-def session_dict(ks: KiosqueSession, *, mds_name: str | None = None, booked: int | None = None) -> dict:
-    return {"id": ks.id, "mds_id": ks.mds_id, "mds_name": mds_name, "starts_at": ks.starts_at,
-            "ends_at": ks.ends_at, "place": ks.place, "capacity": ks.capacity, "booked": booked,
-            "free": None if booked is None else max(ks.capacity - booked, 0), "status": ks.status,
-            "template_id": ks.template_id, "partner_ids": [p.id for p in ks.partners]}
+    return [SessionSeats(ks, mds_name=name, booked=n) for ks, name, n in session.execute(q)]
 
 
 def create_template(session: Session, *, mds_id: int, weekday: int, start_time: dt.time, capacity: int = 20,
@@ -174,7 +191,7 @@ def generate_sessions(session: Session, start: dt.date, end: dt.date, *, mds_id:
                 ks = KiosqueSession(mds_id=t.mds_id, template_id=t.id, place=t.place, capacity=t.capacity,
                                     starts_at=dt.datetime.combine(day, t.start_time),
                                     ends_at=dt.datetime.combine(day, t.start_time)
-                                    + dt.timedelta(minutes=t.duration_minutes), status="planned")
+                                    + dt.timedelta(minutes=t.duration_minutes), status=SessionStatus.PLANNED)
                 session.add(ks)
                 created.append(ks)
             day += dt.timedelta(days=7)

@@ -87,15 +87,6 @@ def _structure(code):
     return _domain(service.structure_id_by_code, db(), code)
 
 
-def _orientation_dict(o) -> dict:
-    return {"id": o.id, "person_id": o.person_id, "referent_type": o.referent_type, "parcours": o.parcours,
-            "organisme": o.organisme, "validation": o.validation, "structure": service._structure_code(db(), o.structure_id), "status": o.status, "origin": o.origin,
-            "rule": o.rule_id, "rule_set_version": o.rule_set_version, "mode": o.mode,
-            "algorithmic": o.algorithmic, "decided_on": o.decided_on, "validated_on": o.validated_on,
-            "ended_on": o.ended_on, "end_reason": o.end_reason, "override_reason": o.override_reason,
-            "explanation": o.explanation, "facts": o.facts}
-
-
 @blp.route("/run", methods=["POST"])
 @requires(*STAFF)
 @blp.arguments(AsOfSchema)
@@ -163,7 +154,7 @@ def override(args, orientation_id):
     audit("orientation.override", new.person_id, {"orientation_id": orientation_id, "new_orientation_id": new.id,
                                                   "referent_type": args["referent_type"], "reason": args["reason"]})
     s.commit()
-    return _orientation_dict(new)
+    return service.decision_of(s, new)
 
 
 @blp.route("/persons/<int:person_id>/explain", methods=["GET"])
@@ -231,7 +222,7 @@ def rules_active(**_kw):
     """Le jeu de règles actif (données: identifiant, libellé, conditions, résultat, mode, explication)."""
     row = service.get_rule_set(db())
     db().commit()
-    return service.rule_set_as_dict(row)
+    return row
 
 
 @blp.route("/rules", methods=["PUT"])
@@ -253,7 +244,8 @@ def rules_put(args):
         _refuse(409, str(exc))
     audit("orientation.rules", None, {"version": row.version})
     s.commit()
-    return {**service.rule_set_as_dict(row), "warnings": warnings}
+    row.warnings = warnings  # the loader's remarks, dumped by RuleSetSchema.warnings
+    return row
 
 
 @blp.route("/rules/versions", methods=["GET"])
@@ -275,7 +267,7 @@ def rules_version(version):
     row = service.get_rule_set(db(), _known_id(version))
     if row is None:
         _refuse(404, f"version {version} inconnue")
-    return service.rule_set_as_dict(row)
+    return row
 
 
 @blp.route("/deadlines", methods=["GET"])

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from orientation.models import Orientation
 from referents.models import Agent, Structure
 from referents.service import SectorIndex
-from referents.vocabulary import Outcome
+from referents.vocabulary import OrientationStatus, Outcome
 
 DEFAULT_AGENT_CAPACITY = 60  # caseload target of an agent without a capacity of their own
 # Structure kinds the sectorisation names per commune (referents.models.Sector columns).
@@ -38,11 +38,11 @@ class Assigner:
                 self.any_of_kind.setdefault(s.kind, s.id)
         self.load = Counter(dict(session.execute(
             select(Orientation.structure_id, func.count(Orientation.id))
-            .where(Orientation.status == "validated", Orientation.structure_id.is_not(None))
+            .where(Orientation.status == OrientationStatus.VALIDATED, Orientation.structure_id.is_not(None))
             .group_by(Orientation.structure_id)).all()))
         caseload = Counter(dict(session.execute(
             select(Orientation.agent_id, func.count(Orientation.id))
-            .where(Orientation.status == "validated", Orientation.agent_id.is_not(None))
+            .where(Orientation.status == OrientationStatus.VALIDATED, Orientation.agent_id.is_not(None))
             .group_by(Orientation.agent_id)).all()))
         self._agents: dict[int, list] = defaultdict(list)
         self._capacity: dict[int, int] = {}

@@ -79,11 +79,12 @@ def run_cmd(as_of, as_json):
 @json_option
 def explain_cmd(person_id, as_of, as_json):
     """Explique en français l'orientation d'une personne (règle, version, faits utilisés)."""
+    from orientation.schemas import ExplainSchema
     from orientation.service import explain
 
     with get_runtime().session() as s:
         try:
-            data = explain(s, person_id, resolve_as_of(as_of))
+            data = ExplainSchema().dump(explain(s, person_id, resolve_as_of(as_of)))
         except LookupError as exc:
             _fail(exc)
         s.add(_audit_row("read", person_id, None, {"view": "orientation.explain"}))
@@ -268,19 +269,20 @@ def rules():
 def rules_show(version, list_versions, as_json):
     """Affiche le jeu de règles actif (ou une version), en YAML."""
     from orientation import service
+    from orientation.schemas import RuleSetSchema, RuleSetVersionSchema
 
     with get_runtime().session() as s:
         if list_versions:
             service.active_rule_set(s)
-            data = service.rule_set_versions(s)
-            emit(data, as_json, lambda d: [click.echo(
-                f"v{v['version']}{' (active)' if v['active'] else ''}: {v['name']} — {v['rules']} règles, "
-                f"{v['created_at']:%Y-%m-%d %H:%M}") for v in d])
+            rows = service.rule_set_versions(s)
+            lines = [f"v{v.version}{' (active)' if v.active else ''}: {v.name} — {v.rule_count} règles, "
+                     f"{v.created_at:%Y-%m-%d %H:%M}" for v in rows]
+            emit(RuleSetVersionSchema(many=True).dump(rows), as_json, lambda _d: [click.echo(x) for x in lines])
             return
         row = service.get_rule_set(s, version)
         if row is None:
             raise click.ClickException(f"version {version} inconnue")
-        data = service.rule_set_as_dict(row)
+        data = RuleSetSchema().dump(row)
     emit(data, as_json, lambda d: click.echo(yaml.safe_dump(
         {"name": d["name"], "version": d["version"], "rules": d["rules"], "fallback": d["fallback"]},
         allow_unicode=True, sort_keys=False, width=110)))

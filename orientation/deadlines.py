@@ -24,7 +24,7 @@ from orientation.service import (
 )
 from orientation.signals import failed_prior_step
 from orientation.vocabulary import PENDING
-from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, OrientationStatus, Origin
 
 ALERT_DAYS = (21, 35, LEGAL_DAYS)  # J+21 (information), J+35 (warning; the MDS default), the legal limit
 
@@ -101,7 +101,7 @@ def check_deadlines(session: Session, as_of: dt.date) -> dict:
     bulk_insert(session, Alert, new_alerts)
     # The law's default: not oriented at D+35 and the kiosque invitation failed → proposed to the MDS.
     late = {it["person_id"]: it for it in items if it["days"] >= 35
-            and not (it["decision_status"] in PENDING and it["decision_origin"] == "default_mds")}
+            and not (it["decision_status"] in PENDING and it["decision_origin"] == Origin.DEFAULT_MDS)}
     defaulted = []
     if late:
         failed = set()
@@ -109,8 +109,9 @@ def check_deadlines(session: Session, as_of: dt.date) -> dict:
             failed.update(ids or ())
         assigner = Assigner(session)
         for pid in sorted(failed):
-            o = record_orientation(session, pid, "mds", origin="default_mds", decided_on=as_of,
-                                   status="proposed", path_id=late[pid]["path_id"], assigner=assigner,
+            o = record_orientation(session, pid, "mds", origin=Origin.DEFAULT_MDS, decided_on=as_of,
+                                   status=OrientationStatus.PROPOSED, path_id=late[pid]["path_id"],
+                                   assigner=assigner,
                                    reason="non orientée à J+35 et invitation au Kiosque Insertion sans suite: "
                                           "orientation par défaut vers la MDS (information manquante du fait "
                                           "de la personne)")

@@ -24,6 +24,19 @@ class RuleSet(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
 
+    @property
+    def ordered_rules(self) -> list[dict]:
+        """The rules in order, without the fallback (stored last, marked "fallback")."""
+        return [r for r in self.rules if not r.get("fallback")]
+
+    @property
+    def fallback_rule(self) -> dict | None:
+        return next(({k: v for k, v in r.items() if k != "fallback"} for r in self.rules if r.get("fallback")), None)
+
+    @property
+    def rule_count(self) -> int:
+        return len(self.ordered_rules)
+
 
 class Orientation(Base):
     """A decision for one person on one path. Status moves forward; a new decision is a new row.

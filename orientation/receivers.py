@@ -11,6 +11,7 @@ from sqlalchemy import exists, select, update
 from cases import signals
 from cases.retention import scrub
 from orientation.models import Notification, Orientation, ReorientationRequest
+from referents.vocabulary import OrientationStatus
 
 
 @functools.cache
@@ -41,7 +42,7 @@ def end_orientation_on_exit(session, *, person_id: int, orientation_id: int, exi
     """The exit of the path ends the current orientation (same transaction as the exit)."""
     orientation = session.get(Orientation, orientation_id)
     if orientation is not None:
-        orientation.status = "ended"
+        orientation.status = OrientationStatus.ENDED
         orientation.ended_on = exit_on
         orientation.end_reason = "exit"
 

@@ -14,7 +14,7 @@ from cases.service import add_event
 from orientation.errors import OrientationError
 from orientation.models import Orientation, ReorientationRequest
 from orientation.service import open_path_id, record_orientation
-from referents.vocabulary import REFERENT_TYPES, Outcome
+from referents.vocabulary import REFERENT_TYPES, OrientationStatus, Origin, Outcome
 
 
 def request_reorientation(session: Session, person_id: int, user_id: int | None, reason: str, as_of: dt.date,
@@ -30,7 +30,7 @@ def request_reorientation(session: Session, person_id: int, user_id: int | None,
                                                             ReorientationRequest.status == "pending")):
         raise OrientationError("une demande de réorientation est déjà en attente pour cette personne")
     current = session.scalar(select(Orientation).where(Orientation.person_id == person_id,
-                                                       Orientation.status == "validated")
+                                                       Orientation.status == OrientationStatus.VALIDATED)
                              .order_by(Orientation.id.desc()).limit(1))
     req = ReorientationRequest(person_id=person_id, orientation_id=current.id if current else None,
                                requested_by=user_id, requested_on=as_of, reason=reason.strip(),
@@ -57,9 +57,9 @@ def decide_reorientation(session: Session, request_id: int, user_id: int | None,
         rtype = referent_type or req.wanted_referent_type
         if rtype is None:
             raise OrientationError("le type de référent de la nouvelle orientation est requis")
-        new = record_orientation(session, req.person_id, rtype, origin="reorientation", decided_on=as_of,
+        new = record_orientation(session, req.person_id, rtype, origin=Origin.REORIENTATION, decided_on=as_of,
                                  structure_id=structure_id or req.wanted_structure_id, user_id=user_id,
-                                 reason=req.reason, status="validated")
+                                 reason=req.reason, status=OrientationStatus.VALIDATED)
         req.status, req.new_orientation_id = "accepted", new.id
         kind, summary = "orientation.reorientation_accepted", f"Réorientation acceptée: {Outcome(rtype).label}"
     else:

@@ -77,17 +77,8 @@ def load_rules_document(session: Session, doc: dict, user_id: int | None = None,
     return store_rule_set(session, spec, json.dumps(doc, ensure_ascii=False, indent=2), user_id, base_version)
 
 
-def rule_set_as_dict(row: RuleSet) -> dict:
-    rules = [r for r in row.rules if not r.get("fallback")]
-    fallback = next(({k: v for k, v in r.items() if k != "fallback"} for r in row.rules if r.get("fallback")), None)
-    return {"version": row.version, "name": row.name, "active": row.active, "created_at": row.created_at,
-            "created_by": row.created_by, "rules": rules, "fallback": fallback}
-
-
-def rule_set_versions(session: Session) -> list[dict]:
-    return [{"version": r.version, "name": r.name, "active": r.active, "created_at": r.created_at,
-             "created_by": r.created_by, "rules": sum(1 for x in r.rules if not x.get("fallback"))}
-            for r in session.scalars(select(RuleSet).order_by(RuleSet.version))]
+def rule_set_versions(session: Session) -> list[RuleSet]:
+    return list(session.scalars(select(RuleSet).order_by(RuleSet.version)))
 
 
 def get_rule_set(session: Session, version: int | None = None) -> RuleSet | None:

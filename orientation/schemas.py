@@ -25,6 +25,26 @@ VALIDATION_FIELD_DOC = {"enum": ["auto", "agent"], "description": (
     "auto: validée par l'algorithme seul (validation automatique choisie par le Département pour la règle); "
     "agent: validée ou prise par un agent; vide: en attente")}
 LEVELS = ("ok", "d21", "d35", "past_limit")
+MODES = ("auto", "propose", "kiosque")
+
+# A fact's value as a decision recorded it (orientation.facts.snapshot): a code, a number, a yes/no, an
+# ISO date, or a list of activity periods. OpenAPI 3.0 has no union type: `oneOf` says it.
+_ACTIVITY = {"type": "object", "properties": {
+    "code": {"type": "string", "description": "Code activité (ACT)"},
+    "start_on": {"type": "string", "format": "date", "nullable": True},
+    "end_on": {"type": "string", "format": "date", "nullable": True},
+    "current": {"type": "boolean"}}}
+FACT_VALUE = {"nullable": True, "oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"},
+                                          {"type": "array", "items": _ACTIVITY}]}
+# The value compared by an operator of the rule language: a code, a number, a yes/no, a date, or a list of codes.
+OPERAND = {"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"},
+                     {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}]}
+
+
+def _facts_map(description: str, **kwargs) -> fields.Dict:
+    """Facts by name (docs/orientation.md lists them): a map, its values typed by FACT_VALUE."""
+    return fields.Dict(keys=fields.String(), values=fields.Raw(metadata=FACT_VALUE),
+                       metadata={"description": description}, **kwargs)
 
 
 class AsOfSchema(Schema):
@@ -35,7 +55,9 @@ class RunResultSchema(Schema):
     as_of = fields.String()
     rule_set_version = fields.Integer()
     considered = fields.Integer()
-    decisions = fields.Dict(keys=fields.String(), values=fields.Integer())
+    decisions = fields.Dict(keys=fields.String(validate=validate.OneOf(OUTCOMES)), values=fields.Integer(),
+                            metadata={"description": "Nombre de nouvelles décisions par type de référent "
+                                                     "(pole_emploi, actipro, ati, mds, kiosque)"})
     validated = fields.Integer()
     proposed = fields.Integer()
     awaiting_capacity = fields.Integer()
@@ -99,10 +121,15 @@ class ValidateInSchema(Schema):
             raise ValidationError("donner soit 'ids', soit 'filter'", "_schema")
 
 
+class SkippedDecisionSchema(Schema):
+    id = fields.Integer(metadata={"description": "Décision non validée"})
+    reason = fields.String(metadata={"description": "Pourquoi (inconnue, hors périmètre, pas une proposition…)"})
+
+
 class ValidateResultSchema(Schema):
     validated = fields.List(fields.Integer())
     awaiting_capacity = fields.List(fields.Integer())
-    skipped = fields.List(fields.Dict())
+    skipped = fields.List(fields.Nested(SkippedDecisionSchema))
 
 
 class OverrideInSchema(Schema):
@@ -134,16 +161,32 @@ class OrientationSchema(Schema):
     end_reason = fields.String(allow_none=True)
     override_reason = fields.String(allow_none=True)
     explanation = fields.String(allow_none=True)
-    facts = fields.Dict(allow_none=True)
+    facts = _facts_map("Faits lus par la décision, par nom (avec l'adresse utilisée pour désigner la structure)",
+                       allow_none=True)
+
+
+class SimulationSchema(Schema):
+    rule = fields.String(metadata={"description": "Identifiant de la règle qui s'appliquerait aujourd'hui"})
+    label = fields.String(metadata={"description": "Libellé de la règle"})
+    referent_type = fields.String(metadata={"enum": list(OUTCOMES), "description": "Résultat de la règle"})
+    parcours = _parcours_field()
+    organisme = _organisme_field()
+    source = fields.String(allow_none=True, metadata={"description": "Article ou ligne du référentiel appliqué"})
+    variant = fields.String(allow_none=True, metadata={"description": "Variante de la règle (ex. diplomes)"})
+    mode = fields.String(metadata={"enum": list(MODES), "description": "auto, propose (à valider) ou kiosque"})
+    rule_set_version = fields.Integer(metadata={"description": "Version du jeu de règles actif"})
+    explanation = fields.String(metadata={"description": "Explication en français"})
+    facts = _facts_map("Faits lus par la règle, par nom")
 
 
 class ExplainSchema(Schema):
     person_id = fields.Integer()
-    as_of = fields.String()
+    as_of = fields.Date()
     current = fields.Nested(OrientationSchema, allow_none=True)
     rule_label = fields.String(allow_none=True)
     explanation = fields.String(allow_none=True)
-    rules_today = fields.Dict()
+    rules_today = fields.Nested(SimulationSchema, metadata={"description": "Ce que les règles actives décideraient "
+                                                                          "au jour de référence"})
     history = fields.List(fields.Nested(OrientationSchema))
 
 
@@ -181,14 +224,62 @@ class ReorientationQuerySchema(Schema):
     status = fields.String(load_default="pending", validate=validate.OneOf(("pending", "accepted", "refused", "all")))
 
 
+class ConditionSchema(Schema):
+    """A condition of the rule language (docs/orientation.md): `all` / `any` of conditions, `not` one,
+    `some` list fact `where` a condition on its items, or `fact` with exactly one operator."""
+
+    all = fields.List(fields.Nested(lambda: ConditionSchema()), metadata={"description": "Toutes vraies"})
+    any = fields.List(fields.Nested(lambda: ConditionSchema()), metadata={"description": "Au moins une vraie"})
+    not_ = fields.Nested(lambda: ConditionSchema(), data_key="not", attribute="not",
+                         metadata={"description": "Fausse"})
+    some = fields.String(metadata={"description": "Fait liste (ex. activities): un de ses éléments…"})
+    where = fields.Nested(lambda: ConditionSchema(), metadata={"description": "…vérifie cette condition"})
+    fact = fields.String(metadata={"description": "Nom du fait comparé (docs/orientation.md)"})
+    eq = fields.Raw(metadata={**OPERAND, "description": "fait eq valeur"})
+    ne = fields.Raw(metadata={**OPERAND, "description": "fait ne valeur"})
+    in_ = fields.Raw(data_key="in", attribute="in", metadata={**OPERAND, "description": "fait in valeur"})
+    not_in = fields.Raw(metadata={**OPERAND, "description": "fait not_in valeur"})
+    is_ = fields.Raw(data_key="is", attribute="is", metadata={**OPERAND, "description": "fait is valeur"})
+    present = fields.Raw(metadata={**OPERAND, "description": "fait present valeur"})
+    gt = fields.Raw(metadata={**OPERAND, "description": "fait gt valeur"})
+    gte = fields.Raw(metadata={**OPERAND, "description": "fait gte valeur"})
+    lt = fields.Raw(metadata={**OPERAND, "description": "fait lt valeur"})
+    lte = fields.Raw(metadata={**OPERAND, "description": "fait lte valeur"})
+    at_least = fields.Raw(metadata={**OPERAND, "description": "fait at_least valeur"})
+    at_most = fields.Raw(metadata={**OPERAND, "description": "fait at_most valeur"})
+    within_months_before_as_of = fields.Raw(metadata={**OPERAND, "description": "date du fait dans les N mois"})
+
+
+class VariantSchema(Schema):
+    when = fields.Nested(ConditionSchema, metadata={"description": "Condition de la variante"})
+    variant = fields.String(metadata={"description": "Nom de la variante (ex. diplomes)"})
+
+
+class RuleSchema(Schema):
+    """One rule of a rule set, as stored (orientation.rules.Rule.as_dict)."""
+
+    id = fields.String(metadata={"description": "Identifiant (MAJUSCULES_ET_CHIFFRES)"})
+    label = fields.String(metadata={"description": "Libellé en français"})
+    outcome = fields.String(metadata={"enum": list(OUTCOMES), "description": "Type de référent ou kiosque"})
+    mode = fields.String(metadata={"enum": list(MODES), "description": "auto, propose (à valider) ou kiosque"})
+    when = fields.Nested(ConditionSchema, metadata={"description": "Condition (absente pour la règle par défaut)"})
+    explain = fields.String(metadata={"description": "Explication, avec des {faits} à remplacer"})
+    variants = fields.List(fields.Nested(VariantSchema), metadata={"description": "Variantes de la règle"})
+    parcours = fields.String(metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours du référentiel que la règle décide (emploi, socio_professionnel, social)")})
+    source = fields.String(metadata={"description": "Article ou ligne du référentiel que la règle applique"})
+
+
 class RuleSetSchema(Schema):
     version = fields.Integer()
     name = fields.String()
     active = fields.Boolean()
     created_at = fields.DateTime()
     created_by = fields.Integer(allow_none=True)
-    rules = fields.List(fields.Dict())
-    fallback = fields.Dict(allow_none=True)
+    rules = fields.List(fields.Nested(RuleSchema), attribute="ordered_rules",
+                        metadata={"description": "Règles dans l'ordre: la première applicable l'emporte"})
+    fallback = fields.Nested(RuleSchema, allow_none=True, attribute="fallback_rule",
+                             metadata={"description": "Règle par défaut, quand aucune autre ne s'applique"})
     warnings = fields.List(fields.String(), metadata={"description": (
         "Remarques du chargeur sur un jeu valide (ex.: règle à validation automatique placée après une règle "
         "qui lit des données sensibles)")})
@@ -200,7 +291,7 @@ class RuleSetVersionSchema(Schema):
     active = fields.Boolean()
     created_at = fields.DateTime()
     created_by = fields.Integer(allow_none=True)
-    rules = fields.Integer()
+    rules = fields.Integer(attribute="rule_count", metadata={"description": "Nombre de règles (hors règle par défaut)"})
 
 
 class RuleSetInSchema(Schema):
@@ -239,5 +330,6 @@ class DeadlineSchema(Schema):
 
 class DeadlinePageSchema(Schema):
     total = fields.Integer()
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    counts = fields.Dict(keys=fields.String(validate=validate.OneOf(LEVELS)), values=fields.Integer(),
+                         metadata={"description": "Nombre de personnes par niveau (ok, d21, d35, past_limit)"})
     items = fields.List(fields.Nested(DeadlineSchema))

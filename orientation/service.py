@@ -27,9 +27,6 @@ from orientation.facts import build_facts, chunks, snapshot
 from orientation.models import Notification, Orientation
 from orientation.outcomes import mark_path_oriented
 from orientation.rules import (
-    RuleSetError,
-)
-from orientation.rules import (
     explain as explain_decision,
 )
 from orientation.rulesets import (
@@ -37,15 +34,21 @@ from orientation.rulesets import (
     get_rule_set,
     load_rules_document,
     load_rules_text,
-    rule_set_as_dict,
     rule_set_versions,
     spec_of,
-    store_rule_set,
 )
-from orientation.vocabulary import ORIGIN_PHRASES, ORIGINS, PENDING, VARIANT_LABELS
+from orientation.vocabulary import FINISHED, ORIGIN_PHRASES, ORIGINS, PENDING
 from referents.models import AuditLog, Structure, Territory
 from referents.service import structure_by_code
-from referents.vocabulary import OUTCOMES, Outcome, Parcours, default_parcours_of, organisme_of
+from referents.vocabulary import (
+    OUTCOMES,
+    OrientationStatus,
+    Origin,
+    Outcome,
+    Parcours,
+    default_parcours_of,
+    organisme_of,
+)
 
 CLOSED_RIGHT_STATES = ("1", "5", "6")
 
@@ -68,7 +71,7 @@ def to_orient_query(as_of: dt.date | None = None):
 
     With as_of, a path whose clock starts after that date is not yet known: not considered."""
     validated = exists(select(Orientation.id).where(Orientation.path_id == Path.id,
-                                                    Orientation.status == "validated"))
+                                                    Orientation.status == OrientationStatus.VALIDATED))
     return (select(Person.id, Person.email, Person.phone, Person.phone_kind, Path.id.label("path_id"), Path.clock_start,
                    Household.commune_insee, Household.postal_code, Household.mds_id, Household.territory_id)
             .join(Household, Household.id == Person.household_id)
@@ -81,7 +84,7 @@ def to_orient_query(as_of: dt.date | None = None):
 
 def end_closed(session: Session, as_of: dt.date) -> int:
     """End the orientations (current and pending) of closed paths and closed rights."""
-    live = ("validated", *PENDING)
+    live = (OrientationStatus.VALIDATED, *PENDING)
     rows = session.execute(
         select(Orientation.id, Orientation.person_id, Orientation.path_id, Orientation.status,
                Path.closed_on, Path.close_reason)
@@ -101,7 +104,7 @@ def end_closed(session: Session, as_of: dt.date) -> int:
         on = min(on or as_of, as_of)
         reason = reason or "right_closed"
         updates.append({"id": oid, "status": "ended", "ended_on": on, "end_reason": reason[:40]})
-        if status == "validated":
+        if status == OrientationStatus.VALIDATED:
             events.append(dict(person_id=pid, path_id=path_id, kind="orientation.ended", occurred_on=on,
                                source="job", summary=f"Fin de l'orientation (motif: {reason})",
                                data={"orientation_id": oid, "reason": reason}))
@@ -141,7 +144,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     # Waiting decisions first (oldest first) so that freed capacity goes to those who waited.
     def order(pid):
         p = pending.get(candidates[pid].path_id)
-        return (0, p.id) if p is not None and p.status == "awaiting_capacity" else (1, pid)
+        return (0, p.id) if p is not None and p.status == OrientationStatus.AWAITING_CAPACITY else (1, pid)
 
     ids = sorted(candidates, key=order)
     assigner = Assigner(session)
@@ -158,10 +161,10 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             cand = candidates[pid]
             facts = facts_by_person[pid]
             existing = pending.get(cand.path_id)
-            if existing is not None and existing.origin != "auto":
+            if existing is not None and existing.origin != Origin.AUTO:
                 # A person's decision (kiosque, agent, MDS default) is not redone by the rules; when it
                 # waits for a place and one is free, it is validated.
-                if existing.status == "awaiting_capacity" and assigner.has_room(existing.structure_id):
+                if existing.status == OrientationStatus.AWAITING_CAPACITY and assigner.has_room(existing.structure_id):
                     promoted.append(_promotion(existing, assigner, as_of, pid, cand))
                 else:
                     stats["kept"] += 1
@@ -173,45 +176,46 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                                                        decision.variant)
             if existing is not None and (existing.rule_id, existing.referent_type, existing.structure_id) == \
                     (rule.id, referent_type, structure_id):
-                if existing.status == "awaiting_capacity" and assigner.has_room(structure_id):
+                if existing.status == OrientationStatus.AWAITING_CAPACITY and assigner.has_room(structure_id):
                     promoted.append(_promotion(existing, assigner, as_of, pid, cand))
                 else:
                     stats["unchanged"] += 1
                 continue
             if structure_id is None:
-                status = "unsectorised"
+                status = OrientationStatus.UNSECTORISED
             elif rule.mode == "kiosque":
-                status = "kiosque"
+                status = OrientationStatus.KIOSQUE
             elif rule.mode == "propose":
-                status = "proposed"
+                status = OrientationStatus.PROPOSED
             elif assigner.has_room(structure_id):
-                status = "validated"
+                status = OrientationStatus.VALIDATED
             else:
-                status = "awaiting_capacity"
-            agent_id = assigner.take(structure_id) if status == "validated" else None
+                status = OrientationStatus.AWAITING_CAPACITY
+            agent_id = assigner.take(structure_id) if status == OrientationStatus.VALIDATED else None
             # A decision keeps only the facts its own rule read (issue 15: an automatic decision never
             # stores what earlier rules read, e.g. health), and its explanation lists those.
             snap = snapshot(facts, (*rule.facts_used, *_placeholders(rule.explain)))
             text = explain_decision(rule, decision.variant, row.version, facts, rule.facts_used)
-            if status == "unsectorised":
+            if status == OrientationStatus.UNSECTORISED:
                 text += f" Aucune structure n'a pu être désignée: {why}."
             if existing is not None:
                 superseded.append(existing.id)
                 stats["superseded"] += 1
             new_rows.append(dict(
                 person_id=pid, path_id=cand.path_id, referent_type=referent_type, structure_id=structure_id,
-                agent_id=agent_id, rule_set_version=row.version, rule_id=rule.id, mode=rule.mode, origin="auto",
+                agent_id=agent_id, rule_set_version=row.version, rule_id=rule.id, mode=rule.mode, origin=Origin.AUTO,
                 parcours=rule.parcours, organisme=rule.organisme,
-                validation="auto" if status in ("validated", "awaiting_capacity") else None,
+                validation="auto" if status in (OrientationStatus.VALIDATED, OrientationStatus.AWAITING_CAPACITY) else None,
                 status=status, facts=snap, explanation=text, algorithmic=True, decided_on=as_of,
-                validated_on=as_of if status == "validated" else None,
-                notified_on=as_of if status == "validated" else None,
+                validated_on=as_of if status == OrientationStatus.VALIDATED else None,
+                notified_on=as_of if status == OrientationStatus.VALIDATED else None,
                 supersedes_id=existing.id if existing is not None else None))
             meta.append((pid, cand, status, referent_type, structure_id, why, rule.id))
             decisions[referent_type] += 1
             stats[status] += 1
         if superseded:
-            session.execute(update(Orientation).where(Orientation.id.in_(superseded)).values(status="superseded"))
+            session.execute(update(Orientation).where(Orientation.id.in_(superseded)).values(
+                status=OrientationStatus.SUPERSEDED))
         events, notifications = [], []
         if new_rows:
             # One new row per person in a batch: map the returned ids by person (any order, so that the
@@ -222,7 +226,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 label = Outcome(rtype).label
                 data = {"orientation_id": oid, "rule": rule_id, "referent_type": rtype,
                         "structure": assigner.code(sid), "status": status}
-                if status == "validated":
+                if status == OrientationStatus.VALIDATED:
                     events.append(_event(pid, cand.path_id, "orientation.validated", as_of,
                                          f"Orientation validée automatiquement: {label} (règle {rule_id})", data))
                     events.append(_event(pid, cand.path_id, "orientation.notified", as_of,
@@ -231,11 +235,11 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 else:
                     events.append(_event(pid, cand.path_id, "orientation.proposed", as_of,
                                          f"Proposition: {label} (règle {rule_id}, statut {status})", data))
-                if status == "unsectorised":
+                if status == OrientationStatus.UNSECTORISED:
                     alerts.append(alert_row(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
                                          f"Personne {pid} hors sectorisation: {why}", as_of, pid, None,
                                          {"orientation_id": oid}))
-                elif status == "awaiting_capacity":
+                elif status == OrientationStatus.AWAITING_CAPACITY:
                     alerts.append(_capacity_alert(assigner, pid, cand.path_id, sid, oid, as_of))
         if promoted:
             session.execute(update(Orientation), [{k: v for k, v in p.items() if not k.startswith("_")}
@@ -255,7 +259,8 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             stats["promoted"] += len(promoted)
         bulk_insert(session, CaseEvent, events)
         bulk_insert(session, Notification, notifications)
-        mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta if status == "validated"]
+        mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta
+                                     if status == OrientationStatus.VALIDATED]
                            + [p["_path"] for p in promoted])
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
@@ -298,7 +303,7 @@ def bulk_insert(session: Session, model, rows: list[dict]) -> None:
 def _promotion(existing: _Pending, assigner: Assigner, as_of: dt.date, pid: int, cand) -> dict:
     """The update validating a decision that waited for a place (and what its events need)."""
     agent_id = assigner.take(existing.structure_id)
-    return {"id": existing.id, "status": "validated", "validated_on": as_of, "notified_on": as_of,
+    return {"id": existing.id, "status": OrientationStatus.VALIDATED, "validated_on": as_of, "notified_on": as_of,
             "agent_id": agent_id, "_person": pid, "_path": cand.path_id, "_email": cand.email,
             "_phone": cand.phone, "_phone_kind": cand.phone_kind,
             "_referent_type": existing.referent_type, "_structure": existing.structure_id}
@@ -360,14 +365,14 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
     marked validated by an agent, even when it then waits for a place."""
     o.validation = o.validation or "agent"
     if o.structure_id is not None and not assigner.has_room(o.structure_id):
-        o.status = "awaiting_capacity"
+        o.status = OrientationStatus.AWAITING_CAPACITY
         session.flush()
         a = _capacity_alert(assigner, o.person_id, o.path_id, o.structure_id, o.id, on)
         raise_alert(session, a["key"], a["kind"], a["message"], on, person_id=o.person_id,
                     structure_id=o.structure_id, data=a["data"])
         return False
     for prev in session.scalars(select(Orientation).where(Orientation.person_id == o.person_id,
-                                                          Orientation.status == "validated",
+                                                          Orientation.status == OrientationStatus.VALIDATED,
                                                           Orientation.id != o.id)):
         prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
         assigner.release(prev.structure_id, prev.agent_id)
@@ -403,7 +408,7 @@ def _source_of(origin: str) -> str:
 
 def record_orientation(session: Session, person_id: int, referent_type: str, *, origin: str, decided_on: dt.date,
                        structure_id: int | None = None, user_id: int | None = None, reason: str | None = None,
-                       status: str = "validated", path_id: int | None = None,
+                       status: str = OrientationStatus.VALIDATED, path_id: int | None = None,
                        assigner: Assigner | None = None, parcours: str | None = None) -> Orientation:
     """A decision made by a person (kiosque outcome, agent, MDS default, réorientation).
 
@@ -418,13 +423,13 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
                                "aucun pour une invitation au Kiosque)")
     if origin not in ORIGINS:
         raise OrientationError(f"origine inconnue: {origin!r}")
-    if status not in ("validated", "proposed", "kiosque"):
+    if status not in (OrientationStatus.VALIDATED, OrientationStatus.PROPOSED, OrientationStatus.KIOSQUE):
         raise OrientationError(f"statut initial impossible: {status!r}")
     person = session.get(Person, person_id)
     if person is None:
         raise OrientationError(f"personne {person_id} inconnue")
     if referent_type == "kiosque":
-        status = "kiosque"
+        status = OrientationStatus.KIOSQUE
     assigner = assigner or Assigner(session)
     path_id = path_id or open_path_id(session, person_id)
     household = session.get(Household, person.household_id) if person.household_id else None
@@ -442,20 +447,20 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     pending = session.scalars(select(Orientation).where(Orientation.person_id == person_id,
                                                         Orientation.status.in_(PENDING))).all()
     for p in pending:
-        p.status = "superseded"
-    mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == "proposed" else "auto")
+        p.status = OrientationStatus.SUPERSEDED
+    mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == OrientationStatus.PROPOSED else "auto")
     who = ORIGIN_PHRASES.get(origin, origin)
     target = Outcome(referent_type).label
     code = assigner.code(structure_id)
     text = (f"Décision prise par {who} le {decided_on.isoformat()}: {target}"
             f"{f' ({code})' if code else ''}." + (f" Motif: {reason}." if reason else "")
             + " Cette décision n'a pas été établie par un algorithme.")
-    initial = "unsectorised" if structure_id is None and referent_type != "kiosque" else status
+    initial = OrientationStatus.UNSECTORISED if structure_id is None and referent_type != "kiosque" else status
     if structure_id is None:
         text += f" Aucune structure n'a pu être désignée: {why}."
     o = Orientation(person_id=person_id, path_id=path_id, referent_type=referent_type, structure_id=structure_id,
                     parcours=parcours or default_parcours_of(referent_type), organisme=organisme_of(referent_type),
-                    mode=mode, origin=origin, status=initial if initial != "validated" else "proposed",
+                    mode=mode, origin=origin, status=initial if initial != OrientationStatus.VALIDATED else OrientationStatus.PROPOSED,
                     explanation=text, algorithmic=False, decided_on=decided_on, override_reason=None,
                     supersedes_id=pending[-1].id if pending else None)
     session.add(o)
@@ -463,7 +468,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     source = _source_of(origin)
     data = {"orientation_id": o.id, "referent_type": referent_type, "structure": code, "origin": origin,
             "reason": reason}
-    if initial == "validated":
+    if initial == OrientationStatus.VALIDATED:
         if not _validate_row(session, o, decided_on, assigner, user_id, source):
             add_event(session, person_id, "orientation.proposed", decided_on, source,
                       f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
@@ -471,7 +476,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     else:
         add_event(session, person_id, "orientation.proposed", decided_on, source,
                   f"Proposition: {target} ({who}, statut {o.status})", data, path_id=path_id, author_id=user_id)
-        if initial == "unsectorised":
+        if initial == OrientationStatus.UNSECTORISED:
             raise_alert(session, f"orientation.unsectorised:{path_id or 'p' + str(person_id)}",
                         "orientation.unsectorised", f"Personne {person_id} hors sectorisation: {why}", decided_on,
                         person_id=person_id, data={"orientation_id": o.id})
@@ -481,7 +486,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
 
 # --- validation queue, override ------------------------------------------------------------------
 
-def queue(session: Session, scope: ColumnElement[bool] | None = None, status: str = "proposed",
+def queue(session: Session, scope: ColumnElement[bool] | None = None, status: str = OrientationStatus.PROPOSED,
           mds_id: int | None = None, territory_id: int | None = None, referent_type: str | None = None,
           rule_id: str | None = None, structure_id: int | None = None, limit: int = 100,
           offset: int = 0) -> dict:
@@ -539,7 +544,7 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
         o = rows.get(oid)
         if o is None:
             out["skipped"].append({"id": oid, "reason": "décision inconnue ou hors de votre périmètre"})
-        elif o.status != "proposed":
+        elif o.status != OrientationStatus.PROPOSED:
             out["skipped"].append({"id": oid, "reason": f"statut {o.status}: seule une proposition se valide"})
         elif o.structure_id is None:
             out["skipped"].append({"id": oid, "reason": "aucune structure: utiliser une modification"})
@@ -551,7 +556,7 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
 
 
 def queue_ids(session: Session, scope=None, **filters) -> list[int]:
-    q = _queue_filter(select(Orientation.id), scope, filters.pop("status", "proposed"), filters.get("mds_id"),
+    q = _queue_filter(select(Orientation.id), scope, filters.pop("status", OrientationStatus.PROPOSED), filters.get("mds_id"),
                       filters.get("territory_id"), filters.get("referent_type"), filters.get("rule_id"),
                       filters.get("structure_id"))
     return list(session.scalars(q.order_by(Orientation.id)))
@@ -572,10 +577,10 @@ def override(session: Session, orientation_id: int, user_id: int | None, referen
     if original.status not in PENDING:
         raise OrientationError(f"statut {original.status}: seule une décision en attente se modifie "
                                "(pour une orientation validée: demande de réorientation)")
-    original.status = "overridden"
+    original.status = OrientationStatus.OVERRIDDEN
     session.flush()
-    new = record_orientation(session, original.person_id, referent_type, origin="agent", decided_on=as_of,
-                             structure_id=structure_id, user_id=user_id, reason=reason, status="validated",
+    new = record_orientation(session, original.person_id, referent_type, origin=Origin.AGENT, decided_on=as_of,
+                             structure_id=structure_id, user_id=user_id, reason=reason, status=OrientationStatus.VALIDATED,
                              path_id=original.path_id, parcours=parcours)
     new.supersedes_id, new.override_reason = original.id, reason.strip()
     add_event(session, original.person_id, "orientation.overridden", as_of, "agent",
@@ -593,49 +598,95 @@ def _structure_code(session: Session, sid: int | None) -> str | None:
     return session.scalar(select(Structure.code).where(Structure.id == sid)) if sid else None
 
 
-def history(session: Session, person_id: int) -> list[dict]:
+@dataclass(frozen=True)
+class Decision:
+    """A decision row with its structure's code (orientation.schemas.OrientationSchema formats it)."""
+
+    orientation: Orientation
+    structure: str | None
+
+    @property
+    def rule(self) -> str | None:
+        return self.orientation.rule_id
+
+    def __getattr__(self, name):  # the decision's own columns (id, status, origin, facts…)
+        if name == "orientation":
+            raise AttributeError(name)
+        return getattr(self.orientation, name)
+
+
+def decision_of(session: Session, o: Orientation) -> Decision:
+    return Decision(o, _structure_code(session, o.structure_id))
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What the active rules would decide today, with the facts they read."""
+
+    rule: str
+    label: str
+    referent_type: str
+    parcours: str | None
+    organisme: str | None
+    source: str | None
+    variant: str | None
+    mode: str
+    rule_set_version: int
+    explanation: str
+    facts: dict
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a person is (or would be) oriented as they are (orientation.schemas.ExplainSchema)."""
+
+    person_id: int
+    as_of: dt.date
+    current: Decision | None
+    rule_label: str | None
+    explanation: str | None
+    rules_today: Simulation
+    history: list[Decision]
+
+
+def history(session: Session, person_id: int) -> list[Decision]:
     rows = session.execute(select(Orientation, Structure.code).outerjoin(Structure,
                                                                           Structure.id == Orientation.structure_id)
                            .where(Orientation.person_id == person_id).order_by(Orientation.id)).all()
-    return [{"id": o.id, "referent_type": o.referent_type, "parcours": o.parcours, "organisme": o.organisme,
-             "structure": code, "status": o.status, "validation": o.validation, "origin": o.origin, "rule": o.rule_id, "rule_set_version": o.rule_set_version, "mode": o.mode,
-             "algorithmic": o.algorithmic, "decided_on": o.decided_on, "validated_on": o.validated_on,
-             "ended_on": o.ended_on, "end_reason": o.end_reason, "override_reason": o.override_reason,
-             "explanation": o.explanation, "facts": o.facts} for o, code in rows]
+    return [Decision(o, code) for o, code in rows]
 
 
-def explain(session: Session, person_id: int, as_of: dt.date) -> dict:
+def explain(session: Session, person_id: int, as_of: dt.date) -> Explanation:
     """Why the person is (or would be) oriented as they are, in plain French, with the facts."""
     if session.get(Person, person_id) is None:
         raise LookupError(f"personne {person_id} inconnue")
     hist = history(session, person_id)
-    live = [h for h in hist if h["status"] not in ("superseded", "overridden", "ended", "refused")]
+    live = [h for h in hist if h.status not in FINISHED]
     current = live[-1] if live else None
     row, spec = active_rule_set(session)
     facts = build_facts(session, [person_id], as_of)[person_id]
     decision = spec.compile(as_of).evaluate(facts)
-    simulation = {"rule": decision.rule.id, "label": decision.rule.label, "referent_type": decision.rule.outcome,
-                  "parcours": decision.rule.parcours, "organisme": decision.rule.organisme,
-                  "source": decision.rule.source,
-                  "variant": decision.variant, "mode": decision.rule.mode, "rule_set_version": row.version,
-                  "explanation": explain_decision(decision.rule, decision.variant, row.version, facts,
-                                                  decision.rule.facts_used),
-                  "facts": snapshot(facts, decision.rule.facts_used)}
+    simulation = Simulation(rule=decision.rule.id, label=decision.rule.label, referent_type=decision.rule.outcome,
+                            parcours=decision.rule.parcours, organisme=decision.rule.organisme,
+                            source=decision.rule.source,
+                            variant=decision.variant, mode=decision.rule.mode, rule_set_version=row.version,
+                            explanation=explain_decision(decision.rule, decision.variant, row.version, facts,
+                                                         decision.rule.facts_used),
+                            facts=snapshot(facts, decision.rule.facts_used))
     rule_label = None
-    if current and current["rule"]:
-        old = get_rule_set(session, current["rule_set_version"]) if current["rule_set_version"] else None
-        r = spec_of(old).rule(current["rule"]) if old else None
+    if current and current.rule:
+        old = get_rule_set(session, current.rule_set_version) if current.rule_set_version else None
+        r = spec_of(old).rule(current.rule) if old else None
         rule_label = r.label if r else None
-    return {"person_id": person_id, "as_of": as_of.isoformat(), "current": current, "rule_label": rule_label,
-            "explanation": current["explanation"] if current else None,
-            "rules_today": simulation, "history": hist}
+    return Explanation(person_id=person_id, as_of=as_of, current=current, rule_label=rule_label,
+                       explanation=current.explanation if current else None, rules_today=simulation, history=hist)
 
 
 def current_orientation_summary(session: Session, person_id: int) -> dict | None:
     """The current (validated) orientation for `rsa cases show`, or None."""
     row = session.execute(select(Orientation, Structure.code)
                           .outerjoin(Structure, Structure.id == Orientation.structure_id)
-                          .where(Orientation.person_id == person_id, Orientation.status == "validated")
+                          .where(Orientation.person_id == person_id, Orientation.status == OrientationStatus.VALIDATED)
                           .order_by(Orientation.validated_on.desc(), Orientation.id.desc()).limit(1)).first()
     if row is None:
         return None
@@ -668,7 +719,7 @@ def territory_id_by_code(session: Session, code: str | None) -> int | None:
 
 
 # The service's public names, with those of the rule sets its callers (API, CLI, bench) reach here.
-__all__ = ["Assigner", "OrientationError", "RuleSetError", "VARIANT_LABELS", "active_rule_set",
-           "current_orientation_summary", "explain", "get_rule_set", "history", "load_rules_document",
+__all__ = ["Assigner", "OrientationError", "active_rule_set",
+           "current_orientation_summary", "decision_of", "explain", "get_rule_set", "history", "load_rules_document",
            "load_rules_text", "mark_path_oriented", "override", "queue", "queue_ids", "record_orientation",
-           "rule_set_as_dict", "rule_set_versions", "run", "spec_of", "store_rule_set", "validate"]
+           "rule_set_versions", "run", "spec_of", "validate"]

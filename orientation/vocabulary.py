@@ -1,42 +1,11 @@
-"""Orientation's own vocabulary: the statuses of a decision and where it came from, with their French
-labels. Referent types, outcomes and legal delays are the product's (referents.vocabulary).
-
-`Origin.label` is the short name of the reports' breakdowns; `Origin.phrase` completes the notice's
-sentence "Cette décision a été prise par …" (rule 5: every notice says how the decision was taken).
+"""Orientation's vocabulary: the groups of decision statuses and the labels orientation uses. The
+statuses and origins themselves (OrientationStatus, Origin) live in referents.vocabulary, so that cases
+(below orientation) can name them too; they are re-exported here.
 """
 
 from __future__ import annotations
 
-from referents.vocabulary import LabelledEnum
-
-
-class OrientationStatus(LabelledEnum):
-    """The life of a decision row (append-only): "validated" is THE current orientation."""
-
-    PROPOSED = ("proposed", "Proposée, à valider")
-    VALIDATED = ("validated", "Validée")
-    AWAITING_CAPACITY = ("awaiting_capacity", "En attente de place")
-    UNSECTORISED = ("unsectorised", "Hors sectorisation")
-    KIOSQUE = ("kiosque", "Invitée au Kiosque Insertion")
-    OVERRIDDEN = ("overridden", "Modifiée par un professionnel")
-    REFUSED = ("refused", "Refusée")
-    ENDED = ("ended", "Terminée")
-    SUPERSEDED = ("superseded", "Remplacée")
-
-
-class Origin(LabelledEnum):
-    """Who or what took the decision."""
-
-    AUTO = ("auto", "Automatique", "l'algorithme d'orientation")
-    AGENT = ("agent", "Agent", "un professionnel du Département")
-    KIOSQUE = ("kiosque", "Kiosque", "la personne au Kiosque Insertion")
-    DEFAULT_MDS = ("default_mds", "MDS par défaut", "l'orientation par défaut de la loi")
-    REORIENTATION = ("reorientation", "Réorientation", "une réorientation")
-    # The law (L262-35, D262-65-2 CASF): France Travail orients in the Département's place when the
-    # Département has not decided within six weeks. Counted apart in the indicators.
-    FRANCE_TRAVAIL = ("france_travail", "Orienté par France Travail",
-                      "France Travail, faute de décision du Département dans le délai légal de six semaines")
-
+from referents.vocabulary import OrientationStatus, Origin
 
 S = OrientationStatus
 STATUSES: tuple[str, ...] = OrientationStatus.codes()

@@ -9,7 +9,6 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.db import Base, utcnow
-from referents.vocabulary import ReferentType, StructureKind  # noqa: F401  (re-exported)
 
 
 class Role(enum.StrEnum):

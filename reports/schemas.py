@@ -35,7 +35,8 @@ class DelayStatsSchema(Schema):
     share_within_30 = fields.Float(allow_none=True, metadata={"description": "fraction 0–1, null sans dénominateur"})
     share_within_42 = fields.Float(allow_none=True)
     share_within_90 = fields.Float(allow_none=True)
-    denominators = fields.Dict(keys=fields.String(), values=fields.Integer())
+    denominators = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Dénominateur de chaque part, par seuil en jours (30, 42, 90)"})
 
 
 class DelayBreakdownSchema(DelayStatsSchema):
@@ -46,12 +47,14 @@ class DelayBreakdownSchema(DelayStatsSchema):
 class BacklogBreakdownSchema(Schema):
     key = fields.String(allow_none=True)
     label = fields.String()
-    bands = fields.Dict(keys=fields.String(), values=fields.Integer())
+    bands = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Personnes en attente par tranche d'ancienneté (" + ", ".join(b[0] for b in BANDS) + ")"})
     total = fields.Integer()
 
 
 class DelayClockSchema(DelayStatsSchema):
-    backlog = fields.Dict(keys=fields.String(), values=fields.Integer())
+    backlog = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "Personnes en attente par tranche d'ancienneté (" + ", ".join(b[0] for b in BANDS) + ")"})
     backlog_total = fields.Integer()
     by_month = fields.List(fields.Nested(DelayBreakdownSchema))
     by_territory = fields.List(fields.Nested(DelayBreakdownSchema))
@@ -89,7 +92,8 @@ class DelaysReportSchema(Schema):
     targets = fields.Nested(TargetsSchema)
     bands = fields.List(fields.String())
     clocks = fields.Dict(keys=fields.String(validate=validate.OneOf(list(CLOCKS))),
-                         values=fields.Nested(DelayClockSchema))
+                         values=fields.Nested(DelayClockSchema),
+                         metadata={"description": "Délais par horloge de départ (" + ", ".join(CLOCKS) + ")"})
 
 
 class FunnelSchema(Schema):

@@ -12,7 +12,6 @@ from pathlib import Path as FsPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orientation.outcomes import refresh_path_outcomes  # noqa: F401  (bench/reports.py imports it from here)
 from orientation.vocabulary import NOT_ORIENTED, Origin
 from referents.models import Structure
 from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Organisme, Outcome, Parcours

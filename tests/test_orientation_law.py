@@ -83,7 +83,7 @@ def test_v2_run_stores_parcours_organisme_validation_and_only_its_rules_facts(se
     assert (o.rule_id, o.status, o.parcours, o.organisme) == ("INSUFFICIENT_DATA", "kiosque", None, None)
 
     explained = service.explain(session, cho.id, AS_OF)
-    assert explained["current"]["parcours"] == "emploi" and explained["current"]["organisme"] == "france_travail"
+    assert explained.current.parcours == "emploi" and explained.current.organisme == "france_travail"
 
 
 def test_decisions_made_by_a_person_carry_parcours_and_organisme(session):

@@ -13,6 +13,7 @@ from orientation import reorientations, service
 from orientation.facts import build_facts
 from orientation.models import Notification, Orientation, ReorientationRequest, RuleSet
 from orientation.population import expected_by_referent, insert_population
+from orientation.schemas import ExplainSchema, RuleSetSchema, RuleSetVersionSchema
 from referents.models import Agent, Structure
 from tests.factories import make_person
 from tests.rules_helpers import use_rules_v1
@@ -327,7 +328,7 @@ def test_rule_sets_are_versioned(session):
     assert row.version == 1 and row.active and spec.rules[0].id == "FT_ACCOMPANIED"
     same = service.load_rules_text(session, row.source_text)
     assert same.id == row.id  # identical rules: no new version
-    doc = service.rule_set_as_dict(row)
+    doc = RuleSetSchema().dump(row)
     doc["rules"] = [r for r in doc["rules"] if r["id"] != "FT_ACCOMPANIED"]
     new = service.load_rules_document(session, {"name": "sans FT", "rules": doc["rules"],
                                                  "fallback": doc["fallback"]}, base_version=1)
@@ -335,12 +336,12 @@ def test_rule_sets_are_versioned(session):
     with pytest.raises(service.OrientationError, match="changé entre-temps"):
         service.load_rules_document(session, {"name": "x", "rules": doc["rules"], "fallback": doc["fallback"]},
                                     base_version=1)
-    assert [v["version"] for v in service.rule_set_versions(session)] == [1, 2]
+    assert [v["version"] for v in RuleSetVersionSchema(many=True).dump(service.rule_set_versions(session))] == [1, 2]
     p = make_person(session, activities=[("CHO", dt.date(2026, 1, 1), None)])
     service.run(session, AS_OF)
     o = _orientations(session, p.id)[0]
     assert o.rule_set_version == 2 and "v2" in o.explanation
-    exp = service.explain(session, p.id, AS_OF)
+    exp = ExplainSchema().dump(service.explain(session, p.id, AS_OF))
     assert exp["current"]["rule"] == "JOB_READY" and exp["rule_label"] == "Disponible pour l'emploi"
     assert exp["rules_today"]["rule"] == "JOB_READY"
     assert session.scalar(select(func.count(RuleSet.id))) == 2

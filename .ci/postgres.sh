@@ -2,6 +2,12 @@
 # Install (Debian packages) and start a local PostgreSQL server for the test suite, then print the
 # URL of a role allowed to create databases. Idempotent; PostgreSQL refuses root, so it runs as
 # the `postgres` user through the Debian cluster tools.
+#
+# Two roles (docs/security.md, "Database roles"):
+#   rsa      owner: creates the test databases, runs the migrations (RSA_MIGRATE_DATABASE_URL);
+#   rsa_app  the application: LOGIN only; its rights (rows only, INSERT-only audit log, no TRUNCATE,
+#            no ALTER) are granted per database by config.roles.grant_app_role after each migration.
+# The printed URL is the owner's; the test harness derives the application's (user rsa_app).
 set -euo pipefail
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   echo "installing PostgreSQL (Debian packages)…" >&2
@@ -28,6 +34,12 @@ DO $$ BEGIN
 END $$;
 -- DROP DATABASE … WITH (FORCE) must be able to end an autovacuum worker on the dropped database.
 GRANT pg_signal_backend TO rsa;
+-- The application's role: no CREATEDB, no CREATEROLE, owns nothing.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rsa_app') THEN
+    CREATE ROLE rsa_app LOGIN NOCREATEDB NOCREATEROLE PASSWORD 'rsa_app';
+  END IF;
+END $$;
 SQL
 su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname='rsa'\"" | grep -q 1 \
   || su postgres -c "createdb -O rsa rsa" >&2

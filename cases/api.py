@@ -125,7 +125,10 @@ def person_timeline(person_id):
 def list_appointments(person_id):
     _person(person_id)
     rows = db().query(Appointment).filter(Appointment.person_id == person_id).order_by(Appointment.scheduled_at)
-    return rows.all()
+    data = rows.all()
+    audit("read", person_id, {"view": "appointments"})
+    db().commit()
+    return data
 
 
 @blp.route("/<int:person_id>/appointments", methods=["POST"])
@@ -168,7 +171,10 @@ def update_appointment(args, person_id, appointment_id):
 def list_contracts(person_id):
     _person(person_id)
     rows = db().query(Contract).filter(Contract.person_id == person_id).order_by(Contract.id)
-    return rows.all()
+    data = rows.all()
+    audit("read", person_id, {"view": "contracts"})
+    db().commit()
+    return data
 
 
 @blp.route("/<int:person_id>/contracts", methods=["POST"])
@@ -193,7 +199,10 @@ def create_contract(args, person_id):
 def list_reviews(person_id):
     _person(person_id)
     rows = db().query(Review).filter(Review.person_id == person_id).order_by(Review.due_on, Review.id)
-    return rows.all()
+    data = rows.all()
+    audit("read", person_id, {"view": "reviews"})
+    db().commit()
+    return data
 
 
 @blp.route("/<int:person_id>/reviews", methods=["POST"])
@@ -221,7 +230,10 @@ def hold_review(args, person_id):
 def list_diagnostics(person_id):
     _person(person_id)
     rows = db().query(Diagnostic).filter(Diagnostic.person_id == person_id).order_by(Diagnostic.recorded_on)
-    return rows.all()
+    data = rows.all()
+    audit("read", person_id, {"view": "diagnostics"})
+    db().commit()
+    return data
 
 
 @blp.route("/<int:person_id>/diagnostics", methods=["POST"])
@@ -271,7 +283,10 @@ def _sanction_of(person_id: int, sanction_id: int) -> Sanction:
 def list_sanctions(person_id):
     _person(person_id)
     rows = db().query(Sanction).filter(Sanction.person_id == person_id).order_by(Sanction.breach_on, Sanction.id)
-    return rows.all()
+    data = rows.all()
+    audit("read", person_id, {"view": "sanctions"})
+    db().commit()
+    return data
 
 
 @blp.route("/<int:person_id>/sanctions", methods=["POST"])

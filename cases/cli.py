@@ -180,9 +180,9 @@ def exits_cmd(start, end, structure_code, as_json):
 
 def _audit_cli(session, action: str, person_id: int, command: str) -> None:
     """Command-line reads of a person's record are logged like API reads."""
-    from referents.models import AuditLog
+    from referents import audit
 
-    session.add(AuditLog(user_id=None, action=action, person_id=person_id, endpoint=f"cli {command}"))
+    audit.cli(session, action, person_id, command=command)
 
 
 COMMANDS = [cases]

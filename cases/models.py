@@ -68,6 +68,9 @@ class Household(Base):
     transferred_from: Mapped[str | None] = mapped_column(String(40))  # OrganismeCedant
     transferred_to: Mapped[str | None] = mapped_column(String(40))  # OrganismePrenant
     last_flow_on: Mapped[dt.date | None] = mapped_column(Date)  # DTREF of the last flow seen
+    # The last monthly flow (import batch) of its organism that carried the household: a household of
+    # the previous monthly flow absent from the next one is closed (monthly flows are snapshots).
+    last_monthly_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -103,6 +106,10 @@ class Person(Base):
     # The date the Département first learned the person is SDD with an open right
     # (start of the current 42-day legal clock); reset by a transfer in or a reopening.
     legal_clock_start: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # Facts of the flow, kept as given (they may be years old; the legal clock runs from receipt):
+    # DDSOUDRODEV / DFSOUDRODEV, start and end of the SDD flag.
+    sdd_start_on: Mapped[dt.date | None] = mapped_column(Date)
+    sdd_end_on: Mapped[dt.date | None] = mapped_column(Date)
     last_contact_on: Mapped[dt.date | None] = mapped_column(Date)
     pseudonymised: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

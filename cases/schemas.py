@@ -10,6 +10,7 @@ from cases.appointments import APPOINTMENT_KINDS, APPOINTMENT_STATUSES
 from cases.contracts import CONTRACT_KINDS, REVIEW_OUTCOMES
 from cases.procedure import exit_reasons, procedure
 from cases.sanctions import ep_deemed_on, sanction_end
+from referents.fields import ParisDateTime
 from referents.vocabulary import REFERENT_TYPES
 
 _DATE = {"type": "string", "format": "date", "nullable": True}
@@ -68,7 +69,7 @@ class TimelineEventSchema(Schema):
 
 
 class AppointmentInSchema(Schema):
-    scheduled_at = fields.DateTime(required=True)
+    scheduled_at = ParisDateTime(required=True)
     status = fields.String(load_default="planned", validate=validate.OneOf(APPOINTMENT_STATUSES))
     kind = fields.String(load_default="first", validate=validate.OneOf(APPOINTMENT_KINDS))
     structure_id = fields.Integer(load_default=None)
@@ -83,7 +84,7 @@ class AppointmentStatusSchema(Schema):
 class AppointmentSchema(Schema):
     id = fields.Integer()
     person_id = fields.Integer()
-    scheduled_at = fields.DateTime()
+    scheduled_at = ParisDateTime()
     kind = fields.String()
     status = fields.String()
     structure_id = fields.Integer(allow_none=True)

@@ -19,10 +19,31 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 
+# Security headers of every response (one definition: the app's responses and the errors the WSGI
+# server writes itself, see config.edges). The script CSP carries a per-request nonce: no inline
+# script runs unless its tag carries nonce="{{ csp_nonce() }}" (issue 22, item 10).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def content_security_policy(nonce: str | None = None) -> str:
+    script = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    return ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            f"script-src {script}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
     runtime = runtime or build_runtime(settings)
     settings = runtime.settings
+    if not settings.secret_key:  # an empty key used to start, then /login answered 500
+        raise RuntimeError("RSA_SECRET_KEY est vide: aucune session ne peut être signée")
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -68,6 +89,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         pages = getattr(module, "pages", None)
         if pages is not None:
             app.register_blueprint(pages)
+    for name in PACKAGES:  # the screens of each package (pages.py next to its api.py)
+        screens = optional_module(f"{name}.pages")
+        if screens is not None:
+            app.register_blueprint(screens.bp)
 
     @app.get("/healthz")
     @public
@@ -95,6 +120,27 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return None
 
     @app.before_request
+    def _ids_that_cannot_exist():
+        """An id in the URL beyond what a database integer holds names nothing: 404, like any
+        missing record (instead of an overflow in the driver)."""
+        for value in (request.view_args or {}).values():
+            if isinstance(value, int) and not 0 <= value <= 2**63 - 1:
+                abort(404)
+
+    @app.before_request
+    def _nonce_and_json_depth():
+        import secrets
+
+        g.csp_nonce = secrets.token_urlsafe(16)
+        from config.edges import check_json_depth
+
+        check_json_depth(request)
+
+    @app.context_processor
+    def _csp_nonce():
+        return {"csp_nonce": lambda: g.get("csp_nonce", "")}
+
+    @app.before_request
     def _csrf():
         view = app.view_functions.get(request.endpoint) if request.endpoint else None
         csrf_check(view is not None and declared_roles(view, request.method) == "public")
@@ -108,9 +154,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             from flask import redirect, url_for  # an HTML page: go to the login form, then back
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
         body = {"code": exc.code, "status": exc.name}
-        messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
         if messages:
             body["errors"] = messages
+        elif isinstance(data, dict) and data.get("message") and exc.code not in (500,):
+            body["message"] = data["message"]  # flask_smorest.abort(code, message="…"): the French reason
         elif exc.description and exc.code not in (500,):
             body["message"] = exc.description
         return jsonify(body), exc.code
@@ -143,18 +192,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @app.after_request
     def _headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-        )
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Content-Security-Policy", content_security_policy(g.get("csp_nonce")))
         if settings.secure_cookies:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

@@ -54,8 +54,12 @@ def _authenticate() -> User | None:
         return user_for_token(db(), header[7:].strip())
     uid = session.get("user_id")
     if uid:
-        user = db().get(User, uid)
-        if user is not None and user.active and session.get("pw") == (user.password_hash or "")[-16:]:
+        # The cookie alone is not enough: its server-side session must still be live (logout and
+        # revocation end it everywhere), and the password must not have changed since.
+        from referents.sessions import session_user
+
+        user = session_user(db(), session.get("sid"))
+        if user is not None and user.id == uid and session.get("pw") == (user.password_hash or "")[-16:]:
             return user
     return None
 
@@ -103,12 +107,12 @@ def declared_roles(view_func, method: str):
 
 
 def audit(action: str, person_id: int | None = None, details: dict | None = None) -> None:
-    """Record an access in the audit log, in the request's session."""
-    from referents.models import AuditLog
+    """Record an access in the audit log, in the request's session (through the one audit writer)."""
+    from referents import audit as audit_log
 
     user = g.get("user")
-    db().add(AuditLog(user_id=user.id if user else None, action=action, person_id=person_id,
-                      endpoint=f"{request.method} {request.path}", ip=request.remote_addr, details=details))
+    audit_log.write(db(), action, user_id=user.id if user else None, person_id=person_id,
+                    endpoint=f"{request.method} {request.path}", ip=request.remote_addr, details=details)
 
 
 def bearer_request() -> bool:

@@ -73,6 +73,34 @@ def get_runtime(ctx: click.Context | None = None) -> Runtime:
     return root.obj["runtime"]
 
 
+def get_migrate_runtime(ctx: click.Context | None = None) -> Runtime:
+    """The runtime of the schema owner (RSA_MIGRATE_DATABASE_URL, else the application's URL):
+    migrations and reference data run as the owner; the application's role only gets row rights."""
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    app = get_runtime(ctx)
+    url = app.settings.migrate_database_url
+    if not url or url == app.settings.database_url:
+        return app
+    if "migrate_runtime" not in root.obj:
+        root.obj["migrate_runtime"] = build_runtime(app.settings.with_(database_url=url))
+        root.call_on_close(root.obj["migrate_runtime"].dispose)
+    return root.obj["migrate_runtime"]
+
+
+def grant_app_role(app: Runtime, owner: Runtime) -> str | None:
+    """After a migration, give the application's role its rights (PostgreSQL, two distinct roles)."""
+    from config.roles import app_role_of
+    from config.roles import grant_app_role as grant
+
+    role = app_role_of(app.settings.database_url, owner.settings.database_url)
+    if role is None:
+        return None
+    with owner.engine.begin() as conn:
+        grant(conn, role)
+    return role
+
+
 pass_runtime = click.make_pass_decorator(Runtime)
 
 
@@ -110,10 +138,11 @@ def db_upgrade(revision, as_json):
     """Applique les migrations (sans effet sur une base à jour)."""
     from config import migrate
 
-    rt = get_runtime()
+    rt = get_migrate_runtime()
     before = migrate.current_revision(rt.engine)
     changed = migrate.upgrade(rt.engine, revision)
     after = migrate.current_revision(rt.engine)
+    grant_app_role(get_runtime(), rt)
     emit({"from": before, "to": after, "changed": changed}, as_json,
          f"base {'migrée' if changed else 'déjà à jour'}: {before} → {after}")
 
@@ -124,7 +153,7 @@ def db_current(as_json):
     """Révision courante de la base."""
     from config import migrate
 
-    rt = get_runtime()
+    rt = get_migrate_runtime()
     emit({"current": migrate.current_revision(rt.engine), "head": migrate.head_revision()}, as_json)
 
 
@@ -134,7 +163,7 @@ def db_downgrade(revision):
     """Revient à une révision antérieure."""
     from config import migrate
 
-    migrate.downgrade(get_runtime().engine, revision)
+    migrate.downgrade(get_migrate_runtime().engine, revision)
     click.echo(f"base ramenée à {revision}")
 
 
@@ -142,7 +171,9 @@ def db_downgrade(revision):
 @json_option
 def init(as_json):
     """Crée ou met à jour la base et charge les données de référence (idempotent)."""
-    result = init_database(get_runtime())
+    owner = get_migrate_runtime()
+    result = init_database(owner)
+    grant_app_role(get_runtime(), owner)
     emit(result, as_json, lambda r: click.echo(
         "rien à faire: base à jour" if not r["changed"] else
         f"base initialisée: {r['loaded']}"))
@@ -156,12 +187,19 @@ def serve(bind, workers, threads):
     """Sert l'application avec gunicorn (serveur WSGI de production)."""
     from gunicorn.app.base import BaseApplication
 
+    from config import secrets
+
     settings = Settings.from_env()
-    host = bind.rsplit(":", 1)[0]
-    if settings.secret_key == Settings.secret_key and host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise click.ClickException("RSA_SECRET_KEY n'est pas configurée: refus de servir hors de la boucle locale.")
+    host = bind.rsplit(":", 1)[0] if ":" in bind else bind
+    try:
+        secrets.check(settings, host)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
     from config.app import create_app
+    from config.edges import install_gunicorn_error_headers
+
+    install_gunicorn_error_headers()  # gunicorn's own 400/414 answers carry the security headers too
 
     class _App(BaseApplication):
         def load_config(self):
@@ -217,6 +255,11 @@ def show_config(as_json):
     s = Settings.from_env()
     secret = {"secret_key", "nir_key", "smtp_password", "sms_token"}
     data = {k: ("***" if k in secret and v else v) for k, v in vars(s).items()}
+    for k in ("database_url", "migrate_database_url"):
+        if data.get(k) and "@" in data[k]:
+            from sqlalchemy.engine import make_url
+
+            data[k] = make_url(data[k]).render_as_string(hide_password=True)
     emit(data, as_json)
 
 
@@ -227,6 +270,9 @@ def _register_packages() -> None:
 
 
 _register_packages()
+from config.plan_cli import plan as _plan  # noqa: E402 - `rsa plan` (issue 20): drives several packages
+
+main.add_command(_plan)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,10 @@ class Settings:
     """Every setting, its environment variable and its default (see README)."""
 
     database_url: str = field(default=f"sqlite:///{VAR / 'rsa.sqlite3'}", metadata={"env": "RSA_DATABASE_URL"})
+    # The schema owner's URL, used only by `rsa db upgrade|downgrade` and `rsa init` (empty: the same
+    # as RSA_DATABASE_URL). On PostgreSQL the application's role then gets only the rights it needs
+    # (config.roles, docs/security.md).
+    migrate_database_url: str = field(default="", metadata={"env": "RSA_MIGRATE_DATABASE_URL"})
     secret_key: str = field(default="dev-only-change-me", metadata={"env": "RSA_SECRET_KEY"})
     # Key for NIR encryption (Fernet, urlsafe base64 32 bytes) and keyed hashing; derived from
     # the secret key when empty, which is fine for development only.

@@ -32,7 +32,7 @@ def _flux_line(r: dict) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @json_option
 def import_flux(files, as_json):
-    """Importe des flux CAF/MSA (XML VRSB0801), dans l'ordre DTCREAFLUX/HEUCREAFLUX."""
+    """Importe des flux CAF/MSA (XML VRSB0801 ou VRSD0301), dans l'ordre DTCREAFLUX/HEUCREAFLUX."""
     import pathlib
     import sys
 
@@ -45,8 +45,8 @@ def import_flux(files, as_json):
             results = import_files(rt, files, progress=bar.update)
     else:
         results = import_files(rt, files)
-    keys = ("path", "status", "households", "persons", "created", "updated", "unchanged", "rejected", "error",
-            "batch_id", "warnings")
+    keys = ("path", "status", "households", "persons", "created", "updated", "unchanged", "rejected",
+            "closed_absent", "sdd_ended", "error", "batch_id", "warnings")
     data = {"files": [{k: r.get(k) for k in keys} for r in results]}
     emit(data, as_json, lambda d: [click.echo(_flux_line(r)) for r in d["files"]])
     if any(r["status"] == "failed" for r in results):
@@ -84,7 +84,14 @@ def import_replay(reject_id, as_json):
     try:
         result = replay(get_runtime(), reject_id)
     except ReplayError as exc:
-        raise click.ClickException(str(exc)) from None
+        if "lot de type stock" not in str(exc):
+            raise click.ClickException(str(exc)) from None
+        from imports.stock import replay as replay_stock
+
+        try:
+            result = replay_stock(get_runtime(), reject_id)
+        except ReplayError as exc2:
+            raise click.ClickException(str(exc2)) from None
     emit(result, as_json, f"rejet {reject_id}: rejoué ({result.get('key')})" if result["status"] == "replayed"
          else f"rejet {reject_id}: toujours rejeté — {result['reason']}")
     if result["status"] != "replayed":
@@ -100,10 +107,11 @@ def import_replay(reject_id, as_json):
 @click.option("--change-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Part des foyers modifiés (flux quotidien).")
 @click.option("--msa", is_flag=True, help="Flux MSA (APPLIEME=AGO, NIR à 15 caractères).")
+@click.option("--vrsd0301", "vrsd", is_flag=True, help="Au format du nouveau flux bénéficiaire VRSD0301.")
 @click.argument("out", type=click.Path(dir_okay=False))
 @json_option
-def generate_flux(households, seed, month, daily_from, change_rate, msa, out, as_json):
-    """Écrit un flux VRSB0801 synthétique (windows-1252), mensuel ou quotidien."""
+def generate_flux(households, seed, month, daily_from, change_rate, msa, vrsd, out, as_json):
+    """Écrit un flux VRSB0801 (ou VRSD0301) synthétique (windows-1252), mensuel ou quotidien."""
     import re
 
     from imports.generator import derive_flux, generate_monthly
@@ -115,6 +123,17 @@ def generate_flux(households, seed, month, daily_from, change_rate, msa, out, as
                              new_households=max(0, households // 100), msa=msa or None)
     else:
         result = generate_monthly(out, households=households, seed=seed, month=month, msa=msa)
+    if vrsd:
+        import pathlib
+
+        from imports.generator import convert_to_vrsd
+
+        tmp = pathlib.Path(out).with_suffix(".vrsb.tmp")
+        pathlib.Path(out).replace(tmp)
+        try:
+            result = {**result, **convert_to_vrsd(tmp, out)}
+        finally:
+            tmp.unlink()
     emit(result, as_json, f"{out}: {result['households']} foyers (TYPEFLUX={result['typeflux']}, "
                           f"DTREF {result['dtref']})")
 
@@ -124,7 +143,8 @@ def generate_flux(households, seed, month, daily_from, change_rate, msa, out, as
 
 def _print_list_report(report: dict) -> None:
     """Human rendering of a list import report (France Travail, spreadsheet, provider return)."""
-    status = {"imported": "importé", "duplicate": "déjà importé (rien à faire)", "failed": "ÉCHEC"}[report["status"]]
+    status = {"imported": "importé", "duplicate": "déjà importé (rien à faire)", "failed": "ÉCHEC",
+              "dry_run": "vérifié (--dry-run: rien n'est enregistré)"}[report["status"]]
     click.echo(f"{report['file']}: {status}" + (f" — lot n° {report['batch_id']}" if report.get("batch_id") else ""))
     if report.get("error"):
         click.echo(f"  raison: {report['error']}")
@@ -143,6 +163,22 @@ def _print_list_report(report: dict) -> None:
 def _exit_for(report: dict) -> None:
     if report["status"] == "failed":
         raise SystemExit(1)
+
+
+@import_group.command("stock")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--mapping", "mapping_name", default="reprise", show_default=True,
+              help="Correspondance de colonnes de la reprise (imports/mappings/stock/).")
+@click.option("--dry-run", is_flag=True, help="Tout vérifier et compter, sans rien enregistrer.")
+@click.option("--as-of", type=DATE, default=None, help="Date du jour (les dates futures sont refusées).")
+@json_option
+def import_stock(file, mapping_name, dry_run, as_of, as_json):
+    """Reprend l'existant (orientations, référents, contrats du système précédent), après le premier flux."""
+    from imports.stock import import_stock as run
+
+    report = run(get_runtime(), file, mapping_name, dry_run=dry_run, as_of=resolve_as_of(as_of))
+    emit(report, as_json, _print_list_report)
+    _exit_for(report)
 
 
 @import_group.command("france-travail")

@@ -5,6 +5,18 @@ time and the element is cleared (and detached from the root) once read. The pars
 resolves entities, never loads a DTD and never touches the network; a file carrying a
 DOCTYPE is refused outright (XXE, billion laughs).
 
+Every byte the parser reads goes through `_Guard` (after gzip decompression): a DOCTYPE or ENTITY
+declaration anywhere in the file, NUL bytes (UTF-16/UTF-32, even without BOM), more than
+`MAX_TAGS_PER_RECORD` tags without a complete household (20M empty elements in 82 KB of gzip),
+or bytes that contradict the declared encoding (UTF-8 declared windows-1252 and the reverse)
+refuse the file with a French reason. libxml2 without XML_PARSE_HUGE caps the depth at 256 levels
+and text nodes at 10 MB; those refusals are translated too. Memory stays flat whatever the file.
+
+Two versions of the CNAF bénéficiaire flow are read: VRSB0801 (no VERSIONFLUX in the header) and
+VRSD0301 (`IdentificationFlux/VERSIONFLUX`; role in `FonctionPersonneRSA`, SDD flag and its dates
+in `CalculDroitRSAPersonne`, `PrestationRSA` under `DonneesAdministratives`). Any other version, or
+a VRSD0301 person without the role or SDD block, refuses the file naming the block.
+
 Each household becomes a `HouseholdRecord`: its key, its raw fragment, a SHA-256 of the
 fragment (to skip unchanged households cheaply) and the plain data the importer needs, or the
 reason why it cannot be imported (the record is then rejected, the rest of the file goes on).
@@ -12,6 +24,7 @@ reason why it cannot be imported (the record is then rejected, the rest of the f
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import hashlib
@@ -29,6 +42,18 @@ HOUSEHOLD_TAG = "InfosFoyerRSA"
 _TAGS = ("IdentificationFlux", HOUSEHOLD_TAG, "TransmissionFlux")
 _PROLOG_BYTES = 1 << 16
 _RIGHT_STATES = set("0123456")
+VRSB, VRSD = "VRSB0801", "VRSD0301"
+KNOWN_VERSIONS = (VRSB, VRSD)
+# Tags (`<`) read without a complete top-level block (header, household, totals): the largest real
+# household has a few thousand; past this the file is refused before the tree grows (memory stays flat).
+MAX_TAGS_PER_RECORD = 100_000
+# Declared encodings accepted (ASCII-compatible, so that the DOCTYPE scan sees every declaration).
+_SINGLE_BYTE = ("windows-1252", "cp1252", "iso-8859-1", "iso-8859-15", "latin-1", "latin1", "iso8859-1",
+                "iso8859-15", "us-ascii", "ascii")
+_UTF8 = ("utf-8", "utf8")
+_DECL_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+# VRSD0301 closure motives (simplified list) → the VRSB0801 motive they replace.
+VRSD_CLOSURE = {"CCG": "PCG", "CMD": "ECH", "CMU": "MUT", "CFD": "RFD", "CAU": "RAU"}
 
 
 class FluxError(Exception):
@@ -44,6 +69,17 @@ class FlowHeader:
     created_on: dt.date | None
     created_time: str | None
     dtref: dt.date | None
+    schema: str = VRSB  # VRSB0801 | VRSD0301 (IdentificationFlux/VERSIONFLUX)
+
+    @property
+    def received_on(self) -> dt.date | None:
+        """The day the Département received the information: the flow's creation date (D262-65-2
+        CASF: the six weeks run from the receipt), not DTREF nor dates inside the flow."""
+        return self.created_on or self.dtref
+
+    @property
+    def monthly(self) -> bool:
+        return (self.typeflux or "").strip().upper() == "M"
 
     @property
     def flow_date(self) -> dt.date | None:
@@ -60,7 +96,7 @@ class FlowHeader:
     def as_dict(self) -> dict:
         return {"APPLIEME": self.appli, "NUMVERSIONAPPLIEME": self.version, "TYPEFLUX": self.typeflux,
                 "NATFLUX": self.natflux, "DTCREAFLUX": _iso(self.created_on), "HEUCREAFLUX": self.created_time,
-                "DTREF": _iso(self.dtref)}
+                "DTREF": _iso(self.dtref), "VERSIONFLUX": self.schema}
 
 
 @dataclass
@@ -108,16 +144,19 @@ class FluxReader:
 
     def _iterate(self, f: BinaryIO) -> Iterator[HouseholdRecord]:
         try:
-            check_prolog(f.read(_PROLOG_BYTES))
+            head = f.read(_PROLOG_BYTES)
+            declared = check_prolog(head)
             f.seek(0)
         except (gzip.BadGzipFile, EOFError, OSError) as exc:
             raise FluxError(f"fichier illisible: {_one_line(str(exc))}") from None
+        guard = _Guard(f, declared)
         parser = etree.iterparse(
-            f, events=("end",), tag=_TAGS, resolve_entities=False, no_network=True, load_dtd=False,
+            guard, events=("end",), tag=_TAGS, resolve_entities=False, no_network=True, load_dtd=False,
             dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
             collect_ids=False)
         try:
             for _event, elem in parser:
+                guard.tags = 0  # a complete top-level block: the tree is about to be emptied
                 self.bytes_read = f.tell()
                 parent = elem.getparent()
                 if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
@@ -139,7 +178,10 @@ class FluxReader:
                 elem.clear()
                 while elem.getprevious() is not None:
                     del parent[0]
+            guard.finish()
         except etree.XMLSyntaxError as exc:
+            if guard.error:
+                raise FluxError(guard.error) from None
             raise FluxError(_syntax_reason(exc, _error_on_last_line(f, exc))) from None
         except (gzip.BadGzipFile, EOFError) as exc:
             raise FluxError(f"fichier compressé illisible ou tronqué: {_one_line(str(exc))}") from None
@@ -158,16 +200,87 @@ class FluxReader:
         return self._records
 
 
-def check_prolog(head: bytes) -> None:
-    """Refuse DOCTYPE / ENTITY declarations before the root element (entity attacks)."""
+def check_prolog(head: bytes) -> str:
+    """The checks that need only the first bytes: not empty, no DOCTYPE/ENTITY, no UTF-16/UTF-32
+    (with or without BOM: NUL bytes), an accepted declared encoding. Returns the declared encoding
+    (lower case; "utf-8" when the declaration gives none, as XML says)."""
     if not head.strip():
         raise FluxError("fichier vide")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")) or b"\x00" in head:
+        raise FluxError("encodage UTF-16/UTF-32 non accepté (octets nuls; flux attendu en windows-1252)")
     upper = head.upper()
     if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
         raise FluxError("déclaration DOCTYPE/ENTITY interdite dans un flux (risque d'attaque par entités XML)")
-    # UTF-16/32 BOMs would hide the markers from the check above: the flow is windows-1252.
-    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")):
-        raise FluxError("encodage UTF-16/UTF-32 non accepté (flux attendu en windows-1252)")
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    m = _DECL_RE.match(head)
+    declared = m[1].decode("ascii").lower() if m else "utf-8"
+    if declared not in _SINGLE_BYTE + _UTF8:
+        raise FluxError(f"encodage déclaré {declared!r} non accepté (windows-1252 attendu, UTF-8 toléré)")
+    return declared
+
+
+class _Guard:
+    """The byte stream lxml reads, checked block by block (after gzip): the checks hold wherever the
+    offending bytes sit in the file, not only in its first 64 KB."""
+
+    def __init__(self, f: BinaryIO, declared: str):
+        self.f = f
+        self.declared = declared
+        self.tags = 0  # `<` read since the last complete top-level block (reset by the reader)
+        self.error: str | None = None
+        self._tail = b""
+        self._single_byte = declared in _SINGLE_BYTE
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_ok = True
+        self._non_ascii = False
+
+    def _fail(self, reason: str):
+        self.error = reason
+        raise FluxError(reason)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.error:
+            raise FluxError(self.error)
+        block = self.f.read(size if size and size > 0 else 1 << 16)
+        if not block:
+            return block
+        if b"\x00" in block:
+            self._fail("octets nuls dans le fichier: encodage UTF-16/UTF-32 ou fichier binaire, non accepté")
+        window = self._tail + block
+        if b"<!" in window:
+            upper = window.upper()
+            if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+                self._fail("déclaration DOCTYPE/ENTITY interdite dans un flux, où qu'elle soit dans le fichier "
+                           "(risque d'attaque par entités XML)")
+        self._tail = block[-9:]
+        self.tags += block.count(b"<")
+        if self.tags > MAX_TAGS_PER_RECORD:
+            self._fail(f"plus de {MAX_TAGS_PER_RECORD:,} balises XML sans fin de foyer InfosFoyerRSA: "
+                       "fichier refusé (éléments inattendus ou foyer démesuré)".replace(",", " "))
+        if self._utf8_ok:
+            if not block.isascii():
+                self._non_ascii = True
+            try:
+                self._utf8.decode(block)
+            except UnicodeDecodeError:
+                self._utf8_ok = False
+                if not self._single_byte:
+                    self._fail("le fichier déclare l'encodage UTF-8 mais contient des octets invalides en UTF-8 "
+                               "(fichier probablement en windows-1252): fichier refusé, rien n'est importé")
+        return block
+
+    def finish(self) -> None:
+        """End of file: a file declared windows-1252 whose accented bytes all form UTF-8 sequences is
+        UTF-8 (names would read "HERVÃ‰"): refused, even though each byte exists in windows-1252."""
+        if self._single_byte and self._utf8_ok and self._non_ascii:
+            try:
+                self._utf8.decode(b"", final=True)
+            except UnicodeDecodeError:
+                return
+            self._fail(f"le fichier déclare l'encodage {self.declared} mais son contenu est en UTF-8 "
+                       "(les accents deviendraient « Ã© »): fichier refusé, rien n'est importé; "
+                       "demander un flux réémis ou corriger la déclaration XML")
 
 
 def open_flux(path: Path | str) -> BinaryIO:
@@ -183,15 +296,17 @@ def open_flux(path: Path | str) -> BinaryIO:
 def read_header(path: Path | str) -> FlowHeader:
     """Only the IdentificationFlux block (used to order files before importing them)."""
     with open_flux(path) as f:
+        guard = None
         try:
-            check_prolog(f.read(_PROLOG_BYTES))
+            declared = check_prolog(f.read(_PROLOG_BYTES))
             f.seek(0)
-            for _event, elem in etree.iterparse(f, events=("end",), tag="IdentificationFlux",
+            guard = _Guard(f, declared)
+            for _event, elem in etree.iterparse(guard, events=("end",), tag="IdentificationFlux",
                                                 resolve_entities=False, no_network=True, load_dtd=False,
                                                 huge_tree=False):
                 return parse_header(elem)
         except etree.XMLSyntaxError as exc:
-            raise FluxError(_syntax_reason(exc)) from None
+            raise FluxError(guard.error if guard and guard.error else _syntax_reason(exc)) from None
         except (LookupError, UnicodeError) as exc:
             raise FluxError(f"encodage du fichier illisible: {_one_line(str(exc))}") from None
         except (gzip.BadGzipFile, EOFError) as exc:
@@ -209,7 +324,19 @@ def parse_header(elem) -> FlowHeader:
     if created is None and dtref is None:
         raise FluxError("en-tête du flux sans DTCREAFLUX ni DTREF")
     return FlowHeader(v.get("APPLIEME"), v.get("NUMVERSIONAPPLIEME"), v.get("TYPEFLUX"), v.get("NATFLUX"),
-                      created, v.get("HEUCREAFLUX"), dtref)
+                      created, v.get("HEUCREAFLUX"), dtref, flow_version(v.get("VERSIONFLUX")))
+
+
+def flow_version(value: str | None) -> str:
+    """VRSB0801 when the header has no VERSIONFLUX (the historic flow), else the declared version,
+    which must be one the importer reads."""
+    raw = (value or "").strip().upper()
+    if not raw:
+        return VRSB
+    if raw not in KNOWN_VERSIONS:
+        raise FluxError(f"version de flux inconnue {raw[:12]!r} (IdentificationFlux/VERSIONFLUX): seules "
+                        f"{' et '.join(KNOWN_VERSIONS)} sont lues; fichier refusé")
+    return raw
 
 
 # --- one household ------------------------------------------------------------------------------
@@ -268,13 +395,13 @@ def _household_data(elem, header: FlowHeader) -> dict:
         raise RecordError(f"organisme FONORG inconnu {fonorg[:5]!r} (CAF ou MSA attendu)")
     key = (organism, matricule)
     try:
-        return _household_body(elem, ident, org, key)
+        return _household_body(elem, ident, org, key, header.schema)
     except RecordError as exc:
         exc.key = key
         raise
 
 
-def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
+def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str = VRSB) -> dict:
     demande = _leaves(ident.find("DemandeRSA"))
     if not demande:
         raise RecordError("bloc DemandeRSA manquant")
@@ -293,9 +420,18 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
         d["transfer_out"] = {"to": _s(f"{prenant.get('FONORGPRENMUT') or ''} {prenant.get('NUMORGPRENMUT') or ''}".strip(), 40),
                              "on": _date_field(prenant.get("DDDEPAMUT"), "DDDEPAMUT")}
 
-    persons = [_person(p, n) for n, p in enumerate(elem.iterchildren("Personne"), start=1)]
+    persons = [_person(p, n, version, key) for n, p in enumerate(elem.iterchildren("Personne"), start=1)]
     if not persons:
         raise RecordError("foyer sans Personne")
+    if version == VRSD:
+        # VRSD0301 has no DEM/CJT: both adults are BEN. The one responsible for the dossier
+        # (DossierCafMsa/TOPRESPDOS=1, the allocataire) is the demandeur, the other the conjoint.
+        ben = [p for p in persons if p["role"] == "BEN"]
+        dem = next((p for p in ben if p.pop("_responsible")), ben[0] if ben else None)
+        for p in persons:
+            p.pop("_responsible", None)
+            if p["role"] == "BEN":
+                p["role"] = "DEM" if p is dem else "CJT"
     d["persons"] = persons
 
     admin = elem.find("DonneesAdministratives")
@@ -321,6 +457,8 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
         d["commune_insee"] = d["postal_code"] = d["city"] = d["address_line"] = None
 
     prest = elem.find("PrestationRSA")
+    if prest is None and version == VRSD:  # VRSD0301: under DonneesAdministratives
+        prest = admin.find("PrestationRSA")
     if prest is None:
         raise RecordError("bloc PrestationRSA manquant (état du droit)")
     situation = prest.find("SituationDossierRSA")
@@ -333,7 +471,8 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
     d["closure_reason"] = d["closure_on"] = None
     if situation is not None:
         for tag, motive, start in (("SuspensionDroit", "MOTISUSDRORSA", "DDSUSDRORSA"),
-                                   ("SuspensionVersement", "MOTISUSVERSRSA", "DDSUSVERSRSA")):
+                                   ("SuspensionVersement", "MOTISUSVERSRSA", "DDSUSVERSRSA"),
+                                   ("RessourcesTropElevees", "MOTISUSVERSRSA", "DDSUSVERSRSA")):
             block = situation.find(tag)
             if block is not None:
                 v = _leaves(block)
@@ -351,7 +490,8 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
     detail = prest.find("DetailDroitRSA")
     tronc = _leaves(detail.find("TroncCommunDroitRSA")) if detail is not None else {}
     d["no_fixed_address"] = _bool(tronc.get("TOPSANSDOMFIXE"))
-    nbenf = _int(tronc.get("NBENFAUTCHA"))
+    amounts = detail.find("MontantsCalculDroitRSA") if detail is not None else None
+    nbenf = _int(tronc.get("NBENFAUTCHA") or (amounts.findtext("NBENFAUTCHA") if amounts is not None else None))
     d["children_count"] = nbenf if nbenf is not None else sum(1 for p in persons if p["role"] == "ENF")
     d["rsa_amount"] = None
     d["benefit_nature"] = None
@@ -361,14 +501,15 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str]) -> dict:
             d["rsa_amount"] = _decimal(amounts.findtext("MTTOTDRORSA"))
         calc = detail.find("DetailCalculDroitRSA")
         if calc is not None:
-            d["benefit_nature"] = _s(calc.findtext("NATPF"), 10)
+            natpf = [calc.findtext(x) for x in ("NATPF", "RSASocle/NATPF", "RSAActivite/NATPF")]
+            d["benefit_nature"] = next((_s(x, 10) for x in natpf if x and x.strip() and x.strip() != "ABS"), None)
     # Not in VRSB0801 but sent by some organisms: the date the right opened.
     d["right_opened_on"] = _date_field(elem.findtext(".//DTODRSA"), "DTODRSA")
     d["anomaly"] = elem.find("Anomalie") is not None
     return d
 
 
-def _person(p, n: int) -> dict:
+def _person(p, n: int, version: str = VRSB, key: tuple[str, str] | None = None) -> dict:
     ident = _leaves(p.find("Identification"))
     if not ident:
         raise RecordError(f"personne n°{n}: bloc Identification manquant")
@@ -377,14 +518,22 @@ def _person(p, n: int) -> dict:
     if not last or not first:
         raise RecordError(f"personne n°{n}: NOM ou PRENOM manquant")
     birth = _req_date(ident.get("DTNAI"), f"personne n°{n}: DTNAI")
+    where = f"personne n°{n} du foyer {key[0]}:{key[1]}" if key else f"personne n°{n}"
+    if version == VRSD:
+        return _person_vrsd(p, n, ident, last, first, birth, where)
     role = None
     first_role = None
+    blocks = 0
     for prest in p.iterchildren("Prestations"):
+        blocks += 1
         v = _leaves(prest)
         r = (v.get("ROLEPERS") or "").strip().upper() or None
         first_role = first_role or r
         if (v.get("NATPREST") or "").strip().upper() == "RSA":
             role = r
+    if not blocks and p.find("FonctionPersonneRSA") is not None:
+        raise FluxError(f"flux lu comme {VRSB} (pas de VERSIONFLUX) mais {where} a un bloc FonctionPersonneRSA "
+                        f"propre à {VRSD}: version du flux incohérente, fichier refusé")
     role = role or first_role
     if role is not None and len(role) > 3:  # the schema's maxLength: not a role code at all
         raise RecordError(f"personne n°{n}: ROLEPERS invalide {role[:10]!r} (3 caractères au plus)")
@@ -406,6 +555,46 @@ def _person(p, n: int) -> dict:
         "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20), "sdd": sdd,
         "activities": activities,
         "clock_date": _date_field(p.findtext(".//DDSOUDRODEV"), f"personne n°{n}: DDSOUDRODEV"),
+        "sdd_end_on": _date_field(p.findtext(".//DFSOUDRODEV"), f"personne n°{n}: DFSOUDRODEV"),
+    }
+
+
+def _person_vrsd(p, n: int, ident: dict, last: str, first: str, birth: dt.date, where: str) -> dict:
+    """A VRSD0301 person: role in FonctionPersonneRSA (BEN, ENF, AUT, RDO), SDD flag and its dates in
+    CalculDroitRSAPersonne, employability in CaracteristiquesEmployabilite (field paths: WebRSA's
+    Fluxcnaf plugin and its VRSD0301 migration notes)."""
+    fonction = p.find("FonctionPersonneRSA")
+    if fonction is None:
+        raise FluxError(f"flux {VRSD}: bloc FonctionPersonneRSA (rôle de la personne) absent pour la {where}: "
+                        "fichier refusé, aucun foyer n'est importé sans rôle")
+    role = (fonction.findtext("ROLEPERS") or "").strip().upper()
+    if not role:
+        raise FluxError(f"flux {VRSD}: FonctionPersonneRSA/ROLEPERS vide pour la {where}: fichier refusé")
+    if len(role) > 3:
+        raise RecordError(f"personne n°{n}: ROLEPERS invalide {role[:10]!r} (3 caractères au plus)")
+    calc = p.find("CalculDroitRSAPersonne")
+    if calc is None and role == "BEN":
+        raise FluxError(f"flux {VRSD}: bloc CalculDroitRSAPersonne (indicateur droits et devoirs "
+                        f"TOPPERSDRODEVORSA) absent pour la {where}: fichier refusé")
+    v = _leaves(calc)
+    activities = []
+    for a in p.iterchildren("CaracteristiquesEmployabilite"):
+        e = _leaves(a)
+        code = (e.get("STATUEMPL") or "").strip().upper()
+        if not code:
+            raise RecordError(f"personne n°{n}: CaracteristiquesEmployabilite sans STATUEMPL")
+        activities.append({"regime": _s(e.get("REG"), 3), "code": code[:3],
+                           "start_on": _date_field(e.get("DDSTATUEMPL"), f"personne n°{n}: DDSTATUEMPL"),
+                           "end_on": _date_field(e.get("DFSTATUEMPL"), f"personne n°{n}: DFSTATUEMPL")})
+    return {
+        "n": n, "role": role, "civility": _s(ident.get("QUAL"), 3), "last_name": last[:100],
+        "birth_name": _s(ident.get("NOMNAI"), 100), "first_name": first[:100], "birth_date": birth,
+        "sex": _s(ident.get("SEXE"), 1), "nir": (ident.get("NIR") or "").strip() or None,
+        "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20),
+        "sdd": _bool(v.get("TOPPERSDRODEVORSA")), "activities": activities,
+        "clock_date": _date_field(v.get("DDSOUDRODEV"), f"personne n°{n}: DDSOUDRODEV"),
+        "sdd_end_on": _date_field(v.get("DFSOUDRODEV"), f"personne n°{n}: DFSOUDRODEV"),
+        "_responsible": _bool(p.findtext("DossierCafMsa/TOPRESPDOS")),
     }
 
 
@@ -503,7 +692,11 @@ def _error_on_last_line(f: BinaryIO, exc: etree.XMLSyntaxError) -> bool:
 def _syntax_reason(exc: etree.XMLSyntaxError, truncated: bool = False) -> str:
     msg = _one_line(str(exc.msg or exc))
     low = msg.lower()
-    if truncated or "premature end" in low or "end of data" in low or "not properly terminated" in low:
+    if "excessive depth" in low:
+        kind = "profondeur d'imbrication XML excessive (256 niveaux au plus; un flux en a moins de 10)"
+    elif "huge" in low:
+        kind = "nœud XML démesuré (limite de 10 Mo par texte)"
+    elif truncated or "premature end" in low or "end of data" in low or "not properly terminated" in low:
         kind = "fichier tronqué ou XML incomplet"
     elif "encoding" in low or "utf-8" in low or "bytes" in low:
         kind = "encodage incohérent avec la déclaration XML"

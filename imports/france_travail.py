@@ -24,7 +24,7 @@ from cases import nir as nirlib
 from cases.models import FranceTravailEvent, Person, StatusChange
 from cases.models import Path as CasePath
 from cases.service import add_event
-from imports.tabular import FileError, RowError, read_rows, reject_row, run_batch
+from imports.tabular import FileError, RowError, check_controls, read_rows, reject_row, run_batch
 from imports.values import normalise_header, parse_date, text
 
 KINDS = {"inscriptions": "inscription", "cessations": "cessation", "radiations": "radiation", "stock": "stock"}
@@ -74,6 +74,7 @@ def _parse_row(kind: str, names: list[str] | None, cells: list[str], vault) -> d
         if names is None:
             raise RowError(None, f"{len(cells)} colonnes: attendu {', '.join(map(str, sorted(layouts(kind))))}")
     values = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(names)}
+    check_controls(values)
     nir13 = None
     for column in ("nir", "nir2"):
         try:

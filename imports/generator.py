@@ -518,3 +518,97 @@ def validate(path: Path | str) -> list[str]:
 
 
 __all__ = ["generate_monthly", "derive_flux", "household_xml", "mutate_household", "validate", "FluxError"]
+
+
+# --- VRSD0301 samples (issue 16) ------------------------------------------------------------------
+# The new CNAF bénéficiaire flow, laid out from the field paths WebRSA's Fluxcnaf plugin documents:
+# IdentificationFlux/VERSIONFLUX; per person FonctionPersonneRSA/ROLEPERS (BEN for both adults),
+# DossierCafMsa/TOPRESPDOS, CalculDroitRSAPersonne (TOPPERSDRODEVORSA, DDSOUDRODEV, DFSOUDRODEV),
+# CaracteristiquesEmployabilite (REG, STATUEMPL, DDSTATUEMPL, DFSTATUEMPL); PrestationRSA under
+# DonneesAdministratives, SituationDossierRSA/DroitOuvert/DTODRSA, simplified closure motives.
+
+_VRSD_CLOSURE = {"PCG": "CCG", "ECH": "CMD", "MUT": "CMU", "RFD": "CFD", "RAU": "CFD", "RGD": "CAU"}
+
+
+def to_vrsd_household(root, dtref: dt.date | None = None):
+    """Rewrite a generated VRSB0801 household (lxml element, edited in place) in the VRSD0301 layout."""
+    for p in root.iterchildren("Personne"):
+        role = None
+        for prest in list(p.iterchildren("Prestations")):
+            nat = (prest.findtext("NATPREST") or "").strip().upper()
+            r = (prest.findtext("ROLEPERS") or "").strip().upper()
+            if nat == "RSA":
+                role = r
+            block = etree.SubElement(p, "FonctionPersonneRSA" if nat == "RSA" else "FonctionPersonnePFA")
+            etree.SubElement(block, "ROLEPERS").text = "BEN" if r in ("DEM", "CJT") else r
+            p.replace(prest, block)
+        dossier = p.find("DossierCAF")
+        if dossier is not None:
+            dossier.tag = "DossierCafMsa"
+            top = dossier.find("TOPRESPDOS")
+            if top is not None:
+                top.text = "1" if role == "DEM" else "0"
+        calc = p.find("MontantCalculDroitRSAPersonne")
+        if calc is not None:
+            calc.tag = "CalculDroitRSAPersonne"
+            sdd = (calc.findtext("TOPPERSDRODEVORSA") or "").strip() == "1"
+            if sdd and calc.find("DDSOUDRODEV") is None:
+                start = (dtref or dt.date(2025, 1, 31)) - dt.timedelta(days=900)
+                etree.SubElement(calc, "DDSOUDRODEV").text = _d(start)
+        elif role in ("DEM", "CJT"):
+            calc = etree.SubElement(p, "CalculDroitRSAPersonne")
+            etree.SubElement(calc, "TOPPERSDRODEVORSA").text = "0"
+        for a in list(p.iterchildren("Activite")):
+            emp = etree.Element("CaracteristiquesEmployabilite")
+            for old, new in (("REG", "REG"), ("ACT", "STATUEMPL"), ("DDACT", "DDSTATUEMPL"),
+                             ("DFACT", "DFSTATUEMPL")):
+                v = a.findtext(old)
+                if v is not None:
+                    etree.SubElement(emp, new).text = v
+            p.replace(a, emp)
+    prest = root.find("PrestationRSA")
+    admin = root.find("DonneesAdministratives")
+    if prest is not None and admin is not None:
+        root.remove(prest)
+        admin.append(prest)
+        situation = prest.find("SituationDossierRSA")
+        if situation is not None:
+            for old in list(situation.iterchildren("FinDroitMoisAnterieur")):
+                old.tag = "FinDroit"
+            for fin in situation.iterchildren("FinDroit"):
+                motive = fin.find("MOTICLORSA")
+                if motive is not None and motive.text:
+                    motive.text = _VRSD_CLOSURE.get(motive.text.strip().upper(), "CAU")
+            for susp in list(situation.iterchildren("SuspensionVersement")):
+                susp.tag = "RessourcesTropElevees"
+            state = (situation.findtext("EtatDossierRSA/ETATDOSRSA") or "").strip()
+            if state in ("2", "3", "4") and situation.find("DroitOuvert") is None:
+                opened = etree.SubElement(situation, "DroitOuvert")
+                dtdem = root.findtext("IdentificationRSA/DemandeRSA/DTDEMRSA")
+                etree.SubElement(opened, "DTODRSA").text = dtdem or _d(dtref or dt.date(2025, 1, 1))
+    return root
+
+
+def vrsd_header(header: str) -> str:
+    """A generated header with the version of the exchange (IdentificationFlux/VERSIONFLUX)."""
+    return header.replace("</IdentificationFlux>", "<VERSIONFLUX>VRSD0301</VERSIONFLUX></IdentificationFlux>")
+
+
+def convert_to_vrsd(src: Path | str, out: Path | str) -> dict:
+    """A VRSD0301 sample from a generated (or any VRSB0801) flow file: same households, new layout."""
+    from imports.flux import FluxReader
+
+    reader = FluxReader(Path(src))
+    records = list(reader)
+    h = reader.header
+    count = 0
+    with _open_out(out) as f:
+        f.write(vrsd_header(_header(h.organism == "MSA", h.typeflux or "M", h.created_on or h.dtref,
+                                    h.created_time or "02:10:00.0000", h.dtref or h.created_on)))
+        for rec in records:
+            root = etree.fromstring(rec.fragment)
+            f.write(etree.tostring(to_vrsd_household(root, h.dtref), encoding="unicode"))
+            f.write("\n")
+            count += 1
+        f.write(_footer(count))
+    return {"path": str(out), "households": count, "version": "VRSD0301"}

@@ -24,7 +24,7 @@ from cases import service as cases_service
 from cases.models import CaseEvent, Contract, Exit, Person
 from imports.identity import match_one
 from imports.spreadsheets import locate_columns, read_sheet
-from imports.tabular import FileError, RowError, cell, reject_row, run_batch
+from imports.tabular import FileError, RowError, cell, check_controls, reject_row, run_batch
 from imports.values import (
     is_blank,
     normalise_header,
@@ -86,7 +86,7 @@ def _choice(value, choices: dict[str, str], extra: dict[str, str], what: str) ->
 
 
 def exit_reason_labels() -> dict[str, str]:
-    return {code: spec["label"] for code, spec in cases_service.exit_reasons().items()}
+    return {code: spec["label"] for code, spec in cases_service.exit_reasons().items() if not spec.get("flow_only")}
 
 
 def hours_reduction_labels() -> dict[str, str]:
@@ -147,6 +147,7 @@ def write_template(out: Path | str) -> Path:
 # --- import -----------------------------------------------------------------------------------------
 
 def _parse(values: dict, labels: dict[str, str], vault) -> dict:
+    check_controls(values, labels)
     run = functools.partial(cell, values, labels)
     out = {}
     pid = text(values.get("person_id"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
+from referents.fields import UtcDateTime
+
 STATUSES = "imported (importé), duplicate (déjà importé: rien n'a changé), failed (rien n'a été écrit)"
 RAW_MAX_CHARS = 4000
 
@@ -104,8 +106,8 @@ class BatchSchema(Schema):
     warnings = fields.List(fields.String(), allow_none=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True,
                          metadata={"description": "compteurs du lot (voir les comptes rendus d'import)"})
-    started_at = fields.DateTime()
-    finished_at = fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     created_by = fields.Integer(allow_none=True, metadata={"description": "compte qui a déposé le fichier"})
 
 
@@ -132,7 +134,7 @@ class RejectedRecordSchema(Schema):
     record_key = fields.String(allow_none=True, metadata={"description": "organisme + matricule, ou « ligne N »"})
     reason = fields.String()
     status = fields.String(metadata={"description": "pending (à rejouer), replayed (rejoué) ou purged"})
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     raw = RawText(allow_none=True, metadata={"description": f"contenu brut (tronqué à {RAW_MAX_CHARS} octets)"})
 
 

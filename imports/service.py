@@ -41,6 +41,7 @@ from cases.service import record_exit, reopening_applies, sync_path_sectors
 from config.db import utcnow
 from imports.batches import fail, finish, reject, sha256_file, start_batch
 from imports.flux import (
+    VRSB,
     FlowHeader,
     FluxError,
     FluxReader,
@@ -61,7 +62,11 @@ CHUNK = 1000
 
 # MOTICLORSA → exit reason vocabulary shared with the orientation and report packages.
 EXIT_REASONS = {"ECH": "end_of_right_resources", "MUT": "transfer", "RFD": "striking_off",
-                "RAU": "striking_off", "PCG": "other", "RGD": "other"}
+                "RAU": "striking_off", "PCG": "other", "RGD": "other",
+                # VRSD0301's simplified motives (WebRSA's VRSD0301 notes: PCG→CCG, ECH→CMD, MUT→CMU, RFD→CFD)
+                "CMD": "end_of_right_resources", "CMU": "transfer", "CFD": "striking_off", "CCG": "other",
+                "CAU": "other"}
+ABSENT_REASON = "absent_flux_mensuel"  # exit reason of a household missing from the next monthly flow
 CLOSED_STATES = ("5", "6")
 
 _H = Household.__table__
@@ -76,9 +81,9 @@ _HOUSEHOLD_FIELDS = ("organism", "numorg", "matricule", "departement", "numdemrs
                      "right_state_on", "right_opened_on", "suspension_reason", "suspension_on", "closure_reason",
                      "closure_on", "family_situation", "children_count", "benefit_nature", "rsa_amount",
                      "no_fixed_address", "commune_insee", "postal_code", "mds_id", "territory_id", "city",
-                     "address_line", "transferred_from", "transferred_to", "last_flow_on")
+                     "address_line", "transferred_from", "transferred_to", "last_flow_on", "last_monthly_batch_id")
 _PERSON_FIELDS = ("household_id", "role", "civility", "last_name", "birth_name", "first_name", "birth_date",
-                  "sex", "idassedic", "sdd", "legal_clock_start")
+                  "sex", "idassedic", "sdd", "legal_clock_start", "sdd_start_on", "sdd_end_on")
 
 
 # SQLite: one identity-index search per term (MULTI-INDEX OR), 300 terms (the last one repeated),
@@ -139,6 +144,7 @@ class _Writes:
     events: list = field(default_factory=list)  # (person ref, path ref, values)
     raw: list = field(default_factory=list)  # (household ref, hash, gz)
     sectors_moved: list = field(default_factory=list)  # ids of known households whose MDS/territory changed
+    wind_down: list = field(default_factory=list)  # (person ref, path ref) closed because the person left SDD
 
 
 class FlowImporter:
@@ -151,7 +157,8 @@ class FlowImporter:
         self.sectors = sectors or SectorIndex(session)
         self.header: FlowHeader | None = None
         self.counts = {"households": 0, "persons": 0, "created": 0, "updated": 0, "unchanged": 0, "rejected": 0,
-                       "persons_created": 0, "paths_opened": 0, "paths_closed": 0, "exits": 0}
+                       "persons_created": 0, "paths_opened": 0, "paths_closed": 0, "exits": 0,
+                       "closed_absent": 0, "sdd_ended": 0}
         self.outside: dict[str, int] = defaultdict(int)
         self.anomalies = 0
         self.reader_peak_rss_mb: float | None = None
@@ -175,9 +182,17 @@ class FlowImporter:
             return True
         return self._known_want(key, digest)
 
+    def _seen_values(self) -> dict:
+        """What an unchanged household still gets from the flow: the date, and the monthly batch."""
+        values = {"last_flow_on": self.header.flow_date}
+        if self.header.monthly:
+            values["last_monthly_batch_id"] = self.batch.id
+        return values
+
     def _flush_unchanged(self) -> None:
         if self._unchanged:
-            self.s.execute(update(_H).where(_H.c.id.in_(self._unchanged)).values(last_flow_on=self.header.flow_date))
+            for part in _chunks(self._unchanged, 900):
+                self.s.execute(update(_H).where(_H.c.id.in_(part)).values(self._seen_values()))
             self._unchanged = []
 
     def run(self, path: Path) -> tuple[dict, list[str]]:
@@ -242,6 +257,7 @@ class FlowImporter:
         self.header = reader.header
         self._process(chunk)
         self._flush_unchanged()
+        self._close_absent()
         self.reader_peak_rss_mb = getattr(reader, "peak_rss_mb", None)  # operations, not the batch's counts
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
@@ -298,7 +314,7 @@ class FlowImporter:
             else:
                 todo.append((r, h))
         if unchanged:
-            s.execute(update(_H).where(_H.c.id.in_(unchanged)).values(last_flow_on=flow_date))
+            s.execute(update(_H).where(_H.c.id.in_(unchanged)).values(self._seen_values()))
         if not todo:
             return
         ctx = self._load_people(todo)
@@ -336,7 +352,7 @@ class FlowImporter:
         nir_hashes = sorted({p["nir_hash"] for r, _ in todo for p in r.data["persons"] if p["nir_hash"]})
         cols = (_P.c.id, _P.c.household_id, _P.c.role, _P.c.last_name, _P.c.first_name, _P.c.birth_date,
                 _P.c.nir_hash, _P.c.sdd, _P.c.legal_clock_start, _P.c.civility, _P.c.birth_name, _P.c.sex,
-                _P.c.idassedic)
+                _P.c.idassedic, _P.c.sdd_start_on, _P.c.sdd_end_on)
         persons: dict[int, dict] = {}
         if hids:
             for row in s.execute(select(*cols).where(_P.c.household_id.in_(hids))).mappings():
@@ -432,6 +448,11 @@ class FlowImporter:
         values["mds_id"] = sector.mds_id if sector else None
         values["territory_id"] = sector.territory_id if sector else None
         values["last_flow_on"] = flow_date
+        values["last_monthly_batch_id"] = (self.batch.id if self.header.monthly
+                                           else (old["last_monthly_batch_id"] if old else None))
+        # The legal clock (D262-65-2 CASF) runs from the Département's receipt of the information:
+        # the creation date of the flow, never DDSOUDRODEV / DTODRSA (kept as facts).
+        receipt = self.header.received_on or flow_date
         state, old_state = d["right_state"], (old["right_state"] if old else None)
         state_changed = state != old_state
         values["right_state_on"] = flow_date if state_changed or old is None else old["right_state_on"]
@@ -474,6 +495,7 @@ class FlowImporter:
             self.counts["persons"] += 1
             pv = {k: p[k] for k in ("role", "civility", "last_name", "birth_name", "first_name", "birth_date",
                                     "sex", "idassedic", "sdd")}
+            pv["sdd_start_on"], pv["sdd_end_on"] = p["clock_date"], p.get("sdd_end_on")
             if m is None:
                 pref = Ref()
                 pv["legal_clock_start"] = None
@@ -524,9 +546,20 @@ class FlowImporter:
                     ctx["open_paths"][pref.id] = []
                     ctx["had_closed"].add(pref.id)
                 continue
+            if m is not None and m["sdd"] and not p["sdd"] and open_paths:
+                # SDD 1→0: the person leaves the backlog; the path closes (no exit: the right goes on),
+                # pending decisions and kiosque invitations are cancelled once the rows are written.
+                for op in open_paths:
+                    w.paths_close.append({"_id": op["id"], "closed_on": flow_date, "close_reason": "sdd_ended"})
+                    w.wind_down.append((pref, op["id"]))
+                    self.counts["paths_closed"] += 1
+                self.counts["sdd_ended"] += 1
+                ctx["open_paths"][m["id"]] = []
+                ctx["had_closed"].add(m["id"])
+                continue
             if not (relevant and p["sdd"] and state in OPEN_RIGHT_STATES) or t_out:
                 continue  # (a household leaving by transfer opens nothing, even while its right is open)
-            clock = p["clock_date"] or d["right_opened_on"] or flow_date
+            clock = receipt
             if transfer_in_new:
                 for op in open_paths:
                     w.paths_close.append({"_id": op["id"], "closed_on": t_in["on"] or flow_date,
@@ -534,7 +567,6 @@ class FlowImporter:
                     self.counts["paths_closed"] += 1
                 reason, kind = "transfer_in", "flow.transfer_in"
                 summary = f"Arrivée par transfert depuis {t_in['from']}"
-                clock = p["clock_date"] or flow_date
             elif open_paths:
                 continue
             else:
@@ -563,7 +595,7 @@ class FlowImporter:
                                                           "reason": "absent du foyer"}))
                 w.persons_upd.append(({"role": None, "sdd": False, **{k: c[k] for k in (
                     "civility", "last_name", "birth_name", "first_name", "birth_date", "sex", "idassedic",
-                    "legal_clock_start")}}, Ref(c["id"]), Ref(c["household_id"])))
+                    "legal_clock_start", "sdd_start_on", "sdd_end_on")}}, Ref(c["id"]), Ref(c["household_id"])))
                 c["role"] = None
         return href, outside
 
@@ -630,6 +662,23 @@ class FlowImporter:
             sync_path_sectors(s, w.sectors_moved)
         for p, on, reason, details in w.exits:
             record_exit(s, p.id, on, reason, source="flow", details=details)
+        if w.wind_down:
+            from imports.lifecycle import wind_down
+
+            wind_down(s, [(p.id, _rid(path)) for p, path in w.wind_down], self.header.flow_date, "sdd_ended")
+
+    # -- monthly snapshots ----------------------------------------------------------------------------
+    def _close_absent(self) -> None:
+        """A monthly flow is a snapshot of its organism: a household carried by the previous monthly
+        flow of the same organism and absent from this one has no right to follow any more."""
+        from imports.lifecycle import close_absent_households, previous_monthly_batch
+
+        if not self.header.monthly:
+            return
+        prev = previous_monthly_batch(self.s, self.batch.id, self.header)
+        if prev is None:
+            return
+        self.counts["closed_absent"] = close_absent_households(self.s, self.batch.id, prev, self.header)
 
 
 class _BulkInsert:
@@ -707,7 +756,8 @@ def _result(path, status, counts=None, error=None, batch_id=None, warnings=None,
             reader_peak_rss_mb=None) -> dict:
     counts = counts or {}
     return {"path": str(path), "status": status,
-            **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected")},
+            **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected",
+                                             "closed_absent", "sdd_ended")},
             "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
             "reader_peak_rss_mb": reader_peak_rss_mb}
 
@@ -809,7 +859,8 @@ def replay(runtime, reject_id: int) -> dict:
             raise ReplayError(f"rejet {reject_id}: lot de type {batch.kind}, pas un flux CAF/MSA")
         h = batch.header or {}
         header = FlowHeader(h.get("APPLIEME"), h.get("NUMVERSIONAPPLIEME"), h.get("TYPEFLUX"), h.get("NATFLUX"),
-                            _date_or_none(h.get("DTCREAFLUX")), h.get("HEUCREAFLUX"), _date_or_none(h.get("DTREF")))
+                            _date_or_none(h.get("DTCREAFLUX")), h.get("HEUCREAFLUX"), _date_or_none(h.get("DTREF")),
+                            h.get("VERSIONFLUX") or VRSB)
         try:
             record = parse_fragment(rec.raw or b"", 1, header)
         except FluxError as exc:

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -26,7 +29,7 @@ from cases.models import Household, Person
 from cases.service import sync_path_sectors
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping
-from imports.tabular import FileError, RowError, cell, read_rows, reject_row, run_batch
+from imports.tabular import FileError, RowError, cell, check_controls, reject_row, run_batch, sniff_separator
 from imports.values import (
     is_blank,
     normalise_header,
@@ -147,24 +150,430 @@ def load_mapping_file(session: Session, path: Path | str) -> dict:
 
 
 # --- reading the sheet ------------------------------------------------------------------------------
+# Streaming, with limits (issue 22, item 1): a 1.6 KB xlsx declaring cell XFD1048576, a 1.5 MB xlsx
+# holding a 1.5 GiB cell, or a million rows sent a worker past 5 GB when the whole sheet was loaded
+# (pandas.read_excel). Rows are now read one at a time (openpyxl read-only for xlsx, an lxml
+# iterparse of content.xml for ods, a lazy csv reader for csv) and every file is refused, with a
+# French reason and a failed batch, when its declared dimensions, its rows, columns, cell length or
+# the decompressed size of its zip members exceed the limits below. Memory stays flat whatever the
+# file; measured figures in docs/security.md.
 
-def read_sheet(path: Path | str) -> tuple[list[list], dict]:
-    """Every line of the first sheet as Python values (dates stay dates), and what was detected."""
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SheetLimits:
+    """Limits of a spreadsheet import. The defaults fit the largest real lists (a département's
+    stock of beneficiaries is a few tens of thousands of rows); callers with bigger files pass their own."""
+
+    max_rows: int = 200_000
+    max_columns: int = 200
+    max_cell_chars: int = 32_767  # Excel's own limit for a cell
+    max_unzipped_bytes: int = 256 * MB  # sum of the declared sizes of an xlsx/ods zip's members
+    max_compression_ratio: int = 200  # per member above 1 MB (zip bombs)
+    max_members: int = 2_000
+    max_xls_bytes: int = 30 * MB  # xlrd reads a whole .xls sheet (65,536 rows × 256 columns at most)
+
+
+LIMITS = SheetLimits()
+
+
+def _refuse(reason: str):
+    raise FileError(f"fichier refusé: {reason}")
+
+
+def _fr(n: int) -> str:
+    return f"{n:,}".replace(",", "\u202f")
+
+
+def _check_zip(path: Path, limits: SheetLimits) -> None:
+    """Decompressed sizes declared by the zip (Python's zipfile never inflates a member beyond its
+    declared size, so the declaration bounds the memory; a lie ends in a CRC error)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileError(f"classeur illisible (archive zip invalide: {exc})") from None
+    if len(infos) > limits.max_members:
+        _refuse(f"{_fr(len(infos))} éléments dans l'archive (maximum {_fr(limits.max_members)})")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_unzipped_bytes:
+        _refuse(f"{total / MB:,.0f} Mo une fois décompressé (maximum {limits.max_unzipped_bytes // MB} Mo)"
+                .replace(",", "\u202f"))
+    for i in infos:
+        if i.file_size > MB and i.file_size > limits.max_compression_ratio * max(i.compress_size, 1):
+            _refuse(f"taux de compression anormal pour « {i.filename[:80]} » "
+                    f"({i.file_size // max(i.compress_size, 1)}:1): archive piégée")
+
+
+class _Guard:
+    """Counts rows and checks widths and cell lengths as rows stream by."""
+
+    def __init__(self, limits: SheetLimits):
+        self.limits = limits
+
+    def rows(self, line: int) -> None:
+        if line > self.limits.max_rows:
+            _refuse(f"plus de {_fr(self.limits.max_rows)} lignes (découpez le fichier)")
+
+    def columns(self, width: int, line: int) -> None:
+        if width > self.limits.max_columns:
+            _refuse(f"ligne {line}: {_fr(width)} colonnes (maximum {self.limits.max_columns})")
+
+    def cell(self, value, line: int, column: int):
+        if isinstance(value, str) and len(value) > self.limits.max_cell_chars:
+            _refuse(f"ligne {line}, colonne {column}: cellule de {_fr(len(value))} caractères "
+                    f"(maximum {_fr(self.limits.max_cell_chars)})")
+        return value
+
+    def row(self, values, line: int) -> list:
+        """A row as a list without its trailing blanks, checked."""
+        self.rows(line)
+        values = list(values)
+        while values and (values[-1] is None or values[-1] == ""):
+            values.pop()
+        self.columns(len(values), line)
+        for j, v in enumerate(values, start=1):
+            self.cell(v, line, j)
+        return values
+
+
+def _number(value: float):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_XLSX_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _xlsx_rows(path: Path, limits: SheetLimits, guard: _Guard, detected: dict):
+    """The first sheet of an xlsx, streamed: openpyxl reads the workbook parts (shared strings,
+    styles for dates), and the sheet XML is walked row by row with lxml, each row decoded by
+    openpyxl's own row parser. (openpyxl's read-only mode would first parse a whole sheet that
+    declares no dimension; this reader stops at the first row over the limits.)"""
+    from lxml import etree
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    _check_zip(path, limits)
+    reader = None
+    try:
+        reader = ExcelReader(str(path), read_only=True, data_only=True)
+        reader.read_manifest()
+        strings = [n for n in reader.archive.namelist() if n.lower().endswith("sharedstrings.xml")]
+        for name in strings:
+            if reader.archive.getinfo(name).file_size > limits.max_unzipped_bytes // 4:
+                _refuse(f"table des textes partagés de {reader.archive.getinfo(name).file_size // MB} Mo "
+                        f"(maximum {limits.max_unzipped_bytes // 4 // MB} Mo)")
+        reader.read_strings()
+        reader.read_workbook()
+        apply_stylesheet(reader.archive, reader.wb)
+        sheets = list(reader.parser.find_sheets())
+        if not sheets:
+            raise FileError("classeur sans feuille")
+        _sheet, rel = sheets[0]
+        wb = reader.wb
+        parser = WorkSheetParser(None, reader.shared_strings, data_only=True, epoch=wb.epoch,
+                                 date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+        source = reader.archive.open(rel.target)
+    except FileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the file cannot be read
+        if reader is not None:
+            reader.archive.close()
+        raise FileError(f"classeur illisible (.xlsx): {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    try:
+        line = 0
+        events = etree.iterparse(source, events=("start", "end"), tag=(f"{_XLSX_NS}dimension", f"{_XLSX_NS}row"),
+                                 resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        for event, el in events:
+            if el.tag == f"{_XLSX_NS}dimension":
+                if event == "start":
+                    # The declared size (<dimension ref="A1:XFD1048576"/>) is refused before any row is
+                    # read; it may also lie, so every row is checked again as it comes.
+                    ref = (el.get("ref") or "").split(":")[-1]
+                    try:
+                        letters, max_row = coordinate_from_string(ref)
+                        max_col = column_index_from_string(letters)
+                    except ValueError:
+                        continue
+                    detected["declared"] = {"rows": max_row, "columns": max_col}
+                    if max_row > limits.max_rows:
+                        _refuse(f"feuille déclarée de {_fr(max_row)} lignes (maximum {_fr(limits.max_rows)})")
+                    if max_col > limits.max_columns:
+                        _refuse(f"feuille déclarée de {_fr(max_col)} colonnes (maximum {limits.max_columns})")
+                continue
+            if event != "end":
+                continue
+            index = int(el.get("r") or line + 1) if (el.get("r") or "").isdigit() else line + 1
+            guard.rows(index)
+            if len(el) > limits.max_columns:
+                guard.columns(len(el), index)
+            last = el[-1].get("r") if len(el) else None
+            if last:
+                try:
+                    width = column_index_from_string(coordinate_from_string(last)[0])
+                except ValueError:
+                    width = 0
+                guard.columns(width, index)
+            _idx, cells = parser.parse_row(el)
+            el.clear()
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+            while line + 1 < index:  # rows the file leaves out are blank lines
+                line += 1
+                yield []
+            line = index
+            values = [None] * (max((c["column"] for c in cells), default=0))
+            for c in cells:
+                if c["column"] >= 1:
+                    values[c["column"] - 1] = _number(c["value"])
+            yield guard.row(values, line)
+    except FileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt sheet, an XML error, a CRC error…
+        raise FileError(f"classeur illisible (.xlsx): {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    finally:
+        source.close()
+        reader.archive.close()
+
+
+_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+_ODS_TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
+
+
+def _ods_text(element) -> str:
+    """The text of a cell: its paragraphs joined by line breaks (text:s = spaces, text:tab)."""
+    out = []
+
+    def walk(node):
+        if node.text:
+            out.append(node.text)
+        for child in node:
+            if child.tag == f"{_ODS_TEXT}s":
+                out.append(" " * int(child.get(f"{_ODS_TEXT}c", "1") or 1))
+            elif child.tag == f"{_ODS_TEXT}tab":
+                out.append("\t")
+            elif child.tag == f"{_ODS_TEXT}line-break":
+                out.append("\n")
+            else:
+                walk(child)
+            if child.tail:
+                out.append(child.tail)
+
+    paragraphs = []
+    for p in element:
+        if p.tag in (f"{_ODS_TEXT}p", f"{_ODS_TEXT}h"):
+            out.clear()
+            walk(p)
+            paragraphs.append("".join(out))
+    return "\n".join(paragraphs)
+
+
+def _ods_value(cell):
+    kind = cell.get(f"{_ODS_OFFICE}value-type")
+    if kind in ("float", "percentage", "currency"):
+        try:
+            return _number(float(cell.get(f"{_ODS_OFFICE}value")))
+        except (TypeError, ValueError):
+            return _ods_text(cell) or None
+    if kind == "date":
+        raw = cell.get(f"{_ODS_OFFICE}date-value") or ""
+        try:
+            return dt.datetime.fromisoformat(raw) if "T" in raw else dt.date.fromisoformat(raw)
+        except ValueError:
+            return raw or None
+    if kind == "boolean":
+        return (cell.get(f"{_ODS_OFFICE}boolean-value") or "").lower() == "true"
+    return _ods_text(cell) or None
+
+
+def _ods_rows(path: Path, limits: SheetLimits, guard: _Guard, detected: dict):
+    """The first table of an OpenDocument spreadsheet, streamed from content.xml (repeated rows and
+    cells expanded only when they hold something; trailing blanks are not rows)."""
+    from lxml import etree
+
+    _check_zip(path, limits)
+    try:
+        zf = zipfile.ZipFile(path)
+        source = zf.open("content.xml")
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise FileError(f"classeur illisible (.ods): {exc}") from None
+    line = 0
+    pending_blank = 0
+    in_table = False
+    try:
+        context = etree.iterparse(source, events=("start", "end"), resolve_entities=False, no_network=True,
+                                  load_dtd=False, huge_tree=False)
+        for event, el in context:
+            tag = el.tag
+            if tag == f"{_ODS_TABLE}table":
+                if event == "start":
+                    in_table = True
+                else:
+                    if in_table:
+                        break  # only the first sheet
+                continue
+            if not in_table or event != "end" or tag != f"{_ODS_TABLE}table-row":
+                continue
+            repeat = int(el.get(f"{_ODS_TABLE}number-rows-repeated", "1") or 1)
+            values, width = [], 0
+            for c in el:
+                if c.tag not in (f"{_ODS_TABLE}table-cell", f"{_ODS_TABLE}covered-table-cell"):
+                    continue
+                times = int(c.get(f"{_ODS_TABLE}number-columns-repeated", "1") or 1)
+                value = _ods_value(c) if c.tag == f"{_ODS_TABLE}table-cell" else None
+                if value is None or value == "":
+                    width += times
+                    continue
+                guard.columns(width + times, line + pending_blank + 1)
+                values.extend([None] * (width - len(values)))
+                values.extend([guard.cell(value, line + pending_blank + 1, width + 1)] * times)
+                width += times
+            el.clear()
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+            if not values:
+                pending_blank += repeat
+                continue
+            for _ in range(pending_blank):
+                line += 1
+                guard.rows(line)
+                yield []
+            pending_blank = 0
+            for _ in range(repeat):
+                line += 1
+                yield guard.row(values, line)
+    except FileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - malformed XML, CRC error…
+        raise FileError(f"classeur illisible (.ods): {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    finally:
+        source.close()
+        zf.close()
+
+
+def _xls_rows(path: Path, limits: SheetLimits, guard: _Guard, detected: dict):
+    """Legacy .xls (BIFF): xlrd reads a whole sheet, so the file size is capped first."""
+    import xlrd
+
+    size = path.stat().st_size
+    if size > limits.max_xls_bytes:
+        _refuse(f"classeur .xls de {size / MB:.0f} Mo (maximum {limits.max_xls_bytes // MB} Mo): "
+                "enregistrez-le au format .xlsx")
+    try:
+        book = xlrd.open_workbook(str(path), on_demand=True)
+        sheet = book.sheet_by_index(0)
+    except Exception as exc:  # noqa: BLE001
+        raise FileError(f"classeur illisible (.xls): {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    try:
+        if sheet.nrows > limits.max_rows:
+            _refuse(f"feuille de {_fr(sheet.nrows)} lignes (maximum {_fr(limits.max_rows)})")
+        if sheet.ncols > limits.max_columns:
+            _refuse(f"feuille de {_fr(sheet.ncols)} colonnes (maximum {limits.max_columns})")
+        for i in range(sheet.nrows):
+            out = []
+            for c in sheet.row(i):
+                if c.ctype == xlrd.XL_CELL_DATE:
+                    try:
+                        v = xlrd.xldate.xldate_as_datetime(c.value, book.datemode)
+                    except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+                        v = c.value
+                elif c.ctype == xlrd.XL_CELL_NUMBER:
+                    v = _number(c.value)
+                elif c.ctype == xlrd.XL_CELL_BOOLEAN:
+                    v = bool(c.value)
+                elif c.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+                    v = None
+                else:
+                    v = c.value if c.value != "" else None
+                out.append(v)
+            yield guard.row(out, i + 1)
+    finally:
+        book.release_resources()
+
+
+def _csv_rows(path: Path, limits: SheetLimits, guard: _Guard, detected: dict):
+    """CSV read lazily: the encoding is found in one streaming pass (strict UTF-8, else windows-1252),
+    then rows are parsed one at a time."""
+    import codecs
+    import csv
+
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    encoding = "utf-8"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+            if b"\x00" in head:
+                raise FileError("fichier binaire: ce n'est pas un fichier texte CSV")
+            if head.startswith(b"\xef\xbb\xbf"):
+                encoding = "utf-8-sig"
+            chunk = head
+            try:
+                while chunk:
+                    decoder.decode(chunk)
+                    chunk = fh.read(MB)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                encoding = "windows-1252"
+    except OSError as exc:
+        raise FileError(f"fichier illisible: {exc.strerror}") from None
+    detected["encoding"] = encoding
+    fh = path.open("r", encoding="cp1252" if encoding == "windows-1252" else encoding, errors="replace", newline="")
+    try:
+        sample = fh.read(20000)
+        fh.seek(0)
+        detected["separator"] = sep = sniff_separator(sample)
+        reader = csv.reader(fh, delimiter=sep)
+        line = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                raise FileError(f"CSV mal formé (ligne {line + 1}): {exc}") from None
+            line = reader.line_num
+            if len(row) > limits.max_columns:
+                guard.columns(len(row), line)
+            yield guard.row(row, line)
+    finally:
+        fh.close()
+
+
+def open_sheet(path: Path | str, limits: SheetLimits = LIMITS):
+    """(row iterator, detected): every line of the first sheet as a list of Python values (dates
+    stay dates, integral numbers are ints, trailing blanks dropped), read one at a time under `limits`.
+    The iterator raises FileError (French reason) on a limit or a broken file; `detected` is filled
+    as reading goes (encoding, separator of a CSV, engine)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:
         raise FileError(f"format non pris en charge « {suffix} » ({', '.join(EXTENSIONS)})")
+    if not path.is_file():
+        raise FileError("fichier illisible: fichier absent")
+    guard = _Guard(limits)
+    detected: dict = {}
     if suffix in (".csv", ".txt"):
-        return read_rows(path)
-    import pandas as pd
+        detected["engine"] = "csv"
+        return _csv_rows(path, limits, guard, detected), detected
+    if suffix == ".xls":
+        detected["engine"] = "xlrd"
+        return _xls_rows(path, limits, guard, detected), detected
+    if suffix == ".ods":
+        detected["engine"] = "ods"
+        return _ods_rows(path, limits, guard, detected), detected
+    detected["engine"] = "openpyxl"
+    return _xlsx_rows(path, limits, guard, detected), detected
 
-    engine = {".xls": "xlrd", ".ods": "odf"}.get(suffix, "openpyxl")
-    try:
-        frame = pd.read_excel(path, sheet_name=0, header=None, dtype=object, engine=engine)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means the file cannot be read
-        raise FileError(f"classeur illisible ({suffix}): {exc.__class__.__name__}: {str(exc)[:200]}") from None
-    frame = frame.astype(object).where(frame.notna(), None)
-    return frame.values.tolist(), {"engine": engine}
+
+def read_sheet(path: Path | str, limits: SheetLimits = LIMITS) -> tuple[list[list], dict]:
+    """Every line of the first sheet as Python values (dates stay dates), and what was detected.
+    Read through `open_sheet`, so the same limits hold; prefer `open_sheet` to keep memory flat."""
+    rows, detected = open_sheet(path, limits)
+    return list(rows), detected
 
 
 def locate_columns(rows: list[list], mapping: dict) -> tuple[int, dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
@@ -225,6 +634,7 @@ class _Communes:
 
 def _parse(values: dict, labels: dict[str, str], organism_default: str, vault) -> dict:
     """Typed values of one row; RowError names the column as written in the file."""
+    check_controls(values, labels)
     out: dict = {}
     run = functools.partial(cell, values, labels)
     for field in ("last_name", "birth_name", "first_name", "address", "address_complement", "city",
@@ -273,15 +683,16 @@ def import_file(runtime, path: Path | str, mapping_name: str, *, created_by: int
         mapping = get_mapping(s, mapping_name)
 
     def body(session: Session, batch):
-        rows, detected = read_sheet(path)
-        header_index, columns, external = locate_columns(rows, mapping)
+        stream, detected = open_sheet(path)
+        head = list(itertools.islice(stream, HEADER_SEARCH_ROWS))
+        header_index, columns, external = locate_columns(head, mapping)
         labels = {f: label for f, (_j, label) in columns.items()}
         index = IdentityIndex(session)
         communes = _Communes(session)
         counts = {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "households_created": 0}
         rejects, seen, sectorised = [], {}, []
-        for i in range(header_index + 1, len(rows)):
-            cells = rows[i]
+        rows = itertools.chain(head[header_index + 1:], stream)  # one row at a time: memory stays flat
+        for i, cells in enumerate(rows, start=header_index + 1):
             line = i + 1  # as numbered in the spreadsheet / text editor
             values = {f: (cells[j] if j < len(cells) else None) for f, (j, _l) in columns.items()}
             ext = {k: text(cells[j]) if j < len(cells) else None for k, (j, _l) in external.items()}

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from cases.nir import NirError
+from referents.cells import control_reason
 
 
 class FileError(ValueError):
@@ -72,10 +73,21 @@ def cell(values: dict, labels: dict[str, str], field: str, parser):
     value the parser refuses becomes a RowError naming the column as labelled in the file."""
     if field not in values:
         return None
+    reason = control_reason(values[field])
+    if reason:
+        raise RowError(labels[field], reason)
     try:
         return parser(values[field])
     except (ValueError, NirError) as exc:
         raise RowError(labels[field], str(exc)) from None
+
+
+def check_controls(values: dict, labels: dict | None = None) -> None:
+    """Refuse a row whose values hold control characters (names are otherwise kept verbatim)."""
+    for field, value in values.items():
+        reason = control_reason(value)
+        if reason:
+            raise RowError((labels or {}).get(field, field), reason)
 
 
 def reject_row(session, batch, row_no: int, column: str | None, message: str, values: dict | None) -> dict:

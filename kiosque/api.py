@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
 from config.auth import audit, current_user, db, requires
+from config.edges import PDF, XLSX, file_response
 from kiosque import letters, phoning, service
 from kiosque.models import Closure, Invitation, KiosqueSession, SessionTemplate
 from kiosque.schemas import (
@@ -278,6 +279,7 @@ def record_outcome(args, invitation_id):
 
 @blp.route("/sessions/<int:session_id>/phoning.xlsx", methods=["GET"])
 @requires(*KIOSQUE_STAFF)
+@blp.doc(**file_response(XLSX, "la liste d'appels (xlsx)"))
 def call_list(session_id):
     """Liste d'appels de la session (xlsx: nom, téléphone, résultat en liste déroulante, notes)."""
     ks = _session(session_id)
@@ -292,6 +294,7 @@ def call_list(session_id):
 
 @blp.route("/sessions/<int:session_id>/letters.pdf", methods=["GET"])
 @requires(*KIOSQUE_STAFF)
+@blp.doc(**file_response(PDF, "les courriers d'invitation (PDF)"))
 def session_letters(session_id):
     """Le lot de courriers d'invitation de la session, à imprimer (PDF)."""
     ks = _session(session_id)

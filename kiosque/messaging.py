@@ -67,7 +67,8 @@ class InvitationComposer:
 
     def cancel_reason(self, session: Session, m: Message, now: dt.datetime) -> str | None:
         inv = session.get(Invitation, m.invitation_id)
-        if inv is None or inv.status != InvitationStatus.PENDING:
+        # (a cancellation notice is about an invitation that is no longer pending)
+        if inv is None or (inv.status != InvitationStatus.PENDING and m.kind != "invitation_cancelled"):
             return "invitation plus en attente"
         if inv.session.starts_at <= now:
             return "session déjà commencée"

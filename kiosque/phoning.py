@@ -20,6 +20,7 @@ from cases.models import Person
 from kiosque.models import Invitation, KiosqueSession
 from kiosque.service import KiosqueError, record_phoning
 from kiosque.vocabulary import InvitationStatus, PhoningOutcome
+from referents.cells import append_safe
 from referents.models import Structure
 
 OUTCOME_LABELS = PhoningOutcome.labels()  # the drop-down's texts, in the enum's order
@@ -56,9 +57,9 @@ def write_call_list(session: Session, session_id: int, path: Path | str) -> dict
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
     for inv, last, first, phone in rows:
-        ws.append([inv.id, (last or "").upper(), first or "", display_phone(phone), label,
-                   OUTCOME_LABELS.get(inv.phoning_outcome, "") if inv.phoning_outcome else "",
-                   None, inv.phoning_notes or None])
+        append_safe(ws, [inv.id, (last or "").upper(), first or "", display_phone(phone), label,
+                         OUTCOME_LABELS.get(inv.phoning_outcome, "") if inv.phoning_outcome else "",
+                         None, inv.phoning_notes or None])
     choices = DataValidation(type="list", formula1='"' + ",".join(OUTCOME_LABELS.values()) + '"',
                              allow_blank=True, showDropDown=False)
     choices.error, choices.errorTitle = "Choisissez un résultat dans la liste", "Résultat inconnu"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from marshmallow import Schema, fields, validate
 
 from kiosque.vocabulary import ATTENDANCE, INVITATION_STATUSES, PHONING_OUTCOMES, SESSION_STATUSES
+from referents.fields import ParisDateTime
 from referents.vocabulary import REFERENT_TYPES
 
 # Dates outside this range are typing errors (and would overflow date arithmetic).
@@ -27,8 +28,8 @@ class SessionSchema(Schema):
     id = fields.Integer()
     mds_id = fields.Integer()
     mds_name = fields.String(allow_none=True)
-    starts_at = fields.DateTime()
-    ends_at = fields.DateTime(allow_none=True)
+    starts_at = ParisDateTime()
+    ends_at = ParisDateTime(allow_none=True)
     place = fields.String()
     capacity = fields.Integer()
     booked = fields.Integer(allow_none=True)
@@ -150,7 +151,7 @@ class InvitationSchema(Schema):
     phoning_notes = fields.String(allow_none=True)
     chosen_referent_type = fields.String(allow_none=True)
     chosen_structure_id = fields.Integer(allow_none=True)
-    first_appointment_at = fields.DateTime(allow_none=True)
+    first_appointment_at = ParisDateTime(allow_none=True)
 
 
 class PhoningInSchema(Schema):

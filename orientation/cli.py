@@ -87,7 +87,7 @@ def explain_cmd(person_id, as_of, as_json):
             data = ExplainSchema().dump(explain(s, person_id, resolve_as_of(as_of)))
         except LookupError as exc:
             _fail(exc)
-        s.add(_audit_row("read", person_id, None, {"view": "orientation.explain"}))
+        _audit_row(s, "read", person_id, None, {"view": "orientation.explain"})
 
     def human(d):
         cur = d["current"]
@@ -104,10 +104,11 @@ def explain_cmd(person_id, as_of, as_json):
     emit(data, as_json, human)
 
 
-def _audit_row(action, person_id, user_id, details):
-    from referents.models import AuditLog
+def _audit_row(session, action, person_id, user_id, details):
+    """Command-line actions are logged through the one audit writer."""
+    from referents import audit
 
-    return AuditLog(user_id=user_id, action=action, person_id=person_id, endpoint="cli", details=details)
+    return audit.write(session, action, user_id=user_id, person_id=person_id, endpoint="cli", details=details)
 
 
 @orient.command("queue")
@@ -169,7 +170,7 @@ def validate_cmd(ids, all_proposed, mds, territory, referent_type, rule_id, user
             _fail(exc)
         for oid in out["validated"] + out["awaiting_capacity"]:
             o = s.get(Orientation, oid)
-            s.add(_audit_row("orientation.validate", o.person_id, uid, {"orientation_id": oid, "status": o.status}))
+            _audit_row(s, "orientation.validate", o.person_id, uid, {"orientation_id": oid, "status": o.status})
 
     emit(out, as_json, lambda d: click.echo(
         f"validées: {len(d['validated'])}, en attente de place: {len(d['awaiting_capacity'])}, "
@@ -195,8 +196,8 @@ def override_cmd(orientation_id, referent_type, structure, reason, user_email, a
                                    structure_id=service.structure_id_by_code(s, structure))
         except (service.OrientationError, LookupError) as exc:
             _fail(exc)
-        s.add(_audit_row("orientation.override", new.person_id, uid,
-                         {"orientation_id": orientation_id, "new_orientation_id": new.id, "reason": reason}))
+        _audit_row(s, "orientation.override", new.person_id, uid,
+                   {"orientation_id": orientation_id, "new_orientation_id": new.id, "reason": reason})
         data = {"id": new.id, "person_id": new.person_id, "status": new.status, "referent_type": new.referent_type,
                 "supersedes_id": new.supersedes_id}
     emit(data, as_json, f"décision n° {orientation_id} remplacée par la décision n° {data['id']} ({data['status']})")
@@ -226,7 +227,7 @@ def reorient_request(person_id, reason, referent_type, user_email, as_of, as_jso
                                                        wanted_referent_type=referent_type)
         except (service.OrientationError, LookupError) as exc:
             _fail(exc)
-        s.add(_audit_row("orientation.reorientation_request", person_id, uid, {"request_id": req.id}))
+        _audit_row(s, "orientation.reorientation_request", person_id, uid, {"request_id": req.id})
         data = ReorientationSchema().dump(req)
     emit(data, as_json, f"demande de réorientation n° {data['id']} enregistrée")
 
@@ -251,8 +252,8 @@ def reorient_decide(request_id, accept, reason, referent_type, user_email, as_of
                                                       reason=reason, referent_type=referent_type)
         except (service.OrientationError, LookupError) as exc:
             _fail(exc)
-        s.add(_audit_row("orientation.reorientation_decision", req.person_id, uid,
-                         {"request_id": request_id, "accept": accept, "reason": reason}))
+        _audit_row(s, "orientation.reorientation_decision", req.person_id, uid,
+                   {"request_id": request_id, "accept": accept, "reason": reason})
         data = ReorientationSchema().dump(req)
     emit(data, as_json, f"demande n° {request_id}: {data['status']}")
 
@@ -308,7 +309,7 @@ def rules_load(file, user_email, as_json):
             raise click.ClickException(f"{file}: {exc}") from None
         changed = row.version != before
         if changed:
-            s.add(_audit_row("orientation.rules", None, uid, {"version": row.version, "file": file.name}))
+            _audit_row(s, "orientation.rules", None, uid, {"version": row.version, "file": file.name})
         data = {"version": row.version, "changed": changed,
                 "rules": sum(1 for r in row.rules if not r.get("fallback"))}
         if warnings:  # e.g. an automatic rule whose decisions depend on sensitive data by exclusion

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from orientation.vocabulary import ORIGINS, PENDING, STATUSES
+from referents.fields import UtcDateTime
 from referents.vocabulary import OUTCOMES, REFERENT_TYPES, Organisme, Parcours
 
 ALL_OUTCOMES = OUTCOMES
@@ -274,7 +275,7 @@ class RuleSetSchema(Schema):
     version = fields.Integer()
     name = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     created_by = fields.Integer(allow_none=True)
     rules = fields.List(fields.Nested(RuleSchema), attribute="ordered_rules",
                         metadata={"description": "Règles dans l'ordre: la première applicable l'emporte"})
@@ -289,7 +290,7 @@ class RuleSetVersionSchema(Schema):
     version = fields.Integer()
     name = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     created_by = fields.Integer(allow_none=True)
     rules = fields.Integer(attribute="rule_count", metadata={"description": "Nombre de règles (hors règle par défaut)"})
 

@@ -38,7 +38,7 @@ from orientation.rulesets import (
     spec_of,
 )
 from orientation.vocabulary import FINISHED, ORIGIN_PHRASES, ORIGINS, PENDING
-from referents.models import AuditLog, Structure, Territory
+from referents.models import Structure, Territory
 from referents.service import structure_by_code
 from referents.vocabulary import (
     OUTCOMES,
@@ -697,7 +697,9 @@ def current_orientation_summary(session: Session, person_id: int) -> dict | None
 
 def audit_cli(session: Session, action: str, person_id: int | None, user_id: int | None, details: dict) -> None:
     """Audit row for an action taken from the command line."""
-    session.add(AuditLog(user_id=user_id, action=action[:40], person_id=person_id, endpoint="cli", details=details))
+    from referents import audit
+
+    audit.write(session, action, user_id=user_id, person_id=person_id, endpoint="cli", details=details)
 
 
 def structure_id_by_code(session: Session, code: str | None) -> int | None:

@@ -14,8 +14,9 @@ from flask import current_app, g, redirect, render_template, request, session, u
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from config.auth import audit, current_user, db, limiter, public, requires
+from config.auth import audit, current_user, db, public, requires
 from referents import security
+from referents import sessions as server_sessions
 from referents.models import Role, Structure, Territory, User
 from referents.schemas import (
     AuditPageSchema,
@@ -39,17 +40,17 @@ ADMIN = Role.ADMIN.value
 
 pages = PageBlueprint("pages", __name__, template_folder="templates")
 
-LOGIN_LIMIT_DEFAULT = "5 per minute;30 per hour"
+LOGIN_LIMIT_DEFAULT = server_sessions.ACCOUNT_LIMIT_DEFAULT
 
 
 def _login_limit() -> str:
+    """Failures allowed per account (any address)."""
     return current_app.config.get("RSA_LOGIN_RATE_LIMIT", LOGIN_LIMIT_DEFAULT)
 
 
-def _login_key() -> str:
-    """Rate limit per client address and account: a password-guessing robot is slowed down
-    without locking the account for its rightful owner elsewhere."""
-    return f"{request.remote_addr}|{request.form.get('email', '').strip().lower()[:200]}"
+def _address_limit() -> str:
+    """Failures allowed per client address (any account: password spraying)."""
+    return current_app.config.get("RSA_LOGIN_ADDRESS_RATE_LIMIT", server_sessions.ADDRESS_LIMIT_DEFAULT)
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -76,13 +77,14 @@ def _login_page(status: int = 200, **context):
     return render_template("referents/login.html", **context), status
 
 
-def _on_login_breach(_limit):
+def _on_login_breach(verdict):
     email = request.form.get("email", "").strip().lower()[:200]
     user = security.user_by_email(db(), email)
     security.record(db(), "login_blocked", user_id=user.id if user else None, ip=request.remote_addr,
-                    endpoint=f"{request.method} {request.path}", details={"email": email})
+                    endpoint=f"{request.method} {request.path}",
+                    details={"email": email, "per": verdict.key, "limit": verdict.limit})
     db().commit()
-    log.warning("login rate limit reached (user id %s)", user.id if user else None)
+    log.warning("login rate limit reached per %s (user id %s)", verdict.key, user.id if user else None)
     body, status = _login_page(429, email=email, error="Trop de tentatives de connexion. "
                                                         "Réessayez dans quelques minutes.")
     return current_app.response_class(body, status=status, mimetype="text/html")
@@ -99,22 +101,30 @@ def login():
 
 @pages.post("/login")
 @public
-@limiter.limit(_login_limit, key_func=_login_key, deduct_when=lambda r: r.status_code == 401,
-               on_breach=_on_login_breach)
 def login_submit():
+    """Failures are throttled per address and per account, with counters shared by every worker
+    (referents.sessions): a blocked attempt is refused before its password is even checked."""
     email = request.form.get("email", "").strip().lower()[:200]
     password = request.form.get("password", "")
+    verdict = server_sessions.check(db(), request.remote_addr, email, account_limit=_login_limit(),
+                                    address_limit=_address_limit())
+    if verdict.blocked:
+        return _on_login_breach(verdict)
     user = security.authenticate(db(), email, password)
     if user is None:
         known = security.user_by_email(db(), email)
+        server_sessions.record_failure(db(), request.remote_addr, email)
         security.record(db(), "login_failed", user_id=known.id if known else None, ip=request.remote_addr,
                         endpoint=f"{request.method} {request.path}", details={"email": email})
         db().commit()
         log.warning("login failed (user id %s)", known.id if known else None)
         return _login_page(401, email=email, error="Adresse électronique ou mot de passe incorrect.")
+    sid = server_sessions.open_session(db(), user, current_app.extensions["rsa"].settings.token_ttl_hours,
+                                       ip=request.remote_addr)
     session.clear()
     session.permanent = True
     session["user_id"] = user.id
+    session["sid"] = sid
     session["pw"] = security.session_marker(user)
     g.user = user
     audit("login", details={"method": "password"})
@@ -129,7 +139,9 @@ def logout():
     user = current_user()
     if user is not None and not request.headers.get("Authorization"):
         audit("logout")
-        db().commit()
+    # The session ends server-side: a copy of the cookie kept before logout no longer works.
+    server_sessions.end(db(), session.get("sid"))
+    db().commit()
     session.clear()
     return redirect(url_for("pages.login", logged_out=1), 303)
 
@@ -234,7 +246,7 @@ class UserItem(MethodView):
         if "structure" in changes:
             changes["structure_code"] = changes.pop("structure")
         try:
-            diff = security.update_user(db(), user, **changes)
+            diff = security.update_user(db(), user, actor=current_user(), **changes)
         except security.AccountError as exc:
             db().rollback()
             abort(422, message=str(exc))
@@ -249,7 +261,11 @@ class UserItem(MethodView):
         """Désactive le compte et révoque ses jetons (le compte reste pour le journal d'audit)."""
         user = _user_or_404(user_id)
         if user.active:
-            security.update_user(db(), user, active=False)
+            try:
+                security.update_user(db(), user, actor=current_user(), active=False)
+            except security.AccountError as exc:
+                db().rollback()
+                abort(422, message=str(exc))
             _admin_audit("user_disable", user)
         db().commit()
 
@@ -303,6 +319,19 @@ class UserToken(MethodView):
         _admin_audit("token_revoke", user, {"token_id": token_id})
         db().commit()
         return {"revoked": 1}
+
+
+@blp_users.route("/<int:user_id>/sessions")
+class UserSessions(MethodView):
+    @requires(ADMIN)
+    @blp_users.response(200, RevokedSchema)
+    def delete(self, user_id):
+        """Met fin à toutes les sessions de navigateur du compte (côté serveur, sur tous les postes)."""
+        user = _user_or_404(user_id)
+        n = security.revoke_sessions(db(), user)
+        _admin_audit("session_revoke", user, {"count": n})
+        db().commit()
+        return {"revoked": n}
 
 
 # --- REST: audit log (admins, read-only: there is no way to change it) -----------------------

@@ -63,7 +63,10 @@ def users_disable(email, as_json):
         if user is None:
             _fail(f"compte inconnu: {email}")
         was_active = user.active
-        security.update_user(s, user, active=False)
+        try:
+            security.update_user(s, user, active=False)
+        except security.AccountError as exc:
+            _fail(str(exc))
         if was_active:
             security.record(s, "user_disable", endpoint="cli users disable",
                             details={"user_id": user.id, "email": user.email})
@@ -101,7 +104,7 @@ def users_token(email, ttl_hours, label, as_json):
 @click.argument("email")
 @json_option
 def users_revoke(email, as_json):
-    """Révoque tous les jetons d'un compte."""
+    """Révoque tous les jetons d'un compte et met fin à ses sessions de navigateur."""
     from referents import security
 
     rt = get_runtime()
@@ -111,7 +114,10 @@ def users_revoke(email, as_json):
             _fail(f"compte inconnu: {email}")
         n = security.revoke_all(s, user)
         security.record(s, "token_revoke", endpoint="cli users revoke", details={"user_id": user.id, "count": n})
-    emit({"email": email, "revoked": n}, as_json, f"{n} jeton(s) révoqué(s)")
+        m = security.revoke_sessions(s, user)
+        security.record(s, "session_revoke", endpoint="cli users revoke", details={"user_id": user.id, "count": m})
+    emit({"email": email, "revoked": n, "sessions_ended": m}, as_json,
+         f"{n} jeton(s) révoqué(s), {m} session(s) terminée(s)")
 
 
 @users_group.command("list")

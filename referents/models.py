@@ -209,3 +209,33 @@ AUDIT_GUARD_SQLITE = tuple(
     for op in ("UPDATE", "DELETE"))
 
 _install_audit_guards()
+
+
+# --- sessions and login throttling (issue 22, item 5; logic in referents.sessions) -------------
+
+class UserSession(Base):
+    """A browser session held server-side: the signed cookie only carries a random id whose hash is
+    here. Logout, revocation, disabling the account or changing the password end it at once, for
+    every worker and every copy of the cookie."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class LoginFailure(Base):
+    """One failed login: the shared counter of the login throttle (per address and per account,
+    the same for every worker and every server)."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    email: Mapped[str] = mapped_column(String(200), index=True)

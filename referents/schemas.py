@@ -7,25 +7,29 @@ OpenAPI document) and for `rsa users … --json` / `rsa audit list --json`.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from marshmallow import Schema, fields, validate
 
+from referents.fields import UtcDateTime
 from referents.models import ApiToken, Role
 
 ROLES = [r.value for r in Role]
 
 
-class Seconds(fields.String):
-    """A timestamp to the second, UTC without zone ("2026-11-20T09:15:02"), as the audit log shows it."""
+class Seconds(UtcDateTime):
+    """A moment to the second, in UTC with its offset ("2026-11-20T09:15:02+00:00"), as the audit
+    log shows it (OpenAPI date-time: the zone is part of the value, issue 22 item 10)."""
 
     def __init__(self, **kwargs):
-        metadata = {"description": "UTC, à la seconde (AAAA-MM-JJTHH:MM:SS)",
-                    "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$", **kwargs.pop("metadata", {})}
+        metadata = {"description": "UTC, à la seconde (AAAA-MM-JJTHH:MM:SS+00:00)", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.isoformat(timespec="seconds")
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC, microsecond=0).isoformat(timespec="seconds")
 
 
 def _structure_attr(name: str):
@@ -100,10 +104,10 @@ class TokenSchema(Schema):
     id = fields.Integer()
     prefix = fields.String(metadata={"description": "premiers caractères du jeton, pour le reconnaître"})
     label = fields.String()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
-    last_used_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime()
+    revoked_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ class AuditQuerySchema(Schema):
     user_id = fields.Integer(validate=validate.Range(min=1))
     person_id = fields.Integer(validate=validate.Range(min=1))
     action = fields.String(validate=validate.Length(max=40))
-    since = fields.DateTime()
-    until = fields.DateTime()
+    since = UtcDateTime()
+    until = UtcDateTime()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 

@@ -68,11 +68,11 @@ def session_marker(user: User) -> str:
 def record(session: Session, action: str, user_id: int | None = None, person_id: int | None = None,
            endpoint: str | None = None, ip: str | None = None, details: dict | None = None,
            note: str | None = None) -> AuditLog:
-    """Append to the audit log outside a request (CLI, jobs)."""
-    entry = AuditLog(user_id=user_id, action=action, person_id=person_id, endpoint=endpoint, ip=ip,
-                     details=details, note=note)
-    session.add(entry)
-    return entry
+    """Append to the audit log outside a request (CLI, jobs), through the one audit writer."""
+    from referents import audit
+
+    return audit.write(session, action, user_id=user_id, person_id=person_id, endpoint=endpoint, ip=ip,
+                       details=details, note=note)
 
 
 def check_ttl(ttl_hours: int | None, default: int) -> int:
@@ -119,8 +119,30 @@ def add_user(session: Session, email: str, role: str, password: str | None = Non
         raise AccountError(str(exc)) from exc
 
 
-def update_user(session: Session, user: User, **changes) -> dict:
-    """Apply the given changes; returns {field: [old, new]} (the password is never echoed)."""
+def _check_admin_kept(session: Session, user: User, changes: dict, actor: User | None) -> None:
+    """An admin cannot demote or disable itself, nor the last active admin (issue 22, item 7):
+    nobody would be left to manage the accounts."""
+    if user.role != Role.ADMIN.value or not user.active:
+        return
+    demoted = changes.get("role") is not None and changes["role"] != Role.ADMIN.value
+    disabled = changes.get("active") is not None and not changes["active"]
+    if not (demoted or disabled):
+        return
+    if actor is not None and actor.id == user.id:
+        raise AccountError("vous ne pouvez pas retirer votre propre rôle d'administrateur ni désactiver "
+                           "votre propre compte: demandez-le à un autre administrateur")
+    from sqlalchemy import func
+
+    others = session.scalar(select(func.count()).select_from(User).where(
+        User.role == Role.ADMIN.value, User.active.is_(True), User.id != user.id))
+    if not others:
+        raise AccountError("c'est le dernier administrateur actif: nommez d'abord un autre administrateur")
+
+
+def update_user(session: Session, user: User, actor: User | None = None, **changes) -> dict:
+    """Apply the given changes; returns {field: [old, new]} (the password is never echoed).
+    `actor` is the admin making the change (None from the command line)."""
+    _check_admin_kept(session, user, changes, actor)
     diff: dict = {}
     if "role" in changes and changes["role"] is not None:
         try:
@@ -151,12 +173,18 @@ def update_user(session: Session, user: User, **changes) -> dict:
             raise AccountError("mot de passe trop court (12 caractères minimum)")
         user.password_hash = hash_password(changes["password"])
         diff["password"] = "changed"
+        from referents.sessions import revoke_user
+
+        revoke_user(session, user)  # a changed password ends every session of the account
     if changes.get("active") is not None and bool(changes["active"]) != user.active:
         diff["active"] = [user.active, bool(changes["active"])]
         if changes["active"]:
             user.active = True
         else:
+            from referents.sessions import revoke_user
+
             disable_user(session, user)
+            revoke_user(session, user)
     session.flush()
     return diff
 
@@ -174,6 +202,13 @@ def revoke_token(session: Session, token_id: int, now: dt.datetime | None = None
 
 def revoke_all(session: Session, user: User) -> int:
     return revoke_tokens(session, user)
+
+
+def revoke_sessions(session: Session, user: User) -> int:
+    """End every browser session of the account (the tokens are revoked separately)."""
+    from referents.sessions import revoke_user
+
+    return revoke_user(session, user)
 
 
 def audit_query(session: Session, user_id: int | None = None, person_id: int | None = None,

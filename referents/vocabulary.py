@@ -258,6 +258,8 @@ class Origin(LabelledEnum):
     # Département has not decided within six weeks. Counted apart in the indicators.
     FRANCE_TRAVAIL = ("france_travail", "Orienté par France Travail",
                       "France Travail, faute de décision du Département dans le délai légal de six semaines")
+    REPRISE = ("reprise", "Reprise de l'existant",
+               "le système précédent du Département (orientation reprise à la mise en service)")
 
 
 REFERENT_TYPES: tuple[str, ...] = ReferentType.codes()

@@ -13,6 +13,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
+from config.edges import file_response
 from referents.models import Role, Structure, Territory
 from referents.service import structure_by_code
 from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
@@ -96,6 +97,7 @@ class Export(MethodView):
     @requires(*ALL_ROLES)
     @blp.arguments(ReportQuerySchema, location="query")
     @blp.response(200, content_type=XLSX, description="classeur xlsx")
+    @blp.doc(**file_response(XLSX, "classeur xlsx"))
     def get(self, args):
         """Le classeur xlsx des indicateurs (feuille nominative réservée aux responsables)."""
         f = _resolve(args)

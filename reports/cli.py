@@ -125,6 +125,30 @@ def after_cmd(as_of, start, end, territory, mds, as_json):
     emit(data, as_json, human)
 
 
+@report.command("old-contracts")
+@as_of_option
+@click.option("--list", "with_list", is_flag=True, help="Avec la liste de travail des personnes concernées.")
+@json_option
+def old_contracts_cmd(as_of, with_list, as_json):
+    """CER et PPAE signés avant le 01/01/2025 à remplacer par un contrat d'engagement avant le 01/01/2027."""
+    from reports.old_contracts import indicator, working_list
+
+    as_of = resolve_as_of(as_of)
+    with get_runtime().session() as s:
+        data = {"indicator": indicator(s, as_of)}
+        if with_list:
+            data["persons"] = working_list(s, as_of)
+
+    def human(d):
+        i = d["indicator"]
+        click.echo(f"Anciens contrats (CER/PPAE signés avant le 01/01/2025) au {as_of.strftime('%d/%m/%Y')}: "
+                   f"{i['legacy_persons']} personne(s), {i['replaced']} remplacé(s) par un contrat d'engagement, "
+                   f"{i['pending']} à remplacer d'ici le 01/01/2027 ({i['days_left']} jours)")
+        for p in d.get("persons", []):
+            click.echo(f"  {p['last_name']} {p['first_name']} — {p['contract_label']} du {p['signed_on']}")
+    emit(data, as_json, human)
+
+
 @report.command("reference")
 @json_option
 def reference_cmd(as_json):

@@ -14,9 +14,9 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from referents.cells import DANGEROUS_PREFIXES, safe_text  # noqa: F401  (the one guard, re-exported)
 from reports.indicators import BANDS, THRESHOLDS
 
-DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 FMT_DAYS = "0.0"
@@ -33,13 +33,6 @@ STATS_COLUMNS = [
     ("Délai médian (j)", "median_days", FMT_DAYS),
     ("Délai 90e centile (j)", "p90_days", FMT_DAYS),
 ] + [(f"Orientés sous {n} j", f"share_within_{n}", FMT_SHARE) for n in THRESHOLDS]
-
-
-def safe_text(value):
-    """A data string that no spreadsheet will evaluate as a formula."""
-    if isinstance(value, str) and value.startswith(DANGEROUS_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _put(ws: Worksheet, row: int, col: int, value, fmt: str | None = None):

@@ -2,7 +2,9 @@
 
 The suite runs against SQLite by default, and against PostgreSQL when RSA_TEST_DATABASE_URL
 points to a server (`make test` does both): a fresh database is created for the run and dropped
-after, so that several runs never share state. Between tests every non-reference table is emptied;
+after, so that several runs never share state. On PostgreSQL the schema is created by the owner
+role of that URL, and the application under test runs as the least-privileged role `rsa_app`
+(RSA_TEST_APP_DATABASE_URL to name another), as in production (config.roles, docs/security.md). Between tests every non-reference table is emptied;
 reference data (territories, communes, structures, sectors) is reloaded only when a test changed it.
 """
 
@@ -50,11 +52,34 @@ def database_url(tmp_path_factory):
     admin.dispose()
 
 
+APP_ROLE = "rsa_app"
+
+
 @pytest.fixture(scope="session")
-def base_settings(database_url, tmp_path_factory) -> Settings:
+def app_database_url(database_url):
+    """The application's URL: on PostgreSQL the role `rsa_app` made by .ci/postgres.sh (rows only,
+    INSERT-only audit log); the owner's URL when that role does not exist (an older server setup)."""
+    if database_url.startswith("sqlite"):
+        return database_url
+    explicit = os.environ.get("RSA_TEST_APP_DATABASE_URL")
+    if explicit:
+        return make_url(explicit).set(drivername="postgresql+psycopg",
+                                      database=make_url(database_url).database).render_as_string(hide_password=False)
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}).scalar()
+    engine.dispose()
+    if not exists:
+        return database_url
+    return make_url(database_url).set(username=APP_ROLE, password=APP_ROLE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def base_settings(app_database_url, database_url, tmp_path_factory) -> Settings:
     var = tmp_path_factory.mktemp("var")
     return Settings.from_env(env={}).with_(
-        database_url=database_url,
+        database_url=app_database_url,
+        migrate_database_url=database_url,
         secret_key="test-secret",
         inbox=str(var / "inbox"),
         archive=str(var / "archive"),
@@ -81,10 +106,26 @@ def _reference_fingerprint(conn) -> tuple:
 
 
 @pytest.fixture(scope="session")
-def _schema(base_settings):
+def _owner(base_settings):
+    """The schema owner's runtime: creates the schema, grants the application's role, and empties
+    the tables between tests (the application's role may not disable the audit log's trigger)."""
     import_models()
+    owner = build_runtime(base_settings.with_(database_url=base_settings.migrate_database_url))
+    yield owner
+    owner.dispose()
+
+
+@pytest.fixture(scope="session")
+def _schema(base_settings, _owner):
+    from config.roles import app_role_of, grant_app_role
+
+    Base.metadata.create_all(_owner.engine)
+    role = app_role_of(base_settings.database_url, base_settings.migrate_database_url)
+    if role:
+        with _owner.engine.begin() as conn:
+            grant_app_role(conn, role)
     rt = build_runtime(base_settings)
-    Base.metadata.create_all(rt.engine)
+    rt.owner_engine = _owner.engine
     _reload_reference(rt)
     with rt.engine.connect() as conn:
         fingerprint = _reference_fingerprint(conn)
@@ -101,9 +142,9 @@ def _reload_reference(rt):
 
 
 def _empty(rt, tables):
-    """Empty the given tables (None: all) and rewind their id sequences on PostgreSQL."""
+    """Empty the given tables (None: all) and rewind their id sequences on PostgreSQL (as the owner)."""
     names = [t.name for t in Base.metadata.sorted_tables if tables is None or t.name in tables]
-    with rt.engine.begin() as conn:
+    with getattr(rt, "owner_engine", rt.engine).begin() as conn:
         if rt.engine.dialect.name == "postgresql":
             # DELETE only the tables holding rows (a TRUNCATE costs ~0.5 s whatever the data), in
             # dependency order, the audit log's append-only trigger set aside; then rewind sequences.

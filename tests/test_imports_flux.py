@@ -159,11 +159,12 @@ def test_public_samples_import_in_creation_order_outside_sectorisation(rt):
         assert bullock.role == "CJT" and bullock.sdd is True
         assert rt.vault.decrypt(bullock.nir_encrypted) == "2730799404078"
         assert bullock.nir_hash == rt.vault.hash("2730799404078")
-        # opened by RSABEM-ouvert (state 2), suspended by RSABEM (state 4): one path, still open
+        # opened by RSABEM-ouvert (state 2), suspended by RSABEM (state 4): one path, still open; its legal
+        # clock starts on the receipt of the flow (DTCREAFLUX 2022-03-05, issue 16), not on DTREF
         paths = s.scalars(select(CasePath).where(CasePath.person_id == bullock.id)).all()
         assert [(p.clock_start, p.request_date, p.opening_reason, p.closed_on) for p in paths] == [
-            (dt.date(2022, 2, 28), dt.date(2018, 8, 6), "entry", None)]
-        assert bullock.legal_clock_start == dt.date(2022, 2, 28)
+            (dt.date(2022, 3, 5), dt.date(2018, 8, 6), "entry", None)]
+        assert bullock.legal_clock_start == dt.date(2022, 3, 5)
         assert [a.code for a in bullock.activities] == ["SAL", "CHO"]
         kinds = sorted(e.kind for e in s.scalars(select(CaseEvent).where(CaseEvent.person_id == bullock.id)))
         assert kinds == ["flow.right_opened", "flow.right_suspended"]
@@ -275,7 +276,7 @@ def test_closure_closes_the_path_and_records_an_exit(rt, tmp_path, motive, reaso
         p = only_person(s, m1)
         paths = s.scalars(select(CasePath).where(CasePath.person_id == p.id).order_by(CasePath.id)).all()
         assert [(x.opening_reason, x.closed_on is None) for x in paths] == [("entry", False), ("reopening", True)]
-        assert p.legal_clock_start == dt.date(2026, 10, 31)
+        assert p.legal_clock_start == dt.date(2026, 11, 1)  # the receipt of m2 (DTCREAFLUX), issue 16
 
 
 def test_reopening_more_than_12_months_after_the_closure_is_a_new_entry(rt, tmp_path):

@@ -68,16 +68,18 @@ def test_audit_log_cannot_be_changed_through_the_application(rt, app):
 
 def test_database_trigger_refuses_raw_sql_changes(rt):
     """Beyond the application guard, the database itself refuses raw UPDATE/DELETE of the audit log
-    (a PL/pgSQL trigger on PostgreSQL, RAISE(ABORT) triggers on SQLite)."""
+    (a PL/pgSQL trigger on PostgreSQL, RAISE(ABORT) triggers on SQLite) — even to the schema owner
+    (the application's role is refused earlier, by its privileges: test_security_dbroles.py)."""
     with rt.session() as s:
         s.add(AuditLog(action="read", person_id=1, endpoint="GET /x"))
     from sqlalchemy.exc import DBAPIError
 
+    engine = getattr(rt, "owner_engine", rt.engine)
     with pytest.raises(DBAPIError, match="append-only"):
-        with rt.engine.begin() as conn:
+        with engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET action = 'x'"))
     with pytest.raises(DBAPIError, match="append-only"):
-        with rt.engine.begin() as conn:
+        with engine.begin() as conn:
             conn.execute(text("DELETE FROM audit_log"))
 
 
@@ -93,3 +95,43 @@ def test_logins_and_admin_actions_are_audited(client, make_user, rt):
     client.delete(f"/api/v1/users/{uid}", headers=headers)
     actions = [e["action"] for e in client.get("/api/v1/audit", headers=headers).json["items"]]
     assert actions[:2] == ["user_disable", "token_issue"]
+
+
+def _person_scoped_gets(app, client) -> list[str]:
+    """Every GET of the OpenAPI document whose path holds a person id, plus the page rules (HTML
+    screens are not in the document) that do: the reads of a person's record."""
+    doc = client.get("/api/v1/openapi.json").json
+    paths = [p for p, ops in doc["paths"].items() if "get" in ops and "{person_id}" in p]
+    pages = [r.rule.replace("<int:person_id>", "{person_id}") for r in app.url_map.iter_rules()
+             if "GET" in r.methods and "<int:person_id>" in r.rule and not r.rule.startswith("/api/")]
+    return sorted(set(paths) | set(pages))
+
+
+def test_every_person_scoped_read_writes_exactly_one_audit_row(app, client, rt):
+    """Issue 22 item 3: appointments, contracts, reviews, diagnostics, sanctions… were read without a
+    trace. Each person-scoped GET, called once in scope, adds exactly one `read` row naming the
+    person, the user and the endpoint; a refused call (out of scope) adds none."""
+    w = build_world(rt)
+    paths = _person_scoped_gets(app, client)
+    assert len(paths) >= 8, paths  # detail, timeline, appointments, contracts, reviews, diagnostics, sanctions, explain
+    pid = w.person_of["manager"]
+
+    def reads(person_id):
+        with rt.session() as s:
+            return s.scalars(select(AuditLog).where(AuditLog.person_id == person_id, AuditLog.action == "read")
+                             .order_by(AuditLog.id)).all()
+
+    for path in paths:
+        url = path.replace("{person_id}", str(pid))
+        before = len(reads(pid))
+        r = client.get(url, headers=w.headers["manager"])
+        assert r.status_code == 200, (url, r.status_code)
+        after = reads(pid)
+        assert len(after) == before + 1, f"{url}: {len(after) - before} audit rows"
+        entry = after[-1]
+        assert entry.user_id == w.users["manager"] and entry.endpoint == f"GET {url}" and entry.ip
+    # out of scope: 404 and nothing written for that person
+    for path in paths:
+        url = path.replace("{person_id}", str(w.other))
+        assert client.get(url, headers=w.headers["mds_worker"]).status_code == 404
+    assert reads(w.other) == []

@@ -2,7 +2,7 @@
 the dispatch outbox of our decisions (issue 17)
 
 Revision ID: 0003_ft
-Revises: 0002_law
+Revises: 0002_law, 0002_security (joins the two heads: law's branch and main's)
 Create Date: 2026-12-06 06:10:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy import Text  # noqa: F401
 from sqlalchemy.dialects import postgresql
 
 revision = '0003_ft'
-down_revision = '0002_law'
+down_revision = ('0002_law', '0002_security')  # law (#15) is not on main yet: one head again
 branch_labels = None
 depends_on = None
 

@@ -340,9 +340,9 @@ def export_decisions_cmd(date_from, date_to, out, as_json):
     try:
         with rt.session() as s:
             rows = decision_rows(s, start, end, rt.settings.secret_key)
-            s.add(_audit_row("orientation.export_decisions", None, None,
+            _audit_row(s, "orientation.export_decisions", None, None,
                              {"from": start.isoformat(), "to": end.isoformat(), "decisions": len(rows),
-                              "file": out.name}))
+                              "file": out.name})
         path = write(rows, out, start, end)
     except ExportError as exc:
         _fail(exc)

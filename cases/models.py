@@ -253,6 +253,43 @@ class FranceTravailEvent(Base):
     ppae_signed_on: Mapped[dt.date | None] = mapped_column(Date)
     ppae_modality: Mapped[str | None] = mapped_column(String(3))  # SUI GUI REN GLO APR
     batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The latest stock file that listed this row again (a repeated row is not stored twice): absence
+    # from the N latest stock files means the person left France Travail's list (issue 17).
+    last_seen_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FranceTravailRecord(Base):
+    """What France Travail tells of a person's orientation (partner API `lectureOrientation` or its
+    daily file): a préconisation (the référentiel's diagnostic made at registration), an orientation
+    France Travail decided, or a contrat d'engagement signed with France Travail.
+
+    Kept as received, also before the person is known (person_id NULL). `handled_on` says when it
+    was applied to the person's path (orientation recorded, contract signed) or set aside for good;
+    `outcome` says which, or why it still waits (docs/imports.md)."""
+
+    __tablename__ = "france_travail_record"
+    __table_args__ = (Index("ix_ft_record_nir_hash_birth", "nir_hash", "birth_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # content digest: a record is stored once
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    nir_hash: Mapped[str] = mapped_column(String(64))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(14), index=True)  # preconisation | orientation | contract
+    parcours_code: Mapped[str | None] = mapped_column(String(3))  # PED PSP PSO EO IND
+    parcours: Mapped[str | None] = mapped_column(String(30))  # ours (referents.vocabulary.Parcours)
+    organisme_code: Mapped[str | None] = mapped_column(String(3))  # FT CD DCD ML CE IND
+    organisme: Mapped[str | None] = mapped_column(String(20))  # ours (referents.vocabulary.Organisme)
+    status: Mapped[str | None] = mapped_column(String(20))  # statut: PRECONISE | DECIDE
+    state: Mapped[str | None] = mapped_column(String(20))  # etat: EN_ATTENTE BROUILLON OUVERT CLOTURE
+    effective_on: Mapped[dt.date] = mapped_column(Date)  # préconisation / decision / signature date
+    structure: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(8), default="file")  # file | api
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    handled_on: Mapped[dt.date | None] = mapped_column(Date, index=True)  # applied, or set aside for good
+    outcome: Mapped[str | None] = mapped_column(String(80))
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -104,6 +104,10 @@ FACTS: dict[str, FactSpec] = {
     "ft.ppae": FactSpec("bool", "PPAE signé"),
     "ft.ppae_signed_on": FactSpec("date", "date de signature du PPAE"),
     "ft.ppae_modality": FactSpec("str", "modalité d'accompagnement France Travail"),
+    "ft.preconisation": FactSpec("str", "parcours préconisé par France Travail (emploi, socio_professionnel, social)"),
+    "ft.preconisation_on": FactSpec("date", "date de la préconisation de France Travail"),
+    "ft.followed": FactSpec("bool", "déjà accompagné(e) par France Travail (orientation ou contrat avec France "
+                                    "Travail, ou PPAE)"),
     "diagnostic.present": FactSpec("bool", "diagnostic enregistré"),
     "diagnostic.recorded_on": FactSpec("date", "date du diagnostic"),
     "diagnostic.education_level": FactSpec("level", "niveau de formation", levels=EDUCATION_LEVELS),

@@ -271,6 +271,9 @@ class RuleSchema(Schema):
     when = fields.Nested(ConditionSchema, metadata={"description": "Condition (absente pour la règle par défaut)"})
     explain = fields.String(metadata={"description": "Explication, avec des {faits} à remplacer"})
     variants = fields.List(fields.Nested(VariantSchema), metadata={"description": "Variantes de la règle"})
+    parcours = fields.String(metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours du référentiel que la règle décide (emploi, socio_professionnel, social)")})
+    source = fields.String(metadata={"description": "Article ou ligne du référentiel que la règle applique"})
 
 
 class RuleSetSchema(Schema):

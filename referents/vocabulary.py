@@ -132,6 +132,80 @@ def default_parcours_of(referent_type: str | None) -> str | None:
     return p.value if p else None
 
 
+# France Travail's codes for the référentiel's two steps (partner API "orientation usager" and the
+# daily file; docs/imports.md, section France Travail). Written once, read both ways: what we send
+# and what we read. PSO is the parcours SOcial, PSP the parcours Socio-Professionnel: WebRSA 4.32's
+# labels and its orientation algorithm read them so, its sender swaps them (docs/imports.md says
+# what was checked). EO (entretien d'orientation) and IND (indéterminé) name no parcours.
+FT_PARCOURS_CODES: dict[Parcours, str] = {
+    Parcours.EMPLOI: "PED",               # parcours emploi direct
+    Parcours.SOCIO_PROFESSIONNEL: "PSP",  # parcours socio-professionnel
+    Parcours.SOCIAL: "PSO",               # parcours social
+}
+FT_UNDETERMINED_PARCOURS = ("EO", "IND")
+# Organisme référent: FT France Travail, CD the Département, DCD a délégataire of the Département
+# (ActiPro), ML mission locale, CE Cap emploi; IND = not determined yet.
+FT_ORGANISME_CODES: dict[Organisme, str] = {
+    Organisme.FRANCE_TRAVAIL: "FT",
+    Organisme.DEPARTEMENT: "CD",
+    Organisme.DELEGATAIRE: "DCD",
+    Organisme.MISSION_LOCALE: "ML",
+    Organisme.CAP_EMPLOI: "CE",
+}
+FT_UNDETERMINED_ORGANISME = "IND"
+
+
+def ft_parcours_code(parcours: str | None) -> str:
+    """France Travail's code of one of our parcours ("IND" when there is none)."""
+    try:
+        return FT_PARCOURS_CODES[Parcours(parcours)]
+    except ValueError:
+        return "IND"
+
+
+def parcours_of_ft_code(code: str | None) -> str | None:
+    """Our parcours for a France Travail code (None for EO, IND or an empty code); an unknown code
+    raises ValueError with a French message."""
+    code = (code or "").strip().upper()
+    if not code or code in FT_UNDETERMINED_PARCOURS:
+        return None
+    for parcours, ft_code in FT_PARCOURS_CODES.items():
+        if ft_code == code:
+            return parcours.value
+    raise ValueError(f"code parcours France Travail inconnu « {code} » "
+                     f"(attendu: {', '.join([*FT_PARCOURS_CODES.values(), *FT_UNDETERMINED_PARCOURS])})")
+
+
+def ft_organisme_code(organisme: str | None) -> str:
+    try:
+        return FT_ORGANISME_CODES[Organisme(organisme)]
+    except ValueError:
+        return FT_UNDETERMINED_ORGANISME
+
+
+def organisme_of_ft_code(code: str | None) -> str | None:
+    """Our organisme for a France Travail code (None for IND or empty); unknown → ValueError."""
+    code = (code or "").strip().upper()
+    if not code or code == FT_UNDETERMINED_ORGANISME:
+        return None
+    for organisme, ft_code in FT_ORGANISME_CODES.items():
+        if ft_code == code:
+            return organisme.value
+    raise ValueError(f"code organisme France Travail inconnu « {code} » "
+                     f"(attendu: {', '.join([*FT_ORGANISME_CODES.values(), FT_UNDETERMINED_ORGANISME])})")
+
+
+# The referent type that follows a person oriented by France Travail to an organisme (the
+# Département's own designation for CD: the MDS; for a délégataire: ActiPro).
+REFERENT_TYPE_OF_ORGANISME: dict[str, str] = {
+    Organisme.FRANCE_TRAVAIL.value: ReferentType.POLE_EMPLOI.value,
+    Organisme.DEPARTEMENT.value: ReferentType.MDS.value,
+    Organisme.DELEGATAIRE.value: ReferentType.ACTIPRO.value,
+    Organisme.MISSION_LOCALE.value: ReferentType.MISSION_LOCALE.value,
+    Organisme.CAP_EMPLOI.value: ReferentType.CAP_EMPLOI.value,
+}
+
+
 class ObstacleDomain(LabelledEnum):
     """The référentiel's obstacle domains ("difficultés"), read from an agent's diagnostic."""
 
@@ -180,6 +254,10 @@ class Origin(LabelledEnum):
     KIOSQUE = ("kiosque", "Kiosque", "la personne au Kiosque Insertion")
     DEFAULT_MDS = ("default_mds", "MDS par défaut", "l'orientation par défaut de la loi")
     REORIENTATION = ("reorientation", "Réorientation", "une réorientation")
+    # The law (L262-35, D262-65-2 CASF): France Travail orients in the Département's place when the
+    # Département has not decided within six weeks. Counted apart in the indicators.
+    FRANCE_TRAVAIL = ("france_travail", "Orienté par France Travail",
+                      "France Travail, faute de décision du Département dans le délai légal de six semaines")
     REPRISE = ("reprise", "Reprise de l'existant",
                "le système précédent du Département (orientation reprise à la mise en service)")
 

@@ -37,11 +37,14 @@ CLIENTS = 20
 MAX_REQUESTS_PER_CLIENT = 50_000
 P95_TARGET_MS = 100.0
 # (endpoint label, weight) of the agents' clients: reads dominate, writes are a trickle (~2 %).
-MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 20), ("appointment POST", 2))
+MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 20), ("appointment POST", 2),
+       # the workers' pages (issue 18): the same reads rendered as HTML
+       ("page: person file", 10), ("page: proposals", 5), ("page: caseload", 5), ("page: search", 5))
 # Client 0 is a manager's dashboard: the delay report (a whole-population aggregation, seconds at
 # 1M persons) one after the other, never 20 at once. The other clients are agents at work.
 REPORT_CLIENTS = 1
-LABELS = ("search", "my-people", "timeline", "detail", "report", "appointment POST")
+LABELS = ("search", "my-people", "timeline", "detail", "report", "appointment POST", "page: person file",
+          "page: proposals", "page: caseload", "page: search")
 THINK_S = (0.5, 1.5)  # seconds a person spends on a screen between two clicks
 PROVIDER_CASELOAD = 1_500  # people followed by the provider structure of the load test
 
@@ -171,6 +174,14 @@ def _client(seed: int, base: str, data: dict, stop_at: float, results: list,
             end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
             role, path = "mds_worker", "/api/v1/reports/delays"
             params = {"as_of": as_of.isoformat(), "from": start.isoformat(), "to": end.isoformat()}
+        elif label == "page: person file":
+            role, path = "mds_worker", f"/personnes/{pid}"
+        elif label == "page: proposals":
+            role, path = "mds_worker", "/propositions"
+        elif label == "page: caseload":
+            role, path = "provider", "/suivi"
+        elif label == "page: search":
+            role, path, params = "mds_worker", "/personnes", {"q": population.last_name(rnd)}
         else:
             role, method, path = "mds_worker", "POST", f"/api/v1/persons/{pid}/appointments"
             json_body = {"scheduled_at": f"{as_of + dt.timedelta(days=rnd.randint(1, 30))}T10:00:00",

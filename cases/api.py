@@ -24,6 +24,7 @@ from cases.schemas import (
     DiagnosticSchema,
     EpOpinionInSchema,
     EpRequestInSchema,
+    ExitCorrectionInSchema,
     ExitInSchema,
     ExitReasonSchema,
     ExitSchema,
@@ -39,6 +40,7 @@ from cases.schemas import (
     SanctionSchema,
     TimelineEventSchema,
 )
+from config import clock
 from config.auth import audit, current_user, db, requires, runtime
 from referents.models import Role
 
@@ -64,7 +66,7 @@ def _source() -> str:
 
 
 def _as_of(args) -> dt.date:
-    return args.get("as_of") or dt.date.today()
+    return args.get("as_of") or clock.today()
 
 
 def _apply(func, *args, **kwargs):
@@ -187,7 +189,8 @@ def create_contract(args, person_id):
     contract = _apply(service.record_contract, db(), person_id, args["signed_on"], weekly_hours=args["weekly_hours"],
                       hours_reduction_reason=args["hours_reduction_reason"], kind=args["kind"],
                       objectives=args["objectives"], duration_months=args["duration_months"],
-                      vulnerability=args["vulnerability"], source=_source(), author_id=current_user().id)
+                      vulnerability=args["vulnerability"], review_reason=args["review_reason"], source=_source(),
+                      author_id=current_user().id)
     audit("update", person_id, {"contract_id": contract.id})
     db().commit()
     return contract
@@ -216,7 +219,10 @@ def hold_review(args, person_id):
                     author_id=current_user().id, notes=args["notes"], review_id=args["review_id"],
                     reorientation_reason=args["reorientation_reason"],
                     wanted_referent_type=args["wanted_referent_type"],
-                    wanted_structure_id=args["wanted_structure_id"])
+                    wanted_structure_id=args["wanted_structure_id"],
+                    referent_participant=args["referent_participant"],
+                    france_travail_participant=args["france_travail_participant"],
+                    **({"next_review_reason": args["next_review_reason"]} if "next_review_reason" in args else {}))
     audit("update", person_id, {"review_id": review.id, "outcome": args["outcome"]})
     db().commit()
     return review
@@ -265,6 +271,37 @@ def create_exit(args, person_id):
     audit("update", person_id, {"exit_id": ex.id})
     db().commit()
     return ex
+
+
+@blp.route("/<int:person_id>/exit/correction", methods=["POST"])
+@requires(*FOLLOWERS)
+@blp.arguments(ExitCorrectionInSchema)
+@blp.response(200, ExitSchema)
+def correct_exit(args, person_id):
+    """Corrige (date, motif) ou annule (cancel) la dernière sortie enregistrée par erreur, dans les 30 jours.
+    Un prestataire y accède encore pour une sortie de sa structure (la personne a quitté son périmètre)."""
+    from sqlalchemy import select
+
+    from cases import corrections
+    from cases.models import Exit
+
+    user = current_user()
+    ex = db().scalar(select(Exit).where(Exit.person_id == person_id).order_by(Exit.id.desc()).limit(1))
+    in_scope = service.get_person_in_scope(db(), user, person_id) is not None
+    if not (in_scope or (ex is not None and user.structure_id is not None and ex.structure_id == user.structure_id)):
+        abort(404, message="Personne introuvable")
+    if ex is None:
+        abort(422, messages={"exit": ["aucune sortie enregistrée à corriger"]})
+    kept = _apply(corrections.correct_exit, db(), ex.id, as_of=_as_of(args), cancel=args["cancel"],
+                  exit_on=args["exit_on"], reason=args["reason"], note=args["note"], source=_source(),
+                  author_id=user.id)
+    audit("update", person_id, {"exit_correction": "cancel" if kept is None else "correct", "exit_id": ex.id})
+    db().commit()
+    if kept is None:  # cancelled: nothing left to describe
+        from flask import jsonify
+
+        return jsonify(cancelled=True, person_id=person_id)
+    return kept
 
 
 # --- suspension procedure -------------------------------------------------------------------------
@@ -365,7 +402,7 @@ def sanction_lift(args, person_id, sanction_id):
     """Levée dès que la personne se conforme à ses obligations."""
     _sanction_of(person_id, sanction_id)
     sanction = _apply(service.lift_sanction, db(), sanction_id, args["lifted_on"], source="agent",
-                      author_id=current_user().id, reason=args["reason"])
+                      author_id=current_user().id, reason=args["reason"], cause=args["cause"])
     audit("update", person_id, {"sanction_id": sanction_id, "step": "lifted"})
     db().commit()
     return sanction

@@ -9,7 +9,13 @@ from sqlalchemy.orm import Session
 
 from cases.models import Appointment, CaseEvent, Person
 from cases.paths import current_orientation, open_path
-from cases.procedure import CaseValidationError, _as_datetime, _check_source, _require_person
+from cases.procedure import (
+    CaseValidationError,
+    _as_datetime,
+    _check_source,
+    _require_person,
+    check_outcome_time,
+)
 from cases.timeline import add_event
 
 APPOINTMENT_STATUSES = ("planned", "honoured", "no_show", "excused", "cancelled")
@@ -25,16 +31,18 @@ _APPOINTMENT_LABELS = {"planned": "planifié", "honoured": "honoré", "no_show":
 def record_appointment(session: Session, person_id: int, scheduled_at: dt.datetime | dt.date, status: str = "planned",
                        *, kind: str = "first", structure_id: int | None = None, agent_id: int | None = None,
                        source: str, author_id: int | None = None, notes: str | None = None,
-                       occurred_on: dt.date | None = None) -> Appointment:
+                       occurred_on: dt.date | None = None, as_of: dt.date | None = None) -> Appointment:
     """Record an appointment with the referent (with its timeline event).
 
     Idempotent on (person, scheduled_at): the same appointment sent again (provider return file,
-    API retry) updates its status instead of creating a second one."""
+    API retry) updates its status instead of creating a second one. An outcome (honoured, no-show)
+    typed by a person needs the appointment's time to have come (as_of: the day of reference)."""
     _check_source(source)
     if status not in APPOINTMENT_STATUSES:
         raise CaseValidationError({"status": [f"statut inconnu {status!r} (attendu: {', '.join(APPOINTMENT_STATUSES)})"]})
     if kind not in APPOINTMENT_KINDS:
         raise CaseValidationError({"kind": [f"type inconnu {kind!r} (attendu: {', '.join(APPOINTMENT_KINDS)})"]})
+    check_outcome_time(status, _as_datetime(scheduled_at), source, as_of)
     _require_person(session, person_id)
     at = _as_datetime(scheduled_at)
     existing = session.scalar(select(Appointment).where(Appointment.person_id == person_id,
@@ -42,7 +50,7 @@ def record_appointment(session: Session, person_id: int, scheduled_at: dt.dateti
     if existing is not None:
         if existing.status != status:
             update_appointment_status(session, existing.id, status, source=source, author_id=author_id,
-                                      occurred_on=occurred_on)
+                                      occurred_on=occurred_on, as_of=as_of)
         if notes and not existing.notes:
             existing.notes = notes
         return existing
@@ -65,7 +73,8 @@ def record_appointment(session: Session, person_id: int, scheduled_at: dt.dateti
 
 
 def update_appointment_status(session: Session, appointment_id: int, status: str, *, source: str,
-                              author_id: int | None = None, occurred_on: dt.date | None = None) -> Appointment:
+                              author_id: int | None = None, occurred_on: dt.date | None = None,
+                              as_of: dt.date | None = None) -> Appointment:
     """Move an appointment to its outcome; one timeline event per change, none when unchanged."""
     _check_source(source)
     if status not in APPOINTMENT_STATUSES:
@@ -73,6 +82,7 @@ def update_appointment_status(session: Session, appointment_id: int, status: str
     appt = session.get(Appointment, appointment_id)
     if appt is None:
         raise CaseValidationError({"appointment_id": [f"rendez-vous {appointment_id} inconnu"]})
+    check_outcome_time(status, appt.scheduled_at, source, as_of)
     if appt.status == status:
         return appt
     appt.status = status

@@ -141,9 +141,11 @@ def alerts_cmd(as_of, as_json):
     as_of = resolve_as_of(as_of)
     with rt.session() as s:
         counts = service.raise_daily_alerts(s, as_of)
+        counts.update(service.raise_sanction_alerts(s, as_of))
     emit({"as_of": as_of.isoformat(), **counts}, as_json,
          f"alertes levées au {as_of}: {counts['contract_overdue']} contrat(s) en retard, "
-         f"{counts['review_due']} bilan(s) à tenir")
+         f"{counts['review_due']} bilan(s) à tenir, {counts['sanction_end_of_right']} fin(s) de suppression "
+         "totale sans mise en conformité")
 
 
 @cases.command("exits")

@@ -11,9 +11,18 @@ from sqlalchemy.orm import Session
 from cases import signals
 from cases.models import Contract, Review
 from cases.paths import current_orientation, open_path
-from cases.procedure import CaseValidationError, _check_source, _iso, _require_person, procedure
+from cases.procedure import (
+    CaseValidationError,
+    _check_source,
+    _iso,
+    _require_person,
+    check_not_future,
+    procedure,
+)
+from cases.sanctions import lift_on_contract
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
+from config import clock
 from referents.vocabulary import CONTRACT_MONTHS, REVIEW_MONTHS, REVIEW_MONTHS_LONG, ReferentType
 
 CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
@@ -22,17 +31,47 @@ CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
 LEGACY_CONTRACT_KINDS = ("ppae", "cer_pro", "cer_social")
 
 
+def notice_day(notices, orientation) -> dt.date | None:
+    """The day the orientation notice left, which starts the contract's month (D5411-14-1 code du
+    travail, D5411-8-2 for a new decision after the diagnostic): the first outbox message of its
+    notifications that was sent; None while its message waits in the outbox (the month has not
+    started); for a notice given outside the outbox (message_id NULL: handed over, taken over from a
+    previous system), its own date, else the orientation's notified_on, else its validation day.
+
+    notices: rows of the orientation read model's `notifications` for this orientation."""
+    if orientation is None:
+        return None
+    sent = [r.sent_at for r in notices if r.sent_at is not None]
+    if sent:
+        first = min(sent)
+        return first.date() if isinstance(first, dt.datetime) else first
+    if any(r.message_id is not None for r in notices):
+        return None
+    days = [r.notified_on for r in notices if r.notified_on is not None]
+    return min(days) if days else (orientation.notified_on or orientation.validated_on)
+
+
 def orientation_notice_date(session: Session, orientation) -> dt.date | None:
-    """The day the orientation was notified (first notice sent), else its validation date."""
+    """The day the orientation's notice left (notice_day), for one orientation."""
     if orientation is None:
         return None
     n = orientations().notifications.subquery()
-    notified = session.scalar(select(func.min(n.c.notified_on)).where(n.c.orientation_id == orientation.id))
-    return notified or orientation.notified_on or orientation.validated_on
+    return notice_day(session.execute(select(n).where(n.c.orientation_id == orientation.id)).all(), orientation)
+
+
+def counts_for(contract_orientation_id, signed_on, orientation) -> bool:
+    """Whether a signed contract answers the current orientation: signed for it, or signed on or after
+    its validation. A new orientation (réorientation, new decision after the diagnostic) needs its own
+    contract with the new organisme référent, within a new month (D5411-8-2 code du travail)."""
+    if orientation is None or contract_orientation_id == orientation.id:
+        return True
+    return signed_on is not None and orientation.validated_on is not None and signed_on >= orientation.validated_on
 
 
 def contract_deadline(session: Session, person_id: int, kind: str = "engagement") -> dt.date | None:
-    """Deadline of the contract: orientation notice + 1 month (CER social: 2).
+    """Deadline of the contract: the day the orientation notice left + 1 month (CER social: 2), for
+    every organisme référent alike (France Travail, ActiPro, ATI, MDS, CCAS). None while the notice
+    has not left.
 
     On a path reopened after an exit, the clock starts again at the reopening (even before a new
     orientation: the reopened path needs a contract)."""
@@ -84,20 +123,25 @@ def validate_contract(kind: str, weekly_hours, hours_reduction_reason: str | Non
 
 def record_contract(session: Session, person_id: int, signed_on: dt.date | None, *, weekly_hours=None,
                     hours_reduction_reason: str | None = None, kind: str = "engagement", objectives=None,
-                    duration_months: int | None = None, vulnerability: bool = False, source: str,
-                    author_id: int | None = None) -> Contract:
+                    duration_months: int | None = None, vulnerability: bool = False,
+                    review_reason: str | None = None, source: str, author_id: int | None = None,
+                    as_of: dt.date | None = None) -> Contract:
     """Record the contrat d'engagement (or a legacy PPAE/CER from imported history).
 
     Weekly hours: 15 by default, fewer only with a legal reason. A signed contract replaces the
-    previous one of the path; a social path (MDS orientation) gets its review due date."""
+    previous one of the path; a social path (MDS orientation) gets its review due date: 6 months, 12
+    with a legal `review_reason` (D262-65-2-1 CASF; `vulnerability` alone is refused: the reason is
+    what the law asks). Signing ends a running suspension (R262-68 CASF)."""
     _check_source(source)
     _require_person(session, person_id)
+    check_not_future("signed_on", "Date de signature du contrat", signed_on, source, as_of)
     rules = procedure()["contract"]
     if weekly_hours is None:
         weekly_hours = rules["default_weekly_hours"]
     errors = validate_contract(kind, weekly_hours, hours_reduction_reason, objectives)
     if duration_months is not None and not 1 <= int(duration_months) <= 60:
         errors.setdefault("duration_months", []).append("durée en mois entre 1 et 60")
+    errors.update(_review_reason_errors(review_reason, vulnerability))
     if errors:
         raise CaseValidationError(errors)
     path = open_path(session, person_id)
@@ -116,14 +160,15 @@ def record_contract(session: Session, person_id: int, signed_on: dt.date | None,
     contract.weekly_hours = weekly_hours
     contract.hours_reduction_reason = hours_reduction_reason
     contract.objectives = [{"theme": o["theme"], "text": str(o["text"]).strip()} for o in (objectives or [])]
-    contract.vulnerability = bool(vulnerability)
+    contract.review_reason = review_reason
+    contract.vulnerability = review_reason is not None
     contract.status = "signed" if signed_on else "pending"
     contract.source = source
     if pending is None:
         session.add(contract)
     session.flush()
     if signed_on is None:
-        add_event(session, person_id, "contract.pending", contract.due_on or dt.date.today(), source,
+        add_event(session, person_id, "contract.pending", contract.due_on or clock.today(), source,
                   summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on else "Contrat à signer",
                   data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
         return contract
@@ -145,7 +190,19 @@ def record_contract(session: Session, person_id: int, signed_on: dt.date | None,
     _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on)
     if kind == "engagement":
         _schedule_review(session, contract, orientation, source, author_id)
+        lift_on_contract(session, person_id, signed_on, source=source, author_id=author_id)
     return contract
+
+
+def _review_reason_errors(review_reason: str | None, vulnerability: bool) -> dict[str, list[str]]:
+    reasons = procedure()["review"]["long_reasons"]
+    if review_reason is not None and review_reason not in reasons:
+        return {"review_reason": [f"motif du bilan à 12 mois (review_reason): {review_reason!r} inconnu "
+                                  f"(motifs légaux: {', '.join(reasons)})"]}
+    if vulnerability and review_reason is None:
+        return {"review_reason": ["motif du bilan à 12 mois (review_reason): préciser la difficulté constatée "
+                                  f"({', '.join(reasons)}), D262-65-2-1 CASF"]}
+    return {}
 
 
 def _contract_label(kind: str) -> str:
@@ -166,8 +223,8 @@ def needs_new_contract(session: Session, person_id: int) -> bool:
 REVIEW_OUTCOMES = ("maintain", "revise", "reorientation")
 
 
-def _review_months(vulnerability: bool) -> int:
-    return REVIEW_MONTHS_LONG if vulnerability else REVIEW_MONTHS
+def _review_months(reason: str | None) -> int:
+    return REVIEW_MONTHS_LONG if reason else REVIEW_MONTHS
 
 
 def _open_reviews(session: Session, person_id: int):
@@ -177,35 +234,56 @@ def _open_reviews(session: Session, person_id: int):
 
 def _schedule_review(session: Session, contract: Contract, orientation, source: str, author_id,
                      start: dt.date | None = None) -> Review | None:
-    """Social paths (MDS orientation): a review 6 months after signature, 12 with a vulnerability."""
+    """Social paths (MDS orientation): a review 6 months after signature or revision, 12 when the
+    contract records a legal reason (D262-65-2-1 CASF); the review records that reason."""
     if orientation is None or orientation.referent_type != ReferentType.MDS:
         return None
     for old in _open_reviews(session, contract.person_id):
         old.outcome = "superseded"
     start = start or contract.signed_on
-    review = Review(person_id=contract.person_id, contract_id=contract.id,
-                    due_on=start + relativedelta(months=_review_months(contract.vulnerability)))
+    review = Review(person_id=contract.person_id, contract_id=contract.id, reason=contract.review_reason,
+                    due_on=start + relativedelta(months=_review_months(contract.review_reason)))
     session.add(review)
     session.flush()
     add_event(session, contract.person_id, "review.scheduled", start, source,
               summary=f"Bilan du parcours social prévu le {review.due_on:%d/%m/%Y}"
-                      + (" (vulnérabilité documentée: 12 mois)" if contract.vulnerability else ""),
-              data={"review_id": review.id, "due_on": review.due_on.isoformat(), "contract_id": contract.id},
+                      + (f" (12 mois: {procedure()['review']['long_reasons'][review.reason].lower()})"
+                         if review.reason else ""),
+              data={"review_id": review.id, "due_on": review.due_on.isoformat(), "contract_id": contract.id,
+                    "reason": review.reason},
               path_id=contract.path_id, author_id=author_id)
     return review
+
+
+KEEP = object()  # record_review: keep the contract's legal review reason for the next review
 
 
 def record_review(session: Session, person_id: int, held_on: dt.date, outcome: str, *, source: str,
                   author_id: int | None = None, notes: str | None = None, review_id: int | None = None,
                   reorientation_reason: str | None = None, wanted_referent_type: str | None = None,
-                  wanted_structure_id: int | None = None) -> Review:
-    """Hold the (next) review: maintain → next review scheduled; revise → a contract to re-sign within
-    the contract delay; reorientation → a pending ReorientationRequest for the orientation service."""
+                  wanted_structure_id: int | None = None, referent_participant: str | None = None,
+                  france_travail_participant: str | None = None, next_review_reason=KEEP) -> Review:
+    """Hold the (next) review of a social path, a joint diagnostic of the referent organisme and France
+    Travail (both parties recorded): maintain → next review 6 months later (12 with a legal reason:
+    `next_review_reason`, by default the contract's); revise → a contract to re-sign within the
+    contract delay; reorientation → a pending ReorientationRequest for the orientation service."""
     _check_source(source)
     if outcome not in REVIEW_OUTCOMES:
         raise CaseValidationError({"outcome": [f"issue inconnue {outcome!r} (attendu: {', '.join(REVIEW_OUTCOMES)})"]})
+    errors: dict[str, list[str]] = {}
     if outcome == "reorientation" and not (reorientation_reason or notes):
-        raise CaseValidationError({"reorientation_reason": ["une demande de réorientation doit être motivée"]})
+        errors["reorientation_reason"] = ["motif de réorientation (reorientation_reason): une demande de "
+                                          "réorientation doit être motivée"]
+    if not (referent_participant or "").strip():
+        errors["referent_participant"] = ["participant pour l'organisme référent (referent_participant): le bilan "
+                                          "est un diagnostic conjoint, indiquer qui y a pris part"]
+    if not (france_travail_participant or "").strip():
+        errors["france_travail_participant"] = ["participant pour France Travail (france_travail_participant): le "
+                                                "bilan est un diagnostic conjoint avec France Travail"]
+    if next_review_reason is not KEEP:
+        errors.update(_review_reason_errors(next_review_reason, False))
+    if errors:
+        raise CaseValidationError(errors)
     _require_person(session, person_id)
     path = open_path(session, person_id)
     if review_id is not None:
@@ -224,13 +302,20 @@ def record_review(session: Session, person_id: int, held_on: dt.date, outcome: s
     review.held_on = held_on
     review.outcome = outcome
     review.notes = notes
+    review.referent_participant = referent_participant.strip()
+    review.france_travail_participant = france_travail_participant.strip()
     session.flush()
     labels = {"maintain": "maintien du contrat", "revise": "contrat à réviser", "reorientation": "réorientation demandée"}
     add_event(session, person_id, "review.held", held_on, source, summary=f"Bilan tenu: {labels[outcome]}",
-              data={"review_id": review.id, "outcome": outcome, "due_on": review.due_on.isoformat()},
+              data={"review_id": review.id, "outcome": outcome, "due_on": review.due_on.isoformat(),
+                    "referent_participant": review.referent_participant,
+                    "france_travail_participant": review.france_travail_participant},
               path_id=path.id if path else None, author_id=author_id)
     _resolve_alerts(session, f"review_due:{person_id}:", held_on)
     orientation = current_orientation(session, person_id)
+    if contract is not None and next_review_reason is not KEEP:
+        contract.review_reason = next_review_reason
+        contract.vulnerability = next_review_reason is not None
     if outcome == "maintain" and contract is not None:
         _schedule_review(session, contract, orientation, source, author_id, start=held_on)
     elif outcome == "revise":
@@ -239,6 +324,7 @@ def record_review(session: Session, person_id: int, held_on: dt.date, outcome: s
                            orientation_id=orientation.id if orientation else None, kind="engagement",
                            due_on=held_on + relativedelta(months=months), status="pending", source=source,
                            vulnerability=contract.vulnerability if contract else False,
+                           review_reason=contract.review_reason if contract else None,
                            weekly_hours=procedure()["contract"]["default_weekly_hours"])
         session.add(pending)
         session.flush()

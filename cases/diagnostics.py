@@ -11,12 +11,12 @@ from cases.models import Diagnostic
 from cases.paths import open_path
 from cases.procedure import CaseValidationError, _check_source, _require_person
 from cases.timeline import add_event
+from referents.vocabulary import ObstacleDomain, ObstacleImpact
 
-DIAGNOSTIC_CONSTRAINTS = ("health", "housing", "mobility", "family", "finance", "digital", "administrative",
-                          "language")
-
-
-CONSTRAINT_LEVELS = ("none", "medium", "strong")
+# The référentiel's obstacle domains and impacts, written once in referents.vocabulary (issue 15 adds
+# "caregiver": caring for a relative).
+DIAGNOSTIC_CONSTRAINTS = ObstacleDomain.codes()
+CONSTRAINT_LEVELS = ObstacleImpact.codes()
 
 
 def record_diagnostic(session: Session, person_id: int, recorded_on: dt.date, constraints: dict | None,

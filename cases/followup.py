@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import ARRAY, Integer, String, any_, bindparam, cast, exists, func, select
 from sqlalchemy.orm import Session
 
+from cases.contracts import counts_for, notice_day
 from cases.models import Alert, Appointment, Contract, Person, Review, Sanction
 from cases.models import Path as PathModel
 from cases.procedure import _as_datetime, _iso, procedure
@@ -70,19 +71,21 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
                                  .where(_among(session, ov.person_id, chunk), ov.status == OrientationStatus.VALIDATED)
                                  .order_by(ov.validated_on, ov.id)):
             current[o.person_id] = o
-        notified = dict(session.execute(
-            select(nv.orientation_id, func.min(nv.notified_on))
-            .where(_among(session, nv.orientation_id, [o.id for o in current.values()] or [-1]))
-            .group_by(nv.orientation_id)).all())
+        notices: dict[int, list] = {}
+        for n in session.execute(select(nv.orientation_id, nv.notified_on, nv.message_id, nv.sent_at)
+                                 .where(_among(session, nv.orientation_id, [o.id for o in current.values()] or [-1]))):
+            notices.setdefault(n.orientation_id, []).append(n)
         signed, pending = set(), {}
-        for c in session.execute(select(Contract.person_id, Contract.path_id, Contract.status, Contract.due_on)
+        for c in session.execute(select(Contract.person_id, Contract.path_id, Contract.status, Contract.due_on,
+                                        Contract.orientation_id, Contract.signed_on)
                                  .where(_among(session, Contract.person_id, chunk), Contract.status.in_(("signed", "pending")))
                                  .order_by(Contract.id)):
             path = paths.get(c.person_id)
             if path is None or c.path_id != path.id:
                 continue
             if c.status == "signed":
-                signed.add(c.person_id)
+                if counts_for(c.orientation_id, c.signed_on, current.get(c.person_id)):
+                    signed.add(c.person_id)
             elif c.due_on:
                 pending[c.person_id] = c.due_on
         reviews = {}
@@ -110,7 +113,7 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
                 if pid in pending:  # a contract to (re)sign, e.g. a revision asked by a review
                     due["contract_due_on"] = pending[pid]
                 elif pid not in signed and (o is not None or reopened):
-                    base = (notified.get(o.id) or o.notified_on or o.validated_on) if o is not None else None
+                    base = notice_day(notices.get(o.id, ()), o) if o is not None else None
                     if reopened and (base is None or path.clock_start > base):
                         base = path.clock_start
                     if base is not None:

@@ -186,6 +186,7 @@ class Path(Base):
     oriented_referent_type: Mapped[str | None] = mapped_column(String(20))
     oriented_origin: Mapped[str | None] = mapped_column(String(20))
     oriented_rule: Mapped[str | None] = mapped_column(String(60))
+    oriented_parcours: Mapped[str | None] = mapped_column(String(30))  # the décision's parcours (issue 15)
     # The sector of the path's household (Household.territory_id / mds_id), copied so that the reports
     # read one table without joining a million households. Written only by
     # cases.service.sync_path_sectors (imports, sectorisation, nightly reconciliation).
@@ -252,6 +253,43 @@ class FranceTravailEvent(Base):
     ppae_signed_on: Mapped[dt.date | None] = mapped_column(Date)
     ppae_modality: Mapped[str | None] = mapped_column(String(3))  # SUI GUI REN GLO APR
     batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # The latest stock file that listed this row again (a repeated row is not stored twice): absence
+    # from the N latest stock files means the person left France Travail's list (issue 17).
+    last_seen_batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FranceTravailRecord(Base):
+    """What France Travail tells of a person's orientation (partner API `lectureOrientation` or its
+    daily file): a préconisation (the référentiel's diagnostic made at registration), an orientation
+    France Travail decided, or a contrat d'engagement signed with France Travail.
+
+    Kept as received, also before the person is known (person_id NULL). `handled_on` says when it
+    was applied to the person's path (orientation recorded, contract signed) or set aside for good;
+    `outcome` says which, or why it still waits (docs/imports.md)."""
+
+    __tablename__ = "france_travail_record"
+    __table_args__ = (Index("ix_ft_record_nir_hash_birth", "nir_hash", "birth_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # content digest: a record is stored once
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    nir_hash: Mapped[str] = mapped_column(String(64))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(14), index=True)  # preconisation | orientation | contract
+    parcours_code: Mapped[str | None] = mapped_column(String(3))  # PED PSP PSO EO IND
+    parcours: Mapped[str | None] = mapped_column(String(30))  # ours (referents.vocabulary.Parcours)
+    organisme_code: Mapped[str | None] = mapped_column(String(3))  # FT CD DCD ML CE IND
+    organisme: Mapped[str | None] = mapped_column(String(20))  # ours (referents.vocabulary.Organisme)
+    status: Mapped[str | None] = mapped_column(String(20))  # statut: PRECONISE | DECIDE
+    state: Mapped[str | None] = mapped_column(String(20))  # etat: EN_ATTENTE BROUILLON OUVERT CLOTURE
+    effective_on: Mapped[dt.date] = mapped_column(Date)  # préconisation / decision / signature date
+    structure: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(8), default="file")  # file | api
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    handled_on: Mapped[dt.date | None] = mapped_column(Date, index=True)  # applied, or set aside for good
+    outcome: Mapped[str | None] = mapped_column(String(80))
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -289,6 +327,9 @@ class Contract(Base):
     hours_reduction_reason: Mapped[str | None] = mapped_column(String(30))
     objectives: Mapped[list | None]  # [{"theme": "employment", "text": "…"}]
     vulnerability: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The legal reason (D262-65-2-1 CASF) that sets the review of a social path at 12 months instead of
+    # 6: health, disability, invalidity, housing, family (procedure.yaml review.long_reasons).
+    review_reason: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending signed ended
     source: Mapped[str] = mapped_column(String(20), default="agent")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -304,6 +345,11 @@ class Review(Base):
     held_on: Mapped[dt.date | None] = mapped_column(Date)
     outcome: Mapped[str | None] = mapped_column(String(20))  # maintain | revise | reorientation
     notes: Mapped[str | None] = mapped_column(Text)
+    # Why this review is due 12 months (not 6) after signature: the legal reason, else NULL.
+    reason: Mapped[str | None] = mapped_column(String(20))
+    # The review is a joint diagnostic: who took part for the referent organisme and for France Travail.
+    referent_participant: Mapped[str | None] = mapped_column(String(200))
+    france_travail_participant: Mapped[str | None] = mapped_column(String(200))
 
 
 class Sanction(Base):
@@ -327,6 +373,18 @@ class Sanction(Base):
     ep_opinion: Mapped[str | None] = mapped_column(Text)
     lifted_on: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), default="breach")  # breach observations decided lifted closed
+    # Decision facts (R262-68-6 CASF): the highest rate allowed for the household and why
+    # (household_size: more than one person; single_parent_increase: majoration of L262-9; unknown).
+    cap_percent: Mapped[int | None] = mapped_column(Integer)
+    cap_reason: Mapped[str | None] = mapped_column(String(30))
+    # The monthly allocation the rate applies to (the household's last known amount) and the money
+    # withheld / to pay back when the person complies (sanctions.withheld_amounts).
+    base_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    withheld_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    repaid_amount: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    lift_reason: Mapped[str | None] = mapped_column(String(20))  # contract complied dropped
+    # Four months of total suppression: radiation from France Travail's list proposed (R262-68).
+    radiation_proposed_on: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class Exit(Base):

@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from cases import signals
 from cases.models import CaseEvent, Contract, Exit
 from cases.models import Path as PathModel
-from cases.procedure import CaseValidationError, _check_source, _require_person, exit_reasons, procedure
+from cases.procedure import (
+    TYPED_SOURCES,
+    CaseValidationError,
+    _check_source,
+    _require_person,
+    check_not_future,
+    exit_reasons,
+    procedure,
+)
 from cases.signals import orientations
 from cases.timeline import _resolve_alerts, add_event
 from referents.vocabulary import OrientationStatus
@@ -52,7 +60,7 @@ def is_positive_exit(reason: str) -> bool:
 
 def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str, *, source: str,
                 structure_id: int | None = None, details: str | None = None,
-                author_id: int | None = None) -> Exit:
+                author_id: int | None = None, as_of: dt.date | None = None) -> Exit:
     """Record the exit of the person's path and close it (close_reason "exit:<reason>").
 
     One exit per path: a flow closure arriving after a provider or referent exit returns the
@@ -63,9 +71,15 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
     if reason not in reasons:
         raise CaseValidationError({"reason": [f"motif de sortie inconnu {reason!r} (attendu: {', '.join(reasons)})"]})
     _require_person(session, person_id)
+    check_not_future("exit_on", "Date de sortie", exit_on, source, as_of)
     path = latest_path(session, person_id)
     existing = session.scalar(select(Exit).where(Exit.person_id == person_id, Exit.path_id == path.id)
                               .order_by(Exit.id).limit(1)) if path is not None else None
+    # A new exit typed by a person never precedes the path (a flow's closure being qualified keeps
+    # the referent's date: the flow only knew that the right closed).
+    if existing is None and source in TYPED_SOURCES and path is not None and exit_on < path.clock_start:
+        raise CaseValidationError({"exit_on": [f"Date de sortie: le {exit_on:%d/%m/%Y} précède le début du parcours "
+                                               f"({path.clock_start:%d/%m/%Y})"]})
     if existing is not None:
         if existing.source == "flow" and source != "flow":
             return _qualify_flow_exit(session, existing, exit_on, reason, source, structure_id, details, author_id)

@@ -11,6 +11,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from cases.models import Person
+from config import clock
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -66,3 +67,37 @@ def _iso(d: dt.date | None) -> str | None:
     return d.isoformat() if d else None
 
 
+
+
+# Sources whose dates a person typed (an agent, a provider): they are checked against the clock.
+# Partners' files (CAF/MSA flows, France Travail lists) are recorded as they come (nothing is lost).
+TYPED_SOURCES = ("agent", "provider")
+OUTCOME_AFTER_THE_FACT = ("honoured", "no_show")
+
+
+def _clock(as_of):
+    """The end of the as_of day (dates are injectable), else now."""
+    import datetime as dt
+
+    return dt.datetime.combine(as_of, dt.time(23, 59, 59)) if as_of is not None else clock.now()
+
+
+def check_not_future(field: str, label: str, day, source: str, as_of=None) -> None:
+    """A date typed by a person is not in the future (CaseValidationError naming the field)."""
+    import datetime as dt
+
+    if source not in TYPED_SOURCES or day is None:
+        return
+    limit = _clock(as_of)
+    moment = day if isinstance(day, dt.datetime) else dt.datetime.combine(day, dt.time())
+    if moment > limit:
+        raise CaseValidationError({field: [f"{label}: le {day:%d/%m/%Y} est dans le futur"]})
+
+
+def check_outcome_time(status: str, scheduled_at, source: str, as_of=None) -> None:
+    """An appointment is honoured (or missed) only once its time has come."""
+    if source not in TYPED_SOURCES or status not in OUTCOME_AFTER_THE_FACT:
+        return
+    if scheduled_at > _clock(as_of):
+        raise CaseValidationError({"status": [
+            f"Issue du rendez-vous: le rendez-vous du {scheduled_at:%d/%m/%Y à %H h %M} n'a pas encore eu lieu"]})

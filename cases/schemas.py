@@ -9,8 +9,9 @@ from marshmallow import Schema, fields, validate
 from cases.appointments import APPOINTMENT_KINDS, APPOINTMENT_STATUSES
 from cases.contracts import CONTRACT_KINDS, REVIEW_OUTCOMES
 from cases.procedure import exit_reasons, procedure
-from cases.sanctions import ep_deemed_on, sanction_end
+from cases.sanctions import LIFT_CAUSES, ep_deemed_on, sanction_end
 from referents.fields import ParisDateTime
+from referents.text import FrenchDate
 from referents.vocabulary import REFERENT_TYPES
 
 _DATE = {"type": "string", "format": "date", "nullable": True}
@@ -27,7 +28,7 @@ class AsOfQuerySchema(Schema):
 class PersonQuerySchema(Schema):
     q = fields.String(load_default=None, validate=validate.Length(max=100),
                       metadata={"description": "Début du nom, du nom de naissance ou du prénom"})
-    birth_date = fields.Date(load_default=None)
+    birth_date = FrenchDate(load_default=None, metadata={"description": "Date de naissance, JJ/MM/AAAA ou AAAA-MM-JJ"})
     caf_number = fields.String(load_default=None, validate=validate.Length(max=15),
                                metadata={"description": "Matricule CAF/MSA du foyer"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
@@ -106,7 +107,10 @@ class ContractInSchema(Schema):
         load_default=None, validate=validate.OneOf(list(procedure()["contract"]["hours_reduction_reasons"])))
     objectives = fields.List(fields.Nested(ObjectiveSchema), load_default=list)
     duration_months = fields.Integer(load_default=None, validate=validate.Range(min=1, max=60))
-    vulnerability = fields.Boolean(load_default=False)
+    vulnerability = fields.Boolean(load_default=False, metadata={
+        "description": "Obsolète: préciser review_reason (un vrai sans motif est refusé)"})
+    review_reason = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(list(procedure()["review"]["long_reasons"])), metadata={
+        "description": "Difficulté qui porte le bilan du parcours social à 12 mois (D262-65-2-1 CASF)"})
 
 
 class ContractSchema(Schema):
@@ -122,6 +126,8 @@ class ContractSchema(Schema):
         "type": "array", "items": {"type": "object", "properties": {"theme": {"type": "string"},
                                                                    "text": {"type": "string"}}}})
     vulnerability = fields.Boolean()
+    review_reason = fields.String(allow_none=True, metadata={
+        "description": "Motif légal du bilan à 12 mois: health, disability, invalidity, housing, family"})
     source = fields.String()
 
 
@@ -134,6 +140,12 @@ class ReviewInSchema(Schema):
     wanted_referent_type = fields.String(load_default=None,
                                          validate=validate.OneOf(REFERENT_TYPES))
     wanted_structure_id = fields.Integer(load_default=None)
+    referent_participant = fields.String(load_default=None, validate=validate.Length(max=200), metadata={
+        "description": "Qui a tenu le bilan pour l'organisme référent (diagnostic conjoint)"})
+    france_travail_participant = fields.String(load_default=None, validate=validate.Length(max=200), metadata={
+        "description": "Qui y a pris part pour France Travail (diagnostic conjoint)"})
+    next_review_reason = fields.String(allow_none=True, validate=validate.OneOf(list(procedure()["review"]["long_reasons"])), metadata={
+        "description": "Difficulté qui porte le prochain bilan à 12 mois (absent: celle du contrat)"})
 
 
 class ReviewSchema(Schema):
@@ -143,6 +155,10 @@ class ReviewSchema(Schema):
     held_on = fields.Date(allow_none=True)
     outcome = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={
+        "description": "Motif légal qui porte ce bilan à 12 mois (NULL: 6 mois)"})
+    referent_participant = fields.String(allow_none=True)
+    france_travail_participant = fields.String(allow_none=True)
 
 
 class DiagnosticInSchema(Schema):
@@ -211,6 +227,8 @@ class DecisionInSchema(Schema):
 class LiftInSchema(Schema):
     lifted_on = fields.Date(required=True)
     reason = fields.String(load_default=None, validate=validate.Length(max=1000))
+    cause = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LIFT_CAUSES), metadata={
+        "description": "contract (contrat signé ou actualisé), complied (mise en conformité), dropped (sans suite)"})
 
 
 class SanctionSchema(Schema):
@@ -228,8 +246,22 @@ class SanctionSchema(Schema):
     decided_on = fields.Date(allow_none=True)
     rate_percent = fields.Integer(allow_none=True)
     duration_months = fields.Integer(allow_none=True)
-    ends_on = fields.Function(lambda s: _iso(sanction_end(s)), metadata={**_DATE, "description": "Fin de la suspension"})
+    ends_on = fields.Function(lambda s: _iso(sanction_end(s)), metadata={
+        **_DATE, "description": "Fin de la suspension ou de la suppression"})
     lifted_on = fields.Date(allow_none=True)
+    lift_reason = fields.String(allow_none=True, metadata={"description": "contract, complied ou dropped"})
+    cap_percent = fields.Integer(allow_none=True, metadata={
+        "description": "Taux maximal applicable au foyer (50 % au-delà d'une personne ou avec majoration, R262-68-6)"})
+    cap_reason = fields.String(allow_none=True, metadata={
+        "description": "household_size, single_parent_increase ou unknown"})
+    base_amount = fields.Decimal(as_string=True, allow_none=True, metadata={
+        "description": "Montant mensuel de l'allocation auquel s'applique le taux"})
+    withheld_amount = fields.Decimal(as_string=True, allow_none=True, metadata={
+        "description": "Montant retenu à la levée"})
+    repaid_amount = fields.Decimal(as_string=True, allow_none=True, metadata={
+        "description": "Montant à reverser à la personne qui s'est remobilisée"})
+    radiation_proposed_on = fields.Date(allow_none=True, metadata={
+        "description": "Radiation de la liste de France Travail proposée (suppression totale de 4 mois)"})
 
 
 class ListQuerySchema(AsOfQuerySchema):
@@ -440,3 +472,13 @@ class PersonDetailSchema(Schema):
     exit = fields.Nested(ExitSchema, allow_none=True)
     reopening = fields.Nested(ReopeningSchema)
     due = fields.Nested(DueSchema)
+
+
+class ExitCorrectionInSchema(Schema):
+    """Correct an exit recorded by mistake (within 30 days): cancel it, or give its date / reason."""
+
+    cancel = fields.Boolean(load_default=False)
+    exit_on = fields.Date(load_default=None)
+    reason = fields.String(load_default=None, validate=validate.OneOf(list(exit_reasons())))
+    note = fields.String(load_default=None, validate=validate.Length(max=2000))
+    as_of = fields.Date(load_default=None)

@@ -26,6 +26,7 @@ from cases.aggregates import (
     exits_by_reason,
     first_appointment_no_show_rate,
     first_appointment_within,
+    mean_delays_after_orientation,
     positive_exit_rate,
 )
 from cases.appointments import (
@@ -66,12 +67,16 @@ from cases.procedure import (
 from cases.sanctions import (
     decide_sanction,
     ep_deemed_on,
+    household_cap,
+    lift_on_contract,
     lift_sanction,
+    raise_sanction_alerts,
     record_breach,
     record_ep_opinion,
     record_observations,
     request_ep_opinion,
     sanction_end,
+    withheld_amounts,
 )
 from cases.scope import (
     _system_user,

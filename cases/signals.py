@@ -31,7 +31,9 @@ class OrientationView:
 
     rows: every orientation, columns id, person_id, path_id, status, referent_type, structure_id,
         agent_id, rule, origin, decided_on, validated_on, notified_on;
-    notifications: every notice sent, columns orientation_id, notified_on."""
+    notifications: every notice, columns orientation_id, notified_on (the day the notice was decided),
+        message_id (its outbox message, NULL when the notice did not go through the outbox: handed over,
+        taken over from a previous system) and sent_at (when that message left; NULL until sent)."""
 
     rows: Select
     notifications: Select
@@ -52,6 +54,11 @@ wanted_structure_id=) → the id of the reorientation request the orientation pa
 exit_recorded = _signals.signal("cases.exit-recorded")
 """(session, person_id=, orientation_id=, exit_on=) → None: the orientation package ends the
 person's current orientation (status "ended", end reason "exit"), in the same transaction."""
+
+exit_corrected = _signals.signal("cases.exit-corrected")
+"""(session, person_id=, exit_on=, new_exit_on=) → None: an exit recorded by mistake was cancelled
+(new_exit_on None: the orientation it ended is current again) or its date corrected (the orientation
+ends on the new date). Answered by orientation/receivers.py (cases/corrections.py)."""
 
 # ---- reactions of the retention purge (cases/retention.py) ---------------------------------------
 

@@ -20,6 +20,7 @@ from cases.paths import latest_path, open_path
 from cases.procedure import _iso
 from cases.scope import scoped_persons
 from referents.models import User
+from referents.text import name_starts_with
 from referents.vocabulary import OrientationStatus
 
 
@@ -27,12 +28,11 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
                    caf_number: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
     """Scoped search by name (last, birth or first name, prefix), birth date and CAF/MSA number."""
     query = scoped_persons(user)  # no join on Household: person_scope correlates its own subqueries
-    if q:
+    if q:  # each word starts the last, birth or first name, accents and case aside ("joelle" → JOËLLE)
         for word in q.split():
-            pattern = f"{word.lower()}%"
-            query = query.where(func.lower(Person.last_name).like(pattern)
-                                | func.lower(Person.birth_name).like(pattern)
-                                | func.lower(Person.first_name).like(pattern))
+            query = query.where(name_starts_with(session, Person.last_name, word)
+                                | name_starts_with(session, Person.birth_name, word)
+                                | name_starts_with(session, Person.first_name, word))
     if birth_date:
         query = query.where(Person.birth_date == birth_date)
     if caf_number:

@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
         CORS(app, resources={f"{API_PREFIX}/*": {"origins": origins}}, supports_credentials=False,
              allow_headers=["Authorization", "Content-Type"], max_age=600)
+    ui = optional_module("referents.pages")  # the shared layout and HTML error pages
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     _vendored_swagger_ui(app)
@@ -153,16 +154,30 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 and "pages.login" in app.view_functions):
             from flask import redirect, url_for  # an HTML page: go to the login form, then back
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
-        body = {"code": exc.code, "status": exc.name}
         data = getattr(exc, "data", None) or {}
         messages = data.get("messages") if isinstance(data, dict) else None
+        # The message the code gave (flask-smorest's abort(message=…) or abort(description=…)),
+        # else a French text: never werkzeug's generic English description.
+        message = data.get("message") if isinstance(data, dict) else None
+        if not message and exc.description and exc.description != type(exc).description:
+            message = exc.description
+        if ui is not None and ui.wants_html():
+            return ui.error_page(exc.code, message, _flat(messages))
+        body = {"code": exc.code, "status": exc.name}
         if messages:
-            body["errors"] = messages
-        elif isinstance(data, dict) and data.get("message") and exc.code not in (500,):
-            body["message"] = data["message"]  # flask_smorest.abort(code, message="…"): the French reason
-        elif exc.description and exc.code not in (500,):
-            body["message"] = exc.description
+            body["errors"] = ui.french_messages(messages) if ui is not None else messages
+        elif exc.code not in (500,):
+            body["message"] = message or (ui.ERROR_TEXTS.get(exc.code) if ui is not None else exc.description)
         return jsonify(body), exc.code
+
+    def _flat(messages) -> list[str]:
+        out = []
+        for value in (messages or {}).values():
+            if isinstance(value, dict):
+                out.extend(_flat(value))
+            else:
+                out.extend(value if isinstance(value, list) else [str(value)])
+        return [str(m) for m in out]
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
@@ -188,6 +203,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback()
+        if ui is not None and ui.wants_html():
+            return ui.error_page(500)
         return jsonify(code=500, status="Internal Server Error"), 500
 
     @app.after_request

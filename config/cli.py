@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 
 import click
@@ -115,7 +116,31 @@ def with_runtime(f):
     return wrapper
 
 
-@click.group()
+_MISSING_TABLE = re.compile(r'no such table: (\w+)|relation "(\w+)" does not exist|UndefinedTable')
+
+
+class RsaGroup(click.Group):
+    """The root group: a command run on a database not yet initialised says so in French, and how
+    to fix it, instead of a SQL traceback."""
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, ProgrammingError) as exc:
+            found = _MISSING_TABLE.search(str(exc.orig) if exc.orig is not None else str(exc))
+            if found is None:
+                raise
+            table = found.group(1) or found.group(2)
+            click.echo("Erreur: la base de données n'est pas initialisée"
+                       + (f" (table « {table} » absente)" if table else "")
+                       + ". Lancez d'abord « rsa init » (schéma et données de référence), puis relancez la commande.",
+                       err=True)
+            ctx.exit(3)
+
+
+@click.group(cls=RsaGroup)
 @click.option("--database-url", envvar="RSA_DATABASE_URL", default=None,
               help="URL SQLAlchemy de la base (défaut: SQLite sous var/).")
 @click.version_option(package_name="rsa31")

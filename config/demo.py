@@ -161,9 +161,11 @@ def _referents_at_work(s, day: dt.date, stats: dict) -> None:
                                                  Orientation.validated_on < day - week,
                                                  Orientation.person_id.not_in(seen))).all():
         delay = 20 if o.id % 7 == 0 else 5 + o.id % 9
-        at = dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0))
+        # an appointment is honoured only once its time has come (write integrity): none after `day`
+        at = min(dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0)),
+                 dt.datetime.combine(day, dt.time(9, 0)))
         record_appointment(s, o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
-                           source="agent")
+                           source="agent", as_of=day)
         stats["first_appointments"] += 1
     signed = select(Contract.person_id).where(Contract.status == "signed")
     for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
@@ -171,5 +173,6 @@ def _referents_at_work(s, day: dt.date, stats: dict) -> None:
                                                  Orientation.validated_on < day - 3 * week,
                                                  Orientation.person_id.not_in(signed))).all():
         if o.id % 5:
-            record_contract(s, o.person_id, o.validated_on + dt.timedelta(days=14 + o.id % 10), source="agent")
+            record_contract(s, o.person_id, min(o.validated_on + dt.timedelta(days=14 + o.id % 10), day),
+                            source="agent", as_of=day)
             stats["contracts"] += 1

@@ -134,8 +134,14 @@ def scratch_database(live_url: str, pg_kind: str = "auto") -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         kind = "database"
     except Exception:  # noqa: BLE001 - no CREATEDB privilege: a schema of our own instead
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{name}"'))
+        except Exception as exc:  # noqa: BLE001 - the application's least-privileged role
+            admin.dispose()
+            raise PlanningError("impossible de créer la base de simulation: ce rôle PostgreSQL ne peut créer ni "
+                                "base ni schéma; renseignez RSA_MIGRATE_DATABASE_URL (rôle propriétaire du "
+                                "schéma, docs/security.md)") from exc
         kind = "schema"
     try:
         if kind == "database":
@@ -493,6 +499,7 @@ class _Simulation:
                    KiosqueSession.starts_at < start + dt.timedelta(days=1))
             .order_by(Invitation.id)).all()
         i = self.inputs
+        after = dt.datetime.combine(day, dt.time(23, 59))  # the roll call is taken once the session is over
         marks = []
         for inv_id, person_id, attempt in invitations:
             rng = self._draw("kiosque", person_id, attempt)
@@ -518,7 +525,7 @@ class _Simulation:
                 marks.append(kiosque.AttendanceMark(inv_id, "present", choice))
                 self.stats["present"] += 1
         # The day's sheets in one batch: one assigner (structures, loads, sectorisation) for all.
-        kiosque.record_attendances(s, marks)
+        kiosque.record_attendances(s, marks, now=after)
 
     def _agents_validate(self, s, day: dt.date) -> None:
         """Each MDS's agents validate the oldest proposals of their sector, up to today's share of
@@ -556,8 +563,9 @@ class _Simulation:
                            .order_by(Orientation.id)).all():
             delay = self._draw("appointment", o.person_id).randint(5, 20)
             at = dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0))
+            # recorded now for the day it will be held (the simulation writes its future in advance)
             record_appointment(s, o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
-                               source="agent")
+                               source="agent", as_of=at.date())
             self.stats["first_appointments"] += 1
         signed = select(Contract.person_id).where(Contract.status == "signed")
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
@@ -567,7 +575,8 @@ class _Simulation:
                                                      Orientation.person_id.not_in(signed))
                            .order_by(Orientation.id)).all():
             delay = self._draw("contract", o.person_id).randint(14, 30)
-            record_contract(s, o.person_id, o.validated_on + dt.timedelta(days=delay), source="agent")
+            signed_on = o.validated_on + dt.timedelta(days=delay)
+            record_contract(s, o.person_id, signed_on, source="agent", as_of=signed_on)
             self.stats["contracts"] += 1
 
     # -- the whole run
@@ -595,8 +604,10 @@ def simulate(live: Runtime | Settings | str, inputs: PlanInputs, *, progress: Ca
              scratch_url: str | None = None) -> dict:
     """One simulation on a throwaway database; returns the forecast (reports.planning.forecast) with
     the inputs and the simulation's counts. `live` only tells where a scratch database may be made."""
-    live_url = live if isinstance(live, str) else (live.database_url if isinstance(live, Settings)
-                                                   else live.settings.database_url)
+    # The scratch database is made with the schema owner's rights (RSA_MIGRATE_DATABASE_URL) where they
+    # are set: the application's own role may not create databases or schemas (docs/security.md).
+    live_settings = None if isinstance(live, str) else (live if isinstance(live, Settings) else live.settings)
+    live_url = live if live_settings is None else (live_settings.migrate_database_url or live_settings.database_url)
 
     def _run(url: str) -> dict:
         folder = Path(tempfile.mkdtemp(prefix="rsa-plan-flows-"))

@@ -51,6 +51,9 @@ class Settings:
     max_upload_mb: int = field(default=512, metadata={"env": "RSA_MAX_UPLOAD_MB"})
     scheduler_enabled: bool = field(default=True, metadata={"env": "RSA_SCHEDULER_ENABLED"})
     cors_origins: str = field(default="", metadata={"env": "RSA_CORS_ORIGINS"})
+    # A fixed "now" (ISO date or date-time) for replays, demos and tests: what pages, API defaults and
+    # write checks take as today (config/clock.py). Empty: the system clock. Never set in production.
+    frozen_now: str = field(default="", metadata={"env": "RSA_FROZEN_NOW"})
     secure_cookies: bool = field(default=True, metadata={"env": "RSA_SECURE_COOKIES"})
     # Kiosque Insertion and the outbox (docs/kiosque.md): "" = the default of kiosque.service.KiosqueConfig.
     kiosque_propose_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_PROPOSE_DAYS"})
@@ -63,6 +66,22 @@ class Settings:
     kiosque_backoff_minutes: str = field(default="", metadata={"env": "RSA_KIOSQUE_BACKOFF_MINUTES"})
     kiosque_contact_phone: str = field(default="", metadata={"env": "RSA_KIOSQUE_CONTACT_PHONE"})
     kiosque_template_dir: str = field(default="", metadata={"env": "RSA_KIOSQUE_TEMPLATE_DIR"})
+    # France Travail (docs/imports.md, section France Travail): "file" = daily files both ways (read
+    # from the inbox, written to RSA_OUTBOX_DIR/france_travail), "api" = the partner API (OAuth2
+    # client credentials). The secret is read from the environment only.
+    ft_mode: str = field(default="file", metadata={"env": "RSA_FT_MODE"})
+    ft_api_url: str = field(default="", metadata={"env": "RSA_FT_API_URL"})
+    ft_token_url: str = field(default="", metadata={"env": "RSA_FT_TOKEN_URL"})
+    ft_client_id: str = field(default="", metadata={"env": "RSA_FT_CLIENT_ID"})
+    ft_client_secret: str = field(default="", metadata={"env": "RSA_FT_CLIENT_SECRET"})
+    ft_scope: str = field(default="api_rechercher-usagerv2 rechercheusager api_orientationusagerv1 orientationusager",
+                          metadata={"env": "RSA_FT_SCOPE"})
+    ft_agent_id: str = field(default="BATCH-RSA", metadata={"env": "RSA_FT_AGENT_ID"})
+    ft_timeout_seconds: int = field(default=20, metadata={"env": "RSA_FT_TIMEOUT_SECONDS"})
+    ft_max_attempts: int = field(default=6, metadata={"env": "RSA_FT_MAX_ATTEMPTS"})
+    ft_backoff_minutes: int = field(default=30, metadata={"env": "RSA_FT_BACKOFF_MINUTES"})
+    ft_stock_absences: int = field(default=2, metadata={"env": "RSA_FT_STOCK_ABSENCES"})
+    ft_send_from: str = field(default="", metadata={"env": "RSA_FT_SEND_FROM"})
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> Settings:

@@ -4,7 +4,6 @@ template. Thin: every import runs through the same functions as the CLI and the 
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
+from config import clock
 from config.auth import audit, check_upload, current_user, db, requires, runtime
 from imports.models import ImportBatch, RejectedRecord
 from imports.schemas import (
@@ -155,7 +155,7 @@ class ProviderReturnUpload(MethodView):
         workdir, (path,) = _saved([args["file"]], ("xlsx", "xls", "ods", "csv"), LIST_MAX_BYTES)
         try:
             return _report(import_file(runtime(), path, code, created_by=user.id,
-                                       as_of=query.get("as_of") or dt.date.today()))
+                                       as_of=query.get("as_of") or clock.today()))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -179,11 +179,19 @@ class ProviderTemplate(MethodView):
 
 @blp.route("/batches")
 class Batches(MethodView):
-    @requires(*STAFF)
+    @requires(*STAFF, Role.PROVIDER.value)
     @blp.arguments(BatchQuerySchema, location="query")
     @blp.response(200, BatchSchema(many=True))
     def get(self, query):
-        """Les lots d'import, du plus récent au plus ancien."""
+        """Les lots d'import, du plus récent au plus ancien (un prestataire: ses fichiers retour)."""
+        if current_user().role == Role.PROVIDER.value:
+            from imports.pages import provider_batches
+
+            rows = [b for b in provider_batches(db(), current_user().structure_id, limit=5000)
+                    if not query.get("status") or b.status == query["status"]]
+            if query.get("kind") and query["kind"] != "provider_return":
+                rows = []
+            return rows[query["offset"]:query["offset"] + query["limit"]]
         stmt = select(ImportBatch).order_by(ImportBatch.id.desc())
         if query.get("kind"):
             stmt = stmt.where(ImportBatch.kind == query["kind"])
@@ -194,27 +202,35 @@ class Batches(MethodView):
 
 @blp.route("/batches/<int:batch_id>")
 class BatchDetail(MethodView):
-    @requires(*STAFF)
+    @requires(*STAFF, Role.PROVIDER.value)
     @blp.response(200, BatchSchema)
     def get(self, batch_id):
         """Un lot d'import."""
         batch = db().get(ImportBatch, batch_id)
-        if batch is None:
+        if batch is None or not _visible(batch):
             abort(404, message="lot inconnu")
         return batch
 
 
 @blp.route("/batches/<int:batch_id>/rejects")
 class BatchRejects(MethodView):
-    @requires(*STAFF)
+    @requires(*STAFF, Role.PROVIDER.value)
     @blp.arguments(BatchQuerySchema(only=("limit", "offset")), location="query")
     @blp.response(200, RejectedRecordSchema(many=True))
     def get(self, query, batch_id):
         """Les enregistrements rejetés d'un lot, avec la raison (ligne et colonne pour les tableurs)."""
-        if db().get(ImportBatch, batch_id) is None:
+        batch = db().get(ImportBatch, batch_id)
+        if batch is None or not _visible(batch):
             abort(404, message="lot inconnu")
         return db().scalars(select(RejectedRecord).where(RejectedRecord.batch_id == batch_id)
                             .order_by(RejectedRecord.id).limit(query["limit"]).offset(query["offset"])).all()
+
+
+def _visible(batch: ImportBatch) -> bool:
+    """Staff see every batch; a provider only the return files of its own structure."""
+    from imports.pages import batch_visible
+
+    return batch_visible(batch)
 
 
 @blp.route("/mappings")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from config.cli import DATE, emit, get_runtime, json_option, resolve_as_of  # noqa: F401
+from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of  # noqa: F401
 
 
 @click.group("import")
@@ -289,4 +289,104 @@ def provider_template(out, as_json):
 
 
 
-COMMANDS = [import_group]
+@import_group.command("france-travail-orientations")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@as_of_option
+@json_option
+def import_ft_orientations(file, as_of, as_json):
+    """Importe un fichier France Travail (CSV « ; » ou JSON): préconisations, orientations décidées par
+    France Travail, contrats d'engagement signés avec France Travail."""
+    from imports.france_travail_orientation import import_file
+
+    report = import_file(get_runtime(), file, as_of=resolve_as_of(as_of))
+    emit(report, as_json, _print_list_report)
+    _exit_for(report)
+
+
+@click.group("france-travail")
+def ft_group():
+    """France Travail: lire ses orientations et contrats, lui transmettre nos décisions."""
+
+
+@ft_group.command("read")
+@as_of_option
+@click.option("--limit", type=click.IntRange(1), default=None, help="Au plus N personnes interrogées.")
+@json_option
+def ft_read(as_of, limit, as_json):
+    """Interroge l'API partenaire (RSA_FT_MODE=api) pour les personnes à lire, puis applique."""
+    from imports.france_travail_orientation import read_api
+
+    runtime = get_runtime()
+    if runtime.settings.ft_mode != "api":
+        raise click.UsageError("RSA_FT_MODE=file: importer le fichier avec `rsa import france-travail-orientations`")
+    out = read_api(runtime, resolve_as_of(as_of), limit=limit)
+    emit(out, as_json, lambda d: click.echo(
+        f"{d['persons_read']} personne(s) interrogée(s), {d['stored']} enregistrement(s) nouveau(x), "
+        f"{d['orientations_recorded']} orientation(s) France Travail, {d['contracts_recorded']} contrat(s), "
+        f"{d['error_count']} erreur(s)"))
+
+
+@ft_group.command("apply")
+@as_of_option
+@json_option
+def ft_apply(as_of, as_json):
+    """Applique les enregistrements France Travail en attente (J+42 atteint, personne arrivée…)."""
+    from imports.france_travail_orientation import apply_pending
+
+    with get_runtime().session() as s:
+        out = apply_pending(s, resolve_as_of(as_of))
+    emit(out, as_json, lambda d: click.echo(
+        f"{d['orientations_recorded']} orientation(s) et {d['contracts_recorded']} contrat(s) enregistrés, "
+        f"{d['waiting']} en attente"))
+
+
+@ft_group.command("send")
+@as_of_option
+@json_option
+def ft_send(as_of, as_json):
+    """Met en file les décisions validées et les transmet (fichier du jour ou API, selon RSA_FT_MODE)."""
+    from imports.jobs import france_travail_send
+
+    out = france_travail_send(get_runtime(), resolve_as_of(as_of))
+    emit(out, as_json, lambda d: click.echo(
+        f"{d['queued']} décision(s) mise(s) en file; envoi {d['transport']}: {d['sent']} transmise(s), "
+        f"{d['retry']} à réessayer, {d['failed']} en échec" + (f" — fichier {d['file']}" if d.get("file") else "")))
+
+
+@ft_group.command("retry")
+@click.argument("dispatch_ids", nargs=-1, type=int)
+@json_option
+def ft_retry(dispatch_ids, as_json):
+    """Remet en file les envois en échec (tous, ou ceux donnés), avec la même clé d'idempotence."""
+    from imports.france_travail_dispatch import retry_failed
+
+    with get_runtime().session() as s:
+        n = retry_failed(s, list(dispatch_ids) or None)
+    emit({"requeued": n}, as_json, f"{n} envoi(s) remis en file")
+
+
+@ft_group.command("report")
+@as_of_option
+@json_option
+def ft_report(as_of, as_json):
+    """Rapport de rapprochement du jour: décisions validées, transmises, en file, en échec, oubliées."""
+    from imports.france_travail_dispatch import reconciliation
+
+    runtime = get_runtime()
+    with runtime.session() as s:
+        out = reconciliation(s, runtime.settings, resolve_as_of(as_of))
+
+    def human(d):
+        click.echo(f"{d['date']} ({d['transport']}): {d['validated']} décision(s) validée(s), "
+                   f"{d['of_which_sent']} transmise(s), {d['of_which_queued']} en file, {d['of_which_failed']} en "
+                   f"échec, {d['of_which_not_queued']} non mise(s) en file; {d['sent_on_day']} transmise(s) ce jour")
+        for f in d["failed"]:
+            click.echo(f"  échec envoi {f['dispatch_id']} (orientation {f['orientation_id']}): {f['error']}")
+        click.echo("rapprochement: " + ("équilibré" if d["balanced"] else "À VÉRIFIER"))
+
+    emit(out, as_json, human)
+    if not out["balanced"]:
+        raise SystemExit(1)
+
+
+COMMANDS = [import_group, ft_group]

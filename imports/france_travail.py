@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cases import nir as nirlib
@@ -28,9 +28,14 @@ from imports.tabular import FileError, RowError, check_controls, read_rows, reje
 from imports.values import normalise_header, parse_date, text
 
 KINDS = {"inscriptions": "inscription", "cessations": "cessation", "radiations": "radiation", "stock": "stock"}
-STATE_OF_KIND = {"inscription": "registered", "stock": "registered", "cessation": "ceased", "radiation": "struck_off"}
+STATE_OF_KIND = {"inscription": "registered", "stock": "registered", "cessation": "ceased", "radiation": "struck_off",
+                 "absent": "absent"}
 STATE_LABELS = {"registered": "inscrit à France Travail", "ceased": "inscription France Travail cessée",
-                "struck_off": "radié de France Travail"}
+                "struck_off": "radié de France Travail",
+                "absent": "absent des derniers fichiers stock de France Travail"}
+# The states that mean the person left France Travail's list: timeline event + alert to the referent.
+LEFT_STATES = ("ceased", "struck_off", "absent")
+ABSENT_CODE = "ABSENT"
 PPAE_MODALITIES = {"SUI": "suivi", "GUI": "guidé", "REN": "renforcé", "GLO": "global", "APR": "à approfondir"}
 
 BASE = ["nir", "identifiantpe", "nom", "prenom", "dtnai", "date", "code"]
@@ -132,6 +137,7 @@ def import_file(runtime, kind: str, path: Path | str, *, created_by: int | None 
         counts = {"rows": len(parsed) + len(rejects), "stored": 0, "matched": 0, "unmatched": 0, "unchanged": 0,
                   "state_changes": 0}
         touched: set[int] = set()
+        seen_again: list[tuple] = []
         for chunk_start in range(0, len(parsed), 500):
             chunk = parsed[chunk_start:chunk_start + 500]
             hashes = {r["nir_hash"] for r in chunk}
@@ -145,6 +151,8 @@ def import_file(runtime, kind: str, path: Path | str, *, created_by: int | None 
             for row in chunk:
                 if (row["nir_hash"], row["event_on"], row["code"]) in known:
                     counts["unchanged"] += 1
+                    if event_kind == "stock":
+                        seen_again.append((row["nir_hash"], row["event_on"], row["code"]))
                     continue
                 person_id = None
                 if row["nir_hash"] in persons:
@@ -159,14 +167,20 @@ def import_file(runtime, kind: str, path: Path | str, *, created_by: int | None 
                     person_id=person_id, nir_hash=row["nir_hash"], birth_date=row["birth_date"], ft_id=row["ft_id"],
                     kind=event_kind, event_on=row["event_on"], code=row["code"], motif=row["motif"],
                     agency=row["agency"], commune_insee=row["commune_insee"], ppae_signed_on=row["ppae_signed_on"],
-                    ppae_modality=row["ppae_modality"], batch_id=batch.id))
+                    ppae_modality=row["ppae_modality"], batch_id=batch.id,
+                    last_seen_batch_id=batch.id if event_kind == "stock" else None))
                 counts["stored"] += 1
                 counts["matched" if person_id else "unmatched"] += 1
                 if person_id:
                     touched.add(person_id)
         session.flush()
+        for i in range(0, len(seen_again), 300):
+            _mark_seen(session, seen_again[i:i + 300], batch.id)
         for pid in sorted(touched):
             counts["state_changes"] += sync_person(session, pid, batch_id=batch.id)
+        if event_kind == "stock":
+            absences = runtime.settings.ft_stock_absences
+            counts["absent_from_stock"] = record_stock_absences(session, batch, absences)
         warnings = []
         if detected["encoding"] not in ("utf-8", "utf-8-sig"):
             warnings.append(f"encodage détecté: {detected['encoding']}")
@@ -220,6 +234,8 @@ def sync_person(session: Session, person_id: int, batch_id: int | None = None) -
             (f", motif {event.motif}" if event.motif else "")
         add_event(session, person_id, f"france_travail.{state}", event.event_on, "france_travail", summary=summary,
                   data=data, path_id=path_id)
+        if state in LEFT_STATES and event is events[-1]:
+            _alert_referent(session, person_id, event, summary)
         current = state
         changes += 1
     session.flush()
@@ -254,6 +270,83 @@ def ft_status(session: Session, person_id: int) -> dict | None:
     if event is None:
         return None
     registered = event.kind in ("inscription", "stock")
+    from imports.france_travail_orientation import person_summary
+
+    ft = person_summary(session, person_id)
+    oriented_to_ft = ft["orientation_organisme"] == "france_travail"
+    followed = registered and (event.ppae_signed_on is not None or oriented_to_ft
+                               or ft["contract_signed_on"] is not None)
     return {"state": _state(event), "registered": registered, "since": event.event_on, "code": event.code,
             "motif": event.motif, "agency": event.agency, "ppae_signed_on": event.ppae_signed_on,
-            "ppae_modality": event.ppae_modality, "followed": registered and event.ppae_signed_on is not None}
+            "ppae_modality": event.ppae_modality, "oriented_by_france_travail_on": ft["oriented_on"],
+            "france_travail_organisme": ft["orientation_organisme"], "contract_signed_on": ft["contract_signed_on"],
+            "preconisation": ft["preconisation"], "followed": followed}
+
+
+def _mark_seen(session: Session, keys: list[tuple], batch_id: int) -> None:
+    """Stock rows listed again by this stock file (not stored twice): remember the file saw them."""
+    session.execute(update(FranceTravailEvent).where(
+        FranceTravailEvent.kind == "stock",
+        or_(*[and_(FranceTravailEvent.nir_hash == h, FranceTravailEvent.event_on == on,
+                   FranceTravailEvent.code.is_(None) if code is None else FranceTravailEvent.code == code)
+              for h, on, code in keys])).values(last_seen_batch_id=batch_id),
+        execution_options={"synchronize_session": False})
+
+
+def record_stock_absences(session: Session, batch, absences: int) -> int:
+    """After a stock file: a person still registered (latest event an inscription or a stock line)
+    whose stock lines are missing from the `absences` latest stock files (this one included) has
+    left France Travail's list: an `absent` event dated by this file, a state change, a timeline event
+    and an alert to the referent. Returns the number of persons newly found absent."""
+    from imports.models import ImportBatch
+
+    if absences < 1:
+        return 0
+    window = session.scalars(select(ImportBatch.id).where(
+        ImportBatch.kind == "france_travail:stock",
+        or_(ImportBatch.status == "imported", ImportBatch.id == batch.id))
+        .order_by(ImportBatch.id.desc()).limit(absences)).all()
+    if len(window) < absences:
+        return 0
+    oldest = min(window)
+    day = (batch.started_at or dt.datetime.now()).date()
+    last_seen = (select(FranceTravailEvent.person_id, func.max(FranceTravailEvent.last_seen_batch_id).label("seen"))
+                 .where(FranceTravailEvent.kind == "stock", FranceTravailEvent.person_id.is_not(None))
+                 .group_by(FranceTravailEvent.person_id).subquery())
+    candidates = session.execute(select(last_seen.c.person_id).where(last_seen.c.seen < oldest)).scalars().all()
+    found = 0
+    for pid in candidates:
+        latest = session.scalars(select(FranceTravailEvent).where(FranceTravailEvent.person_id == pid)
+                                 .order_by(FranceTravailEvent.event_on.desc(), FranceTravailEvent.id.desc())
+                                 .limit(1)).first()
+        if latest is None or latest.kind not in ("inscription", "stock") or latest.event_on > day:
+            continue
+        session.add(FranceTravailEvent(person_id=pid, nir_hash=latest.nir_hash, birth_date=latest.birth_date,
+                                       ft_id=latest.ft_id, kind="absent", event_on=day, code=ABSENT_CODE,
+                                       motif=f"absent des {absences} derniers fichiers stock", agency=latest.agency,
+                                       batch_id=batch.id))
+        session.flush()
+        sync_person(session, pid, batch_id=batch.id)
+        found += 1
+    return found
+
+
+def _alert_referent(session: Session, person_id: int, event: FranceTravailEvent, summary: str) -> None:
+    """An alert to the person's referent (the structure and agent of the current orientation)."""
+    from cases.models import Alert
+    from cases.signals import orientations
+
+    o = orientations().rows.subquery().c
+    current = session.execute(select(o.structure_id, o.agent_id, o.referent_type).where(
+        o.person_id == person_id, o.status == "validated").order_by(o.validated_on.desc(), o.id.desc())
+        .limit(1)).first()
+    key = f"france_travail.left:{person_id}:{event.kind}:{event.event_on.isoformat()}"
+    if session.scalar(select(Alert.id).where(Alert.key == key)) is not None:
+        return
+    session.add(Alert(key=key, kind="france_travail.left", severity="warning", person_id=person_id,
+                      structure_id=current.structure_id if current else None,
+                      message=f"Personne {person_id}: {summary} le {event.event_on:%d/%m/%Y}",
+                      data={"list": event.kind, "code": event.code, "motif": event.motif,
+                            "agent_id": current.agent_id if current else None,
+                            "referent_type": current.referent_type if current else None},
+                      raised_on=event.event_on))

@@ -5,7 +5,8 @@ first match wins, after the CAF/MSA patterns of imports.service.INBOX_KINDS):
 
 - `tableur_<mapping>_<anything>.(xlsx|xls|ods|csv)`: spreadsheet read with the named mapping;
 - `retour_<STRUCTURE-CODE>_<anything>.(xlsx|xls|ods|csv)`: provider return of that structure;
-- `*inscriptions*.csv`, `*cessations*.csv`, `*radiations*.csv`, `*stock*.csv`: France Travail lists.
+- `*inscriptions*.csv`, `*cessations*.csv`, `*radiations*.csv`, `*stock*.csv`: France Travail lists;
+- `orientations_ft*.csv|json`: France Travail's préconisations, orientations and contracts.
 
 To change the patterns, edit LIST_INBOX_KINDS (a list of (glob, kind, handler)).
 """
@@ -65,8 +66,16 @@ def _provider_handler(runtime, paths, progress=None) -> list[dict]:
     return results
 
 
+def _ft_orientations_handler(runtime, paths, progress=None) -> list[dict]:
+    from imports.france_travail_orientation import import_file
+
+    return [import_file(runtime, p) for p in sorted(paths)]
+
+
 LIST_INBOX_KINDS = (
-    [(f"tableur_*.{ext}", "spreadsheet", _spreadsheet_handler) for ext in SHEET_SUFFIXES]
+    # France Travail's orientation file first: "orientations_ft_…" must not be read as another list.
+    [(f"orientations_ft*.{ext}", "france_travail:orientations", _ft_orientations_handler) for ext in ("csv", "json")]
+    + [(f"tableur_*.{ext}", "spreadsheet", _spreadsheet_handler) for ext in SHEET_SUFFIXES]
     + [(f"retour_*.{ext}", "provider_return", _provider_handler) for ext in SHEET_SUFFIXES]
     + [(f"*{kind}*.csv", f"france_travail:{kind}", _ft_handler(kind))
        for kind in ("inscriptions", "cessations", "radiations", "stock")]

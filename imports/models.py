@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.db import Base, utcnow
@@ -66,4 +66,30 @@ class ColumnMapping(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     fields: Mapped[dict]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class FranceTravailDispatch(Base):
+    """One validated orientation of the Département to send to France Travail, once (issue 17).
+
+    The idempotency key goes with every try (header `Idempotency-Key`, column of the daily file), so
+    a try whose answer was lost is not recorded twice by France Travail. The payload holds no NIR: it
+    is read from the vault at the moment of sending, for France Travail only."""
+
+    __tablename__ = "france_travail_dispatch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    orientation_id: Mapped[int] = mapped_column(ForeignKey("orientation.id"), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[dict]
+    queued_on: Mapped[dt.date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(10), default="queued", index=True)  # queued sent failed
+    transport: Mapped[str | None] = mapped_column(String(8))  # file | api
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None]
+    sent_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    sent_file: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from cases import nir as nirlib
 from cases import service as cases_service
 from cases.models import CaseEvent, Contract, Exit, Person
+from config import clock
 from imports.identity import match_one
 from imports.spreadsheets import locate_columns, read_sheet
 from imports.tabular import FileError, RowError, cell, check_controls, reject_row, run_batch
@@ -95,8 +96,33 @@ def hours_reduction_labels() -> dict[str, str]:
 
 # --- template ---------------------------------------------------------------------------------------
 
-def write_template(out: Path | str) -> Path:
-    """The expected xlsx, with dropdowns (data validation) for statuses, reasons, organism and role."""
+# The template a provider receives never has a NIR column (the NIR never leaves the Département's
+# side); a return file carrying one is still read, for the Département's own files.
+TEMPLATE_FIELDS = [f for f in COLUMNS if f != "nir"]
+
+
+def caseload_rows(session: Session, structure_id: int) -> list[dict]:
+    """The people currently oriented to a structure, on an open path, as rows of the template
+    (identifiers and names only: what the provider already knows)."""
+    from cases.models import Household
+    from cases.models import Path as PathModel
+
+    q = (select(Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role,
+                Household.matricule, Household.organism)
+         .join(Orientation, Orientation.person_id == Person.id)
+         .outerjoin(Household, Household.id == Person.household_id)
+         .where(Orientation.status == "validated", Orientation.structure_id == structure_id,
+                select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))
+                .exists())
+         .order_by(Person.last_name, Person.first_name, Person.id).distinct())
+    return [{"person_id": r.id, "caf_number": r.matricule, "organism": r.organism, "role": r.role,
+             "last_name": r.last_name, "first_name": r.first_name, "birth_date": r.birth_date}
+            for r in session.execute(q)]
+
+
+def write_template(out: Path | str, rows: list[dict] | None = None) -> Path:
+    """The expected xlsx, with dropdowns (data validation) for statuses, reasons, organism and role;
+    pre-filled with `rows` (see caseload_rows) when given."""
     from openpyxl import Workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Font, PatternFill
@@ -108,7 +134,7 @@ def write_template(out: Path | str) -> Path:
     ws = wb.active
     ws.title = "Retour"
     lists = wb.create_sheet("Listes")
-    fields = list(COLUMNS)
+    fields = TEMPLATE_FIELDS
     for j, field in enumerate(fields, start=1):
         cell = ws.cell(row=1, column=j, value=COLUMNS[field][0])
         cell.font = Font(bold=True)
@@ -138,6 +164,13 @@ def write_template(out: Path | str) -> Path:
                             showErrorMessage=True, error="Saisissez une date (JJ/MM/AAAA).")
         dv.add(f"{col}2:{col}5000")
         ws.add_data_validation(dv)
+    for i, row in enumerate(rows or [], start=2):
+        for j, field in enumerate(fields, start=1):
+            value = row.get(field)
+            if value is not None:
+                cell = ws.cell(row=i, column=j, value=value)
+                if isinstance(value, dt.date):
+                    cell.number_format = "DD/MM/YYYY"
     lists.sheet_state = "hidden"
     out.parent.mkdir(parents=True, exist_ok=True)
     wb.save(out)
@@ -215,7 +248,8 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
                                                             Appointment.scheduled_at == row["appointment_at"]))
         if existing is None or existing.status != status:
             cases_service.record_appointment(session, person_id, row["appointment_at"], status, kind="first",
-                                             structure_id=structure_id, source="provider", author_id=author_id)
+                                             structure_id=structure_id, source="provider", author_id=author_id,
+                                             as_of=as_of)
             done.append("appointment")
     if row["contract_signed_on"]:
         hours = row["weekly_hours"]
@@ -226,7 +260,7 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
         if known is None or (hours is not None and float(known.weekly_hours) != hours):
             cases_service.record_contract(session, person_id, row["contract_signed_on"], weekly_hours=hours,
                                           hours_reduction_reason=row["hours_reduction_reason"],
-                                          source="provider", author_id=author_id)
+                                          source="provider", author_id=author_id, as_of=as_of)
             done.append("contract")
     if row["step"]:
         last = session.scalar(select(CaseEvent).where(CaseEvent.person_id == person_id,
@@ -244,7 +278,8 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
                                                       Exit.reason == row["exit_reason"]).limit(1))
         if exists is None:
             cases_service.record_exit(session, person_id, row["exit_on"], row["exit_reason"], source="provider",
-                                      structure_id=structure_id, details=row["details"], author_id=author_id)
+                                      structure_id=structure_id, details=row["details"], author_id=author_id,
+                                      as_of=as_of)
             done.append("exit")
     return done
 
@@ -252,7 +287,7 @@ def apply_row(session: Session, person_id: int, structure_id: int, row: dict, *,
 def import_file(runtime, path: Path | str, structure_code: str, *, created_by: int | None = None,
                 as_of: dt.date | None = None) -> dict:
     """Import a provider return for one structure; returns the batch report."""
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     with runtime.session() as s:
         structure = structure_by_code(s, structure_code)
         if structure is None:

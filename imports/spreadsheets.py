@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from cases import nir as nirlib
 from cases.models import Household, Person
 from cases.service import sync_path_sectors
+from config import clock
 from imports.identity import IdentityIndex
 from imports.models import ColumnMapping
 from imports.tabular import FileError, RowError, cell, check_controls, reject_row, run_batch, sniff_separator
@@ -644,7 +645,7 @@ def _parse(values: dict, labels: dict[str, str], organism_default: str, vault) -
     out["role"] = run("role", parse_role)
     for field in ("birth_date", "rights_opened_on", "request_date"):
         out[field] = run(field, parse_date)
-    if out["birth_date"] and not dt.date(1900, 1, 1) <= out["birth_date"] <= dt.date.today():
+    if out["birth_date"] and not dt.date(1900, 1, 1) <= out["birth_date"] <= clock.today():
         raise RowError(labels["birth_date"], f"date de naissance invraisemblable « {out['birth_date']:%d/%m/%Y} »")
     nir13 = run("nir", nirlib.normalise)
     out["nir13"] = nir13

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from cases import nir as nirlib
 from cases.models import CaseEvent, Contract, Person
 from cases.models import Path as CasePath
+from config import clock
 from config.db import utcnow
 from imports import spreadsheets
 from imports.identity import IdentityIndex
@@ -201,7 +202,7 @@ def _date(value) -> dt.date | None:
 
 def _birth(value) -> dt.date | None:
     d = parse_date(value)
-    if d is not None and not dt.date(1900, 1, 1) <= d <= dt.date.today():
+    if d is not None and not dt.date(1900, 1, 1) <= d <= clock.today():
         raise ValueError(f"date de naissance impossible « {d.strftime('%d/%m/%Y')} »")
     return d
 
@@ -517,7 +518,7 @@ def import_stock(runtime, path: Path | str, mapping_name: str = "reprise", *, dr
     from imports.batches import fail, finish, sha256_file, start_batch
 
     path = Path(path)
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     report = {"path": str(path), "file": path.name, "kind": KIND, "status": None, "dry_run": dry_run,
               "batch_id": None, "counts": {}, "rejected": 0, "rejects": [], "warnings": [], "error": None}
     try:
@@ -590,7 +591,7 @@ def replay(runtime, reject_id: int, as_of: dt.date | None = None) -> dict:
     """Retry one rejected stock row (typically after the flow that brings the person was imported)."""
     from imports.service import ReplayError
 
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     with runtime.sessions() as s, s.begin():
         rec = s.get(RejectedRecord, reject_id)
         if rec is None:

@@ -102,6 +102,31 @@ def reject_row(session, batch, row_no: int, column: str | None, message: str, va
     return {"row": row_no, "column": column, "reason": message}
 
 
+def earlier_rejects(session, batch_id: int, limit: int = 100) -> list[dict]:
+    """The rejects of a batch in the report's shape ({row, column, reason}), from the stored records."""
+    import json
+
+    from sqlalchemy import select
+
+    from imports.models import RejectedRecord
+
+    out = []
+    for rec in session.scalars(select(RejectedRecord).where(RejectedRecord.batch_id == batch_id)
+                               .order_by(RejectedRecord.id).limit(limit)):
+        try:
+            raw = json.loads(rec.raw.decode("utf-8")) if rec.raw else {}
+        except (ValueError, UnicodeDecodeError):
+            raw = {}
+        reason = rec.reason
+        where = f"{rec.record_key}" if rec.record_key else ""
+        if raw.get("column"):
+            where += f", colonne « {raw['column']} »"
+        if where and reason.startswith(where + ": "):
+            reason = reason[len(where) + 2:]
+        out.append({"row": raw.get("row"), "column": raw.get("column"), "reason": reason})
+    return out
+
+
 def run_batch(runtime, kind: str, path: Path | str, body, *, header: dict | None = None,
               created_by: int | None = None, max_rejects_in_report: int = 100) -> dict:
     """Run `body(session, batch) -> (counts, rejects, warnings)` in ONE transaction.
@@ -123,8 +148,13 @@ def run_batch(runtime, kind: str, path: Path | str, body, *, header: dict | None
         started = start_batch(session, kind, path, sha, header=header, created_by=created_by)
         report["batch_id"] = started.batch.id
         if started.duplicate:
+            # The same file again: nothing changes, and the answer repeats the first one's rejects
+            # (a provider re-sending its file learns again what to correct, not "nothing to do").
+            rejects = earlier_rejects(session, started.batch.id, max_rejects_in_report)
+            counts = started.batch.counts or {}
             session.rollback()
-            report.update(status="duplicate", counts=started.batch.counts or {})
+            report.update(status="duplicate", counts=counts, rejected=int(counts.get("rejected", len(rejects))),
+                          rejects=rejects, warnings=started.batch.warnings or [])
             return report
         counts, rejects, warnings = body(session, started.batch)
         counts["rejected"] = len(rejects)

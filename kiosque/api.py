@@ -6,7 +6,6 @@ Managers (and admins) act everywhere; an MDS worker only on the sessions of thei
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 from flask import send_file
@@ -14,6 +13,7 @@ from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
+from config import clock
 from config.auth import audit, current_user, db, requires
 from config.edges import PDF, XLSX, file_response
 from kiosque import letters, phoning, service
@@ -213,7 +213,7 @@ def list_closures():
 @blp.response(200, PlanResultSchema)
 def run_planning(args):
     """Lance la planification des invitations (la même que le travail quotidien)."""
-    result = service.plan(db(), args["as_of"] or dt.date.today())
+    result = service.plan(db(), args["as_of"] or clock.today())
     db().commit()
     return result.as_dict()
 
@@ -239,7 +239,7 @@ def session_invitations(session_id):
 def record_phoning(args, invitation_id):
     """Résultat d'un appel: joint, pas de réponse, faux numéro, refus, viendra."""
     inv = _invitation(invitation_id)
-    _apply(service.record_phoning, db(), inv.id, args["outcome"], on=args["on"] or dt.date.today(),
+    _apply(service.record_phoning, db(), inv.id, args["outcome"], on=args["on"] or clock.today(),
            notes=args["notes"], user_id=current_user().id)
     audit("update", inv.person_id, {"invitation_id": inv.id, "phoning": args["outcome"]})
     db().commit()

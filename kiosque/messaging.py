@@ -67,8 +67,11 @@ class InvitationComposer:
 
     def cancel_reason(self, session: Session, m: Message, now: dt.datetime) -> str | None:
         inv = session.get(Invitation, m.invitation_id)
-        # (a cancellation notice is about an invitation that is no longer pending)
-        if inv is None or (inv.status != InvitationStatus.PENDING and m.kind != "invitation_cancelled"):
+        # a cancellation notice (session cancelled, invitation cancelled) is about an invitation that
+        # is no longer pending, by design
+        if inv is not None and m.kind in ("session_cancelled", "invitation_cancelled"):
+            return None
+        if inv is None or inv.status != InvitationStatus.PENDING:
             return "invitation plus en attente"
         if inv.session.starts_at <= now:
             return "session déjà commencée"

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cases.models import Appointment, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
+from config import clock
 from config.db import utcnow
 from config.settings import Settings
 from kiosque.errors import KiosqueError
@@ -38,6 +39,7 @@ from kiosque.vocabulary import (
     REACHED_OUTCOMES,
     Attendance,
     InvitationStatus,
+    PhoningOutcome,
     SessionStatus,
 )
 from orientation.messaging.models import Message
@@ -173,14 +175,14 @@ def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_i
     if person_ids is not None:
         q = q.where(Person.id.in_(list(person_ids)))
     out = []
-    for pid, email, phone, kind, oid, path_id, clock, mds_id, terr, addr, pc, city in session.execute(q):
+    for pid, email, phone, kind, oid, path_id, clock_start, mds_id, terr, addr, pc, city in session.execute(q):
         chans = []
         if email:
             chans.append("email")
         if is_mobile(phone, kind):
             chans.append("sms")
         recipients = {"email": email, "sms": phone, "letter": postal_address(addr, pc, city)}
-        out.append(_Candidate(pid, path_id, oid, clock, mds_id, terr, chans or ["letter"], recipients))
+        out.append(_Candidate(pid, path_id, oid, clock_start, mds_id, terr, chans or ["letter"], recipients))
     if out:
         by_key = {(c.person_id, c.path_id): c for c in out}
         ids = [c.person_id for c in out]
@@ -379,7 +381,7 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
     inv.phoning_outcome, inv.phoned_on = outcome, on
     if notes is not None:
         inv.phoning_notes = notes
-    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {outcome}",
+    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(outcome)}",
               data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
     session.flush()
     return inv
@@ -387,9 +389,11 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
-                      user_id: int | None = None, config: KiosqueConfig | None = None, assigner=None) -> dict:
+                      user_id: int | None = None, config: KiosqueConfig | None = None,
+                      now: dt.datetime | None = None, assigner=None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
-    MDS: the law's default) or excused (re-invited, not counted as a no-show).
+    MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
+    only once the session has begun (`now`, default the clock); an excuse may come before.
 
     `assigner` (an orientation.assignment.Assigner) is reused for the decision instead of building one
     (structures, loads, the whole sectorisation index): record_attendances passes one for a batch."""
@@ -397,6 +401,10 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
     inv = get_invitation(session, invitation_id)
+    if status in (InvitationStatus.PRESENT, InvitationStatus.ABSENT) \
+            and inv.session.starts_at > (now or clock.now()):
+        raise KiosqueError(f"Présence: la session du {inv.session.starts_at:%d/%m/%Y à %H h %M} n'a pas encore "
+                           "eu lieu")
     if inv.status == status and status != InvitationStatus.PRESENT:
         return {"invitation_id": inv.id, "status": status, "unchanged": True}
     if inv.status != InvitationStatus.PENDING:
@@ -438,7 +446,7 @@ class AttendanceMark:
 
 
 def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, user_id: int | None = None,
-                       config: KiosqueConfig | None = None) -> list[dict]:
+                       config: KiosqueConfig | None = None, now: dt.datetime | None = None) -> list[dict]:
     """A batch of attendances (a session's sheet, a day of kiosques), in the given order, each exactly
     as record_attendance records it, with one Assigner for all the decisions (building it loads every
     structure, load and the sectorisation index, which dominated a day of kiosque outcomes) and one
@@ -453,7 +461,7 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
     assigner = Assigner(session)
     assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
     out = [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
-                             config=config, assigner=assigner) for m in marks]
+                             config=config, now=now, assigner=assigner) for m in marks]
     mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
     return out
 

@@ -11,6 +11,7 @@ import holidays
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config import clock
 from kiosque.errors import KiosqueError
 from kiosque.models import Closure, Invitation, KiosqueSession, SessionTemplate
 from kiosque.vocabulary import InvitationStatus, SessionStatus
@@ -18,14 +19,34 @@ from orientation.messaging.models import Message
 from referents.models import Structure
 
 
+def check_session_date(session: Session, mds_id: int, starts_at: dt.datetime, now: dt.datetime | None = None) -> None:
+    """A session is held in the future, on a working day: not in the past, not on a public holiday,
+    not on a closure day of its MDS (or of every MDS). KiosqueError naming the field otherwise."""
+    now = now or clock.now()
+    field = "Date et heure de la session"
+    if starts_at < now:
+        raise KiosqueError(f"{field}: le {starts_at:%d/%m/%Y à %H h %M} est déjà passé")
+    day = starts_at.date()
+    holiday = french_holidays(day, day).get(day)
+    if holiday:
+        raise KiosqueError(f"{field}: le {day:%d/%m/%Y} est un jour férié ({holiday})")
+    closure = session.scalar(select(Closure).where(Closure.day == day, (Closure.mds_id == mds_id)
+                                                   | Closure.mds_id.is_(None)).limit(1))
+    if closure is not None:
+        raise KiosqueError(f"{field}: le {day:%d/%m/%Y} est un jour de fermeture"
+                           + (f" ({closure.reason})" if closure.reason else ""))
+
+
 def create_session(session: Session, *, mds_id: int, starts_at: dt.datetime, place: str | None = None,
                    capacity: int = 20, duration_minutes: int = 150, partner_ids=(),
-                   template_id: int | None = None) -> KiosqueSession:
+                   template_id: int | None = None, now: dt.datetime | None = None) -> KiosqueSession:
+    """A new session; `now` (default: the clock) decides what is past."""
     mds = session.get(Structure, mds_id)
     if mds is None or mds.kind != "mds":
         raise KiosqueError(f"structure {mds_id} inconnue ou qui n'est pas une MDS")
     if capacity < 1:
-        raise KiosqueError("la capacité doit être d'au moins une place")
+        raise KiosqueError("Nombre de places: la capacité doit être d'au moins une place")
+    check_session_date(session, mds_id, starts_at, now)
     ks = KiosqueSession(mds_id=mds_id, starts_at=starts_at, ends_at=starts_at + dt.timedelta(minutes=duration_minutes),
                         place=place or mds.address or mds.name, capacity=capacity, status=SessionStatus.PLANNED,
                         template_id=template_id)
@@ -41,8 +62,12 @@ def booked_seats(session: Session, session_id: int) -> int:
         Invitation.session_id == session_id, Invitation.status != InvitationStatus.CANCELLED)) or 0
 
 
-def update_session(session: Session, ks: KiosqueSession, **changes) -> KiosqueSession:
-    """Change capacity, place, time, partners or status; capacity never below the seats given."""
+def update_session(session: Session, ks: KiosqueSession, *, now: dt.datetime | None = None,
+                   **changes) -> KiosqueSession:
+    """Change capacity, place, time, partners or status; capacity never below the seats given; a
+    session moved goes to a future working day (check_session_date)."""
+    if changes.get("starts_at") is not None and changes["starts_at"] != ks.starts_at:
+        check_session_date(session, ks.mds_id, changes["starts_at"], now)
     if "capacity" in changes and changes["capacity"] is not None:
         taken = booked_seats(session, ks.id)
         if changes["capacity"] < taken:

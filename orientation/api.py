@@ -11,15 +11,17 @@ from flask import abort as flask_abort
 from flask_smorest import Blueprint, abort
 
 from cases.service import get_person_in_scope, person_scope
+from config import clock
 from config.auth import audit, current_user, db, requires
 from orientation import deadlines as deadline_service
 from orientation import reorientations as reorientation_service
 from orientation import service
-from orientation.rules import RuleSetError
+from orientation.rules import RuleSetError, parse_rule_set
 from orientation.schemas import (
     AsOfSchema,
     DeadlinePageSchema,
     DeadlineQuerySchema,
+    DecisionExportQuerySchema,
     ExplainSchema,
     OrientationSchema,
     OverrideInSchema,
@@ -47,7 +49,7 @@ VALIDATORS = (Role.ADMIN.value, Role.MANAGER.value, Role.MDS_WORKER.value)
 
 
 def _as_of(args) -> dt.date:
-    return args.get("as_of") or dt.date.today()
+    return args.get("as_of") or clock.today()
 
 
 def _scope():
@@ -148,7 +150,8 @@ def override(args, orientation_id):
     """Remplace une décision en attente par un autre type de référent / une autre structure (motif obligatoire)."""
     s = db()
     new = _domain(service.override, s, _known_id(orientation_id), current_user().id, args["referent_type"], args["reason"],
-                  _as_of(args), structure_id=_structure(args["structure"]), scope=_scope())
+                  _as_of(args), structure_id=_structure(args["structure"]), scope=_scope(),
+                  parcours=args["parcours"])
     audit("orientation.override", new.person_id, {"orientation_id": orientation_id, "new_orientation_id": new.id,
                                                   "referent_type": args["referent_type"], "reason": args["reason"]})
     s.commit()
@@ -232,6 +235,7 @@ def rules_put(args):
     s = db()
     service.active_rule_set(s)
     try:
+        warnings = parse_rule_set({"name": args["name"], "rules": args["rules"], "fallback": args["fallback"]}).warnings
         row = service.load_rules_document(s, {"name": args["name"], "rules": args["rules"],
                                               "fallback": args["fallback"]},
                                           user_id=current_user().id, base_version=args["base_version"])
@@ -241,6 +245,7 @@ def rules_put(args):
         _refuse(409, str(exc))
     audit("orientation.rules", None, {"version": row.version})
     s.commit()
+    row.warnings = warnings  # dumped by RuleSetSchema.warnings (not a column: only this answer carries it)
     return row
 
 
@@ -279,3 +284,33 @@ def deadlines(args):
     audit("search", None, {"view": "orientation.deadlines", "count": len(items)})
     db().commit()
     return {"total": len(items), "counts": counts, "items": items[:args["limit"]]}
+
+
+@blp.route("/decisions/export", methods=["GET"])
+@requires(*STAFF)
+@blp.arguments(DecisionExportQuerySchema, location="query")
+@blp.response(200, content_type="application/octet-stream", description="fichier xlsx ou csv")
+def decisions_export(args):
+    """Décisions validées sur la période pour les comités pour l'emploi (L5411-5-1 III): clé pseudonyme
+    (jamais le NIR), date, parcours, organisme, règle, critères utilisés."""
+    import io
+
+    from flask import current_app, send_file
+
+    from orientation.decisions_export import ExportError, decision_rows, to_csv, to_xlsx
+
+    s = db()
+    secret = current_app.extensions["rsa"].settings.secret_key
+    try:
+        rows = decision_rows(s, args["from_"], args["to"], secret)
+    except ExportError as exc:
+        _refuse(422, str(exc))
+    audit("orientation.export_decisions", None, {"from": args["from_"].isoformat(), "to": args["to"].isoformat(),
+                                                  "decisions": len(rows)})
+    s.commit()
+    xlsx = args["format"] == "xlsx"
+    data = to_xlsx(rows, args["from_"], args["to"]) if xlsx else to_csv(rows)
+    mimetype = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if xlsx
+                else "text/csv; charset=utf-8")
+    return send_file(io.BytesIO(data), mimetype=mimetype, as_attachment=True,
+                     download_name=f"decisions-orientation-{args['from_']}-{args['to']}.{args['format']}")

@@ -14,6 +14,8 @@ from referents.service import SectorIndex
 from referents.vocabulary import OrientationStatus, Outcome
 
 DEFAULT_AGENT_CAPACITY = 60  # caseload target of an agent without a capacity of their own
+# Structure kinds the sectorisation names per commune (referents.models.Sector columns).
+SECTOR_KINDS = ("mds", "actipro", "pole_emploi", "ati", "ccas")
 
 class Assigner:
     """Structures, their load and their agents' caseloads, in memory for a run (or one action).
@@ -31,6 +33,12 @@ class Assigner:
         for s in sorted(self.structures.values(), key=lambda s: s.id):
             if s.variant and s.active:
                 self.variants.setdefault((s.kind, s.variant), s.id)
+        self.by_territory: dict[tuple[str, int | None], int] = {}
+        self.any_of_kind: dict[str, int] = {}
+        for s in sorted(self.structures.values(), key=lambda s: s.id):
+            if s.active and not s.variant:
+                self.by_territory.setdefault((s.kind, s.territory_id), s.id)
+                self.any_of_kind.setdefault(s.kind, s.id)
         self.load = Counter(dict(session.execute(
             select(Orientation.structure_id, func.count(Orientation.id))
             .where(Orientation.status == OrientationStatus.VALIDATED, Orientation.structure_id.is_not(None))
@@ -56,7 +64,12 @@ class Assigner:
         match = self.sectors.find(commune, postal_code)
         if match.sector is None:
             return None, match.reason
-        sid = getattr(match.sector, f"{kind}_id", None)
+        if kind not in SECTOR_KINDS:
+            # No sectorisation column (missions locales, Cap emploi): the structure of that kind in the
+            # sector's territory, else the Département's only one (referents/data/README.md).
+            sid = self.by_territory.get((kind, match.sector.territory_id)) or self.any_of_kind.get(kind)
+        else:
+            sid = getattr(match.sector, f"{kind}_id", None)
         if sid is None:
             return None, f"aucune structure {Outcome.label_of(kind)} dans le secteur de la commune {commune}"
         return sid, None

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from config.cli import as_of_option, emit, get_runtime, json_option, resolve_as_of
 from orientation.vocabulary import PENDING
-from referents.vocabulary import OUTCOMES, REFERENT_TYPES
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES, Organisme, Parcours
 
 
 def _user_id(session, email: str | None) -> int | None:
@@ -93,6 +93,9 @@ def explain_cmd(person_id, as_of, as_json):
         cur = d["current"]
         if cur:
             click.echo(f"Décision n° {cur['id']} ({cur['status']}, {cur['decided_on']}): {cur['explanation']}")
+            if cur.get("parcours"):
+                click.echo(f"Parcours: {Parcours.label_of(cur['parcours'])}; organisme référent: "
+                           f"{Organisme.label_of(cur['organisme'])}")
         else:
             click.echo("Aucune décision d'orientation enregistrée.")
         t = d["rules_today"]
@@ -293,13 +296,15 @@ def rules_show(version, list_versions, as_json):
 def rules_load(file, user_email, as_json):
     """Valide un fichier YAML de règles et en fait la version active (rien ne change s'il est identique)."""
     from orientation import service
-    from orientation.rules import RuleSetError
+    from orientation.rules import RuleSetError, parse_yaml
 
+    text = file.read_text(encoding="utf-8")
     with get_runtime().session() as s:
         uid = _user_id(s, user_email)
         before = service.active_rule_set(s)[0].version
         try:
-            row = service.load_rules_text(s, file.read_text(encoding="utf-8"), uid)
+            warnings = parse_yaml(text).warnings
+            row = service.load_rules_text(s, text, uid)
         except RuleSetError as exc:
             raise click.ClickException(f"{file}: {exc}") from None
         changed = row.version != before
@@ -307,7 +312,43 @@ def rules_load(file, user_email, as_json):
             _audit_row(s, "orientation.rules", None, uid, {"version": row.version, "file": file.name})
         data = {"version": row.version, "changed": changed,
                 "rules": sum(1 for r in row.rules if not r.get("fallback"))}
-    emit(data, as_json, f"règles v{data['version']} " + ("actives" if changed else "déjà actives (rien à faire)"))
+        if warnings:  # e.g. an automatic rule whose decisions depend on sensitive data by exclusion
+            data["warnings"] = warnings
+
+    def human(d):
+        click.echo(f"règles v{d['version']} " + ("actives" if d["changed"] else "déjà actives (rien à faire)"))
+        for w in d.get("warnings", ()):
+            click.echo(f"attention: {w}")
+
+    emit(data, as_json, human)
+
+
+@orient.command("export-decisions")
+@click.option("--from", "date_from", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Premier jour de la période (AAAA-MM-JJ).")
+@click.option("--to", "date_to", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="Dernier jour de la période (AAAA-MM-JJ), inclus.")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+def export_decisions_cmd(date_from, date_to, out, as_json):
+    """Décisions d'orientation validées sur la période, pour les comités pour l'emploi (L5411-5-1 III):
+    clé pseudonyme (jamais le NIR), date, parcours, organisme, règle, critères utilisés. OUT: .xlsx ou .csv."""
+    from orientation.decisions_export import ExportError, decision_rows, summary, write
+
+    rt = get_runtime()
+    start, end = date_from.date(), date_to.date()
+    try:
+        with rt.session() as s:
+            rows = decision_rows(s, start, end, rt.settings.secret_key)
+            _audit_row(s, "orientation.export_decisions", None, None,
+                       {"from": start.isoformat(), "to": end.isoformat(), "decisions": len(rows), "file": out.name})
+        path = write(rows, out, start, end)
+    except ExportError as exc:
+        _fail(exc)
+    data = {"file": str(path), "from": start.isoformat(), "to": end.isoformat(), **summary(rows)}
+    emit(data, as_json, lambda d: click.echo(
+        f"{d['decisions']} décision(s) du {start:%d/%m/%Y} au {end:%d/%m/%Y} → {d['file']} (parcours: "
+        + ", ".join(f"{k}: {v}" for k, v in d["by_parcours"].items()) + ")"))
 
 
 @orient.command("deadlines")

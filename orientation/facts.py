@@ -13,7 +13,16 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.models import SDD_ROLES, Activity, Diagnostic, FranceTravailEvent, Household, Path, Person
+from cases.models import (
+    SDD_ROLES,
+    Activity,
+    Diagnostic,
+    FranceTravailEvent,
+    FranceTravailRecord,
+    Household,
+    Path,
+    Person,
+)
 from orientation.rules import CONSTRAINT_KEYS, CONSTRAINT_LEVELS, FACTS, normalise_education
 
 BATCH = 5000
@@ -21,7 +30,7 @@ FT_REGISTERED_KINDS = ("inscription", "stock")
 # Every fact, unknown: each person's facts start as a copy (booleans false, counts zero).
 _EMPTY = {name: None for name in FACTS}
 _EMPTY.update({"sdd": False, "no_fixed_address": False, "activities.count": 0, "ft.registered": False,
-               "ft.ppae": False, "diagnostic.present": False, "household.adults": 0})
+               "ft.ppae": False, "ft.followed": False, "diagnostic.present": False, "household.adults": 0})
 
 
 def chunks(ids: list[int], size: int = BATCH) -> Iterator[list[int]]:
@@ -114,6 +123,26 @@ def _build_chunk(session: Session, ids: list[int], as_of: dt.date) -> dict[int, 
         f["ft.registered"], f["ft.registered_on"] = True, ev.event_on
         if ev.ppae_signed_on is not None and ev.ppae_signed_on <= as_of:
             f["ft.ppae"], f["ft.ppae_signed_on"], f["ft.ppae_modality"] = True, ev.ppae_signed_on, ev.ppae_modality
+
+    # France Travail's own records (partner API or daily file, imports/france_travail_orientation.py): the
+    # latest préconisation is a fact; an orientation to France Travail or a contract signed with it
+    # makes a registered person "already followed", as a PPAE did.
+    followed = set()
+    for rec in session.execute(
+            select(FranceTravailRecord.person_id, FranceTravailRecord.kind, FranceTravailRecord.parcours,
+                   FranceTravailRecord.organisme, FranceTravailRecord.state, FranceTravailRecord.effective_on)
+            .where(id_filter(FranceTravailRecord.person_id, ids), FranceTravailRecord.effective_on <= as_of)
+            .order_by(FranceTravailRecord.person_id, FranceTravailRecord.effective_on, FranceTravailRecord.id)):
+        f = facts.get(rec.person_id)
+        if f is None:
+            continue
+        if rec.kind == "preconisation" and rec.parcours:
+            f["ft.preconisation"], f["ft.preconisation_on"] = rec.parcours, rec.effective_on
+        elif rec.kind == "contract" or (rec.kind == "orientation" and rec.organisme == "france_travail"
+                                         and rec.state != "CLOTURE"):
+            followed.add(rec.person_id)
+    for pid, f in facts.items():
+        f["ft.followed"] = f["ft.registered"] and (f["ft.ppae"] or pid in followed)
 
     # The latest diagnostic recorded by an agent.
     diags: dict[int, Diagnostic] = {}

@@ -57,6 +57,9 @@ class Orientation(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
     path_id: Mapped[int | None] = mapped_column(ForeignKey("path.id"), index=True)
     referent_type: Mapped[str] = mapped_column(String(20))  # pole_emploi actipro ati mds kiosque
+    # The référentiel's two steps (referents.vocabulary.Parcours / Organisme); NULL for a kiosque invitation.
+    parcours: Mapped[str | None] = mapped_column(String(30), index=True)
+    organisme: Mapped[str | None] = mapped_column(String(20), index=True)
     structure_id: Mapped[int | None] = mapped_column(ForeignKey("structure.id"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), index=True)
     rule_set_version: Mapped[int | None] = mapped_column(Integer)
@@ -70,6 +73,9 @@ class Orientation(Base):
     decided_on: Mapped[dt.date] = mapped_column(Date, index=True)
     validated_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
     validated_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    # How it was validated: "auto" (by the algorithm alone, the Département enabled it for the rule) or
+    # "agent" (a person validated or took it); NULL while pending. Notices say which.
+    validation: Mapped[str | None] = mapped_column(String(10))
     notified_on: Mapped[dt.date | None] = mapped_column(Date)
     ended_on: Mapped[dt.date | None] = mapped_column(Date)
     end_reason: Mapped[str | None] = mapped_column(String(40))

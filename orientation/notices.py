@@ -1,8 +1,9 @@
 """Orientation notices: the message telling a person their orientation (e-mail, SMS or letter),
 written to the outbox (orientation.messaging) for every Notification the decisions create.
 
-The notice says truthfully how the decision was taken (rule 5 of the house): a decision prepared by
-the algorithm says so; the others do not claim it.
+The notice says truthfully how the decision was taken (rule 5 of the house): by the algorithm alone,
+proposed by the algorithm and validated by an agent, or taken by a person; and it carries the legal
+mentions of orientation.legal_notice (contract, rights on the algorithm, new orientation, appeals).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.models import Household, Person
+from orientation.legal_notice import legal_context
 from orientation.messaging import outbox
 from orientation.messaging.letters import Letter, recipient_lines, sender_lines
 from orientation.messaging.models import Message
@@ -21,10 +23,11 @@ from orientation.messaging.templates import add_template_dir, render
 from orientation.messaging.text import french_date, person_context
 from orientation.models import Notification, Orientation
 from referents.models import Structure
-from referents.vocabulary import OUTCOMES, Origin, Outcome
+from referents.vocabulary import OUTCOMES, Outcome
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "notices"
 MDS_PHONE_FALLBACK = "votre Maison des Solidarités"
+NOTICE_SERVICE = "Décision d'orientation RSA - service Insertion"  # the letter's heading (not the Kiosque)
 
 
 def _contact_phone(config) -> str:
@@ -44,16 +47,20 @@ def _mds(session: Session, person: Person) -> Structure | None:
     return session.get(Structure, mds_id) if mds_id else None
 
 
-def notification_context(session: Session, orientation: Orientation, config=None) -> dict:
+def notification_context(session: Session, orientation: Orientation, config=None, channel: str = "letter") -> dict:
+    """The template variables of a notice: the person, the decision's legal content (legal_notice), the
+    structure that will follow them and the phone to call."""
     person = session.get(Person, orientation.person_id)
     structure = session.get(Structure, orientation.structure_id) if orientation.structure_id else None
     mds = _mds(session, person)
-    return {**person_context(person), "referent_label": _phrase(orientation.referent_type),
+    decided = orientation.validated_on or orientation.decided_on
+    return {**person_context(person), **legal_context(orientation),
+            "referent_label": _phrase(orientation.referent_type),
             "structure_name": structure.name if structure else "",
             "structure_address": structure.address if structure and structure.address else "",
             "structure_phone": structure.phone if structure and structure.phone else "",
-            "decided_on": french_date(orientation.validated_on or orientation.decided_on),
-            "algorithmic": bool(orientation.algorithmic and orientation.origin == Origin.AUTO),
+            "decided_on": french_date(decided), "decided_on_short": f"{decided:%d/%m/%Y}",
+            "channel": channel, "channel_followup": "email" if person.email else "letter",
             "phone": _contact_phone(config) or (mds.phone if mds and mds.phone else MDS_PHONE_FALLBACK)}
 
 
@@ -62,7 +69,8 @@ def notification_letter(session: Session, orientation: Orientation, config=None,
     ctx = notification_context(session, orientation, config)
     _, body = render("notification", "letter", ctx)
     person = session.get(Person, orientation.person_id)
-    return Letter(sender_lines(_mds(session, person), ctx["phone"]), recipient_lines(session, person),
+    return Letter(sender_lines(_mds(session, person), ctx["phone"], service=NOTICE_SERVICE),
+                  recipient_lines(session, person),
                   f"Le {french_date(dated or orientation.validated_on or orientation.decided_on)}", body)
 
 
@@ -82,7 +90,7 @@ class NoticeComposer:
         return o
 
     def context(self, session: Session, m: Message, config) -> dict:
-        return notification_context(session, self._orientation(session, m), config)
+        return notification_context(session, self._orientation(session, m), config, channel=m.channel)
 
     def letter(self, session: Session, m: Message, config) -> Letter:
         return notification_letter(session, self._orientation(session, m), config, dated=m.send_on)

@@ -20,7 +20,7 @@ from orientation.models import Orientation
 TIE_BREAK = 2**32  # ids stay far below: (day, id) packed into one sortable integer
 OUTCOME_CHUNK = 2000  # paths per statement: well under SQLite's bound-parameter limit
 OUTCOME_COLUMNS = {"oriented_on": "decided", "oriented_referent_type": "referent_type",
-                   "oriented_origin": "origin", "oriented_rule": "rule"}
+                   "oriented_origin": "origin", "oriented_rule": "rule", "oriented_parcours": "parcours"}
 
 
 def _days_since_epoch(dialect: str, day):
@@ -53,7 +53,7 @@ def first_validated_orientations(dialect: str, as_of: dt.date | None = None, pat
         firsts = firsts.where(o.path_id.in_(path_ids))
     firsts = firsts.group_by(o.path_id).subquery("firsts")
     return (select(firsts.c.path_id, o.person_id, o.validated_on.label("decided"), o.referent_type, o.origin,
-                   o.rule_id.label("rule"), o.structure_id)
+                   o.rule_id.label("rule"), o.parcours, o.structure_id)
             .select_from(firsts).join(o, o.id == firsts.c.k % literal(TIE_BREAK, BigInteger)))
 
 

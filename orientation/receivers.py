@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import case, exists, select, update
 
 from cases import signals
 from cases.retention import scrub
+from orientation.messaging.models import Message
 from orientation.models import Notification, Orientation, ReorientationRequest
 from referents.vocabulary import OrientationStatus
 
@@ -21,8 +22,13 @@ def _view() -> signals.OrientationView:
                   Orientation.referent_type, Orientation.structure_id, Orientation.agent_id,
                   Orientation.rule_id.label("rule"), Orientation.origin, Orientation.decided_on,
                   Orientation.validated_on, Orientation.notified_on)
-    return signals.OrientationView(rows=rows,
-                                   notifications=select(Notification.orientation_id, Notification.notified_on))
+    # The notice as it left: the outbox message of the notification (sent_at when it was sent), so that
+    # the contract's month runs from the day the notice left (D5411-14-1 code du travail).
+    sent_at = case((Message.status == "sent", Message.sent_at))
+    notifications = (select(Notification.orientation_id, Notification.notified_on, Notification.message_id,
+                            sent_at.label("sent_at"))
+                     .outerjoin(Message, Message.id == Notification.message_id))
+    return signals.OrientationView(rows=rows, notifications=notifications)
 
 
 @signals.orientation_view.connect
@@ -45,6 +51,19 @@ def end_orientation_on_exit(session, *, person_id: int, orientation_id: int, exi
         orientation.status = OrientationStatus.ENDED
         orientation.ended_on = exit_on
         orientation.end_reason = "exit"
+
+
+@signals.exit_corrected.connect
+def follow_exit_correction(session, *, person_id: int, exit_on, new_exit_on) -> None:
+    """An exit recorded by mistake: cancelled, the orientation it ended is current again; its date
+    corrected, the orientation ends on the new date."""
+    for orientation in session.scalars(select(Orientation).where(
+            Orientation.person_id == person_id, Orientation.status == "ended", Orientation.end_reason == "exit",
+            Orientation.ended_on == exit_on)):
+        if new_exit_on is None:
+            orientation.status, orientation.ended_on, orientation.end_reason = "validated", None, None
+        else:
+            orientation.ended_on = new_exit_on
 
 
 @signals.reorientation_requested.connect

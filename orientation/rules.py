@@ -26,14 +26,23 @@ from typing import Any
 import yaml
 
 from orientation.vocabulary import VARIANT_LABELS
-from referents.vocabulary import OUTCOMES, Outcome
+from referents.vocabulary import OUTCOMES, ObstacleDomain, ObstacleImpact, Organisme, Outcome, Parcours
+from referents.vocabulary import default_parcours_of as _default_parcours_of
+from referents.vocabulary import organisme_of as _organisme_of
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parent / "data" / "rules_v1.yaml"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+V1_RULES_PATH = DATA_DIR / "rules_v1.yaml"
+V2_RULES_PATH = DATA_DIR / "rules_v2.yaml"
+DEFAULT_RULES_PATH = V2_RULES_PATH  # the référentiel (v2) is the default; v1 stays loadable
 
 MODES = ("auto", "propose", "kiosque")
 
-CONSTRAINT_LEVELS = ("none", "medium", "strong")
-CONSTRAINT_KEYS = ("health", "housing", "mobility", "family", "finance", "digital", "administrative", "language")
+CONSTRAINT_LEVELS = ObstacleImpact.codes()
+CONSTRAINT_KEYS = ObstacleDomain.codes()
+# CAF activity codes (ACT) that reveal health, disability or invalidity: a condition that names one of
+# them reads sensitive data (art. 9 RGPD, art. 6 loi Informatique et Libertés).
+SENSITIVE_ACTIVITY_CODES = frozenset({"MAL", "MLD", "INV", "INP", "HAN", "AAP", "CAT", "SAV", "INF", "CLD", "SCI",
+                                      "SAC"})
 EDUCATION_LEVELS = ("none", "cap", "bac", "bac+2", "bac+3", "bac+4", "bac+5", "bac+8")
 EDUCATION_ALIASES = {
     "aucun": "none", "sans": "none", "primaire": "none", "college": "none", "brevet": "none",
@@ -62,10 +71,12 @@ class FactSpec:
     label: str
     levels: tuple[str, ...] = ()
     item_fields: dict[str, FactSpec] = field(default_factory=dict)
+    sensitive: bool = False  # any condition on it reads health / disability data
+    sensitive_values: frozenset = frozenset()  # or only a condition naming one of these values
 
 
 _ACTIVITY_ITEM = {
-    "code": FactSpec("str", "code activité (ACT)"),
+    "code": FactSpec("str", "code activité (ACT)", sensitive_values=SENSITIVE_ACTIVITY_CODES),
     "start_on": FactSpec("date", "début (DDACT)"),
     "end_on": FactSpec("date", "fin (DFACT)"),
     "current": FactSpec("bool", "activité en cours"),
@@ -83,7 +94,7 @@ FACTS: dict[str, FactSpec] = {
     "no_fixed_address": FactSpec("bool", "sans domicile fixe"),
     "commune": FactSpec("str", "commune (INSEE)"),
     "postal_code": FactSpec("str", "code postal"),
-    "current_activity.code": FactSpec("str", "activité actuelle (ACT)"),
+    "current_activity.code": FactSpec("str", "activité actuelle (ACT)", sensitive_values=SENSITIVE_ACTIVITY_CODES),
     "current_activity.start_on": FactSpec("date", "début de l'activité actuelle"),
     "current_activity.end_on": FactSpec("date", "fin de l'activité actuelle"),
     "activities.count": FactSpec("int", "nombre d'activités connues"),
@@ -93,14 +104,16 @@ FACTS: dict[str, FactSpec] = {
     "ft.ppae": FactSpec("bool", "PPAE signé"),
     "ft.ppae_signed_on": FactSpec("date", "date de signature du PPAE"),
     "ft.ppae_modality": FactSpec("str", "modalité d'accompagnement France Travail"),
+    "ft.preconisation": FactSpec("str", "parcours préconisé par France Travail (emploi, socio_professionnel, social)"),
+    "ft.preconisation_on": FactSpec("date", "date de la préconisation de France Travail"),
+    "ft.followed": FactSpec("bool", "déjà accompagné(e) par France Travail (orientation ou contrat avec France "
+                                    "Travail, ou PPAE)"),
     "diagnostic.present": FactSpec("bool", "diagnostic enregistré"),
     "diagnostic.recorded_on": FactSpec("date", "date du diagnostic"),
     "diagnostic.education_level": FactSpec("level", "niveau de formation", levels=EDUCATION_LEVELS),
     "diagnostic.can_seek_work": FactSpec("bool", "peut rechercher un emploi maintenant"),
-    **{f"diagnostic.{k}": FactSpec("level", f"frein {label}", levels=CONSTRAINT_LEVELS) for k, label in (
-        ("health", "santé"), ("housing", "logement"), ("mobility", "mobilité"),
-        ("family", "famille / garde d'enfants"), ("finance", "finances"), ("digital", "numérique"),
-        ("administrative", "administratif"), ("language", "langue"))},
+    **{f"diagnostic.{d.value}": FactSpec("level", f"frein {d.label}", levels=CONSTRAINT_LEVELS,
+                                         sensitive=d is ObstacleDomain.HEALTH) for d in ObstacleDomain},
     "path.clock_start": FactSpec("date", "début du délai légal"),
 }
 
@@ -122,6 +135,35 @@ _RULE_ID = re.compile(r"^[A-Z][A-Z0-9_]{1,59}$")
 
 class RuleSetError(ValueError):
     """A rule set that cannot be loaded; the message says where and why (in French)."""
+
+
+def sensitive_reads(cond: Any, specs: dict[str, FactSpec] | None = None) -> list[str]:
+    """What a (validated) condition reads of sensitive data, in French: the facts on health, disability
+    or invalidity, and the activity codes that reveal them. Empty when the condition reads none."""
+    specs = FACTS if specs is None else specs
+    out: list[str] = []
+    if not isinstance(cond, dict):
+        return out
+    if "all" in cond or "any" in cond:
+        for c in cond.get("all") or cond.get("any") or ():
+            out.extend(x for x in sensitive_reads(c, specs) if x not in out)
+        return out
+    if "not" in cond:
+        return sensitive_reads(cond["not"], specs)
+    if "some" in cond:
+        item = specs[cond["some"]].item_fields
+        return [f"{cond['some']} › {x}" for x in sensitive_reads(cond["where"], item)]
+    name = cond["fact"]
+    spec = specs[name]
+    if spec.sensitive:
+        return [spec.label]
+    if spec.sensitive_values:
+        op = next(k for k in cond if k != "fact")
+        values = cond[op] if isinstance(cond[op], list) else [cond[op]]
+        named = sorted(v for v in values if v in spec.sensitive_values)
+        if named:
+            return [f"{spec.label} ∈ {{{', '.join(named)}}}"]
+    return out
 
 
 def months_before(day: dt.date, months: int) -> dt.date:
@@ -226,10 +268,26 @@ class Rule:
     explain: str
     variants: list[dict]
     facts_used: tuple[str, ...]  # the facts its conditions read (order of first use)
+    parcours_code: str | None = None  # as written in the rule set (None: the referent type's default)
+    source: str | None = None  # the article / line of the référentiel the rule applies
+    sensitive: tuple[str, ...] = ()  # what its conditions read of health / disability data
+
+    @property
+    def parcours(self) -> str | None:
+        """The parcours the rule gives (None for a kiosque invitation: no decision yet)."""
+        return self.parcours_code or _default_parcours_of(self.outcome)
+
+    @property
+    def organisme(self) -> str | None:
+        return _organisme_of(self.outcome)
 
     def as_dict(self) -> dict:
         d = {"id": self.id, "label": self.label, "outcome": self.outcome, "mode": self.mode,
              "explain": self.explain}
+        if self.parcours_code is not None:
+            d["parcours"] = self.parcours_code
+        if self.source is not None:
+            d["source"] = self.source
         if self.when is not None:
             d["when"] = self.when
         if self.variants:
@@ -245,6 +303,9 @@ class RuleSetSpec:
     rules: list[Rule]
     fallback: Rule
     version: int | None = None
+    # French notes on a valid rule set the Département should read (e.g. an automatic rule placed
+    # after a rule reading sensitive data, whose decisions then depend on that data by exclusion).
+    warnings: list[str] = field(default_factory=list)
 
     def as_document(self) -> dict:
         """The document stored in RuleSet.rules (and exported by `rules show`)."""
@@ -263,7 +324,7 @@ class RuleSetSpec:
 def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
     if not isinstance(raw, dict):
         raise RuleSetError(f"{where}: règle attendue (dictionnaire)")
-    allowed = {"id", "label", "outcome", "mode", "when", "explain", "variants"}
+    allowed = {"id", "label", "outcome", "mode", "when", "explain", "variants", "parcours", "source"}
     unknown = set(raw) - allowed
     if unknown:
         raise RuleSetError(f"{where}: clés inconnues {sorted(unknown)} (clés: {', '.join(sorted(allowed))})")
@@ -282,6 +343,15 @@ def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
         raise RuleSetError(f"{where}: mode inconnu {mode!r} (modes: {', '.join(MODES)})")
     if (outcome == "kiosque") != (mode == "kiosque"):
         raise RuleSetError(f"{where}: le mode 'kiosque' va avec le résultat 'kiosque' et lui seul")
+    parcours = raw.get("parcours")
+    if parcours is not None:
+        if outcome == "kiosque":
+            raise RuleSetError(f"{where}: une invitation au Kiosque ne donne pas de parcours")
+        if parcours not in Parcours.codes():
+            raise RuleSetError(f"{where}: parcours inconnu {parcours!r} (parcours: {', '.join(Parcours.codes())})")
+    source = raw.get("source")
+    if source is not None and (not isinstance(source, str) or not source.strip()):
+        raise RuleSetError(f"{where}: 'source' attend le texte de la source (article, ligne du référentiel)")
     used: set[str] = set()
     when = raw.get("when")
     if fallback:
@@ -291,7 +361,7 @@ def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
         if when is None:
             raise RuleSetError(f"{where}: condition 'when' manquante")
         _check_condition(when, where, FACTS, used)
-    _check_template(raw.get("explain"), where)
+    placeholders = _check_template(raw.get("explain"), where)
     variants = raw.get("variants") or []
     if not isinstance(variants, list):
         raise RuleSetError(f"{where}: 'variants' attend une liste")
@@ -300,15 +370,28 @@ def _parse_rule(raw: Any, where: str, fallback: bool = False) -> Rule:
             raise RuleSetError(f"{where}: variante {i}: attendu {{when: …, variant: nom}}")
         _check_condition(v["when"], f"{where} › variante {v['variant']}", FACTS, used)
     ordered = tuple(sorted(used, key=lambda n: list(FACTS).index(n)))
+    sensitive = sensitive_reads(when) if when is not None else []
+    for v in variants:
+        sensitive += [x for x in sensitive_reads(v["when"]) if x not in sensitive]
+    # The explanation's placeholders are stored with the decision too.
+    sensitive += [f"{FACTS[n].label} (cité par l'explication)" for n in dict.fromkeys(placeholders)
+                  if FACTS[n].sensitive]
+    if mode == "auto" and sensitive:
+        raise RuleSetError(
+            f"{where}: la validation automatique est refusée pour la règle {rid}: ses conditions lisent des "
+            f"données sensibles ({'; '.join(sensitive)}). Une décision fondée exclusivement sur un traitement "
+            "automatisé ne peut pas reposer sur ces données (art. 22 RGPD, art. 47 loi Informatique et "
+            "Libertés): choisissez le mode 'propose' (validation par un agent).")
     return Rule(id=rid, label=label.strip(), outcome=outcome, mode=mode, when=when,
-                explain=raw["explain"].strip(), variants=variants, facts_used=ordered)
+                explain=raw["explain"].strip(), variants=variants, facts_used=ordered,
+                parcours_code=parcours, source=source.strip() if source else None, sensitive=tuple(sensitive))
 
 
 def parse_rule_set(doc: Any) -> RuleSetSpec:
     """Validate a rule-set document ({name, rules: [...], fallback: {...}}; version optional)."""
     if not isinstance(doc, dict):
         raise RuleSetError("jeu de règles: document attendu (dictionnaire)")
-    unknown = set(doc) - {"name", "version", "rules", "fallback", "description"}
+    unknown = set(doc) - {"name", "version", "rules", "fallback", "description", "definitions"}
     if unknown:
         raise RuleSetError(f"jeu de règles: clés inconnues {sorted(unknown)}")
     raw_rules = doc.get("rules")
@@ -325,7 +408,16 @@ def parse_rule_set(doc: Any) -> RuleSetSpec:
     version = doc.get("version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise RuleSetError("jeu de règles: 'version' doit être un entier ≥ 1")
-    return RuleSetSpec(name=str(doc.get("name") or ""), rules=rules, fallback=fallback, version=version)
+    warnings, sensitive_before = [], None
+    for r in rules:
+        if r.mode == "auto" and sensitive_before is not None:
+            warnings.append(f"règle {r.id}: validation automatique placée après la règle {sensitive_before}, qui lit "
+                            "des données sensibles: ses décisions en dépendent par exclusion; placez-la avant ou "
+                            "passez-la en mode 'propose'")
+        if r.sensitive and sensitive_before is None:
+            sensitive_before = r.id
+    return RuleSetSpec(name=str(doc.get("name") or ""), rules=rules, fallback=fallback, version=version,
+                       warnings=warnings)
 
 
 def parse_yaml(text: str) -> RuleSetSpec:
@@ -336,9 +428,14 @@ def parse_yaml(text: str) -> RuleSetSpec:
     return parse_rule_set(doc)
 
 
-def load_default() -> tuple[RuleSetSpec, str]:
-    text = DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+def load_file(path: Path | str) -> tuple[RuleSetSpec, str]:
+    text = Path(path).read_text(encoding="utf-8")
     return parse_yaml(text), text
+
+
+def load_default() -> tuple[RuleSetSpec, str]:
+    """The default rule set: the référentiel applied by the Département (v2)."""
+    return load_file(DEFAULT_RULES_PATH)
 
 
 # --- compilation and evaluation ----------------------------------------------------------------
@@ -458,14 +555,18 @@ def explain(rule: Rule, variant: str | None, version: int | None, facts: dict, f
     target = Outcome.label_of(rule.outcome)
     if variant:
         target += f" ({VARIANT_LABELS.get(variant, variant)})"
+    if rule.parcours:
+        target += (f" — parcours {Parcours(rule.parcours).label.lower()}, organisme référent "
+                   f"{Organisme(rule.organisme).label}")
     head = f"{render_template(rule.explain, facts)} → {target}, règle {rule.id} v{version}."
     mode = mode or rule.mode
     if mode == "auto":
         how = ("Cette orientation a été établie par un algorithme appliquant les règles de désignation "
-               "du Département; elle peut être réexaminée à la demande de la personne ou de son référent.")
+               "du Département, sans intervention humaine (validation automatique choisie par le Département "
+               "pour cette règle); elle peut être réexaminée à la demande de la personne ou de son référent.")
     elif mode == "propose":
         how = ("Cette orientation est une proposition établie par un algorithme appliquant les règles de "
-               "désignation du Département; elle doit être validée par un professionnel.")
+               "désignation du Département; elle doit être validée par un professionnel avant d'être notifiée.")
     else:
         how = ("Proposition établie par un algorithme: les informations connues ne suffisent pas à désigner "
                "un référent, la personne est invitée à un Kiosque Insertion pour le choisir.")

@@ -6,9 +6,25 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from orientation.vocabulary import ORIGINS, PENDING, STATUSES
 from referents.fields import UtcDateTime
-from referents.vocabulary import OUTCOMES, REFERENT_TYPES
+from referents.vocabulary import OUTCOMES, REFERENT_TYPES, Organisme, Parcours
 
 ALL_OUTCOMES = OUTCOMES
+
+
+def _parcours_field(**kw):
+    return fields.String(allow_none=True, metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours du référentiel national (emploi, socio_professionnel, social); vide pour une invitation "
+        "au Kiosque")}, **kw)
+
+
+def _organisme_field():
+    return fields.String(allow_none=True, metadata={"enum": list(Organisme.codes()), "description": (
+        "Organisme référent (france_travail, departement, delegataire, mission_locale, cap_emploi)")})
+
+
+VALIDATION_FIELD_DOC = {"enum": ["auto", "agent"], "description": (
+    "auto: validée par l'algorithme seul (validation automatique choisie par le Département pour la règle); "
+    "agent: validée ou prise par un agent; vide: en attente")}
 LEVELS = ("ok", "d21", "d35", "past_limit")
 MODES = ("auto", "propose", "kiosque")
 
@@ -74,6 +90,8 @@ class QueueItemSchema(Schema):
     last_name = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     referent_type = fields.String()
+    parcours = _parcours_field()
+    organisme = _organisme_field()
     structure = fields.String(allow_none=True)
     rule_id = fields.String(allow_none=True)
     mode = fields.String()
@@ -117,6 +135,8 @@ class ValidateResultSchema(Schema):
 
 class OverrideInSchema(Schema):
     referent_type = fields.String(required=True, validate=validate.OneOf(REFERENT_TYPES))
+    parcours = fields.String(load_default=None, validate=validate.OneOf(Parcours.codes()),
+                             metadata={"description": "Parcours (défaut: celui du type de référent)"})
     structure = fields.String(load_default=None, metadata={"description": "Code de la structure (défaut: secteur)"})
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
     as_of = fields.Date(load_default=None)
@@ -126,6 +146,9 @@ class OrientationSchema(Schema):
     id = fields.Integer()
     person_id = fields.Integer()
     referent_type = fields.String()
+    parcours = _parcours_field()
+    organisme = _organisme_field()
+    validation = fields.String(allow_none=True, metadata=VALIDATION_FIELD_DOC)
     structure = fields.String(allow_none=True)
     status = fields.String(metadata={"enum": list(STATUSES)})
     origin = fields.String(metadata={"enum": list(ORIGINS)})
@@ -147,6 +170,9 @@ class SimulationSchema(Schema):
     rule = fields.String(metadata={"description": "Identifiant de la règle qui s'appliquerait aujourd'hui"})
     label = fields.String(metadata={"description": "Libellé de la règle"})
     referent_type = fields.String(metadata={"enum": list(OUTCOMES), "description": "Résultat de la règle"})
+    parcours = _parcours_field()
+    organisme = _organisme_field()
+    source = fields.String(allow_none=True, metadata={"description": "Article ou ligne du référentiel appliqués"})
     variant = fields.String(allow_none=True, metadata={"description": "Variante de la règle (ex. diplomes)"})
     mode = fields.String(metadata={"enum": list(MODES), "description": "auto, propose (à valider) ou kiosque"})
     rule_set_version = fields.Integer(metadata={"description": "Version du jeu de règles actif"})
@@ -236,10 +262,18 @@ class RuleSchema(Schema):
     id = fields.String(metadata={"description": "Identifiant (MAJUSCULES_ET_CHIFFRES)"})
     label = fields.String(metadata={"description": "Libellé en français"})
     outcome = fields.String(metadata={"enum": list(OUTCOMES), "description": "Type de référent ou kiosque"})
-    mode = fields.String(metadata={"enum": list(MODES), "description": "auto, propose (à valider) ou kiosque"})
+    mode = fields.String(metadata={"enum": list(MODES), "description": (
+        "auto (validation automatique, refusée pour une règle qui lit des données sensibles), propose (à "
+        "valider par un agent) ou kiosque")})
+    parcours = fields.String(metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours que donne la règle (défaut: celui du type de référent)")})
+    source = fields.String(metadata={"description": "Article ou ligne du référentiel que la règle applique"})
     when = fields.Nested(ConditionSchema, metadata={"description": "Condition (absente pour la règle par défaut)"})
     explain = fields.String(metadata={"description": "Explication, avec des {faits} à remplacer"})
     variants = fields.List(fields.Nested(VariantSchema), metadata={"description": "Variantes de la règle"})
+    parcours = fields.String(metadata={"enum": list(Parcours.codes()), "description": (
+        "Parcours du référentiel que la règle décide (emploi, socio_professionnel, social)")})
+    source = fields.String(metadata={"description": "Article ou ligne du référentiel que la règle applique"})
 
 
 class RuleSetSchema(Schema):
@@ -252,6 +286,9 @@ class RuleSetSchema(Schema):
                         metadata={"description": "Règles dans l'ordre: la première applicable l'emporte"})
     fallback = fields.Nested(RuleSchema, allow_none=True, attribute="fallback_rule",
                              metadata={"description": "Règle par défaut, quand aucune autre ne s'applique"})
+    warnings = fields.List(fields.String(), metadata={"description": (
+        "Remarques du chargeur sur un jeu valide (ex.: règle à validation automatique placée après une règle "
+        "qui lit des données sensibles); seulement à l'enregistrement (PUT)")})
 
 
 class RuleSetVersionSchema(Schema):
@@ -270,6 +307,12 @@ class RuleSetInSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=120))
     rules = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=200))
     fallback = fields.Dict(required=True)
+
+
+class DecisionExportQuerySchema(Schema):
+    from_ = fields.Date(required=True, data_key="from", metadata={"description": "Premier jour (AAAA-MM-JJ)"})
+    to = fields.Date(required=True, metadata={"description": "Dernier jour, inclus (AAAA-MM-JJ)"})
+    format = fields.String(load_default="xlsx", validate=validate.OneOf(("xlsx", "csv")))
 
 
 class DeadlineQuerySchema(Schema):

@@ -40,7 +40,15 @@ from orientation.rulesets import (
 from orientation.vocabulary import FINISHED, ORIGIN_PHRASES, ORIGINS, PENDING
 from referents.models import Structure, Territory
 from referents.service import structure_by_code
-from referents.vocabulary import OUTCOMES, OrientationStatus, Origin, Outcome
+from referents.vocabulary import (
+    OUTCOMES,
+    OrientationStatus,
+    Origin,
+    Outcome,
+    Parcours,
+    default_parcours_of,
+    organisme_of,
+)
 
 CLOSED_RIGHT_STATES = ("1", "5", "6")
 
@@ -64,7 +72,8 @@ def to_orient_query(as_of: dt.date | None = None):
     With as_of, a path whose clock starts after that date is not yet known: not considered."""
     validated = exists(select(Orientation.id).where(Orientation.path_id == Path.id,
                                                     Orientation.status == OrientationStatus.VALIDATED))
-    return (select(Person.id, Person.email, Path.id.label("path_id"), Path.clock_start,
+    return (select(Person.id, Person.email, Person.phone, Person.phone_kind, Path.id.label("path_id"),
+                   Path.clock_start,
                    Household.commune_insee, Household.postal_code, Household.mds_id, Household.territory_id)
             .join(Household, Household.id == Person.household_id)
             .join(Path, and_(Path.person_id == Person.id, Path.closed_on.is_(None)))
@@ -143,7 +152,8 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     alert_keys = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.unsectorised", "orientation.awaiting_capacity")))))
     stats = Counter()
-    decisions = Counter({k: 0 for k in OUTCOMES})
+    # Decisions by outcome, for every outcome the active rule set can give.
+    decisions = Counter({k: 0 for k in OUTCOMES if k in {r.outcome for r in (*spec.rules, spec.fallback)}})
     done = 0
     for chunk in chunks(ids):
         facts_by_person = build_facts(session, chunk, as_of)
@@ -183,8 +193,10 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             else:
                 status = OrientationStatus.AWAITING_CAPACITY
             agent_id = assigner.take(structure_id) if status == OrientationStatus.VALIDATED else None
-            snap = snapshot(facts, (*decision.facts_read, *_placeholders(rule.explain)))
-            text = explain_decision(rule, decision.variant, row.version, facts, decision.facts_read)
+            # A decision keeps only the facts its own rule read (issue 15: an automatic decision never
+            # stores what earlier rules read, e.g. health), and its explanation lists those.
+            snap = snapshot(facts, (*rule.facts_used, *_placeholders(rule.explain)))
+            text = explain_decision(rule, decision.variant, row.version, facts, rule.facts_used)
             if status == OrientationStatus.UNSECTORISED:
                 text += f" Aucune structure n'a pu être désignée: {why}."
             if existing is not None:
@@ -193,6 +205,9 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             new_rows.append(dict(
                 person_id=pid, path_id=cand.path_id, referent_type=referent_type, structure_id=structure_id,
                 agent_id=agent_id, rule_set_version=row.version, rule_id=rule.id, mode=rule.mode, origin=Origin.AUTO,
+                parcours=rule.parcours, organisme=rule.organisme,
+                validation="auto" if status in (OrientationStatus.VALIDATED, OrientationStatus.AWAITING_CAPACITY)
+                else None,
                 status=status, facts=snap, explanation=text, algorithmic=True, decided_on=as_of,
                 validated_on=as_of if status == OrientationStatus.VALIDATED else None,
                 notified_on=as_of if status == OrientationStatus.VALIDATED else None,
@@ -218,11 +233,10 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                                          f"Orientation validée automatiquement: {label} (règle {rule_id})", data))
                     events.append(_event(pid, cand.path_id, "orientation.notified", as_of,
                                          f"Orientation notifiée par {_channel_label(cand.email)}", data))
-                    notifications.append({"orientation_id": oid, "channel": _channel(cand.email),
-                                          "notified_on": as_of})
+                    notifications.extend(notification_rows(oid, cand.email, cand.phone, cand.phone_kind, as_of))
                 else:
                     events.append(_event(pid, cand.path_id, "orientation.proposed", as_of,
-                                         f"Proposition: {label} (règle {rule_id}, statut {status})", data))
+                                         f"Proposition: {label} (règle {rule_id}, {OrientationStatus.label_of(status).lower()})", data))
                 if status == OrientationStatus.UNSECTORISED:
                     alerts.append(alert_row(f"orientation.unsectorised:{cand.path_id}", "orientation.unsectorised",
                                          f"Personne {pid} hors sectorisation: {why}", as_of, pid, None,
@@ -239,8 +253,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                                      data))
                 events.append(_event(p["_person"], p["_path"], "orientation.notified", as_of,
                                      f"Orientation notifiée par {_channel_label(p['_email'])}", data))
-                notifications.append({"orientation_id": p["id"], "channel": _channel(p["_email"]),
-                                      "notified_on": as_of})
+                notifications.extend(notification_rows(p["id"], p["_email"], p["_phone"], p["_phone_kind"], as_of))
             session.execute(update(Alert).where(Alert.key.in_(
                 [f"orientation.awaiting_capacity:{p['_path']}" for p in promoted]), Alert.resolved_on.is_(None))
                 .values(resolved_on=as_of))
@@ -294,6 +307,7 @@ def _promotion(existing: _Pending, assigner: Assigner, as_of: dt.date, pid: int,
     agent_id = assigner.take(existing.structure_id)
     return {"id": existing.id, "status": OrientationStatus.VALIDATED, "validated_on": as_of, "notified_on": as_of,
             "agent_id": agent_id, "_person": pid, "_path": cand.path_id, "_email": cand.email,
+            "_phone": cand.phone, "_phone_kind": cand.phone_kind,
             "_referent_type": existing.referent_type, "_structure": existing.structure_id}
 
 
@@ -306,6 +320,18 @@ def _placeholders(template: str) -> tuple[str, ...]:
 
 def _channel_label(email: str | None) -> str:
     return "courriel" if email else "courrier"
+
+
+def notification_rows(orientation_id: int, email: str | None, phone: str | None, phone_kind: str | None,
+                      on: dt.date) -> list[dict]:
+    """The notice of a validated decision: an e-mail (or a letter without one), and a short SMS pointing
+    to it when the person has a mobile phone."""
+    from orientation.messaging.outbox import is_mobile
+
+    rows = [{"orientation_id": orientation_id, "channel": _channel(email), "notified_on": on}]
+    if is_mobile(phone, phone_kind):
+        rows.append({"orientation_id": orientation_id, "channel": "sms", "notified_on": on})
+    return rows
 
 
 def _event(pid, path_id, kind, on, summary, data, source="job", author_id=None) -> dict:
@@ -336,7 +362,11 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
                   source: str, *, mark: bool = True) -> bool:
     """Make `o` the current orientation if its structure has room (else awaiting capacity): agent,
     notification, events, previous validated orientation ended. Returns True when validated.
-    mark=False leaves the path's outcome to the caller, which refreshes a batch's paths at once."""
+    mark=False leaves the path's outcome to the caller, which refreshes a batch's paths at once.
+
+    A person validates here (an agent, or the agent recording a person's decision): the decision is
+    marked validated by an agent, even when it then waits for a place."""
+    o.validation = o.validation or "agent"
     if o.structure_id is not None and not assigner.has_room(o.structure_id):
         o.status = OrientationStatus.AWAITING_CAPACITY
         session.flush()
@@ -357,8 +387,10 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
         o.agent_id = assigner.take(o.structure_id)
     else:
         assigner.load[o.structure_id] += 1
-    email = session.scalar(select(Person.email).where(Person.id == o.person_id))
-    session.add(Notification(orientation_id=o.id, channel=_channel(email), notified_on=on))
+    email, phone, phone_kind = session.execute(select(Person.email, Person.phone, Person.phone_kind)
+                                               .where(Person.id == o.person_id)).one()
+    for n in notification_rows(o.id, email, phone, phone_kind, on):
+        session.add(Notification(**n))
     data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
             "structure": assigner.code(o.structure_id), "origin": o.origin}
     label = Outcome.label_of(o.referent_type)
@@ -383,14 +415,18 @@ def _source_of(origin: str) -> str:
 def record_orientation(session: Session, person_id: int, referent_type: str, *, origin: str, decided_on: dt.date,
                        structure_id: int | None = None, user_id: int | None = None, reason: str | None = None,
                        status: str = OrientationStatus.VALIDATED, path_id: int | None = None,
-                       assigner: Assigner | None = None) -> Orientation:
+                       assigner: Assigner | None = None, parcours: str | None = None) -> Orientation:
     """A decision made by a person (kiosque outcome, agent, MDS default, réorientation).
 
     Supersedes the person's pending decisions; a validated decision ends the current one. The structure
     comes from the sectorisation when not given; a full structure → awaiting capacity; no structure →
-    unsectorised (with an alert)."""
+    unsectorised (with an alert). The parcours is the one given, else the referent type's default
+    (referents.vocabulary.DEFAULT_PARCOURS_OF); the organisme follows the referent type."""
     if referent_type not in OUTCOMES:
         raise OrientationError(f"type de référent inconnu: {referent_type!r}")
+    if parcours is not None and (referent_type == "kiosque" or parcours not in Parcours.codes()):
+        raise OrientationError(f"parcours impossible: {parcours!r} (parcours: {', '.join(Parcours.codes())}; "
+                               "aucun pour une invitation au Kiosque)")
     if origin not in ORIGINS:
         raise OrientationError(f"origine inconnue: {origin!r}")
     if status not in (OrientationStatus.VALIDATED, OrientationStatus.PROPOSED, OrientationStatus.KIOSQUE):
@@ -429,6 +465,7 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
     if structure_id is None:
         text += f" Aucune structure n'a pu être désignée: {why}."
     o = Orientation(person_id=person_id, path_id=path_id, referent_type=referent_type, structure_id=structure_id,
+                    parcours=parcours or default_parcours_of(referent_type), organisme=organisme_of(referent_type),
                     mode=mode, origin=origin, status=initial if initial != OrientationStatus.VALIDATED else OrientationStatus.PROPOSED,
                     explanation=text, algorithmic=False, decided_on=decided_on, override_reason=None,
                     supersedes_id=pending[-1].id if pending else None)
@@ -444,7 +481,8 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
                       path_id=path_id, author_id=user_id)
     else:
         add_event(session, person_id, "orientation.proposed", decided_on, source,
-                  f"Proposition: {target} ({who}, statut {o.status})", data, path_id=path_id, author_id=user_id)
+                  f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
+                  path_id=path_id, author_id=user_id)
         if initial == OrientationStatus.UNSECTORISED:
             raise_alert(session, f"orientation.unsectorised:{path_id or 'p' + str(person_id)}",
                         "orientation.unsectorised", f"Personne {person_id} hors sectorisation: {why}", decided_on,
@@ -458,28 +496,33 @@ def record_orientation(session: Session, person_id: int, referent_type: str, *, 
 def queue(session: Session, scope: ColumnElement[bool] | None = None, status: str = OrientationStatus.PROPOSED,
           mds_id: int | None = None, territory_id: int | None = None, referent_type: str | None = None,
           rule_id: str | None = None, structure_id: int | None = None, limit: int = 100,
-          offset: int = 0) -> dict:
-    """Pending decisions (validation queue, awaiting capacity, unsectorised, kiosque) with filters."""
+          offset: int = 0, clock_started_by: dt.date | None = None) -> dict:
+    """Pending decisions (validation queue, awaiting capacity, unsectorised, kiosque) with filters;
+    clock_started_by: only paths whose legal clock started on or before that day (age of the clock)."""
     if status not in PENDING:
         raise OrientationError(f"file inconnue: {status!r} (files: {', '.join(PENDING)})")
     q = _queue_filter(select(Orientation.id), scope, status, mds_id, territory_id, referent_type, rule_id,
-                      structure_id)
+                      structure_id, clock_started_by)
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     rows = session.execute(
         _queue_filter(select(Orientation, Person.first_name, Person.last_name, Household.mds_id, Path.clock_start,
                              Structure.code), scope, status, mds_id, territory_id, referent_type, rule_id,
-                      structure_id)
+                      structure_id, clock_started_by)
         .outerjoin(Path, Path.id == Orientation.path_id)
         .outerjoin(Structure, Structure.id == Orientation.structure_id)
         .order_by(Orientation.decided_on, Orientation.id).limit(limit).offset(offset)).all()
     items = [{"id": o.id, "person_id": o.person_id, "first_name": fn, "last_name": ln, "status": o.status,
-              "referent_type": o.referent_type, "structure": code, "rule_id": o.rule_id, "mode": o.mode,
+              "referent_type": o.referent_type, "parcours": o.parcours, "organisme": o.organisme,
+              "structure": code, "rule_id": o.rule_id, "mode": o.mode,
               "origin": o.origin, "decided_on": o.decided_on, "clock_start": clock, "mds_id": mds,
               "explanation": o.explanation} for o, fn, ln, mds, clock, code in rows]
     return {"total": total, "items": items}
 
 
-def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id, structure_id):
+def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id, structure_id,
+                  clock_started_by=None):
+    if clock_started_by is not None:
+        q = q.where(Orientation.path_id.in_(select(Path.id).where(Path.clock_start <= clock_started_by)))
     q = (q.join(Person, Person.id == Orientation.person_id)
          .outerjoin(Household, Household.id == Person.household_id)
          .where(Orientation.status == status))
@@ -530,12 +573,13 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
 def queue_ids(session: Session, scope=None, **filters) -> list[int]:
     q = _queue_filter(select(Orientation.id), scope, filters.pop("status", OrientationStatus.PROPOSED), filters.get("mds_id"),
                       filters.get("territory_id"), filters.get("referent_type"), filters.get("rule_id"),
-                      filters.get("structure_id"))
+                      filters.get("structure_id"), filters.get("clock_started_by"))
     return list(session.scalars(q.order_by(Orientation.id)))
 
 
 def override(session: Session, orientation_id: int, user_id: int | None, referent_type: str, reason: str,
-             as_of: dt.date, structure_id: int | None = None, scope: ColumnElement[bool] | None = None) -> Orientation:
+             as_of: dt.date, structure_id: int | None = None, scope: ColumnElement[bool] | None = None,
+             parcours: str | None = None) -> Orientation:
     """Replace a pending decision by another referent type / structure, with a mandatory reason."""
     if not reason or not reason.strip():
         raise OrientationError("le motif de la modification est obligatoire")
@@ -552,7 +596,7 @@ def override(session: Session, orientation_id: int, user_id: int | None, referen
     session.flush()
     new = record_orientation(session, original.person_id, referent_type, origin=Origin.AGENT, decided_on=as_of,
                              structure_id=structure_id, user_id=user_id, reason=reason, status=OrientationStatus.VALIDATED,
-                             path_id=original.path_id)
+                             path_id=original.path_id, parcours=parcours)
     new.supersedes_id, new.override_reason = original.id, reason.strip()
     add_event(session, original.person_id, "orientation.overridden", as_of, "agent",
               f"Proposition {Outcome.label_of(original.referent_type)} modifiée en "
@@ -597,6 +641,9 @@ class Simulation:
     rule: str
     label: str
     referent_type: str
+    parcours: str | None
+    organisme: str | None
+    source: str | None
     variant: str | None
     mode: str
     rule_set_version: int
@@ -635,10 +682,12 @@ def explain(session: Session, person_id: int, as_of: dt.date) -> Explanation:
     facts = build_facts(session, [person_id], as_of)[person_id]
     decision = spec.compile(as_of).evaluate(facts)
     simulation = Simulation(rule=decision.rule.id, label=decision.rule.label, referent_type=decision.rule.outcome,
+                            parcours=decision.rule.parcours, organisme=decision.rule.organisme,
+                            source=decision.rule.source,
                             variant=decision.variant, mode=decision.rule.mode, rule_set_version=row.version,
                             explanation=explain_decision(decision.rule, decision.variant, row.version, facts,
-                                                         decision.facts_read),
-                            facts=snapshot(facts, decision.facts_read))
+                                                         decision.rule.facts_used),
+                            facts=snapshot(facts, decision.rule.facts_used))
     rule_label = None
     if current and current.rule:
         old = get_rule_set(session, current.rule_set_version) if current.rule_set_version else None

@@ -10,6 +10,7 @@ import click
 from config.cli import DATE, as_of_option, emit, get_runtime, json_option, resolve_as_of
 from referents.models import Role
 from referents.schemas import AuditPageSchema, UserSchema
+from referents.vocabulary import StructureKind
 
 ROLES = [r.value for r in Role]
 
@@ -242,7 +243,7 @@ def load_sectorisation_cmd(file, as_json):
 
 
 @referents_group.command("structures")
-@click.option("--kind", type=click.Choice(["mds", "actipro", "pole_emploi", "ati", "ccas"]))
+@click.option("--kind", type=click.Choice(StructureKind.codes()))
 @json_option
 def structures_cmd(kind, as_json):
     """Liste les structures, leur capacité et leur charge actuelle (orientations validées)."""

@@ -116,16 +116,33 @@ class Export(MethodView):
 
 # --------------------------------------------------------------------------- dashboard (HTML)
 
-def _page_args() -> dict:
-    """Dashboard filters from the query string; invalid values are ignored, not fatal."""
+FILTER_LABELS = {"as_of": "Date de référence", "from": "Cohorte du", "to": "au", "territory": "Territoire",
+                 "mds": "MDS"}
+
+
+def _page_args(errors: dict | None = None) -> dict:
+    """Dashboard filters from the query string; an invalid value is ignored, not fatal, and said
+    on the page (`errors`: filter → French message)."""
+    errors = {} if errors is None else errors
     out = {}
     for key, name in (("as_of", "as_of"), ("from_", "from"), ("to", "to")):
         try:
             out[key] = dt.date.fromisoformat(request.args[name]) if request.args.get(name) else None
         except ValueError:
             out[key] = None
+            errors[name] = f"{FILTER_LABELS[name]}: date invalide « {request.args[name][:20]} », filtre ignoré"
     out["territory"] = request.args.get("territory") or None
     out["mds"] = request.args.get("mds") or None
+    session = db()
+    if out["territory"] and session.scalar(select(Territory.id).where(Territory.code == out["territory"])) is None:
+        errors["territory"] = f"territoire inconnu « {out['territory'][:40]} », filtre ignoré"
+        out["territory"] = None
+    if out["mds"] and structure_by_code(session, out["mds"], kind="mds") is None:
+        errors["mds"] = f"MDS inconnue « {out['mds'][:40]} », filtre ignoré"
+        out["mds"] = None
+    if out["from_"] and out["to"] and out["from_"] > out["to"]:
+        errors["to"] = "la période commence après sa fin: période par défaut"
+        out["from_"] = out["to"] = None
     return out
 
 
@@ -159,7 +176,8 @@ def _link_args(args: dict, **extra) -> dict:
 @requires(*STAFF)
 def dashboard():
     """Le tableau de bord des responsables: où en est-on des 30 jours, où le délai s'accumule."""
-    args = _page_args()
+    filter_errors: dict = {}
+    args = _page_args(filter_errors)
     f = _resolve(args, strict=False)
     report = service.full_report(db(), f)
     legal, demande = report["clocks"]["legal"], report["clocks"]["demande"]
@@ -191,7 +209,8 @@ def dashboard():
                            territories=territories, mds_choices=mds, ref=ref,
                            link=lambda **extra: url_for("reports_pages.person_list", **_link_args(args, **extra)),
                            xlsx=url_for("reports.Export", **_link_args(args)),
-                           target=TARGET_DAYS, limit=LEGAL_DAYS, user=current_user())
+                           target=TARGET_DAYS, limit=LEGAL_DAYS, user=current_user(),
+                           filter_errors=filter_errors)
 
 
 def _mds_rows(clock: dict) -> list[dict]:
@@ -204,6 +223,7 @@ def _mds_rows(clock: dict) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["key"] is None, str(r["label"])))
 
 
+OVER_LEGAL = f"{LEGAL_DAYS}+"  # the band parameter of "beyond the legal limit"
 LIST_TITLES = {"backlog": "Personnes restant à orienter", "cohort": "Parcours de la cohorte",
                "not_oriented": "Parcours de la cohorte non encore orientés",
                "late": f"Parcours non orientés dans les {LEGAL_DAYS} jours"}
@@ -217,12 +237,20 @@ def person_list():
     what = request.args.get("list", "backlog")
     clock = request.args.get("clock", "legal")
     band = request.args.get("band") or None
-    if what not in LIST_TITLES or clock not in ind.CLOCKS or (band and band not in [b[0] for b in BANDS]):
+    bands = [b[0] for b in BANDS]
+    if what not in LIST_TITLES or clock not in ind.CLOCKS or (band and band not in (*bands, OVER_LEGAL)):
         abort(400, message="liste inconnue")
     f = _resolve(args, strict=False)
-    rows = ind.persons_behind(db(), f, what, clock=clock, band=band, limit=1000)
+    if band == OVER_LEGAL:  # every band from the legal limit on: the number "dont N au-delà de 42 jours"
+        over = [b for b, low, _high in BANDS if low >= LEGAL_DAYS]
+        rows = []
+        for b in reversed(over):  # the oldest first, like every list
+            rows += ind.persons_behind(db(), f, what, clock=clock, band=b, limit=1000 - len(rows))
+    else:
+        rows = ind.persons_behind(db(), f, what, clock=clock, band=band, limit=1000)
     audit("report_person_list", details={"list": what, "band": band, "count": len(rows)})
     db().commit()
-    title = LIST_TITLES[what] + (f" — ancienneté {band} jours" if band else "")
+    title = LIST_TITLES[what] + (f" — au-delà de {LEGAL_DAYS} jours" if band == OVER_LEGAL
+                                 else f" — ancienneté {band} jours" if band else "")
     return render_template("reports/persons.html", rows=rows, title=title, clock=clock, fr=_fr,
                            back=url_for("reports_pages.dashboard", **_link_args(args)))

@@ -93,11 +93,16 @@ def _summary(wb: Workbook, report: dict) -> None:
             ("Délai au 90e centile", "p90_days", FMT_DAYS, "jours")]
     rows += [(f"Part orientée sous {n} jours", f"share_within_{n}", FMT_SHARE, "%") for n in THRESHOLDS]
     rows += [("Restant à orienter (stock)", "backlog_total", FMT_COUNT, "personnes")]
+    # Each share with its denominator; the paths closed without orientation before 42 days apart.
+    rows += [(f"Dénominateur de la part sous {n} jours", ("denominators", str(n)), FMT_COUNT, "parcours")
+             for n in THRESHOLDS]
+    rows += [("Clos sans orientation avant 42 jours (hors cohorte)", "closed_before_legal_delay", FMT_COUNT,
+              "parcours")]
     r = 2
     for label, key, fmt, unit in rows:
         _put(ws, r, 1, label)
-        _put(ws, r, 2, legal[key], fmt)
-        _put(ws, r, 3, demande[key], fmt)
+        for col, clock in ((2, legal), (3, demande)):
+            _put(ws, r, col, clock[key[0]][key[1]] if isinstance(key, tuple) else clock[key], fmt)
         _put(ws, r, 4, unit)
         r += 1
     r += 1
@@ -213,14 +218,18 @@ def _after(wb: Workbook, report: dict) -> None:
     a = report["after_orientation"]
     ws = _sheet(wb, "Après orientation", ["Indicateur", "Numérateur", "Dénominateur", "Part"], [52, 14, 14, 12])
     r = 2
-    for label, key in (("Premier rendez-vous honoré sous 15 jours", "first_appointment_within_15"),
-                       ("Contrat signé sous 1 mois", "contract_within_1_month")):
-        if a[key] is None:  # Département-wide figures: managers only
-            continue
+    shares = []
+    if a["first_appointment_within_15"] is not None:  # Département-wide figures: managers only
+        fa = a["first_appointment_within_15"]
+        shares += [("Premier rendez-vous fixé sous 15 jours (plan pauvreté B4)", fa),
+                   ("Présence au premier rendez-vous fixé sous 15 jours", fa["attendance"])]
+    if a["contract_within_1_month"] is not None:
+        shares.append(("Contrat signé sous 1 mois", a["contract_within_1_month"]))
+    for label, share in shares:
         _put(ws, r, 1, label)
-        _put(ws, r, 2, a[key]["numerator"], FMT_COUNT)
-        _put(ws, r, 3, a[key]["denominator"], FMT_COUNT)
-        _put(ws, r, 4, a[key]["share"], FMT_SHARE)
+        _put(ws, r, 2, share["numerator"], FMT_COUNT)
+        _put(ws, r, 3, share["denominator"], FMT_COUNT)
+        _put(ws, r, 4, share["share"], FMT_SHARE)
         r += 1
     for s in a["oriented_by_seniority"]:
         _put(ws, r, 1, f"SDD orientés, ancienneté {SEN_LABELS[s['key']]}")
@@ -239,6 +248,18 @@ def _after(wb: Workbook, report: dict) -> None:
         _put(ws, r, 3, e["exits"], FMT_COUNT)
         _put(ws, r, 4, e["share_positive"], FMT_SHARE)
         r += 1
+    if a.get("mean_delays"):
+        r += 1
+        for i, h in enumerate(["Délai moyen après l'orientation", "Jours", "Orientations comptées"], start=1):
+            c = ws.cell(row=r, column=i, value=h)
+            c.fill, c.font = HEADER_FILL, HEADER_FONT
+        r += 1
+        for label, key in (("Orientation → premier rendez-vous fixé", "orientation_to_first_appointment"),
+                           ("Orientation → contrat signé", "orientation_to_contract")):
+            _put(ws, r, 1, label)
+            _put(ws, r, 2, a["mean_delays"][key]["mean_days"], FMT_DAYS)
+            _put(ws, r, 3, a["mean_delays"][key]["denominator"], FMT_COUNT)
+            r += 1
 
 
 def _national(wb: Workbook, report: dict) -> None:
@@ -274,6 +295,8 @@ def build_workbook(report: dict, persons: list[dict] | None = None) -> Workbook:
     _stats_sheet(wb, "Par territoire", report, "territory")
     _stats_sheet(wb, "Par MDS", report, "mds")
     _referent_types(wb, report)
+    _stats_sheet(wb, "Par parcours", report, "parcours")
+    _stats_sheet(wb, "Par organisme référent", report, "organisme")
     _stats_sheet(wb, "Par origine", report, "origin")
     _stats_sheet(wb, "Par règle", report, "rule")
     _kiosque(wb, report)

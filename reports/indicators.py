@@ -46,7 +46,7 @@ from sqlalchemy.sql.elements import True_
 from cases.models import OPEN_RIGHT_STATES, Household, Path, Person
 from orientation.models import Orientation
 from referents.models import Structure, Territory, User
-from referents.vocabulary import LEGAL_DAYS, OUTCOMES, TARGET_DAYS
+from referents.vocabulary import LEGAL_DAYS, ORGANISME_OF, OUTCOMES, TARGET_DAYS
 
 CLOCKS = ("demande", "legal")
 THRESHOLDS = (TARGET_DAYS, LEGAL_DAYS, 90)
@@ -136,21 +136,22 @@ class _Decision:
         self.referent_type = case((known, Path.oriented_referent_type)).label("referent_type")
         self.origin = case((known, Path.oriented_origin)).label("origin")
         self.rule = case((known, Path.oriented_rule)).label("rule")
+        self.parcours = case((known, Path.oriented_parcours)).label("parcours")
 
 
 def _facts_select(dialect: str, f: ReportFilter):
     as_of = literal(f.as_of, Date)
-    start, end = f.period
-    starts = {"legal": Path.clock_start, "demande": Path.request_date}
     open_sdd = case((_open_sdd(f.as_of), 1), else_=0)
     first = _Decision(f.as_of)
     columns = [Path.id, Path.person_id, first.decided, first.referent_type, first.origin,
                first.rule, Path.territory_id, Path.mds_id, open_sdd]
+    clocks = {clock: _PathRows(dialect, f, clock) for clock in CLOCKS}
     for clock in CLOCKS:
-        s = starts[clock]
-        columns += [s, _days(dialect, first.decided, s), _days(dialect, as_of, s), _month(dialect, s),
-                    case((and_(s >= start, s <= end, s <= f.as_of), 1), else_=0)]
-    q = (select(*columns).select_from(Path)
+        rows = clocks[clock]
+        s = rows.start
+        columns += [s, rows.delay, _days(dialect, as_of, s), _month(dialect, s),
+                    case((rows.in_cohort(), 1), else_=0)]
+    q = (select(*columns).select_from(clocks["demande"].source())
          .join(Person, Person.id == Path.person_id)  # the person scope is a condition on Person
          .where(or_(Path.clock_start <= f.as_of, Path.request_date <= f.as_of)))
     if f.territory_id is not None:
@@ -188,11 +189,11 @@ BAND_OF_BUCKET = {low: key for key, low, _high in BANDS}
 # Histogram sources of the cohort figures, per clock: "month" (month of the clock start: the whole
 # cohort and the trend), "geo" (territory, MDS and referent type of the decision), "origin", "rule".
 # The backlog has its own rows (source "backlog").
-SOURCES = ("month", "geo", "origin", "rule")
+SOURCES = ("month", "geo", "origin", "rule", "parcours")
 _SOURCE_KEYS = {"month": ("month",), "geo": ("territory", "mds", "referent_type"), "origin": ("origin",),
-                "rule": ("rule",)}
+                "rule": ("rule",), "parcours": ("parcours",)}
 # The decision attributes a path carries (Path.oriented_*), the only text keys.
-_TEXT_KEYS = ("referent_type", "origin", "rule")
+_TEXT_KEYS = ("referent_type", "origin", "rule", "parcours")
 # Known referent types: on SQLite they are coded as small integers (see _packed); another value sends
 # its histogram source through the plain GROUP BY instead.
 KNOWN_REFERENT_TYPES = OUTCOMES
@@ -211,14 +212,19 @@ class _PathRows:
 
     def __init__(self, dialect: str, f: ReportFilter, clock: str, scope_ids: Table | None = None):
         self.dialect, self.f, self.clock, self.scope_ids = dialect, f, clock, scope_ids
-        self.start = Path.clock_start if clock == "legal" else Path.request_date
-        # The start as compared in WHERE: on SQLite "+column", so that the planner scans the table once
-        # instead of walking the date index and fetching most of the rows one by one (3× slower).
-        self.start_filter = (literal_column(f"+{Path.__tablename__}.{self.start.key}", Date)
-                             if dialect == "sqlite" else self.start)
+        self.multi = None
+        if clock == "legal":
+            self.start = Path.clock_start
+            # The start as compared in WHERE: on SQLite "+column", so that the planner scans the table once
+            # instead of walking the date index and fetching most of the rows one by one (3× slower).
+            self.start_filter = (literal_column(f"+{Path.__tablename__}.{self.start.key}", Date)
+                                 if dialect == "sqlite" else self.start)
+        else:  # DREES: the person's first RSA request (DTDEMRSA) known by as_of, on every path of theirs
+            self.multi = _multi_path_persons(f.as_of)
+            self.start = self.start_filter = func.coalesce(self.multi.c.first_request, Path.request_date)
         first = _Decision(f.as_of)
         self.columns = {"territory": Path.territory_id, "mds": Path.mds_id, "referent_type": first.referent_type,
-                        "origin": first.origin, "rule": first.rule}
+                        "origin": first.origin, "rule": first.rule, "parcours": first.parcours}
         self.delay = _days(dialect, first.decided, self.start)
         self.bucket = _bucket(self.start, f.as_of)
 
@@ -243,9 +249,81 @@ class _PathRows:
             q = q.where(Path.person_id.in_(select(self.scope_ids.c.id)))
         return q
 
+    def source(self):
+        """The FROM of this clock's queries: the path table, joined for the DREES clock to the few
+        persons with several paths (their first request date), once instead of a lookup per row."""
+        if self.multi is None:
+            return Path
+        return Path.__table__.outerjoin(self.multi, self.multi.c.person_id == Path.person_id)
+
     def in_cohort(self):
+        """The path counts in the cohort of this clock: its start in the period, not closed without
+        orientation before the legal delay (closed_early: shown apart), and for the DREES clock the
+        person's one representative path (_drees_path)."""
         start, end = self.f.period
-        return and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of))
+        cond = and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of),
+                    ~self.closed_early())
+        return and_(cond, self._drees()) if self.clock == "demande" else cond
+
+    def _drees(self):
+        """Single-path persons are their own DREES path; the others go through _drees_path."""
+        return or_(self.multi.c.person_id.is_(None), _drees_path(self.f.as_of))
+
+    def in_period(self):
+        start, end = self.f.period
+        cond = and_(self.start_filter >= start, self.start_filter <= min(end, self.f.as_of))
+        return and_(cond, self._drees()) if self.clock == "demande" else cond
+
+    def closed_early(self):
+        """Closed (exit, transfer out, end of right) by as_of without an orientation, before the legal
+        delay of 42 days since this clock's start: not a failure of the Département, counted apart."""
+        as_of = self.f.as_of
+        return and_(Path.closed_on.is_not(None), Path.closed_on <= as_of,
+                    or_(Path.oriented_on.is_(None), Path.oriented_on > as_of),
+                    _days(self.dialect, Path.closed_on, self.start) < LEGAL_DAYS)
+
+
+def _multi_path_persons(as_of: dt.date):
+    """Persons with more than one path known by as_of, with their first RSA request date (DTDEMRSA):
+    the DREES clock of every path of theirs (a transfer or a reopening does not restart it). A
+    subquery joined once (_PathRows.source); the single-path majority keeps its own request date."""
+    other = aliased(Path)
+    return (select(other.person_id.label("person_id"), func.min(other.request_date).label("first_request"))
+            .where(func.coalesce(other.request_date, other.clock_start) <= as_of)
+            .group_by(other.person_id).having(func.count() > 1).subquery("multi_path"))
+
+
+def _drees_path(as_of: dt.date):
+    """The one path per person that the DREES delay counts (DTDEMRSA → first orientation, each
+    person's first orientation once): the path that carries the person's first orientation validated
+    by as_of (earliest oriented_on, then lowest id), else, for a person not oriented yet, their latest
+    path (latest clock start, then highest id). Transfer and reopening paths are otherwise left out."""
+    other = aliased(Path)
+    oriented = and_(Path.oriented_on.is_not(None), Path.oriented_on <= as_of)
+    other_oriented = and_(other.oriented_on.is_not(None), other.oriented_on <= as_of)
+    before = or_(
+        and_(other_oriented, ~oriented),
+        and_(other_oriented, oriented, or_(other.oriented_on < Path.oriented_on,
+                                           and_(other.oriented_on == Path.oriented_on, other.id < Path.id))),
+        and_(~other_oriented, ~oriented, or_(other.clock_start > Path.clock_start,
+                                             and_(other.clock_start == Path.clock_start, other.id > Path.id))))
+    return ~(select(other.id).where(other.person_id == Path.person_id, other.id != Path.id,
+                                    func.coalesce(other.request_date, other.clock_start) <= as_of, before)
+             .correlate(Path).exists())
+
+
+def closed_early_counts(session: Session, f: ReportFilter, scope_ids=OWN_SCOPE) -> dict[str, int]:
+    """Per clock: paths of the cohort period closed without orientation before the legal delay
+    (_PathRows.closed_early), shown apart from the delays instead of as failures."""
+    dialect = _dialect(session)
+    out = {}
+    with _scope(session, f, scope_ids) as scope_ids:
+        for clock in CLOCKS:
+            rows = _PathRows(dialect, f, clock, scope_ids)
+            q = rows.scoped(select(func.count()).select_from(rows.source())
+                            .where(rows.in_period(), rows.closed_early()))
+            out[clock] = int(session.scalar(q) or 0)
+    return out
 
 
 def _open_unoriented(as_of: dt.date):
@@ -376,7 +454,7 @@ def _cohort_select(rows: _PathRows, src: str):
     values = [literal(None, Integer if n in ("territory", "mds") else String) if v is None else v
               for n, v in keys.items()]
     q = (select(literal(rows.clock, String), literal(src, String), *values, rows.delay, rows.bucket, func.count())
-         .select_from(Path).where(rows.in_cohort()).group_by(*group, rows.delay, rows.bucket))
+         .select_from(rows.source()).where(rows.in_cohort()).group_by(*group, rows.delay, rows.bucket))
     return rows.scoped(q)
 
 
@@ -390,7 +468,7 @@ def _backlog_select(dialect: str, f: ReportFilter, scope_ids: Table | None = Non
                     (legal.start <= f.as_of).label("started_legal"),  # NULL when the start is unknown
                     (demande.start <= f.as_of).label("started_demande"),
                     func.count().label("n"))
-             .select_from(Path).where(_open_unoriented(f.as_of))
+             .select_from(demande.source()).where(_open_unoriented(f.as_of))
              .group_by(Path.territory_id, Path.mds_id, legal.bucket, demande.bucket, "started_legal",
                        "started_demande"))
     g = legal.scoped(inner).subquery("per_buckets")
@@ -451,7 +529,7 @@ def _packed(conn, hist: Table, rows: _PathRows, src: str) -> bool:
     try:
         # The cohort condition is always there: SQLite needs a WHERE before ON CONFLICT in INSERT …
         # SELECT (otherwise ON reads as a join constraint).
-        source = rows.scoped(select(key, literal(1, Integer)).select_from(Path).where(rows.in_cohort()))
+        source = rows.scoped(select(key, literal(1, Integer)).select_from(rows.source()).where(rows.in_cohort()))
         conn.execute(text(f"INSERT INTO {fold.name} (key, n) {_sql(conn, source)} "
                           f"ON CONFLICT(key) DO UPDATE SET n = n + 1"))
 
@@ -491,12 +569,15 @@ def _sql(conn, statement) -> str:
 # --------------------------------------------------------------------------- delay statistics
 
 DIM_SOURCE = {"all": "month", "month": "month", "territory": "geo", "mds": "geo", "referent_type": "geo",
-              "origin": "origin", "rule": "rule"}
+              "origin": "origin", "rule": "rule", "parcours": "parcours", "organisme": "geo"}
 
 
 def _dimension_key(dim: str) -> str:
     if dim == "all":
         return "'*'"
+    if dim == "organisme":  # the organisme of the referent type: one definition, referents.vocabulary
+        whens = " ".join(f"WHEN '{rt}' THEN '{org.value}'" for rt, org in ORGANISME_OF.items())
+        return f"COALESCE(CASE k {whens} END, '{NULL_KEY}')"
     column = {"month": "month", "territory": "territory", "mds": "mds"}.get(dim, "k")
     return f"COALESCE(CAST({column} AS VARCHAR(80)), '{NULL_KEY}')"
 

@@ -53,6 +53,8 @@ class BacklogBreakdownSchema(Schema):
 
 
 class DelayClockSchema(DelayStatsSchema):
+    closed_before_legal_delay = fields.Integer(metadata={
+        "description": "Parcours de la période clos sans orientation avant 42 jours: montrés à part, hors cohorte"})
     backlog = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
         "description": "Personnes en attente par tranche d'ancienneté (" + ", ".join(b[0] for b in BANDS) + ")"})
     backlog_total = fields.Integer()
@@ -60,6 +62,10 @@ class DelayClockSchema(DelayStatsSchema):
     by_territory = fields.List(fields.Nested(DelayBreakdownSchema))
     by_mds = fields.List(fields.Nested(DelayBreakdownSchema))
     by_referent_type = fields.List(fields.Nested(DelayBreakdownSchema))
+    by_parcours = fields.List(fields.Nested(DelayBreakdownSchema), metadata={"description": (
+        "Par parcours du référentiel (emploi, socio_professionnel, social) de la décision du parcours")})
+    by_organisme = fields.List(fields.Nested(DelayBreakdownSchema), metadata={"description": (
+        "Par organisme référent (france_travail, departement, delegataire, mission_locale, cap_emploi)")})
     by_origin = fields.List(fields.Nested(DelayBreakdownSchema))
     by_rule = fields.List(fields.Nested(DelayBreakdownSchema))
     backlog_by_territory = fields.List(fields.Nested(BacklogBreakdownSchema))
@@ -127,6 +133,18 @@ class ShareSchema(Schema):
 
 class FirstAppointmentSchema(ShareSchema):
     days = fields.Integer()
+    attendance = fields.Nested(ShareSchema, metadata={
+        "description": "Présence au premier rendez-vous fixé: honorés parmi ceux dont l'issue est connue"})
+
+
+class MeanDelaySchema(Schema):
+    mean_days = fields.Float(allow_none=True)
+    denominator = fields.Integer(metadata={"description": "orientations parvenues à cette étape"})
+
+
+class MeanDelaysSchema(Schema):
+    orientation_to_first_appointment = fields.Nested(MeanDelaySchema)
+    orientation_to_contract = fields.Nested(MeanDelaySchema)
 
 
 class ContractShareSchema(ShareSchema):
@@ -152,6 +170,7 @@ class AfterOrientationSchema(Schema):
     scope = fields.String(validate=validate.OneOf(["departement", "none"]))
     first_appointment_within_15 = fields.Nested(FirstAppointmentSchema, allow_none=True)
     contract_within_1_month = fields.Nested(ContractShareSchema, allow_none=True)
+    mean_delays = fields.Nested(MeanDelaysSchema, allow_none=True)
     positive_exits_by_structure = fields.List(fields.Nested(ExitsSchema))
     oriented_by_seniority = fields.List(fields.Nested(SenioritySchema))
 

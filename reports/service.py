@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from orientation.vocabulary import NOT_ORIENTED, Origin
 from referents.models import Structure
-from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Outcome
+from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS, Organisme, Outcome, Parcours
 from reports import indicators as ind
 from reports.indicators import BANDS, CLOCKS, ReportFilter
 
-BREAKDOWNS = ("month", "territory", "mds", "referent_type", "origin", "rule")
+BREAKDOWNS = ("month", "territory", "mds", "referent_type", "parcours", "organisme", "origin", "rule")
 # The breakdowns of the `delays` report (CLI, API): the others cost one more pass each.
 DELAY_BREAKDOWNS = ("month", "territory", "mds", "referent_type")
 CLOCK_LABELS = {"demande": "Depuis la demande (DTDEMRSA, DREES)", "legal": "Délai légal (ouverture du droit SDD)"}
@@ -41,6 +41,10 @@ def _label(dim: str, key: str | None, names: dict) -> tuple[str | None, str]:
         return code, name
     if dim == "referent_type":
         return key, NOT_ORIENTED if key is None else Outcome.label_of(key)
+    if dim == "parcours":
+        return key, NOT_ORIENTED if key is None else Parcours.label_of(key)
+    if dim == "organisme":
+        return key, NOT_ORIENTED if key is None else Organisme.label_of(key)
     if dim == "origin":
         return key, NOT_ORIENTED if key is None else Origin.label_of(key)
     if dim == "rule":
@@ -75,11 +79,12 @@ def delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...] = DELA
            scope_ids=ind.OWN_SCOPE) -> dict:
     """The `delays` report: for each clock, cohort figures, backlog and the breakdowns."""
     sources = tuple(dict.fromkeys(ind.DIM_SOURCE[d] for d in ("all", *breakdowns)))
+    closed_early = ind.closed_early_counts(session, f, scope_ids)
     with ind.histogram(session, f, sources, scope_ids=scope_ids) as hist:
-        return _delays(session, f, breakdowns, hist)
+        return _delays(session, f, breakdowns, hist, closed_early)
 
 
-def _delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...], hist) -> dict:
+def _delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...], hist, closed_early: dict) -> dict:
     start, end = f.period
     names = ind.labels(session)
     months = _months(start, end)
@@ -88,6 +93,8 @@ def _delays(session: Session, f: ReportFilter, breakdowns: tuple[str, ...], hist
         stats = ind.delay_statistics(session, hist, clock, ("all", *breakdowns))
         backlog_rows = ind.backlog(session, hist, clock)
         data = dict(stats[("all", "*")])
+        # Closed without orientation before the legal delay: apart from the cohort, not a failure.
+        data["closed_before_legal_delay"] = closed_early[clock]
         data["backlog"] = ind.backlog_bands(backlog_rows)
         data["backlog_total"] = sum(data["backlog"].values())
         for dim in breakdowns:
@@ -141,7 +148,8 @@ def kiosque(session: Session, f: ReportFilter) -> dict:
 
 
 def after_orientation(session: Session, f: ReportFilter, scope_ids=ind.OWN_SCOPE) -> dict:
-    """After the decision: first appointment within 15 days, contract within a month, positive exits
+    """After the decision: first appointment fixed within 15 days (plan pauvreté B4) and its attendance,
+    contract within a month, mean delays to the first appointment and the contract, positive exits
     by structure — one definition each, in cases.service (docs/cases.md), reused here — and the share
     of SDD oriented by seniority in the RSA (the DREES series, reports.indicators).
 
@@ -153,17 +161,27 @@ def after_orientation(session: Session, f: ReportFilter, scope_ids=ind.OWN_SCOPE
     seniority = ind.oriented_by_seniority(session, f, scope_ids)
     if f.user is not None and f.user.role not in ("admin", "manager"):
         return {"scope": "none", "first_appointment_within_15": None, "contract_within_1_month": None,
-                "positive_exits_by_structure": [], "oriented_by_seniority": seniority}
+                "mean_delays": None, "positive_exits_by_structure": [], "oriented_by_seniority": seniority}
     fa = cases_service.first_appointment_within(session, ind.FIRST_APPOINTMENT_DAYS, start=start, end=end,
                                                 as_of=f.as_of)
     ct = cases_service.contract_within(session, 1, start=start, end=end, as_of=f.as_of)
+    md = cases_service.mean_delays_after_orientation(session, start=start, end=end, as_of=f.as_of)
     exits = [{"key": e["structure_code"], "label": e["structure_name"] or "Sans structure référente",
               "exits": e["exits"], "positive": e["positive"], "share_positive": e["rate"]}
              for e in cases_service.positive_exit_rate(session, start, end)]
     exits.sort(key=lambda r: str(r["label"]))
     return {"scope": "departement",
+            # Plan pauvreté B4: first appointment FIXED within 15 days, and the attendance at it.
             "first_appointment_within_15": {"denominator": fa["eligible"], "numerator": fa["success"],
-                                            "share": fa["rate"], "days": fa["days"]},
+                                            "share": fa["rate"], "days": fa["days"],
+                                            "attendance": {"denominator": fa["attendance_eligible"],
+                                                           "numerator": fa["attended"],
+                                                           "share": fa["attendance_rate"]}},
+            "mean_delays": {
+                "orientation_to_first_appointment": {"mean_days": md["appointment_mean_days"],
+                                                     "denominator": md["appointment_denominator"]},
+                "orientation_to_contract": {"mean_days": md["contract_mean_days"],
+                                            "denominator": md["contract_denominator"]}},
             "contract_within_1_month": {"denominator": ct["eligible"], "numerator": ct["success"],
                                         "share": ct["rate"], "months": 1},
             "positive_exits_by_structure": exits,

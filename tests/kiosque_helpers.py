@@ -33,6 +33,8 @@ def awaiting(session, *, clock_start: dt.date, postal_code: str = "31400", email
 
 
 def kiosque(session, code: str, day: dt.date, capacity: int = 20, hour: int = 9, minute: int = 30):
+    # The tests' clock is AS_OF (a session may be created for any day from then on).
     return ks.create_session(session, mds_id=mds_id(session, code), capacity=capacity,
+                             now=dt.datetime.combine(min(day, AS_OF), dt.time()),
                              starts_at=dt.datetime.combine(day, dt.time(hour, minute)),
                              place=f"Salle du kiosque, {code}")

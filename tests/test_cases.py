@@ -16,6 +16,8 @@ from referents.models import Structure, User
 from tests.factories import make_person
 
 D = dt.date
+# A review of a social path is a joint diagnostic: both parties are recorded (issue 19).
+JOINT = dict(referent_participant="Assistante sociale MDS", france_travail_participant="Conseiller France Travail")
 
 
 def structure_id(session, code: str) -> int:
@@ -96,7 +98,7 @@ def test_walk_from_flow_entry_to_exit(session):
     assert cs.reviews_due(session, manager(), D(2026, 9, 1)) == []
     due = cs.reviews_due(session, manager(), D(2026, 10, 1))
     assert [(r["review_id"], r["overdue"]) for r in due] == [(review.id, False)]
-    cs.record_review(session, p.id, D(2026, 10, 27), "maintain", source="agent")
+    cs.record_review(session, p.id, D(2026, 10, 27), "maintain", source="agent", **JOINT)
     nxt = session.scalar(select(Review).where(Review.person_id == p.id, Review.held_on.is_(None)))
     assert nxt.due_on == D(2027, 4, 27)
 
@@ -116,13 +118,13 @@ def test_walk_from_flow_entry_to_exit(session):
     assert sanction.status == "lifted"
 
     # Review with a réorientation request for the orientation service.
-    cs.record_review(session, p.id, D(2027, 4, 20), "reorientation", source="agent",
+    cs.record_review(session, p.id, D(2027, 4, 20), "reorientation", source="agent", **JOINT,
                      reorientation_reason="Projet professionnel construit", wanted_referent_type="actipro")
     request = session.scalar(select(ReorientationRequest).where(ReorientationRequest.person_id == p.id))
     assert (request.status, request.wanted_referent_type) == ("pending", "actipro")
 
     # Exit recorded by the provider ahead of the flow; the flow closure then confirms it.
-    ex = cs.record_exit(session, p.id, D(2027, 5, 15), "employment_permanent", source="provider")
+    ex = cs.record_exit(session, p.id, D(2027, 5, 15), "employment_permanent", source="provider", as_of=D(2027, 5, 15))
     path = session.scalar(select(Path).where(Path.person_id == p.id))
     assert (path.closed_on, path.close_reason) == (D(2027, 5, 15), "exit:employment_permanent")
     assert ex.positive and ex.structure_id == structure_id(session, "MDS-SOUPETARD")
@@ -184,23 +186,24 @@ def test_contract_rules_and_legacy_kinds(session):
 def test_review_vulnerability_and_revision(session):
     p = make_person(session)
     orient(session, p, "MDS-SOUPETARD", "mds", D(2026, 1, 5), notified_on=D(2026, 1, 7))
-    cs.record_contract(session, p.id, D(2026, 1, 30), vulnerability=True, source="agent")
+    cs.record_contract(session, p.id, D(2026, 1, 30), review_reason="housing", source="agent")
     review = session.scalar(select(Review).where(Review.person_id == p.id))
     assert review.due_on == D(2027, 1, 30)
     assert cs.reviews_due(session, manager(), D(2027, 1, 31), within_days=0)[0]["overdue"] is True
     assert cs.raise_daily_alerts(session, D(2027, 1, 31))["review_due"] == 1
-    cs.record_review(session, p.id, D(2027, 2, 3), "revise", source="agent", notes="Objectifs à reprendre")
+    cs.record_review(session, p.id, D(2027, 2, 3), "revise", source="agent", notes="Objectifs à reprendre", **JOINT)
     pending = session.scalar(select(Contract).where(Contract.person_id == p.id, Contract.status == "pending"))
     assert pending.due_on == D(2027, 3, 3)
     assert cs.next_due_dates(session, p.id, D(2027, 2, 10))["contract_due_on"] == "2027-03-03"
     assert [r["person_id"] for r in cs.overdue_contracts(session, manager(), D(2027, 3, 4))] == [p.id]
-    revised = cs.record_contract(session, p.id, D(2027, 2, 20), vulnerability=True, source="agent")
+    revised = cs.record_contract(session, p.id, D(2027, 2, 20), review_reason="housing", source="agent",
+                                 as_of=D(2027, 2, 20))
     assert revised.id == pending.id and revised.due_on == D(2027, 3, 3)
     assert session.scalar(select(Review.due_on).where(Review.person_id == p.id, Review.held_on.is_(None),
                                                       Review.outcome.is_(None))) == D(2028, 2, 20)
     assert session.scalar(select(Alert.resolved_on).where(Alert.kind == "review_due")) == D(2027, 2, 3)
     with pytest.raises(cs.CaseValidationError):
-        cs.record_review(session, p.id, D(2027, 3, 1), "reorientation", source="agent")  # unmotivated
+        cs.record_review(session, p.id, D(2027, 3, 1), "reorientation", source="agent", **JOINT)  # unmotivated
 
 
 def test_suppression_needs_ep_opinion_deemed_after_one_month(session):
@@ -224,8 +227,13 @@ def test_suppression_needs_ep_opinion_deemed_after_one_month(session):
     cs.record_observations(session, third.id, D(2026, 12, 2), "—", source="agent")
     cs.request_ep_opinion(session, third.id, D(2026, 12, 3), source="agent")
     cs.record_ep_opinion(session, third.id, D(2026, 12, 9), "Avis favorable", source="agent")
-    cs.decide_sanction(session, third.id, D(2026, 12, 10), kind="suppression", source="agent")
-    assert (third.kind, third.rate_percent, cs.sanction_end(third)) == ("suppression", None, None)
+    # A suppression keeps its rate and duration (R262-68 as amended by décret 2025-478).
+    with pytest.raises(cs.CaseValidationError) as err:
+        cs.decide_sanction(session, third.id, D(2026, 12, 10), kind="suppression", source="agent")
+    assert set(err.value.messages) == {"rate_percent", "duration_months"}
+    cs.decide_sanction(session, third.id, D(2026, 12, 10), kind="suppression", rate_percent=100, duration_months=4,
+                       source="agent")
+    assert (third.kind, third.rate_percent, cs.sanction_end(third)) == ("suppression", 100, D(2027, 4, 10))
 
 
 def test_exit_reopening_within_twelve_months_needs_a_contract(session):
@@ -367,8 +375,11 @@ def test_report_aggregates(session):
             cs.record_contract(session, p.id, signed, source="provider")
         people.append(p)
     fa = cs.first_appointment_within(session, 15, as_of=as_of)
-    assert (fa["eligible"], fa["success"], fa["rate"]) == (3, 1, round(1 / 3, 4))
-    assert cs.first_appointment_within(session, 15, as_of=as_of, structure_id=sud_id)["success"] == 0
+    # Plan pauvreté B4 counts appointments FIXED within 15 days (the no-show too), attendance apart.
+    assert (fa["eligible"], fa["success"], fa["rate"]) == (3, 2, round(2 / 3, 4))
+    assert (fa["attendance_eligible"], fa["attended"], fa["attendance_rate"]) == (2, 1, 0.5)
+    assert cs.first_appointment_within(session, 15, as_of=as_of, structure_id=sud_id)["success"] == 1
+    assert cs.first_appointment_within(session, 15, as_of=as_of, structure_id=sud_id)["attended"] == 0
     assert cs.first_appointment_within(session, 15, as_of=as_of, start=D(2026, 11, 1))["eligible"] == 0
     cw = cs.contract_within(session, as_of=as_of)
     assert (cw["eligible"], cw["success"]) == (3, 1)

@@ -32,10 +32,10 @@ def fill(template, out, rows):
     """Write rows (dicts keyed by our field names) into the published template."""
     wb = load_workbook(template)
     ws = wb["Retour"]
-    order = list(pr.COLUMNS)
+    order = [c.value for c in ws[1]]  # the template's own header (it has no NIR column)
     for i, row in enumerate(rows, start=2):
         for field, value in row.items():
-            ws.cell(row=i, column=order.index(field) + 1, value=value)
+            ws.cell(row=i, column=order.index(pr.COLUMNS[field][0]) + 1, value=value)
     wb.save(out)
     return out
 

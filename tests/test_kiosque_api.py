@@ -6,11 +6,13 @@ import datetime as dt
 import io
 import json
 
+import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from config import clock
 from config.cli import main
 from kiosque import jobs
 from kiosque.models import Invitation, KiosqueSession, Message
@@ -19,6 +21,15 @@ from tests.kiosque_helpers import AS_OF, awaiting, kiosque, mds_id
 
 D = dt.timedelta
 API = "/api/v1/kiosque"
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock():
+    """The sessions these tests create (December 2026) must stay in the future whatever the day the
+    suite runs: the process clock is fixed on AS_OF, as a replay would (config/clock.py)."""
+    clock.freeze(AS_OF)
+    yield
+    clock.freeze(None)
 
 
 def seed(rt):
@@ -47,6 +58,7 @@ def test_manager_runs_the_whole_kiosque(client, rt, make_user):
     assert r.status_code == 200 and r.json["phoning_outcome"] == "will_come"
     r = client.post(f"{API}/invitations/{inv['id']}/phoning", json={"outcome": "maybe"}, headers=h)
     assert r.status_code == 422
+    clock.freeze(dt.datetime(2026, 12, 1, 12, 0))  # the session of 01/12 has taken place
     r = client.post(f"{API}/invitations/{inv['id']}/attendance",
                     json={"status": "present", "referent_type": "pole_emploi",
                           "first_appointment_at": "2026-12-10T10:00:00"}, headers=h)
@@ -152,6 +164,7 @@ def test_cli_plan_phoning_letters_send(rt, tmp_path):
     assert list((tmp_path / "outbox" / "letters").glob("*.pdf"))
     with rt.session() as s:
         inv = s.scalar(select(Invitation).where(Invitation.person_id == pid))
+    clock.freeze(dt.datetime(2026, 12, 1, 12, 0))  # the session of 01/12 has taken place
     att = json.loads(run("kiosque", "attendance", "--invitation", str(inv.id), "--status", "absent", "--json"))
     assert att["status"] == "absent"
     gen = json.loads(run("kiosque", "sessions", "generate", "--from", "2026-12-01", "--to", "2026-12-31",

@@ -66,7 +66,7 @@ def test_no_show_reinvited_once_then_proposed_to_the_mds(session):
     inv2 = session.get(Invitation, out["reinvitation_ids"][0])
     assert (inv2.session_id, inv2.attempt, inv2.status) == (second.id, 2, "pending")
     assert "kiosque.reinvited" in events(session, p.id)
-    out = ks.record_attendance(session, inv2.id, "absent")
+    out = ks.record_attendance(session, inv2.id, "absent", now=dt.datetime(2026, 12, 8, 18, 0))
     o = session.get(Orientation, out["default_mds_orientation_id"])
     assert (o.referent_type, o.origin, o.status, o.structure_id) == (
         "mds", "default_mds", "proposed", mds_id(session, "MDS-RANGUEIL"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from cases.schemas import LIST_ROW_SCHEMAS, ListRowSchema
 from orientation.rules import OPERATORS
 from orientation.schemas import ConditionSchema
+from tests.rules_helpers import use_rules_v1
 
 UNIONS = ("oneOf", "anyOf", "allOf")
 NULL = {"type": "object", "nullable": True}  # apispec's "or null" beside a nested schema (OpenAPI 3.0)
@@ -108,7 +109,19 @@ def test_a_rule_set_dumps_every_stored_key(session):
     from orientation.rulesets import active_rule_set
     from orientation.schemas import RuleSetSchema
 
+    use_rules_v1(session)
     row, _spec = active_rule_set(session)
     doc = RuleSetSchema().dump(row)
-    assert doc["rules"] == row.ordered_rules and len(doc["rules"]) == 7
+    assert doc["rules"] == row.ordered_rules and len(doc["rules"]) == 11  # rules_v2 (issue 15), the default
     assert doc["fallback"] == row.fallback_rule and doc["fallback"]["id"]
+
+
+def test_the_default_rule_set_v2_dumps_parcours_and_sources(session):
+    """v2's rules carry `parcours` and `source`: GET /orientation/rules gives them back for PUT."""
+    from orientation.rulesets import active_rule_set
+    from orientation.schemas import RuleSetSchema
+
+    row, _spec = active_rule_set(session)
+    doc = RuleSetSchema().dump(row)
+    assert row.version == 2 and doc["rules"] == row.ordered_rules
+    assert all(r["source"] for r in doc["rules"]) and doc["rules"][0]["parcours"] == "emploi"

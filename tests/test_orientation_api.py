@@ -12,6 +12,7 @@ from config.cli import main
 from orientation.models import Orientation
 from referents.models import AuditLog
 from tests.factories import make_person
+from tests.rules_helpers import use_rules_v1
 
 AS_OF = "2026-11-20"
 
@@ -20,6 +21,7 @@ def _people(rt):
     """Toulouse 31400 (MDS Rangueil): an ActiPro proposal, an MDS proposal, a job seeker (validated);
     Muret: an ActiPro proposal."""
     with rt.session() as s:
+        use_rules_v1(s)
         ids = {
             "ssa": make_person(s, activities=[("SSA", dt.date(2025, 1, 1), None)]).id,
             "mal": make_person(s, activities=[("MAL", dt.date(2025, 1, 1), None)]).id,
@@ -117,6 +119,8 @@ def test_explain_reorientation_and_deadlines(rt, client, make_user):
 
 
 def test_rules_get_and_put_versions(rt, client, make_user):
+    with rt.session() as s:
+        use_rules_v1(s)
     _, manager = make_user("manager")
     _, worker = make_user("mds_worker", "MDS-RANGUEIL")
     r = client.get("/api/v1/orientation/rules", headers=worker)

@@ -15,6 +15,7 @@ from orientation import service as orientation
 from orientation.models import Orientation
 from referents.models import Structure
 from tests.factories import make_person
+from tests.rules_helpers import use_rules_v1
 
 AS_OF = dt.date(2026, 11, 20)
 COLUMNS = (Path.oriented_on, Path.oriented_referent_type, Path.oriented_origin, Path.oriented_rule)
@@ -37,6 +38,7 @@ def _population(session):
 
 
 def test_orientation_service_maintains_the_path_outcome(session):
+    use_rules_v1(session)
     ati, proposed, kiosque = _population(session)
     orientation.run(session, AS_OF)  # bulk auto-validations
     seen = outcomes(session)
@@ -74,6 +76,7 @@ def test_orientation_service_maintains_the_path_outcome(session):
 
 
 def test_refresh_recomputes_what_the_service_maintained(session):
+    use_rules_v1(session)
     ati, proposed, kiosque = _population(session)
     orientation.run(session, AS_OF)
     orientation.validate(session, orientation.queue_ids(session, referent_type="actipro"), user_id=None,

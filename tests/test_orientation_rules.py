@@ -1,4 +1,5 @@
-"""Issue 4: the rule language and the default rule set v1 on hand-built facts (no database)."""
+"""Issue 4: the rule language and the rule set v1 on hand-built facts (no database). v1 is no longer the
+default (v2, the référentiel, is: tests/test_orientation_referentiel.py) but stays loadable."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 
 from orientation.rules import (
     CONSTRAINT_KEYS,
+    V1_RULES_PATH,
     RuleSetError,
     explain,
-    load_default,
+    load_file,
     months_before,
     normalise_education,
     parse_rule_set,
@@ -46,7 +48,7 @@ def facts(**kw) -> dict:
 
 @pytest.fixture(scope="module")
 def ev():
-    spec, _ = load_default()
+    spec, _ = load_v1()
     spec.version = 1
     return spec.compile(AS_OF)
 
@@ -56,8 +58,12 @@ def decide(ev, f):
     return d.rule.id, d.rule.outcome, d.rule.mode, d.variant
 
 
-def test_default_rule_set_loads_in_order():
-    spec, text = load_default()
+def load_v1():
+    return load_file(V1_RULES_PATH)
+
+
+def test_v1_rule_set_loads_in_order():
+    spec, text = load_v1()
     assert [r.id for r in spec.rules] == ["FT_ACCOMPANIED", "SELF_EMPLOYED", "TRAINING_OR_STUDIES", "SOCIAL_PRIORITY",
                                           "JOB_READY", "PROJECT_SUPPORT", "INSUFFICIENT_DATA"]
     assert spec.version == 1 and "Règles" in spec.name and spec.fallback.outcome == "kiosque"
@@ -188,7 +194,7 @@ def test_invalid_conditions_rejected_at_load(when, message):
 def test_invalid_rule_sets_rejected():
     ok = {"fact": "age", "gte": 18}
     with pytest.raises(RuleSetError, match="résultat inconnu"):
-        parse_rule_set(_doc(ok, outcome="cap_emploi"))
+        parse_rule_set(_doc(ok, outcome="prefecture"))
     with pytest.raises(RuleSetError, match="mode 'kiosque'"):
         parse_rule_set(_doc(ok, mode="kiosque"))
     with pytest.raises(RuleSetError, match="fait inconnu"):

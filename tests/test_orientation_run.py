@@ -16,6 +16,7 @@ from orientation.population import expected_by_referent, insert_population
 from orientation.schemas import ExplainSchema, RuleSetSchema, RuleSetVersionSchema
 from referents.models import Agent, Structure
 from tests.factories import make_person
+from tests.rules_helpers import use_rules_v1
 
 AS_OF = dt.date(2026, 11, 20)
 
@@ -59,6 +60,7 @@ def test_build_facts_from_the_database(session):
 
 
 def test_run_decides_assigns_explains_and_notifies(session):
+    use_rules_v1(session)
     eti = make_person(session, activities=[("ETI", dt.date(2025, 3, 1), None)], email="a@example.org")
     mal = make_person(session, activities=[("MAL", dt.date(2025, 3, 1), None)])
     ssa = make_person(session, activities=[("SSA", dt.date(2025, 3, 1), None)], commune="31395", postal_code=None)
@@ -164,6 +166,7 @@ def test_capacity_three_places_five_candidates(session):
 
 
 def test_generated_population_end_to_end(session):
+    use_rules_v1(session)
     expected = insert_population(session, 400, AS_OF, seed=7, unsectorised_share=0.05)
     result = service.run(session, AS_OF)
     assert result["considered"] == 400
@@ -212,6 +215,7 @@ def test_household_closed_without_path_closure_ends_orientation(session):
 
 
 def test_validate_override_and_record_orientation(session):
+    use_rules_v1(session)
     a = make_person(session, activities=[("SSA", dt.date(2025, 1, 1), None)])
     b = make_person(session, activities=[("MAL", dt.date(2025, 1, 1), None)])
     c = make_person(session, activities=[("SSA", dt.date(2025, 1, 1), None)], email="c@example.org")
@@ -254,7 +258,7 @@ def test_validate_override_and_record_orientation(session):
     prop = service.record_orientation(session, e.id, "mds", origin="default_mds", decided_on=AS_OF, status="proposed")
     assert prop.status == "unsectorised" and prop.structure_id is None
     with pytest.raises(service.OrientationError):
-        service.record_orientation(session, e.id, "cap_emploi", origin="agent", decided_on=AS_OF)
+        service.record_orientation(session, e.id, "prefecture", origin="agent", decided_on=AS_OF)
 
 
 def test_reorientation_request_accept_and_refuse(session):
@@ -319,6 +323,7 @@ def test_deadlines_alerts_and_mds_default(session):
 
 
 def test_rule_sets_are_versioned(session):
+    use_rules_v1(session)
     row, spec = service.active_rule_set(session)
     assert row.version == 1 and row.active and spec.rules[0].id == "FT_ACCOMPANIED"
     same = service.load_rules_text(session, row.source_text)
@@ -408,6 +413,9 @@ def _oracle(person, household, acts, as_of):
 
 def test_generated_flow_end_to_end(rt, tmp_path):
     from collections import Counter
+
+    with rt.session() as s:
+        use_rules_v1(s)
 
     from cases.models import Activity, Household, Person
     from imports.generator import generate_monthly

@@ -29,7 +29,8 @@ def base_inputs(_schema) -> PlanInputs:
 @pytest.fixture(scope="module")
 def live_url(_schema) -> str:
     runtime, _ = _schema
-    return runtime.settings.database_url
+    # where a scratch database may be made: the schema owner's URL (the app's role may not create one)
+    return runtime.settings.migrate_database_url or runtime.settings.database_url
 
 
 _CACHE: dict = {}
@@ -171,6 +172,8 @@ def test_cli_simulate_never_touches_the_live_database_and_writes_json_xlsx_and_t
         rt, tmp_path, monkeypatch, make_user, client):
     monkeypatch.setenv("RSA_REPORTS_DIR", rt.settings.reports_dir)
     monkeypatch.setenv("RSA_LOG_LEVEL", "WARNING")
+    if rt.settings.migrate_database_url:  # as configured in production: the owner makes the scratch database
+        monkeypatch.setenv("RSA_MIGRATE_DATABASE_URL", rt.settings.migrate_database_url)
     before = _fingerprint(rt.engine)
     pg = rt.engine.dialect.name == "postgresql"
     if pg:

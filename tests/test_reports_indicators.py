@@ -76,8 +76,10 @@ def test_delays_by_hand(session, dataset):
     f = ReportFilter(as_of=AS_OF, start=D(2026, 1, 1), end=D(2026, 12, 31))
     report = service.delays(session, f, service.BREAKDOWNS)
     legal = report["clocks"]["legal"]
-    # cohort A..H, J, K (I is before the period); oriented: A B C D E H
-    assert legal["cohort_size"] == 10 and legal["oriented"] == 6
+    # cohort A..H, K (I is before the period; J, closed without orientation before D+42, is shown
+    # apart, not as a failure: issue 19); oriented: A B C D E H
+    assert legal["cohort_size"] == 9 and legal["oriented"] == 6
+    assert legal["closed_before_legal_delay"] == 1
     assert legal["mean_days"] == round(197 / 6, 1) == 32.8
     # sorted 5 10 10 30 42 100: median rank 2.5 → (10+30)/2; p90 rank 4.5 → 42 + .5 × 58
     assert legal["median_days"] == 20.0 and legal["p90_days"] == 71.0
@@ -90,7 +92,8 @@ def test_delays_by_hand(session, dataset):
     assert legal["backlog"] == {"0-14": 0, "15-29": 1, "30-41": 0, "42-89": 0, "90+": 1}
 
     demande = report["clocks"]["demande"]
-    assert demande["cohort_size"] == 10 and demande["oriented"] == 6
+    assert demande["cohort_size"] == 9 and demande["oriented"] == 6
+    assert demande["closed_before_legal_delay"] == 1
     assert demande["mean_days"] == round(257 / 6, 1)
     assert demande["median_days"] == 30.0 and demande["p90_days"] == 81.0
     # request on or before 10-21: A..F, H (10-05) → 7; within 30: H(15) A(20) B(20)
@@ -106,19 +109,19 @@ def test_delays_by_hand(session, dataset):
     assert by_rt["pole_emploi"]["p90_days"] == 10.0
     assert by_rt["actipro"]["median_days"] == 36.0 and by_rt["actipro"]["p90_days"] == 40.8
     assert by_rt["mds"]["mean_days"] == 52.5 and by_rt["mds"]["p90_days"] == 90.5
-    assert by_rt[None]["cohort_size"] == 4 and by_rt[None]["oriented"] == 0
+    assert by_rt[None]["cohort_size"] == 3 and by_rt[None]["oriented"] == 0
     assert by_rt[None]["median_days"] is None and by_rt[None]["label"] == "Non orienté"
     by_origin = {r["key"]: r["oriented"] for r in legal["by_origin"]}
     assert by_origin == {"auto": 3, "agent": 1, "kiosque": 1, "default_mds": 1, None: 0}
     by_rule = {r["key"]: r["cohort_size"] for r in legal["by_rule"]}
-    assert by_rule["R1"] == 5 and by_rule[None] == 5  # D has no rule, plus the four not oriented
+    assert by_rule["R1"] == 5 and by_rule[None] == 4  # D has no rule, plus the three not oriented (J apart)
     months = {r["key"]: r for r in legal["by_month"]}
     assert len(legal["by_month"]) == 11 and months["2026-06"]["cohort_size"] == 6
     # June: A..F → 10 10 30 42 100 and F never oriented: median rank 2 → 30; p90 rank 3.6 → 42 + .6 × 58
     assert months["2026-06"]["median_days"] == 30.0 and months["2026-06"]["p90_days"] == 76.8
     assert months["2026-03"]["cohort_size"] == 0 and months["2026-03"]["median_days"] is None
     mds_total = sum(r["cohort_size"] for r in legal["by_mds"])
-    assert mds_total == 10
+    assert mds_total == 9
 
 
 def test_empty_cohort_gives_nulls(session, dataset):
@@ -214,9 +217,15 @@ def test_after_orientation_indicators(session, dataset):
     f = ReportFilter(as_of=AS_OF, start=D(2026, 1, 1))
     after = service.after_orientation(session, f)
     # reused from cases.service (docs/cases.md); decisions in the period at least 15 days old:
-    # A B C D E H (I is 2025) → 6; success: B
-    assert after["first_appointment_within_15"] == {"denominator": 6, "numerator": 1, "share": round(1 / 6, 4),
-                                                    "days": 15}
+    # A B C D E H (I is 2025) → 6; plan pauvreté B4 counts appointments FIXED within 15 days: B (honoured)
+    # and D (no-show) → 2 (issue 19); attendance among them: B of B, D → 1 of 2
+    assert after["first_appointment_within_15"] == {
+        "denominator": 6, "numerator": 2, "share": round(2 / 6, 4), "days": 15,
+        "attendance": {"denominator": 2, "numerator": 1, "share": 0.5}}
+    # Mean delays: appointments B 9, C 20, D 1 days → 10.0 over 3; contracts A 30, E 31 → 30.5 over 2
+    assert after["mean_delays"] == {
+        "orientation_to_first_appointment": {"mean_days": 10.0, "denominator": 3},
+        "orientation_to_contract": {"mean_days": 30.5, "denominator": 2}}
     assert after["contract_within_1_month"]["numerator"] == 1
     assert after["contract_within_1_month"]["denominator"] == 6
     exits = {r["key"]: r for r in after["positive_exits_by_structure"]}

@@ -66,7 +66,8 @@ def _write_letter(pdf: _Pdf, letter: Letter) -> None:
             line = line.rstrip()
             if not line:
                 continue
-            bold = line.startswith(("Objet", "Date :", "Lieu :"))
+            bold = line.startswith(("Objet", "Date :", "Lieu :", "## "))
+            line = line.removeprefix("## ")  # a section heading of the body
             pdf.set_font("DejaVu", "B" if bold else "", 11)
             if line.startswith("- "):
                 pdf.set_x(pdf.l_margin + 6)

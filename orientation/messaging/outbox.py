@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases.models import Household, Person
+from config import clock
 from config.db import utcnow
 from config.settings import Settings
 from orientation.messaging.letters import Letter, write_pdf
@@ -134,7 +135,9 @@ def process_outbox(session: Session, settings: Settings, *, as_of: dt.date, now:
     called once with step 0, then once per message (the CLI's progress bar). `config` carries the
     retry rules (OutboxConfig, or a composer's richer config such as KiosqueConfig)."""
     rules = config or OutboxConfig.from_settings(settings)
-    now = now or (utcnow() if as_of >= dt.date.today() else dt.datetime.combine(as_of, dt.time(23, 59)))
+    # A replayed day (as_of before the process clock's today) sends as at the end of that day.
+    now = now or (utcnow() if as_of >= clock.today() and not clock.frozen() else
+                  dt.datetime.combine(as_of, dt.time(23, 59)))
     gateways = gateways or gateways_for(settings)
     letter = gateways.get("letter")
     if isinstance(letter, LetterGateway):

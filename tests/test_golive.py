@@ -63,7 +63,8 @@ def _invitation(s, person_id: int, path_id: int, on: dt.date, *, sent: bool) -> 
     from referents.service import structure_by_code
 
     mds = structure_by_code(s, "MDS-MURET")
-    ks = create_session(s, mds_id=mds.id, starts_at=dt.datetime.combine(on + dt.timedelta(days=40), dt.time(9, 30)))
+    ks = create_session(s, mds_id=mds.id, starts_at=dt.datetime.combine(on + dt.timedelta(days=40), dt.time(9, 30)),
+                        now=dt.datetime.combine(on, dt.time(9, 0)))  # planned on the day of the invitation
     inv = Invitation(person_id=person_id, path_id=path_id, session_id=ks.id, invited_on=on, status="pending")
     s.add(inv)
     s.flush()

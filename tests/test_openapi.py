@@ -112,7 +112,7 @@ def test_a_rule_set_dumps_every_stored_key(session):
     use_rules_v1(session)
     row, _spec = active_rule_set(session)
     doc = RuleSetSchema().dump(row)
-    assert doc["rules"] == row.ordered_rules and len(doc["rules"]) == 11  # rules_v2 (issue 15), the default
+    assert doc["rules"] == row.ordered_rules and len(doc["rules"]) == 7  # rules_v1 (v2 in the next test)
     assert doc["fallback"] == row.fallback_rule and doc["fallback"]["id"]
 
 

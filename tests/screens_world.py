@@ -12,6 +12,7 @@ from orientation import service as orientation
 from orientation.models import Orientation
 from referents.models import Structure
 from tests.factories import make_person
+from tests.rules_helpers import use_rules_v1
 
 TODAY = dt.date.today()
 PASSWORD = "écrans du lundi 2026!"
@@ -27,6 +28,7 @@ def build(rt) -> dict:
     start = TODAY - dt.timedelta(days=25)
     since = dt.date(2025, 1, 1)
     with rt.session() as s:
+        use_rules_v1(s)  # the pages are tested on v1's proposals (SSA → ActiPro, MAL → MDS); v2: test_orientation_law
         ids = {
             "joelle": make_person(s, clock_start=start, last_name="JOËLLE-MARTIN", first_name="Joëlle",
                                   birth_date=dt.date(1979, 3, 14), phone="0612345678",

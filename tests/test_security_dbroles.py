@@ -15,55 +15,77 @@ from config.roles import app_role_of
 from referents.models import AuditLog
 
 
+def _is_postgres(rt) -> bool:
+    return rt.engine.dialect.name == "postgresql"
+
+
 def _postgres_app_role(rt):
-    if rt.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no roles: the append-only triggers are its guard (test_security_audit)")
     role = app_role_of(rt.settings.database_url, rt.settings.migrate_database_url)
     assert role, "the suite must run as the application's role on PostgreSQL (bash .ci/postgres.sh creates rsa_app)"
     return role
 
 
-@pytest.mark.parametrize("statement", [
-    "TRUNCATE audit_log",
-    "ALTER TABLE audit_log DISABLE TRIGGER USER",
-    "UPDATE audit_log SET action = 'x'",
-    "DELETE FROM audit_log",
-    "DROP TABLE audit_log",
-    "CREATE TABLE intruder (id integer)",
-    "TRUNCATE person CASCADE",
-    "ALTER TABLE person DISABLE TRIGGER ALL",
-])
-def test_application_role_is_refused(rt, statement):
-    _postgres_app_role(rt)
+# What the application may not do. PostgreSQL refuses it by privileges (the app's role); SQLite has no
+# roles, so its guard is the append-only triggers of the audit log: the rewrites of the log are refused.
+REFUSED = {
+    "postgresql": ("TRUNCATE audit_log", "ALTER TABLE audit_log DISABLE TRIGGER USER",
+                   "UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log", "DROP TABLE audit_log",
+                   "CREATE TABLE intruder (id integer)", "TRUNCATE person CASCADE",
+                   "ALTER TABLE person DISABLE TRIGGER ALL"),
+    "sqlite": ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"),
+}
+
+
+def test_application_is_refused_rewriting_the_audit_log_or_the_schema(rt):
+    if _is_postgres(rt):
+        _postgres_app_role(rt)
     with rt.session() as s:
         s.add(AuditLog(action="read", person_id=1, endpoint="GET /x"))
-    with pytest.raises(DBAPIError) as exc:
-        with rt.engine.begin() as conn:
-            conn.execute(text(statement))
-    assert exc.value.orig.sqlstate in ("42501",), exc.value  # insufficient_privilege / must be owner
-    with rt.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1
+    for statement in REFUSED[rt.engine.dialect.name]:
+        with pytest.raises(DBAPIError) as exc:
+            with rt.engine.begin() as conn:
+                conn.execute(text(statement))
+        if _is_postgres(rt):
+            assert exc.value.orig.sqlstate in ("42501",), exc.value  # insufficient_privilege / must be owner
+        with rt.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar() == 1, statement
 
 
 def test_application_role_reads_and_appends(rt):
+    with rt.engine.begin() as conn:
+        conn.execute(text("INSERT INTO audit_log (at, action) VALUES (CURRENT_TIMESTAMP, 'probe')"))
+        assert conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'probe'")).scalar() == 1
+    if not _is_postgres(rt):
+        return  # SQLite: no roles to inspect; appending and reading is what the application needs
     role = _postgres_app_role(rt)
     with rt.engine.begin() as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == role
-        conn.execute(text("INSERT INTO audit_log (at, action) VALUES (now(), 'probe')"))
-        assert conn.execute(text("SELECT count(*) FROM audit_log WHERE action = 'probe'")).scalar() == 1
         privileges = conn.execute(text(
             "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM information_schema.table_privileges "
             "WHERE grantee = :r AND table_name = 'audit_log'"), {"r": role}).scalar()
     assert privileges == "INSERT,SELECT"
 
 
-def test_db_upgrade_runs_as_owner_and_grants_the_app_role(rt, base_settings):
+def test_db_upgrade_runs_as_owner_and_grants_the_app_role(rt, base_settings, tmp_path):
     """`rsa db upgrade` with RSA_MIGRATE_DATABASE_URL: the owner migrates a fresh database, then the
     application's role can work in it but not alter it."""
     import uuid
 
     from config.cli import main
 
+    if not _is_postgres(rt):
+        # SQLite: one file, no roles; the upgraded database already carries the audit log's guard.
+        url = f"sqlite:///{tmp_path / 'upgraded.sqlite3'}"
+        out = CliRunner().invoke(main, ["db", "upgrade", "--json"], env={"RSA_DATABASE_URL": url})
+        assert out.exit_code == 0, out.output
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO audit_log (at, action) VALUES (CURRENT_TIMESTAMP, 'probe')"))
+        with pytest.raises(DBAPIError):
+            with engine.begin() as conn:
+                conn.execute(text("DELETE FROM audit_log"))
+        engine.dispose()
+        return
     role = _postgres_app_role(rt)
     owner_url = make_url(base_settings.migrate_database_url)
     name = f"rsa_roles_{uuid.uuid4().hex[:8]}"

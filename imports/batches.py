@@ -93,3 +93,21 @@ def fail(session_factory, kind: str, path: Path | str, sha256: str | None, reaso
         s.refresh(batch)
         s.expunge(batch)
         return batch
+
+
+class ReplayError(ValueError):
+    """A rejected record that cannot be replayed (unknown, already handled, or of another import)."""
+
+
+def pending_reject(session: Session, reject_id: int, kind: str, kind_label: str) -> tuple[RejectedRecord, ImportBatch]:
+    """The rejected record to replay and its batch: refused unless it is still pending and belongs to an
+    import of `kind` (`kind_label` names that import in the French message)."""
+    rec = session.get(RejectedRecord, reject_id)
+    if rec is None:
+        raise ReplayError(f"rejet {reject_id} inconnu")
+    if rec.status != "pending":
+        raise ReplayError(f"rejet {reject_id} déjà traité (statut {rec.status})")
+    batch = session.get(ImportBatch, rec.batch_id)
+    if batch.kind != kind:
+        raise ReplayError(f"rejet {reject_id}: lot de type {batch.kind}, pas {kind_label}")
+    return rec, batch

@@ -39,7 +39,7 @@ from cases.models import (
 from cases.models import Path as CasePath
 from cases.service import record_exit, reopening_applies, sync_path_sectors
 from config.db import utcnow
-from imports.batches import fail, finish, reject, sha256_file, start_batch
+from imports.batches import ReplayError, fail, finish, pending_reject, reject, sha256_file, start_batch  # noqa: F401 (ReplayError re-exported)
 from imports.flux import (
     VRSB,
     FlowHeader,
@@ -840,23 +840,12 @@ def list_rejects(session: Session, batch_id: int | None = None, status: str | No
             for r, name in session.execute(q).all()]
 
 
-class ReplayError(ValueError):
-    pass
-
-
 def replay(runtime, reject_id: int) -> dict:
     """Retry one rejected household (after a correction of reference data or of the records
     it conflicted with), with the date of its original flow. Refused when a later flow already
     updated the household."""
     with runtime.sessions() as s, s.begin():
-        rec = s.get(RejectedRecord, reject_id)
-        if rec is None:
-            raise ReplayError(f"rejet {reject_id} inconnu")
-        if rec.status != "pending":
-            raise ReplayError(f"rejet {reject_id} déjà traité (statut {rec.status})")
-        batch = s.get(ImportBatch, rec.batch_id)
-        if batch.kind != KIND:
-            raise ReplayError(f"rejet {reject_id}: lot de type {batch.kind}, pas un flux CAF/MSA")
+        rec, batch = pending_reject(s, reject_id, KIND, "un flux CAF/MSA")
         h = batch.header or {}
         header = FlowHeader(h.get("APPLIEME"), h.get("NUMVERSIONAPPLIEME"), h.get("TYPEFLUX"), h.get("NATFLUX"),
                             _date_or_none(h.get("DTCREAFLUX")), h.get("HEUCREAFLUX"), _date_or_none(h.get("DTREF")),

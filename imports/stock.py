@@ -47,8 +47,9 @@ from cases.models import Path as CasePath
 from config import clock
 from config.db import utcnow
 from imports import spreadsheets
+from imports.batches import pending_reject
 from imports.identity import IdentityIndex
-from imports.models import ColumnMapping, ImportBatch, RejectedRecord
+from imports.models import ColumnMapping, ImportBatch
 from imports.service import _BulkInsert
 from imports.spreadsheets import HEADER_SEARCH_ROWS, locate_columns
 from imports.tabular import FileError, RowError, reject_row
@@ -589,18 +590,9 @@ def import_stock(runtime, path: Path | str, mapping_name: str = "reprise", *, dr
 
 def replay(runtime, reject_id: int, as_of: dt.date | None = None) -> dict:
     """Retry one rejected stock row (typically after the flow that brings the person was imported)."""
-    from imports.service import ReplayError
-
     as_of = as_of or clock.today()
     with runtime.sessions() as s, s.begin():
-        rec = s.get(RejectedRecord, reject_id)
-        if rec is None:
-            raise ReplayError(f"rejet {reject_id} inconnu")
-        if rec.status != "pending":
-            raise ReplayError(f"rejet {reject_id} déjà traité (statut {rec.status})")
-        batch = s.get(ImportBatch, rec.batch_id)
-        if batch.kind != KIND:
-            raise ReplayError(f"rejet {reject_id}: lot de type {batch.kind}, pas une reprise")
+        rec, batch = pending_reject(s, reject_id, KIND, "une reprise")
         stored = json.loads((rec.raw or b"{}").decode("utf-8"))
         row = StockRow(stored.get("row") or 0, {k: v for k, v in (stored.get("values") or {}).items()
                                                  if not is_blank(v)}, {})

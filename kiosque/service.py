@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from cases.models import Appointment, CaseEvent, Household, Path, Person
+import cases.service as cs
+from cases.models import CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert
 from config import clock
 from config.db import utcnow
@@ -511,15 +512,9 @@ def record_outcome(session: Session, invitation_id: int, referent_type: str, *, 
 
 
 def _first_appointment(session, inv, at, structure_id, user_id):
-    import cases.service as cs
-
-    if hasattr(cs, "record_appointment"):
-        return cs.record_appointment(session, inv.person_id, at, "planned", kind="first", structure_id=structure_id,
-                                     source="kiosque", author_id=user_id)
-    appt = Appointment(person_id=inv.person_id, path_id=inv.path_id, structure_id=structure_id, scheduled_at=at,
-                       kind="first", status="planned", source="kiosque")
-    session.add(appt)
-    return appt
+    """The first appointment fixed at the kiosque, recorded as any appointment is (cases)."""
+    return cs.record_appointment(session, inv.person_id, at, "planned", kind="first", structure_id=structure_id,
+                                 source="kiosque", author_id=user_id)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,9 @@ class Row:
     unit: str
     target: str = ""
     ok: bool | None = None
+    # The floor or reference the figure is read against (issue 21): "raw parse 4.7 s + bulk write 9 s",
+    # "parse alone", "p95 of the same endpoint alone"… Empty when the line is itself the reference.
+    reference: str = ""
 
 
 @dataclass
@@ -86,9 +89,9 @@ def postgres_url() -> str | None:
 
 
 def print_table(rows: list[Row]) -> None:
-    headers = ("bench", "backend", "metric", "value", "unit", "target", "ok")
+    headers = ("bench", "backend", "metric", "value", "unit", "target", "ok", "floor / reference")
     cells = [[r.bench, r.backend, r.metric, f"{r.value:,.2f}", r.unit, r.target,
-              "" if r.ok is None else ("yes" if r.ok else "NO")] for r in rows]
+              "" if r.ok is None else ("yes" if r.ok else "NO"), r.reference] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line)

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from config import clock
 from config.bootstrap import init_database
 from config.modules import package_modules
 from config.runtime import Runtime, build_runtime
@@ -45,7 +46,7 @@ def json_option(f):
 
 
 def resolve_as_of(as_of: dt.date | None) -> dt.date:
-    return as_of or dt.date.today()
+    return as_of or clock.today()
 
 
 def emit(data, as_json: bool, human=None) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config import clock
 from config.bootstrap import init_database
 from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime, build_runtime
@@ -72,7 +73,7 @@ def run_demo(demo_url: str | None = None, keep: bool = False, as_of: dt.date | N
     )
     runtime = build_runtime(settings)
     try:
-        ctx = DemoContext(runtime=runtime, as_of=as_of or dt.date.today(), workdir=workdir, echo=echo)
+        ctx = DemoContext(runtime=runtime, as_of=as_of or clock.today(), workdir=workdir, echo=echo)
         echo(f"== Démo RSA Haute-Garonne — base {demo_url}, date de référence {ctx.as_of}")
         init = init_database(runtime)
         ctx.results["init"] = init

@@ -20,6 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from config import clock
 from config.modules import PACKAGES, optional_module
 from config.runtime import Runtime
 
@@ -72,7 +73,7 @@ def run_job(runtime: Runtime, job: Job, as_of: dt.date | None = None) -> dict | 
     """Run one job under the database lock; returns None when another scheduler holds it."""
     from config.locks import job_lock
 
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
     with job_lock(runtime, job.id, owner=f"{socket.gethostname()}:{id(runtime)}") as acquired:
         if not acquired:
             log.info("job %s: skipped, another scheduler runs it", job.id)

@@ -27,6 +27,7 @@ from cases.contracts import record_contract
 from cases.models import Alert, Contract, FranceTravailRecord, Household, Person
 from cases.models import Path as CasePath
 from cases.service import add_event
+from config import clock
 from imports.france_travail_partner import PartnerRecord
 from kiosque.models import Invitation, Message
 from orientation.assignment import Assigner
@@ -288,7 +289,7 @@ def import_file(runtime, path, *, as_of: dt.date | None = None, created_by: int 
     from imports.france_travail_partner import read_file
     from imports.tabular import reject_row, run_batch
 
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.today()
 
     def body(session: Session, batch):
         parsed = read_file(path)

@@ -246,14 +246,19 @@ def phoning_results_cmd(file, as_of, as_json):
               default=None, help="Référent choisi (présent).")
 @click.option("--structure", "structure_id", type=int, default=None, help="Structure choisie (défaut: secteur).")
 @click.option("--appointment", default=None, help="Premier rendez-vous, AAAA-MM-JJTHH:MM.")
+@as_of_option
 @json_option
-def attendance_cmd(invitation_id, status, referent_type, structure_id, appointment, as_json):
-    """Présence à un kiosque; un présent repart orienté; un absent est réinvité une fois, puis proposé à la MDS."""
+def attendance_cmd(invitation_id, status, referent_type, structure_id, appointment, as_of, as_json):
+    """Présence à un kiosque; un présent repart orienté; un absent est réinvité une fois, puis proposé à la MDS.
+
+    With --as-of, the roll call is taken at the end of that day (a session of that day has begun)."""
     from kiosque import service
 
+    now = dt.datetime.combine(as_of, dt.time(23, 59)) if as_of else None
     with get_runtime().session() as s:
         out = _guard(service.record_attendance, s, invitation_id, status, referent_type=referent_type,
-                     structure_id=structure_id, first_appointment_at=_datetime(appointment) if appointment else None)
+                     structure_id=structure_id, first_appointment_at=_datetime(appointment) if appointment else None,
+                     now=now)
 
     def human(o):
         line = f"invitation {o['invitation_id']}: {o['status']}"

@@ -12,6 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
 
+from config import clock
 from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
 from config.edges import file_response
 from referents.models import Role, Structure, Territory
@@ -53,7 +54,7 @@ def _resolve(args: dict, strict: bool = True) -> ReportFilter:
     start, end = args.get("from_"), args.get("to")
     if start and end and start > end:
         abort(422, message="la période commence après sa fin")
-    return ReportFilter(as_of=args.get("as_of") or dt.date.today(), start=start, end=end,
+    return ReportFilter(as_of=args.get("as_of") or clock.today(), start=start, end=end,
                         territory_id=territory_id, mds_id=mds_id, user=current_user())
 
 

@@ -164,8 +164,14 @@ def test_cli_plan_phoning_letters_send(rt, tmp_path):
     assert list((tmp_path / "outbox" / "letters").glob("*.pdf"))
     with rt.session() as s:
         inv = s.scalar(select(Invitation).where(Invitation.person_id == pid))
-    clock.freeze(dt.datetime(2026, 12, 1, 12, 0))  # the session of 01/12 has taken place
-    att = json.loads(run("kiosque", "attendance", "--invitation", str(inv.id), "--status", "absent", "--json"))
+    # The roll call is refused before the session (the clock is the day before it), then taken on the
+    # day of the session with --as-of.
+    clock.freeze(dt.datetime(2026, 11, 30, 12, 0))
+    early = runner.invoke(main, ["kiosque", "attendance", "--invitation", str(inv.id), "--status", "absent"],
+                          obj={"runtime": rt_files})
+    assert early.exit_code != 0 and "pas encore eu lieu" in early.output, early.output
+    att = json.loads(run("kiosque", "attendance", "--invitation", str(inv.id), "--status", "absent",
+                         "--as-of", "2026-12-01", "--json"))
     assert att["status"] == "absent"
     gen = json.loads(run("kiosque", "sessions", "generate", "--from", "2026-12-01", "--to", "2026-12-31",
                          "--default-templates", "--json"))

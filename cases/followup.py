@@ -194,8 +194,9 @@ def _after_flush(session, _context) -> None:
 
 
 def _before_commit(session) -> None:
-    if session.info.get(DUE_PENDING):
-        apply_pending_due(session)
+    if session.info.get(DUE_PENDING) or (DUE_INPUTS and any(
+            type(obj) in DUE_INPUTS for obj in (*session.new, *session.dirty, *session.deleted))):
+        apply_pending_due(session)  # flushes first: the writes not flushed yet count too
 
 
 def apply_pending_due(session: Session, as_of: dt.date | None = None) -> int:

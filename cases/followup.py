@@ -306,34 +306,54 @@ def _my_people_key(next_due_on, last_name, person_id) -> tuple:
     return (next_due_on is None, next_due_on or "", last_name or "", person_id)
 
 
+STALE_ALLOWANCE = 200  # rows whose stored due date does not hold that one query fetches besides the page
+
+
 def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id: int | None = None,
                    offset: int = 0, limit: int | None = None) -> tuple[int, list[dict]]:
     """(count, rows[offset:offset + limit]) of my_people, sorted and paged in SQL on the stored due
-    date; rows whose stored value does not hold for as_of are computed by _due_dates and merged."""
+    date; the rows whose stored value does not hold for as_of (stored_due_is_valid) are computed by
+    _due_dates and merged in. One scoped query: the rows to compute first, then the page's rows in
+    order, with the counts of both as window aggregates; a second one only when more than
+    STALE_ALLOWANCE rows are to be computed (after a day without the nightly job)."""
+    from sqlalchemy import case, literal
+
     apply_pending_due(session)
     scope = [person_scope(user)]
-    if (mine := _mine(structure_id)) is not None:
-        scope.append(mine)
+    if (mine := _mine(structure_id)) is not None and not (user.role == "provider" and structure_id == user.structure_id):
+        scope.append(mine)  # a provider's scope already is "oriented to my structure"
     valid = stored_due_is_valid(as_of)
-    people = select(Person.id).join(PathModel, _current_open_path()).where(*scope)
-    stale_ids = list(session.scalars(people.where(~valid)))
-    names = _names(session, stale_ids)
-    stale = sorted((_my_people_key(d["next_due_on"], names[pid].last_name, pid), pid)
-                   for pid, d in _due_dates(session, stale_ids, as_of).items())
+    stale_first = case((valid, literal(1)), else_=literal(0))
     name = func.coalesce(Person.last_name, "")
     name = name.collate("C" if session.get_bind().dialect.name == "postgresql" else "BINARY")
-    fresh_q = (select(Person.id, Person.last_name, PathModel.next_due_on).join(PathModel, _current_open_path())
-               .where(*scope, valid).order_by(PathModel.next_due_on.asc().nulls_last(), name, Person.id))
+    rows_q = (select(Person.id, Person.last_name, PathModel.next_due_on, stale_first.label("valid"),
+                     func.count().over().label("total"), func.sum(1 - stale_first).over().label("stale"))
+              .join(PathModel, _current_open_path()).where(*scope)
+              .order_by(stale_first, PathModel.next_due_on.asc().nulls_last(), name, Person.id))
     if limit is not None:
-        fresh_q = fresh_q.limit(offset + limit)
-        count = len(stale) + session.scalar(select(func.count()).select_from(people.where(valid).subquery()))
-    fresh = [(_my_people_key(_iso(r.next_due_on), r.last_name, r.id), r.id) for r in session.execute(fresh_q)]
-    merged = sorted(fresh + stale)  # both sorted: a merge of the two
-    if limit is None:
-        count = len(merged)
-        page_ids = [pid for _key, pid in merged[offset:]]
-    else:
-        page_ids = [pid for _key, pid in merged[offset:offset + limit]]
+        rows_q = rows_q.limit(offset + limit + STALE_ALLOWANCE)
+    found = session.execute(rows_q).all()
+    count = found[0].total if found else 0
+    stale_count = int(found[0].stale or 0) if found else 0
+    fresh = [(_my_people_key(_iso(r.next_due_on), r.last_name, r.id), r.id) for r in found if r.valid]
+    stale_ids = [r.id for r in found if not r.valid]
+    if limit is not None and stale_count > STALE_ALLOWANCE:
+        # more rows to compute than the allowance: the page's fresh rows may not all have come; read
+        # the rows to compute, then the page's fresh rows, apart
+        stale_ids = list(session.scalars(select(Person.id).join(PathModel, _current_open_path())
+                                         .where(*scope, ~valid)))
+        fresh_q = (select(Person.id, Person.last_name, PathModel.next_due_on).join(PathModel, _current_open_path())
+                   .where(*scope, valid).order_by(PathModel.next_due_on.asc().nulls_last(), name, Person.id)
+                   .limit(offset + limit))
+        fresh = [(_my_people_key(_iso(r.next_due_on), r.last_name, r.id), r.id) for r in session.execute(fresh_q)]
+    names = {r.id: r.last_name for r in found}
+    if any(i not in names for i in stale_ids):
+        names.update((i, p.last_name) for i, p in _names(session, stale_ids).items())
+    stale = [(_my_people_key(d["next_due_on"], names[pid], pid), pid)
+             for pid, d in _due_dates(session, stale_ids, as_of).items()]
+    merged = sorted(fresh + stale)
+    end = None if limit is None else offset + limit
+    page_ids = [pid for _key, pid in merged[offset:end]]
     due = _due_dates(session, page_ids, as_of)
     persons = _names(session, page_ids)
     return count, [_listed(persons[i], **due[i]) for i in page_ids]

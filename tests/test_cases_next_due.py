@@ -112,8 +112,10 @@ def _caseload(session):
     return people
 
 
+@pytest.mark.parametrize("allowance", [200, 1])  # 1: more rows to compute than one query brings
 @pytest.mark.parametrize("as_of", [D(2026, 11, 10), TODAY, D(2026, 11, 26), D(2027, 2, 1)])
-def test_my_people_pages_equal_the_python_sort(session, today, as_of):
+def test_my_people_pages_equal_the_python_sort(session, today, as_of, allowance, monkeypatch):
+    monkeypatch.setattr(followup, "STALE_ALLOWANCE", allowance)
     people = _caseload(session)
     # some rows never computed, one computed for a later day: the list computes them again
     session.execute(update(Path).where(Path.person_id.in_([people[1].id, people[4].id]))

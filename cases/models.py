@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.db import Base, utcnow
+from referents.text import pg_folded
 
 OPEN_RIGHT_STATES = ("2", "3", "4")
 SDD_ROLES = ("DEM", "CJT")
@@ -126,6 +127,11 @@ class Person(Base):
 for _column in ("last_name", "birth_name", "first_name"):
     Index(f"ix_person_lower_{_column}", func.lower(getattr(Person, _column)).label(f"lower_{_column}"),
           postgresql_ops={f"lower_{_column}": "text_pattern_ops"})
+    # PostgreSQL: the same on the folded name (accents aside, referents.text.pg_folded), so that the
+    # whole word typed narrows the index range ("martinon%"), not its letters up to the first one that
+    # has accented forms ("ma%": thousands of rows fetched to keep a few dozen).
+    Index(f"ix_person_folded_{_column}", pg_folded(getattr(Person, _column)).label(f"folded_{_column}"),
+          postgresql_ops={f"folded_{_column}": "text_pattern_ops"}).ddl_if(dialect="postgresql")
 
 
 class Activity(Base):

@@ -315,6 +315,7 @@ def add_breach(person_id):
 # --------------------------------------------------------------------------- follow-up lists
 
 SHOWN_ROWS = 500  # rows of a follow-up list shown on the page (the count says how many in all)
+PAGE_ROWS = 100  # "my people": one page of the caseload, in due-date order (paged in SQL)
 
 
 @bp.get("/suivi")
@@ -330,9 +331,12 @@ def follow_up():
     mine = scope != "sector" and user.structure_id is not None and user.role in FOLLOWERS
     as_of = clock.today()
     s = db()
+    page, offset = 1, 0
     if name == "my-people":  # sorted and paged in SQL (the due date stored on the path)
+        page = max(1, request.args.get("page", 1, type=int) or 1)
+        offset = (page - 1) * PAGE_ROWS
         count, rows = service.my_people_page(s, user, as_of, structure_id=user.structure_id if mine else None,
-                                             limit=SHOWN_ROWS)
+                                             offset=offset, limit=PAGE_ROWS)
     else:
         rows = service.LISTS[name](s, user, as_of)
         if mine:
@@ -346,5 +350,6 @@ def follow_up():
     recent = corrections.recent_exits(s, user.structure_id, as_of) if user.structure_id and user.role in FOLLOWERS \
         else []
     return render_template("cases/follow_up.html", rows=rows[:SHOWN_ROWS], count=count, name=name, titles=LIST_TITLES,
+                           page=page, offset=offset, page_rows=PAGE_ROWS,
                            mine=mine, can_choose=can_choose, scope=scope, as_of=as_of, recent_exits=recent,
                            correction_days=corrections.CORRECTION_DAYS)

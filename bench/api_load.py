@@ -72,9 +72,9 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _prepare(rt, backend: str, n: int) -> dict:
     """Schema, reference data, population, three users with tokens, persons in the MDS user's scope."""
+    from cases.service import refresh_next_due
     from orientation.models import Orientation
     from referents.models import Structure
-    from cases.service import refresh_next_due
     from referents.service import create_user, issue_token
 
     by_kind, counts, load_s = population.create(rt, backend, n)

@@ -177,3 +177,32 @@ def test_the_reconciliation_is_a_nightly_job(rt, today):
 
     job = next(j for j in jobs.JOBS if j.id == "cases.refresh_next_due")
     assert job.func(rt, TODAY) == {"paths_changed": 0}
+
+
+def test_the_follow_up_page_pages_my_people_in_due_date_order(rt, client, make_user, monkeypatch):
+    """The page shows one page of the caseload at a time, in the list's order, with links to the others."""
+    import re
+
+    from cases import pages
+    from tests.test_screens import HTML, PASSWORD, _login
+
+    monkeypatch.setattr(pages, "PAGE_ROWS", 2)
+    with rt.session() as s:
+        for name in ("TROIS", "UN", "DEUX", "AUCUN"):
+            p = make_person(s, commune="31395", postal_code="31600", last_name=name, clock_start=D(2026, 9, 1))
+            if name != "AUCUN":  # contracts due on the 1st, 2nd and 3rd of November
+                day = D(2026, 10, {"UN": 1, "DEUX": 2, "TROIS": 3}[name])
+                orient(s, p, "MDS-MURET", "mds", day, notified_on=day)
+        s.commit()
+        expected = [r["last_name"] for r in cs.my_people(s, user_of(s, "mds_worker", "MDS-MURET"), clock.today(),
+                                                         structure_id=user_of(s, "mds_worker", "MDS-MURET").structure_id)]
+    assert expected == ["UN", "DEUX", "TROIS"]
+    user, _ = make_user("mds_worker", structure_code="MDS-MURET", password=PASSWORD)
+    _login(client, user)
+    shown = []
+    for page in (1, 2):
+        html = client.get(f"/suivi?page={page}", headers=HTML).get_data(as_text=True)
+        assert "3 personnes" in html
+        shown += re.findall(r'<th scope="row"><a href="/personnes/\d+">([^<]+)</a>', html)
+        assert ('rel="next"' in html) == (page == 1) and ('rel="prev"' in html) == (page == 2)
+    assert shown == expected

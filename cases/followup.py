@@ -405,7 +405,13 @@ def overdue_contracts(session: Session, user: User, as_of: dt.date) -> list[dict
                            | exists(select(PathModel.id).where(PathModel.person_id == Person.id,
                                                                PathModel.closed_on.is_(None),
                                                                PathModel.opening_reason == "reopening")))
-    ids = _scoped_open_ids(session, user, oriented_or_pending)
+    # A contract overdue on as_of makes the next due date earlier than as_of: only the persons whose
+    # stored due date is before as_of, or does not hold for as_of, can be in the list.
+    from sqlalchemy import or_
+
+    maybe_late = exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None),
+                                                   or_(~stored_due_is_valid(as_of), PathModel.next_due_on < as_of)))
+    ids = _scoped_open_ids(session, user, oriented_or_pending & maybe_late)
     due = _due_dates(session, ids, as_of)
     persons = _names(session, ids)
     rows = [_listed(persons[i], contract_due_on=due[i]["contract_due_on"],

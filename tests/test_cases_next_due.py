@@ -130,6 +130,10 @@ def test_my_people_pages_equal_the_python_sort(session, today, as_of, allowance,
         expected = _reference(session, user, as_of, structure_id)
         assert len(expected) >= 6
         assert followup.my_people(session, user, as_of, structure_id=structure_id) == expected
+        late = [r for r in expected if r["contract_overdue"]]
+        assert late or as_of < D(2026, 11, 1)
+        assert structure_id is not None or [(r["person_id"], r["contract_due_on"]) for r in followup.overdue_contracts(session, user, as_of)] \
+            == sorted(((r["person_id"], r["contract_due_on"]) for r in late), key=lambda x: (x[1], x[0]))
         for offset, limit in ((0, 3), (3, 3), (6, 4), (9, 5), (10, 100), (20, 5)):
             count, page = cs.my_people_page(session, user, as_of, structure_id=structure_id, offset=offset,
                                             limit=limit)

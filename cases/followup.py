@@ -409,6 +409,7 @@ def overdue_contracts(session: Session, user: User, as_of: dt.date) -> list[dict
     # stored due date is before as_of, or does not hold for as_of, can be in the list.
     from sqlalchemy import or_
 
+    apply_pending_due(session)  # this session's own writes first
     maybe_late = exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None),
                                                    or_(~stored_due_is_valid(as_of), PathModel.next_due_on < as_of)))
     ids = _scoped_open_ids(session, user, oriented_or_pending & maybe_late)

@@ -148,6 +148,9 @@ def test_my_people_reads_the_uncommitted_writes_of_its_session(session, today):
     mds = user_of(session, "mds_worker", "MDS-MURET")
     assert [r["person_id"] for r in cs.my_people_page(session, mds, TODAY, limit=1)[1]] == [q.id]
     assert stored(session, q.id).next_due == "appointment"
+    session.commit()
+    orient(session, p, "MDS-MURET", "mds", D(2026, 10, 1), notified_on=D(2026, 10, 1))  # not committed
+    assert [r["person_id"] for r in cs.overdue_contracts(session, mds, TODAY)] == [p.id]
 
 
 def test_the_nightly_reconciliation_repairs_wrong_stored_values(session, today, rt):

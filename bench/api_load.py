@@ -4,12 +4,15 @@ trickle of writes (one of the clients is a dashboard asking for the delay report
 again). Reports throughput, p50/p95/p99 latency per endpoint and overall, and errors.
 
 Two scenarios: "20 users" — 20 people at work, each pausing 0.5–1.5 s on a screen between clicks
-(the p95 < 100 ms target applies there); "saturation" — the same clients with no pause, which
-measures the machine's capacity (throughput; latency there is queueing, no target).
+(the targets apply there: agents' requests, the worker pages included, p95 < 50 ms; the worker
+pages on their own p95 < 100 ms; dashboards p95 < 1 s; no error); "saturation" — the same clients
+with no pause, which measures the machine's capacity (throughput; latency there is queueing, no
+target).
 
 Bounded: a fixed duration and a cap on requests per client; the server is our own subprocess,
 bound to 127.0.0.1 on a free port, terminated at the end. PostgreSQL only (production): without a
-server the benchmark prints a note and returns no rows. `--quick`: 20,000 persons, 10 s.
+server the benchmark prints a note and returns no rows. `--quick`: 20,000 persons, 10 s;
+RSA_BENCH_PERSONS=200000 sets another size for a full run (development at 100k–200k).
 """
 
 from __future__ import annotations
@@ -35,7 +38,11 @@ from config.settings import Settings
 
 CLIENTS = 20
 MAX_REQUESTS_PER_CLIENT = 50_000
-P95_TARGET_MS = 100.0
+# Targets (issue 21 item 5, issue 18), p95 with 20 users at work: agents' interactive requests (the
+# worker pages included) under 50 ms, the worker pages on their own under 100 ms, dashboards under 1 s.
+AGENTS_P95_MS = 50.0
+PAGES_P95_MS = 100.0
+DASHBOARD_P95_MS = 1000.0
 # (endpoint label, weight) of the agents' clients: reads dominate, writes are a trickle (~2 %).
 MIX = (("search", 30), ("my-people", 15), ("timeline", 30), ("detail", 20), ("appointment POST", 2),
        # the workers' pages (issue 18): the same reads rendered as HTML
@@ -65,6 +72,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _prepare(rt, backend: str, n: int) -> dict:
     """Schema, reference data, population, three users with tokens, persons in the MDS user's scope."""
+    from cases.service import refresh_next_due
     from orientation.models import Orientation
     from referents.models import Structure
     from referents.service import create_user, issue_token
@@ -84,6 +92,13 @@ def _prepare(rt, backend: str, n: int) -> dict:
             .order_by(Orientation.id).limit(min(PROVIDER_CASELOAD, max(n // 10, 1)))
         s.execute(update(Orientation).where(Orientation.id.in_(chosen.scalar_subquery()))
                   .values(structure_id=provider_id))
+        s.commit()
+        # The nightly job's back-fill of the due dates stored on the paths (the population is written
+        # with COPY, round the session hooks), for the day of the test.
+        t0 = time.perf_counter()
+        refresh_next_due(s, population.AS_OF)
+        s.commit()
+        due_s = time.perf_counter() - t0
         code = {sid: c for sid, c in s.execute(select(Structure.id, Structure.code))}
         manager = create_user(s, "charge.bench@cd31.test", "manager", display_name="Manager bench")
         worker = create_user(s, "mds.bench@cd31.test", "mds_worker", structure_code=code[mds_id],
@@ -98,14 +113,17 @@ def _prepare(rt, backend: str, n: int) -> dict:
     n_mds = len(by_kind["mds"])
     in_scope = [i for i in range(n_mds, n + 1, n_mds)][:20_000]
     return {"tokens": tokens, "in_scope": in_scope, "mds_code": code[mds_id], "mds_id": mds_id,
-            "load_s": load_s, "counts": counts}
+            "load_s": load_s, "counts": counts, "due_s": due_s}
 
 
 def _start_server(url: str, port: int, log: Path) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("rsa")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from config.cli import main; main()"]
+    # The server's day is the population's (pages and write checks read the one clock): the day the
+    # nightly jobs ran for, as on a Monday morning.
     env = dict(os.environ, RSA_DATABASE_URL=url, RSA_SECRET_KEY="bench-secret-" + os.urandom(8).hex(),
-               RSA_SCHEDULER_ENABLED="0", RSA_LOG_LEVEL="WARNING")
+               RSA_SCHEDULER_ENABLED="0", RSA_LOG_LEVEL="WARNING",
+               RSA_FROZEN_NOW=dt.datetime.combine(population.AS_OF, dt.time(9, 0)).isoformat())
     out = log.open("wb")
     return subprocess.Popen(cmd + ["serve", "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "4"],
                             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(Path(__file__).parent.parent))
@@ -213,9 +231,22 @@ def _drive(base: str, data: dict, seconds: float, clients: int = CLIENTS,
     return results, time.perf_counter() - t0
 
 
-def _rows(results: list, elapsed: float, n: int, quick: bool, scenario: str, targets: bool) -> list[Row]:
-    """targets: whether the p95 target applies (20 people at work), or this is a capacity run."""
-    quick = quick or not targets
+CLASSES = (  # (class, its labels, p95 target in ms)
+    ("agents (all but dashboards)", lambda label: label != "report", AGENTS_P95_MS),
+    ("worker pages", lambda label: label.startswith("page: "), PAGES_P95_MS),
+    ("dashboard", lambda label: label == "report", DASHBOARD_P95_MS),
+)
+
+
+def _target_of(label: str) -> float:
+    return DASHBOARD_P95_MS if label == "report" else AGENTS_P95_MS
+
+
+def _rows(results: list, elapsed: float, n: int, quick: bool, scenario: str, targets: bool,
+          alone: dict[str, float] | None = None) -> list[Row]:
+    """targets: whether the p95 targets apply (20 people at work), or this is a capacity run.
+    alone: p50 of each endpoint with one client alone (the reference of its p95 under load)."""
+    judge = targets and not quick
     rows: list[Row] = []
     by_label: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
@@ -229,24 +260,26 @@ def _rows(results: list, elapsed: float, n: int, quick: bool, scenario: str, tar
     total_errors = sum(errors.values())
     tag = f"{n:,} persons"
     rows.append(Row("api_load", "postgresql", f"[{scenario}] throughput, {CLIENTS} clients ({tag}, "
-                    f"{REPORT_CLIENTS} on reports)", len(results) / elapsed, "req/s"))
-    for q in (50, 95, 99):
-        p = _percentile(everything, q)
-        rows.append(Row("api_load", "postgresql", f"[{scenario}] all requests p{q}", p, "ms",
-                        f"< {P95_TARGET_MS:g} ms" if q == 95 else "",
-                        (p < P95_TARGET_MS if not quick else None) if q == 95 else None))
-    agents = [ms for label, ms, _, _ in results if label != "report"]
-    p95 = _percentile(agents, 95)
-    rows.append(Row("api_load", "postgresql", f"[{scenario}] agents' requests (all but reports) p95", p95, "ms",
-                    f"< {P95_TARGET_MS:g} ms", p95 < P95_TARGET_MS if not quick else None))
+                    f"{REPORT_CLIENTS} on dashboards)", len(results) / elapsed, "req/s"))
+    rows.append(Row("api_load", "postgresql", f"[{scenario}] all requests p95", _percentile(everything, 95), "ms",
+                    reference=f"p50 {_percentile(everything, 50):.0f} ms, p99 {_percentile(everything, 99):.0f} ms"))
+    for name, member, target in CLASSES:
+        values = [ms for label, ms, _, _ in results if member(label)]
+        p95 = _percentile(values, 95)
+        rows.append(Row("api_load", "postgresql", f"[{scenario}] {name} p95 (n={len(values)})", p95, "ms",
+                        f"< {target:g} ms" if targets else "", (p95 < target) if judge and values else None,
+                        f"p50 {_percentile(values, 50):.0f} ms"))
     rows.append(Row("api_load", "postgresql", f"[{scenario}] errors / {len(results):,} requests", total_errors, "",
                     "0", total_errors == 0))
     for label in LABELS:
         values = by_label.get(label, [])
         p50, p95, p99 = (_percentile(values, q) for q in (50, 95, 99))
-        rows.append(Row("api_load", "postgresql", f"[{scenario}] {label}: n={len(values)} p50 {p50:.0f} / p99 {p99:.0f} ms"
+        target = _target_of(label)
+        reference = f"p50 {p50:.0f} ms" + (f", alone p50 {alone[label]:.0f} ms" if alone and label in alone else "")
+        rows.append(Row("api_load", "postgresql", f"[{scenario}] {label}: n={len(values)} p99 {p99:.0f} ms"
                         + (f", errors {errors[label]} {sorted(map(str, statuses[label]))}" if errors[label] else ""),
-                        p95, "ms p95", f"< {P95_TARGET_MS:g}", (p95 < P95_TARGET_MS) if values and not quick else None))
+                        p95, "ms p95", f"< {target:g}" if targets else "", (p95 < target) if judge and values else None,
+                        reference))
     return rows
 
 
@@ -254,7 +287,7 @@ def run(ctx: BenchContext) -> list[Row]:
     if "postgresql" not in ctx.backends:
         print("  api_load: no PostgreSQL server available: load test skipped (it runs on PostgreSQL only)")
         return []
-    n, seconds = (20_000, 10.0) if ctx.quick else (1_000_000, 60.0)
+    n, seconds = (20_000, 10.0) if ctx.quick else (int(os.environ.get("RSA_BENCH_PERSONS", 1_000_000)), 60.0)
     url, cleanup = ctx.fresh_database("postgresql")
     rt = build_runtime(Settings.from_env(env={}).with_(database_url=url))
     proc = None
@@ -262,7 +295,9 @@ def run(ctx: BenchContext) -> list[Row]:
         data = _prepare(rt, "postgresql", n)
         rows = [Row("api_load", "postgresql", f"generate+load {n:,} persons with history "
                     f"({data['counts']['case_event']:,} events, {data['counts']['appointment']:,} appointments)",
-                    data["load_s"], "s")]
+                    data["load_s"], "s"),
+                Row("api_load", "postgresql", f"back-fill of the due dates stored on {n:,} paths (nightly job "
+                    "cases.refresh_next_due)", data["due_s"], "s")]
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         log = ctx.workdir / "api_load-server.log"
@@ -271,15 +306,12 @@ def run(ctx: BenchContext) -> list[Row]:
         _drive(base, data, 2.0 if ctx.quick else 5.0)  # warm-up: every worker connected, plans cached
         # One agent alone first: the service time of each endpoint, without queueing.
         alone, _ = _drive(base, data, seconds / 4, clients=1, first_seed=REPORT_CLIENTS)
-        for label in LABELS:
-            values = [ms for lab, ms, _, _ in alone if lab == label]
-            if values:
-                rows.append(Row("api_load", "postgresql", f"1 client alone: {label} (n={len(values)}) p50",
-                                _percentile(values, 50), "ms"))
-        # 20 people at work: each reads the screen 0.5–1.5 s before the next click. The p95 target
-        # is about them.
+        alone_p50 = {label: _percentile([ms for lab, ms, _, _ in alone if lab == label], 50)
+                     for label in LABELS if any(lab == label for lab, *_ in alone)}
+        # 20 people at work: each reads the screen 0.5–1.5 s before the next click. The p95 targets
+        # are about them.
         results, elapsed = _drive(base, data, seconds, think=THINK_S)
-        rows += _rows(results, elapsed, n, ctx.quick, "20 users", targets=True)
+        rows += _rows(results, elapsed, n, ctx.quick, "20 users", targets=True, alone=alone_p50)
         # Capacity: the same 20 clients with no pause at all (closed loop): throughput of the
         # machine; latency there is queueing (Little's law), reported without a target.
         results, elapsed = _drive(base, data, seconds / 2)

@@ -426,11 +426,15 @@ def working_list(args, name):
             kwargs["within_days"] = args["days"]
         elif name == "without-appointment":
             kwargs["days"] = args["days"]
-    items = func(db(), current_user(), as_of, **kwargs)
-    page = items[args["offset"]:args["offset"] + args["limit"]]
-    audit("list", None, {"list": name, "count": len(items), "offset": args["offset"], "returned": len(page)})
+    if name == "my-people":  # sorted and paged in SQL (the due date stored on the path)
+        count, page = service.my_people_page(db(), current_user(), as_of, offset=args["offset"],
+                                             limit=args["limit"])
+    else:
+        items = func(db(), current_user(), as_of, **kwargs)
+        count, page = len(items), items[args["offset"]:args["offset"] + args["limit"]]
+    audit("list", None, {"list": name, "count": count, "offset": args["offset"], "returned": len(page)})
     db().commit()
-    return {"name": name, "as_of": as_of.isoformat(), "count": len(items), "limit": args["limit"],
+    return {"name": name, "as_of": as_of.isoformat(), "count": count, "limit": args["limit"],
             "offset": args["offset"], "items": page}
 
 

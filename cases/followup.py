@@ -141,6 +141,224 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[
     return result
 
 
+# --------------------------------------------------------------------------- the stored next due date
+# Path.next_due_on / next_due / next_due_as_of: _due_dates' next_due_on and next_due, stored on the
+# person's open paths so that "my people" sorts and pages in SQL. _due_dates stays the one definition:
+# the stored value is its result for the day next_due_as_of. Only two of its terms depend on the day
+# (the next planned appointment from that day, the end of a suspension still running): as the day
+# moves on they can only drop out, so the value computed for day C is the value for any later day A
+# unless the term it names (an appointment, a suspension end) is before A. Rows failing that test, or
+# computed for a later day than A, or never computed, are computed again by _due_dates on the fly.
+
+TIME_BOUND_DUES = ("appointment", "suspension_end")  # the terms of next_due that expire with the day
+DUE_PENDING = "cases.next_due_pending"  # session.info key: persons whose stored due date must be rewritten
+
+# model class → how to read the person of an instance (None: not one that moves a due date).
+# cases registers its own tables below; orientation/receivers.py registers the orientations, their
+# notices and the outbox messages of those notices (the contract's month runs from the notice).
+DUE_INPUTS: dict[type, object] = {}
+
+
+def register_due_input(model, person_of=None) -> None:
+    """Writes (insert, update, delete) of `model` instances move the due date of their person."""
+    DUE_INPUTS[model] = person_of or (lambda obj: obj.person_id)
+
+
+def touch_due(session: Session, person_ids) -> None:
+    """These persons' stored due dates are to be rewritten before the transaction commits (writers
+    that go round the ORM unit of work: bulk UPDATE/INSERT statements)."""
+    session.info.setdefault(DUE_PENDING, set()).update(int(p) for p in person_ids if p is not None)
+
+
+def _collect(session: Session, objects) -> None:
+    if not DUE_INPUTS:
+        return
+    found = set()
+    for obj in objects:
+        person_of = DUE_INPUTS.get(type(obj))
+        if person_of is not None:
+            found.add(person_of(obj))
+    found.discard(None)
+    if found:
+        touch_due(session, found)
+
+
+def _before_flush(session, _context, _instances) -> None:
+    # Changed and deleted rows: read now, while a deleted row can still be loaded.
+    _collect(session, [*session.dirty, *session.deleted])
+
+
+def _after_flush(session, _context) -> None:
+    # New rows: their person_id is set once flushed (it may come from a relationship).
+    _collect(session, session.new)
+
+
+def _before_commit(session) -> None:
+    if session.info.get(DUE_PENDING) or (DUE_INPUTS and any(
+            type(obj) in DUE_INPUTS for obj in (*session.new, *session.dirty, *session.deleted))):
+        apply_pending_due(session)  # flushes first: the writes not flushed yet count too
+
+
+def apply_pending_due(session: Session, as_of: dt.date | None = None) -> int:
+    """Rewrite the stored due dates of the persons this session's writes touched (flushing first).
+    Called before every commit, and by the lists before they read the stored values."""
+    session.flush()
+    pending = session.info.pop(DUE_PENDING, None)
+    if not pending:
+        return 0
+    if as_of is None:
+        from config import clock
+
+        as_of = clock.today()
+    return store_next_due(session, sorted(pending), as_of)
+
+
+def _install_hooks() -> None:
+    from sqlalchemy import event
+
+    for name, fn in (("before_flush", _before_flush), ("after_flush", _after_flush),
+                     ("before_commit", _before_commit)):
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
+    for model in (PathModel, Appointment, Contract, Review, Sanction):
+        register_due_input(model)
+
+
+def store_next_due(session: Session, person_ids, as_of: dt.date, *, only_changed: bool = False) -> int:
+    """Write _due_dates(as_of)'s next due date on these persons' open paths (NULL on their closed
+    ones). only_changed (the nightly reconciliation): leave a row whose date and kind are already
+    right with the day it was computed for (the same data gives the same value for the days in
+    between). Returns the number of paths rewritten."""
+    from sqlalchemy import update
+
+    changed = 0
+    for chunk in _chunks(sorted(set(person_ids))):
+        due = _due_dates(session, chunk, as_of)
+        updates = []
+        for r in session.execute(select(PathModel.id, PathModel.person_id, PathModel.closed_on, PathModel.next_due_on,
+                                        PathModel.next_due, PathModel.next_due_as_of)
+                                 .where(_among(session, PathModel.person_id, chunk))):
+            if r.closed_on is None:
+                d = due[r.person_id]
+                on = dt.date.fromisoformat(d["next_due_on"]) if d["next_due_on"] else None
+                want = (on, d["next_due"], as_of)
+            else:
+                want = (None, None, None)
+            have = (r.next_due_on, r.next_due, r.next_due_as_of)
+            if have == want or (only_changed and have[:2] == want[:2] and have[2] is not None
+                                and want[2] is not None and have[2] <= want[2]):
+                continue
+            updates.append({"id": r.id, "next_due_on": want[0], "next_due": want[1], "next_due_as_of": want[2]})
+        if updates:
+            session.execute(update(PathModel), updates)
+            changed += len(updates)
+    return changed
+
+
+def refresh_next_due(session: Session, as_of: dt.date, *, chunk: int = 20_000) -> int:
+    """The nightly reconciliation (and back-fill) of the stored due dates of every person with a path:
+    rewrites the rows whose value for as_of differs (writes that went round the hooks, appointments
+    and suspensions whose day passed), clears closed paths. Returns the number of paths rewritten."""
+    changed = 0
+    last = 0
+    while True:
+        ids = list(session.scalars(select(PathModel.person_id).distinct().where(PathModel.person_id > last)
+                                   .order_by(PathModel.person_id).limit(chunk)))
+        if not ids:
+            return changed
+        changed += store_next_due(session, ids, as_of, only_changed=True)
+        last = ids[-1]
+
+
+def stored_due_is_valid(as_of: dt.date):
+    """SQL condition on PathModel: its stored due date is _due_dates' for as_of."""
+    from sqlalchemy import or_
+
+    return (PathModel.next_due_as_of.is_not(None) & (PathModel.next_due_as_of <= as_of)
+            & or_(PathModel.next_due_on.is_(None), PathModel.next_due_on >= as_of,
+                  PathModel.next_due.not_in(TIME_BOUND_DUES)))
+
+
+def _current_open_path():
+    """Join condition Person → their current open path (the most recent when several are open, as
+    _due_dates and paths.open_path read it): one row per person on an open path."""
+    from sqlalchemy import and_, or_
+    from sqlalchemy.orm import aliased
+
+    later = aliased(PathModel)
+    return and_(PathModel.person_id == Person.id, PathModel.closed_on.is_(None),
+                ~exists(select(later.id).where(
+                    later.person_id == PathModel.person_id, later.closed_on.is_(None),
+                    or_(later.clock_start > PathModel.clock_start,
+                        and_(later.clock_start == PathModel.clock_start, later.id > PathModel.id)))))
+
+
+def _mine(structure_id: int | None):
+    if structure_id is None:
+        return None
+    o = orientations().rows.subquery().c
+    return exists(select(o.id).where(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED,
+                                     o.structure_id == structure_id))
+
+
+def _my_people_key(next_due_on, last_name, person_id) -> tuple:
+    """The order of "my people": soonest due date first (none last), then name, then id."""
+    return (next_due_on is None, next_due_on or "", last_name or "", person_id)
+
+
+STALE_ALLOWANCE = 200  # rows whose stored due date does not hold that one query fetches besides the page
+
+
+def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id: int | None = None,
+                   offset: int = 0, limit: int | None = None) -> tuple[int, list[dict]]:
+    """(count, rows[offset:offset + limit]) of my_people, sorted and paged in SQL on the stored due
+    date; the rows whose stored value does not hold for as_of (stored_due_is_valid) are computed by
+    _due_dates and merged in. One scoped query: the rows to compute first, then the page's rows in
+    order, with the counts of both as window aggregates; a second one only when more than
+    STALE_ALLOWANCE rows are to be computed (after a day without the nightly job)."""
+    from sqlalchemy import case, literal
+
+    apply_pending_due(session)
+    scope = [person_scope(user)]
+    if (mine := _mine(structure_id)) is not None and not (user.role == "provider" and structure_id == user.structure_id):
+        scope.append(mine)  # a provider's scope already is "oriented to my structure"
+    valid = stored_due_is_valid(as_of)
+    stale_first = case((valid, literal(1)), else_=literal(0))
+    name = func.coalesce(Person.last_name, "")
+    name = name.collate("C" if session.get_bind().dialect.name == "postgresql" else "BINARY")
+    rows_q = (select(Person.id, Person.last_name, PathModel.next_due_on, stale_first.label("valid"),
+                     func.count().over().label("total"), func.sum(1 - stale_first).over().label("stale"))
+              .join(PathModel, _current_open_path()).where(*scope)
+              .order_by(stale_first, PathModel.next_due_on.asc().nulls_last(), name, Person.id))
+    if limit is not None:
+        rows_q = rows_q.limit(offset + limit + STALE_ALLOWANCE)
+    found = session.execute(rows_q).all()
+    count = found[0].total if found else 0
+    stale_count = int(found[0].stale or 0) if found else 0
+    fresh = [(_my_people_key(_iso(r.next_due_on), r.last_name, r.id), r.id) for r in found if r.valid]
+    stale_ids = [r.id for r in found if not r.valid]
+    if limit is not None and stale_count > STALE_ALLOWANCE:
+        # more rows to compute than the allowance: the page's fresh rows may not all have come; read
+        # the rows to compute, then the page's fresh rows, apart
+        stale_ids = list(session.scalars(select(Person.id).join(PathModel, _current_open_path())
+                                         .where(*scope, ~valid)))
+        fresh_q = (select(Person.id, Person.last_name, PathModel.next_due_on).join(PathModel, _current_open_path())
+                   .where(*scope, valid).order_by(PathModel.next_due_on.asc().nulls_last(), name, Person.id)
+                   .limit(offset + limit))
+        fresh = [(_my_people_key(_iso(r.next_due_on), r.last_name, r.id), r.id) for r in session.execute(fresh_q)]
+    names = {r.id: r.last_name for r in found}
+    if any(i not in names for i in stale_ids):
+        names.update((i, p.last_name) for i, p in _names(session, stale_ids).items())
+    stale = [(_my_people_key(d["next_due_on"], names[pid], pid), pid)
+             for pid, d in _due_dates(session, stale_ids, as_of).items()]
+    merged = sorted(fresh + stale)
+    end = None if limit is None else offset + limit
+    page_ids = [pid for _key, pid in merged[offset:end]]
+    due = _due_dates(session, page_ids, as_of)
+    persons = _names(session, page_ids)
+    return count, [_listed(persons[i], **due[i]) for i in page_ids]
+
+
 def _scoped_open_ids(session: Session, user: User, extra=None) -> list[int]:
     query = (select(Person.id).where(person_scope(user))
              .where(exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None)))))
@@ -167,18 +385,15 @@ def _listed(person, **extra) -> dict:
 
 
 def my_people(session: Session, user: User, as_of: dt.date, *, structure_id: int | None = None) -> list[dict]:
-    """People of the user's scope on an open path, soonest due date first (none last)."""
-    extra = None
-    if structure_id is not None:
-        o = orientations().rows.subquery().c
-        extra = exists(select(o.id).where(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED,
-                                          o.structure_id == structure_id))
-    ids = _scoped_open_ids(session, user, extra)
-    due = _due_dates(session, ids, as_of)
-    persons = _names(session, ids)
-    rows = [_listed(persons[i], **due[i]) for i in ids]
-    rows.sort(key=lambda r: (r["next_due_on"] is None, r["next_due_on"] or "", r["last_name"] or "", r["person_id"]))
-    return rows
+    """People of the user's scope on an open path, soonest due date first (none last), then by name.
+    The whole list; my_people_page reads one page of it."""
+    return my_people_page(session, user, as_of, structure_id=structure_id)[1]
+
+
+def my_people_ids(session: Session, user: User, structure_id: int | None) -> set[int]:
+    """The persons of my_people (the user's scope, oriented to structure_id when given, on an open
+    path), without their due dates: the "mine" filter of the other lists."""
+    return set(_scoped_open_ids(session, user, _mine(structure_id)))
 
 
 def overdue_contracts(session: Session, user: User, as_of: dt.date) -> list[dict]:
@@ -190,7 +405,14 @@ def overdue_contracts(session: Session, user: User, as_of: dt.date) -> list[dict
                            | exists(select(PathModel.id).where(PathModel.person_id == Person.id,
                                                                PathModel.closed_on.is_(None),
                                                                PathModel.opening_reason == "reopening")))
-    ids = _scoped_open_ids(session, user, oriented_or_pending)
+    # A contract overdue on as_of makes the next due date earlier than as_of: only the persons whose
+    # stored due date is before as_of, or does not hold for as_of, can be in the list.
+    from sqlalchemy import or_
+
+    apply_pending_due(session)  # this session's own writes first
+    maybe_late = exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None),
+                                                   or_(~stored_due_is_valid(as_of), PathModel.next_due_on < as_of)))
+    ids = _scoped_open_ids(session, user, oriented_or_pending & maybe_late)
     due = _due_dates(session, ids, as_of)
     persons = _names(session, ids)
     rows = [_listed(persons[i], contract_due_on=due[i]["contract_due_on"],
@@ -317,3 +539,4 @@ def raise_daily_alerts(session: Session, as_of: dt.date) -> dict:
     return counts
 
 
+_install_hooks()

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from config.db import Base, utcnow
+from referents.text import pg_folded
 
 OPEN_RIGHT_STATES = ("2", "3", "4")
 SDD_ROLES = ("DEM", "CJT")
@@ -126,6 +127,11 @@ class Person(Base):
 for _column in ("last_name", "birth_name", "first_name"):
     Index(f"ix_person_lower_{_column}", func.lower(getattr(Person, _column)).label(f"lower_{_column}"),
           postgresql_ops={f"lower_{_column}": "text_pattern_ops"})
+    # PostgreSQL: the same on the folded name (accents aside, referents.text.pg_folded), so that the
+    # whole word typed narrows the index range ("martinon%"), not its letters up to the first one that
+    # has accented forms ("ma%": thousands of rows fetched to keep a few dozen).
+    Index(f"ix_person_folded_{_column}", pg_folded(getattr(Person, _column)).label(f"folded_{_column}"),
+          postgresql_ops={f"folded_{_column}": "text_pattern_ops"}).ddl_if(dialect="postgresql")
 
 
 class Activity(Base):
@@ -168,7 +174,8 @@ class Path(Base):
     Indicators are computed per path: delay = first validated orientation − clock start."""
 
     __tablename__ = "path"
-    __table_args__ = (Index("ix_path_person_open", "person_id", "closed_on"),)
+    __table_args__ = (Index("ix_path_person_open", "person_id", "closed_on"),
+                      Index("ix_path_next_due", "next_due_on"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"))
@@ -192,6 +199,16 @@ class Path(Base):
     # cases.service.sync_path_sectors (imports, sectorisation, nightly reconciliation).
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"))
     mds_id: Mapped[int | None] = mapped_column(ForeignKey("structure.id"))
+    # The person's next due date on an open path (cases.followup._due_dates: the soonest of the
+    # contract deadline, the review due, the next planned appointment, the end of a suspension) and
+    # which one it is, as computed for the day next_due_as_of, so that the "my people" lists sort and
+    # page in SQL. Written in the writer's transaction (cases.followup.store_next_due, from the session
+    # hooks there) and reconciled nightly (refresh_next_due); NULL on closed paths. A value is read
+    # only for as_of on or after next_due_as_of, and not when the appointment or suspension end it
+    # names has passed (followup.stored_due_is_valid): such rows are computed again on the fly.
+    next_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    next_due: Mapped[str | None] = mapped_column(String(20))  # contract | review | appointment | suspension_end
+    next_due_as_of: Mapped[dt.date | None] = mapped_column(Date)
 
     person: Mapped[Person] = relationship()
 

@@ -314,6 +314,10 @@ def add_breach(person_id):
 
 # --------------------------------------------------------------------------- follow-up lists
 
+SHOWN_ROWS = 500  # rows of a follow-up list shown on the page (the count says how many in all)
+PAGE_ROWS = 100  # "my people": one page of the caseload, in due-date order (paged in SQL)
+
+
 @bp.get("/suivi")
 @requires(*ALL)
 def follow_up():
@@ -327,20 +331,25 @@ def follow_up():
     mine = scope != "sector" and user.structure_id is not None and user.role in FOLLOWERS
     as_of = clock.today()
     s = db()
-    if mine and name == "my-people":
-        rows = service.my_people(s, user, as_of, structure_id=user.structure_id)
+    page, offset = 1, 0
+    if name == "my-people":  # sorted and paged in SQL (the due date stored on the path)
+        page = max(1, request.args.get("page", 1, type=int) or 1)
+        offset = (page - 1) * PAGE_ROWS
+        count, rows = service.my_people_page(s, user, as_of, structure_id=user.structure_id if mine else None,
+                                             offset=offset, limit=PAGE_ROWS)
     else:
         rows = service.LISTS[name](s, user, as_of)
-    if mine and name != "my-people":
-        own = service.my_people(s, user, as_of, structure_id=user.structure_id)
-        keep = {r["person_id"] for r in own}
-        rows = [r for r in rows if r["person_id"] in keep]
-    audit("list", None, {"list": name, "count": len(rows), "view": "pages.follow_up", "mine": mine})
+        if mine:
+            keep = service.my_people_ids(s, user, user.structure_id)
+            rows = [r for r in rows if r["person_id"] in keep]
+        count = len(rows)
+    audit("list", None, {"list": name, "count": count, "view": "pages.follow_up", "mine": mine})
     s.commit()
     from cases import corrections
 
     recent = corrections.recent_exits(s, user.structure_id, as_of) if user.structure_id and user.role in FOLLOWERS \
         else []
-    return render_template("cases/follow_up.html", rows=rows[:500], count=len(rows), name=name, titles=LIST_TITLES,
+    return render_template("cases/follow_up.html", rows=rows[:SHOWN_ROWS], count=count, name=name, titles=LIST_TITLES,
+                           page=page, offset=offset, page_rows=PAGE_ROWS,
                            mine=mine, can_choose=can_choose, scope=scope, as_of=as_of, recent_exits=recent,
                            correction_days=corrections.CORRECTION_DAYS)

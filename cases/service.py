@@ -48,9 +48,14 @@ from cases.followup import (
     add_months,
     appointments_to_update,
     my_people,
+    my_people_ids,
+    my_people_page,
     overdue_contracts,
     raise_daily_alerts,
+    refresh_next_due,
     reviews_due,
+    store_next_due,
+    touch_due,
     without_recent_appointment,
 )
 from cases.paths import (

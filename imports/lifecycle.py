@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cases.models import CaseEvent, Household, Person, StatusChange
 from cases.models import Path as CasePath
-from cases.service import record_exit
+from cases.service import record_exit, touch_due
 from config.db import utcnow
 from imports.flux import FlowHeader
 from imports.models import ImportBatch, RawRecord
@@ -63,6 +63,7 @@ def wind_down(session: Session, pairs: Iterable[tuple[int, int | None]], on: dt.
                             .values(status="ended", ended_on=on, end_reason=reason[:40]),
                             execution_options={"synchronize_session": False})
             counts["decisions_ended"] += len(rows)
+            touch_due(session, [r.person_id for r in rows])  # their contract deadline goes (cases.followup)
             for r in rows:
                 what = "Orientation" if r.status == "validated" else "Proposition d'orientation"
                 events.append(dict(person_id=r.person_id, path_id=r.path_id, occurred_on=on, source="flow",

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import BigInteger, Date, Integer, case, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from cases.followup import touch_due
 from cases.models import Path
 from cases.service import sync_path_sectors
 from orientation.models import Orientation
@@ -100,7 +101,12 @@ def mark_path_oriented(session: Session, path_ids: Iterable[int | None]) -> int:
     orientations of these paths, so a later validation never overwrites the first one. Returns the
     number of paths changed."""
     ids = [i for i in path_ids if i is not None]
-    return update_path_outcomes(session, ids) if ids else 0
+    if not ids:
+        return 0
+    # A validation starts the contract's month: the persons' stored due dates follow (cases.followup).
+    for k in range(0, len(ids), OUTCOME_CHUNK):
+        touch_due(session, session.scalars(select(Path.person_id).where(Path.id.in_(ids[k:k + OUTCOME_CHUNK]))))
+    return update_path_outcomes(session, ids)
 
 
 def refresh_path_outcomes(session: Session) -> int:

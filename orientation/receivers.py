@@ -95,3 +95,31 @@ def scrub_orientations(session, *, person_ids: list[int], files_root=None) -> in
     session.execute(update(ReorientationRequest).where(ReorientationRequest.person_id.in_(person_ids))
                     .values(reason="", decision_reason=None))
     return 0
+
+
+# ---- what moves a person's due date (cases.followup: the stored next due date) ---------------------
+
+def _person_of_notice(notice) -> int | None:
+    """A notice moves the contract's month of its orientation's person."""
+    from sqlalchemy.orm import object_session
+
+    session = object_session(notice)
+    if session is None or notice.orientation_id is None:
+        return None
+    return session.scalar(select(Orientation.person_id).where(Orientation.id == notice.orientation_id))
+
+
+def _person_of_message(message) -> int | None:
+    """Only the outbox messages of notices: the day one leaves starts the contract's month."""
+    return message.person_id if message.orientation_id is not None else None
+
+
+def _register_due_inputs() -> None:
+    from cases.followup import register_due_input
+
+    register_due_input(Orientation)
+    register_due_input(Notification, _person_of_notice)
+    register_due_input(Message, _person_of_message)
+
+
+_register_due_inputs()

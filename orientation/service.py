@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from cases.models import OPEN_RIGHT_STATES, SDD_ROLES, Alert, CaseEvent, Household, Path, Person
-from cases.service import add_event, raise_alert
+from cases.service import add_event, raise_alert, touch_due
 from orientation.assignment import Assigner, _channel
 from orientation.errors import OrientationError
 from orientation.facts import build_facts, chunks, snapshot
@@ -111,6 +111,7 @@ def end_closed(session: Session, as_of: dt.date) -> int:
                                data={"orientation_id": oid, "reason": reason}))
     if updates:
         session.execute(update(Orientation), updates)
+        touch_due(session, {pid for _oid, pid, *_rest in [*rows, *closed_right]})  # no current orientation left
     bulk_insert(session, CaseEvent, events)
     return len(updates)
 

@@ -31,7 +31,16 @@ def folded(session: Session, column):
         raw = session.connection().connection.dbapi_connection
         raw.create_function(SQLITE_FUNCTION, 1, lambda v: None if v is None else fold(v), deterministic=True)
         return getattr(func, SQLITE_FUNCTION)(column)
-    return func.lower(func.translate(column, ACCENTED, PLAIN))
+    return pg_folded(column)
+
+
+def pg_folded(column):
+    """fold(column) in PostgreSQL, with the two alphabets written as constants in the statement (not
+    bound parameters): the expression then is the one of the folded-name indexes (cases/models.py),
+    and a prepared statement's generic plan can still use them."""
+    from sqlalchemy import literal_column
+
+    return func.lower(func.translate(column, literal_column(f"'{ACCENTED}'"), literal_column(f"'{PLAIN}'")))
 
 
 # plain lower-case letter → itself and its accented forms (both cases: SQLite's lower() is ASCII-only)
@@ -59,6 +68,8 @@ def name_starts_with(session: Session, column, word: str):
     """SQL condition: the name starts with `word`, accents and case aside, index-friendly."""
     from sqlalchemy import or_
 
+    if session.get_bind().dialect.name == "postgresql":  # served by the folded-name index, whole word
+        return pg_folded(column).like(like_prefix(word), escape="\\")
     narrow = or_(*[func.lower(column).like(p, escape="\\") for p in index_prefixes(word)])
     return narrow & folded(session, column).like(like_prefix(word), escape="\\")
 

@@ -217,9 +217,10 @@ class PlanResult:
     shortfalls: dict = field(default_factory=dict)  # mds_id -> seats missing before deadlines
     alerts_raised: int = 0
     invitation_ids: list = field(default_factory=list)
+    invitation_of: dict = field(default_factory=dict)  # person id -> the invitation written for them
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "invitation_ids"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("invitation_ids", "invitation_of")}
         d["as_of"] = self.as_of.isoformat()
         d["shortfalls"] = {str(k): v for k, v in self.shortfalls.items()}
         return d
@@ -235,20 +236,25 @@ def _pick(seats: list[_Seat], earliest: dt.date, latest: dt.date | None) -> _Sea
     return None
 
 
-def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = None, person_ids=None) -> PlanResult:
+def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = None, person_ids=None,
+         in_given_order: bool = False) -> PlanResult:
     """Give every person to invite a seat: earliest session of their MDS with a free seat that leaves the
     notice period and is held by their deadline; else a neighbouring MDS of the same territory before
     the deadline; else the earliest session of their MDS (or territory) after the deadline. Persons who
     found no seat in their own MDS before their deadline are the MDS's capacity shortfall.
 
     Deterministic (persons by clock start then id; sessions by start then id) and idempotent (a person
-    with a pending invitation is not a candidate)."""
+    with a pending invitation is not a candidate). `in_given_order`: the persons of `person_ids` take
+    their seats in that order (a roll call's absents, in the order they were marked: replan)."""
     config = config or KiosqueConfig.from_env()
     result = PlanResult(as_of=as_of)
     cands = candidates(session, as_of, config, person_ids)
     result.candidates = len(cands)
     if not cands:
         return result
+    if in_given_order:
+        rank = {pid: i for i, pid in enumerate(person_ids)}  # a person given twice: their last place
+        cands.sort(key=lambda c: rank[c.person_id])
     first_day = as_of + dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
     booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
               .where(Invitation.status != InvitationStatus.CANCELLED).group_by(Invitation.session_id).subquery())
@@ -343,6 +349,7 @@ def _write_invitations(session: Session, as_of: dt.date, new: list, result: Plan
     events, messages = [], []
     for inv_id, (inv, c, kind) in zip(ids, new, strict=True):
         result.invitation_ids.append(inv_id)
+        result.invitation_of[c.person_id] = inv_id
         events.append({"person_id": c.person_id, "path_id": c.path_id, "occurred_on": as_of,
                        "kind": "kiosque.reinvited" if kind == "reinvitation" else "kiosque.invited",
                        "source": "kiosque", "author_id": None, "recorded_at": now,
@@ -391,13 +398,16 @@ def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
                       user_id: int | None = None, config: KiosqueConfig | None = None,
-                      now: dt.datetime | None = None, assigner=None) -> dict:
+                      now: dt.datetime | None = None, assigner=None, replans: list | None = None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
     MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
     only once the session has begun (`now`, default the clock); an excuse may come before.
 
     `assigner` (an orientation.assignment.Assigner) is reused for the decision instead of building one
-    (structures, loads, the whole sectorisation index): record_attendances passes one for a batch."""
+    (structures, loads, the whole sectorisation index): record_attendances passes one for a batch.
+    `replans` (a list): the re-invitation is left to the caller, which re-plans a whole roll call's
+    absent and excused persons at once with `replan` (one planning instead of one per person; same
+    seats, in the same order); out["reinvitation_ids"] is filled then."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
@@ -432,8 +442,45 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
         out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id, assigner).id
         return out
-    replanned = plan(session, on, config=config, person_ids=[inv.person_id])
-    out["reinvitation_ids"] = replanned.invitation_ids
+    out["reinvitation_ids"] = []
+    item = Replan(on, inv.person_id, out["reinvitation_ids"])
+    if replans is not None:
+        replans.append(item)
+    else:
+        replan(session, [item], config=config)
+    return out
+
+
+@dataclass(frozen=True)
+class Replan:
+    """A person to re-invite after a roll call (absent, excused), planned as of the session's day;
+    their new invitation id goes into `reinvitation_ids` (the roll call's answer for that line)."""
+    on: dt.date
+    person_id: int
+    reinvitation_ids: list
+
+
+def replan(session: Session, items: Iterable[Replan], *, config: KiosqueConfig | None = None) -> list[int]:
+    """Re-invite the absent and excused persons of a roll call: one planning per session day for all
+    of them (candidates and free seats read once), the persons taking their seats in the order they
+    were marked, exactly as one planning per person in that order would have given them. Returns the
+    new invitation ids."""
+    config = config or KiosqueConfig.from_env()
+    items = list(items)
+    out: list[int] = []
+    start = 0
+    while start < len(items):  # runs of the same day, in the given order
+        end = start
+        while end < len(items) and items[end].on == items[start].on:
+            end += 1
+        run = items[start:end]
+        result = plan(session, run[0].on, config=config, person_ids=[i.person_id for i in run], in_given_order=True)
+        last = {i.person_id: n for n, i in enumerate(run)}  # a person marked twice is re-invited on the last line
+        for n, i in enumerate(run):
+            if last[i.person_id] == n and i.person_id in result.invitation_of:
+                i.reinvitation_ids.append(result.invitation_of[i.person_id])
+        out.extend(result.invitation_ids)
+        start = end
     return out
 
 
@@ -461,8 +508,23 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
     config = config or KiosqueConfig.from_env()
     assigner = Assigner(session)
     assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
-    out = [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
-                             config=config, now=now, assigner=assigner) for m in marks]
+    replans: list[Replan] = []
+    gap = dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
+    out = []
+    for m in marks:
+        if replans:
+            # The re-invitations wait for the end of the batch unless this line could change what they
+            # would have found: another day's session, or (with no notice period) a session of the
+            # day that this line marks held, which a re-invitation could otherwise still have taken.
+            ks = get_invitation(session, m.invitation_id).session
+            on = replans[-1].on
+            if ks.starts_at.date() != on or (ks.status == SessionStatus.PLANNED
+                                              and ks.starts_at >= dt.datetime.combine(on + gap, dt.time())):
+                replan(session, replans, config=config)
+                replans = []
+        out.append(record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type,
+                                     user_id=user_id, config=config, now=now, assigner=assigner, replans=replans))
+    replan(session, replans, config=config)
     mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
     return out
 
@@ -593,5 +655,6 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
 __all__ = ["AttendanceMark", "KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats",
            "cancel_session", "channels_for", "create_session", "create_template", "ensure_default_templates",
            "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
-           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "session_invitations",
+           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "replan", "Replan",
+           "session_invitations",
            "update_session"]

@@ -30,7 +30,9 @@ from cases.aggregates import (
     positive_exit_rate,
 )
 from cases.appointments import (
+    AppointmentIn,
     record_appointment,
+    record_appointments,
     update_appointment_status,
 )
 from cases.contracts import (
@@ -54,8 +56,10 @@ from cases.followup import (
     without_recent_appointment,
 )
 from cases.paths import (
+    current_orientations,
     is_positive_exit,
     open_path,
+    open_paths,
     record_exit,
     reopening_applies,
 )

@@ -550,11 +550,12 @@ class _Simulation:
         (delays drawn per person). France Travail's appointments and PPAE reach the product through
         France Travail's own files, which the simulation does not generate."""
         from cases.models import Appointment, Contract
-        from cases.service import record_appointment, record_contract
+        from cases.service import AppointmentIn, record_appointments, record_contract
         from orientation.models import Orientation
 
         week = dt.timedelta(days=7)
         seen = select(Appointment.person_id)
+        first = []
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
                                                      Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - week,
@@ -564,9 +565,10 @@ class _Simulation:
             delay = self._draw("appointment", o.person_id).randint(5, 20)
             at = dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0))
             # recorded now for the day it will be held (the simulation writes its future in advance)
-            record_appointment(s, o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
-                               source="agent", as_of=at.date())
-            self.stats["first_appointments"] += 1
+            first.append(AppointmentIn(o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
+                                       as_of=at.date()))
+        # the week's first appointments in one call (same checks, rows and events as one by one)
+        self.stats["first_appointments"] += len(record_appointments(s, first, source="agent"))
         signed = select(Contract.person_id).where(Contract.status == "signed")
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
                                                      Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),

@@ -36,9 +36,11 @@ from cases.appointments import (
     update_appointment_status,
 )
 from cases.contracts import (
+    ContractIn,
     contract_deadline,
     needs_new_contract,
     record_contract,
+    record_contracts,
     record_review,
 )
 from cases.diagnostics import (

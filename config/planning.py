@@ -550,7 +550,7 @@ class _Simulation:
         (delays drawn per person). France Travail's appointments and PPAE reach the product through
         France Travail's own files, which the simulation does not generate."""
         from cases.models import Appointment, Contract
-        from cases.service import AppointmentIn, record_appointments, record_contract
+        from cases.service import AppointmentIn, ContractIn, record_appointments, record_contracts
         from orientation.models import Orientation
 
         week = dt.timedelta(days=7)
@@ -570,6 +570,7 @@ class _Simulation:
         # the week's first appointments in one call (same checks, rows and events as one by one)
         self.stats["first_appointments"] += len(record_appointments(s, first, source="agent"))
         signed = select(Contract.person_id).where(Contract.status == "signed")
+        contracts = []
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
                                                      Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - 5 * week,
@@ -578,8 +579,9 @@ class _Simulation:
                            .order_by(Orientation.id)).all():
             delay = self._draw("contract", o.person_id).randint(14, 30)
             signed_on = o.validated_on + dt.timedelta(days=delay)
-            record_contract(s, o.person_id, signed_on, source="agent", as_of=signed_on)
-            self.stats["contracts"] += 1
+            contracts.append(ContractIn(o.person_id, signed_on, as_of=signed_on))
+        # the week's contracts in one call (same checks, rows, events and reviews as one by one)
+        self.stats["contracts"] += len(record_contracts(s, contracts, source="agent"))
 
     # -- the whole run
     def run(self) -> dict:

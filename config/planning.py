@@ -500,12 +500,11 @@ class _Simulation:
             .order_by(Invitation.id)).all()
         i = self.inputs
         after = dt.datetime.combine(day, dt.time(23, 59))  # the roll call is taken once the session is over
-        marks = []
+        marks, calls = [], []
         for inv_id, person_id, attempt in invitations:
             rng = self._draw("kiosque", person_id, attempt)
             reached = rng.random() < i.phoning_reach
-            kiosque.record_phoning(s, inv_id, "will_come" if reached else "no_answer",
-                                   on=day - dt.timedelta(days=1))
+            calls.append(kiosque.PhoningMark(inv_id, "will_come" if reached else "no_answer", day - dt.timedelta(days=1)))
             self.stats["phoned_reached"] += reached
             roll = rng.random()
             absence = i.absence_confirmed if reached else i.absence_summoned
@@ -524,7 +523,8 @@ class _Simulation:
                     x -= p
                 marks.append(kiosque.AttendanceMark(inv_id, "present", choice))
                 self.stats["present"] += 1
-        # The day's sheets in one batch: one assigner (structures, loads, sectorisation) for all.
+        # The day's calls, then the day's sheets, each in one batch (one assigner, one re-planning).
+        kiosque.record_phonings(s, calls)
         kiosque.record_attendances(s, marks, now=after)
 
     def _agents_validate(self, s, day: dt.date) -> None:

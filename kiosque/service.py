@@ -383,16 +383,43 @@ def get_invitation(session: Session, invitation_id: int) -> Invitation:
 
 def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt.date, notes: str | None = None,
                    user_id: int | None = None) -> Invitation:
-    if outcome not in PHONING_OUTCOMES:
-        raise KiosqueError(f"résultat d'appel inconnu: {outcome!r} (attendu: {', '.join(PHONING_OUTCOMES)})")
-    inv = get_invitation(session, invitation_id)
-    inv.phoning_outcome, inv.phoned_on = outcome, on
-    if notes is not None:
-        inv.phoning_notes = notes
-    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(outcome)}",
-              data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
+    return record_phonings(session, [PhoningMark(invitation_id, outcome, on, notes)], user_id=user_id)[0]
+
+
+@dataclass(frozen=True)
+class PhoningMark:
+    """One call before the kiosque (record_phonings): the invitation, the outcome, the day, notes."""
+    invitation_id: int
+    outcome: str
+    on: dt.date
+    notes: str | None = None
+
+
+def record_phonings(session: Session, marks: Iterable[PhoningMark], *, user_id: int | None = None) -> list[Invitation]:
+    """The calls before the kiosque (one or a day's list), in the given order: each invitation's
+    outcome and a timeline event per call; the invitations read at once and one flush."""
+    marks = list(marks)
+    for m in marks:
+        if m.outcome not in PHONING_OUTCOMES:
+            raise KiosqueError(f"résultat d'appel inconnu: {m.outcome!r} (attendu: {', '.join(PHONING_OUTCOMES)})")
+    ids = sorted({m.invitation_id for m in marks})
+    found = {inv.id: inv for i in range(0, len(ids), 5000)
+             for inv in session.scalars(select(Invitation).where(Invitation.id.in_(ids[i:i + 5000])))}
+    out = []
+    for m in marks:
+        inv = found.get(m.invitation_id)
+        if inv is None:
+            raise KiosqueError(f"invitation {m.invitation_id} inconnue")
+        out.append(inv)
+    for m, inv in zip(marks, out, strict=True):
+        inv.phoning_outcome, inv.phoned_on = m.outcome, m.on
+        if m.notes is not None:
+            inv.phoning_notes = m.notes
+        add_event(session, inv.person_id, "kiosque.phoned", m.on, "kiosque",
+                  summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(m.outcome)}",
+                  data={"invitation_id": inv.id, "outcome": m.outcome}, path_id=inv.path_id, author_id=user_id)
     session.flush()
-    return inv
+    return out
 
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
@@ -655,6 +682,7 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
 __all__ = ["AttendanceMark", "KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats",
            "cancel_session", "channels_for", "create_session", "create_template", "ensure_default_templates",
            "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
-           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "replan", "Replan",
+           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "record_phonings",
+           "PhoningMark", "replan", "Replan",
            "session_invitations",
            "update_session"]

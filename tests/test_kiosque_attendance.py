@@ -175,13 +175,13 @@ def test_a_roll_call_re_invites_its_absents_in_one_planning_as_one_by_one(sessio
             select(Invitation).where(Invitation.status == "pending")))
 
     nested = session.begin_nested()
-    one_by_one = [ks.record_attendance(session, by_person[pid].id, st, now=now) for pid, st in zip(sheet, statuses)]
+    one_by_one = [ks.record_attendance(session, by_person[pid].id, st, now=now) for pid, st in zip(sheet, statuses, strict=True)]
     expected, expected_events = reinvitations(), sorted(
         (e.person_id, e.kind) for e in session.scalars(select(CaseEvent).where(CaseEvent.kind.like("kiosque.%"))))
     nested.rollback()
     session.expire_all()
 
-    marks = [ks.AttendanceMark(by_person[pid].id, st) for pid, st in zip(sheet, statuses)]
+    marks = [ks.AttendanceMark(by_person[pid].id, st) for pid, st in zip(sheet, statuses, strict=True)]
     batch = ks.record_attendances(session, marks, now=now)
     assert reinvitations() == expected
     assert sorted((e.person_id, e.kind) for e in session.scalars(

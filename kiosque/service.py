@@ -144,20 +144,25 @@ class _Candidate:
     previous: int = 0
 
 
-def latest_orientation_subquery():
-    """Each person's latest decision (decided_on, then id)."""
+def latest_orientation_subquery(person_ids=None):
+    """Each person's latest decision (decided_on, then id); of the given persons only, when given (the
+    window then numbers their decisions alone: a re-planning reads a few rows, not every decision)."""
     rn = func.row_number().over(partition_by=Orientation.person_id,
                                 order_by=(Orientation.decided_on.desc(), Orientation.id.desc())).label("rn")
-    return select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin,
-                  Orientation.decided_on, rn).subquery()
+    q = select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin, Orientation.decided_on, rn)
+    if person_ids is not None:
+        q = q.where(Orientation.person_id.in_(list(person_ids)))
+    return q.subquery()
 
 
 def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_ids=None) -> list[_Candidate]:
     """Who is to invite: latest decision "kiosque" (or "proposed" left unvalidated too long, except the
     MDS default after no-shows), an open path, and no pending invitation."""
-    latest = latest_orientation_subquery()
-    open_path = (select(Path.person_id, func.max(Path.id).label("path_id"))
-                 .where(Path.closed_on.is_(None)).group_by(Path.person_id).subquery())
+    latest = latest_orientation_subquery(person_ids)
+    open_path = select(Path.person_id, func.max(Path.id).label("path_id")).where(Path.closed_on.is_(None))
+    if person_ids is not None:
+        open_path = open_path.where(Path.person_id.in_(list(person_ids)))
+    open_path = open_path.group_by(Path.person_id).subquery()
     stale = as_of - dt.timedelta(days=config.propose_days)
     pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == InvitationStatus.PENDING))
     q = (select(Person.id, Person.email, Person.phone, Person.phone_kind, latest.c.id, Path.id, Path.clock_start,
@@ -248,6 +253,7 @@ def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = Non
     their seats in that order (a roll call's absents, in the order they were marked: replan)."""
     config = config or KiosqueConfig.from_env()
     result = PlanResult(as_of=as_of)
+    person_ids = list(person_ids) if person_ids is not None else None
     cands = candidates(session, as_of, config, person_ids)
     result.candidates = len(cands)
     if not cands:
@@ -256,15 +262,18 @@ def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = Non
         rank = {pid: i for i, pid in enumerate(person_ids)}  # a person given twice: their last place
         cands.sort(key=lambda c: rank[c.person_id])
     first_day = as_of + dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
+    from_day = dt.datetime.combine(first_day, dt.time())
+    # The bookings of the sessions that can still be offered only (not of every session ever held).
     booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
-              .where(Invitation.status != InvitationStatus.CANCELLED).group_by(Invitation.session_id).subquery())
+              .join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
+              .where(Invitation.status != InvitationStatus.CANCELLED, KiosqueSession.starts_at >= from_day)
+              .group_by(Invitation.session_id).subquery())
     by_mds: dict[int, list[_Seat]] = defaultdict(list)
     for sid, mds_id, starts_at, cap, n in session.execute(
             select(KiosqueSession.id, KiosqueSession.mds_id, KiosqueSession.starts_at, KiosqueSession.capacity,
                    func.coalesce(booked.c.n, 0))
             .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
-            .where(KiosqueSession.status == SessionStatus.PLANNED,
-                   KiosqueSession.starts_at >= dt.datetime.combine(first_day, dt.time()))
+            .where(KiosqueSession.status == SessionStatus.PLANNED, KiosqueSession.starts_at >= from_day)
             .order_by(KiosqueSession.starts_at, KiosqueSession.id)):
         by_mds[mds_id].append(_Seat(sid, mds_id, starts_at, cap, int(n)))
     territory_of = {sid: tid for sid, tid in session.execute(

@@ -200,11 +200,9 @@ class SectorIndex:
     """The whole sectorisation in memory, for batch work (orientation runs, planning)."""
 
     def __init__(self, session: Session):
-        # Plain rows (the sector's columns as attributes), not ORM objects: the index is built for
-        # every batch (each import, orientation run, validation, roll call) and only read.
         self._by_key: dict[tuple[str, str], Sector] = {}
         self._communes: dict[str, list[Sector]] = {}
-        for s in session.execute(select(*Sector.__table__.c).order_by(Sector.id)):
+        for s in session.scalars(select(Sector)):
             self._by_key[(s.commune_insee, s.postal_code)] = s
             self._communes.setdefault(s.commune_insee, []).append(s)
 

@@ -3,7 +3,9 @@ over the 30 MDS, 52 weeks of entrants and the 6 weeks that judge the last of the
 replayed through the product's engine on a throwaway SQLite database (`rsa plan simulate --weeks 52`
 with today's defaults: 20 kiosque seats per MDS, 150 validations a week). Target: < 2 min on SQLite.
 The process CPU time is printed beside the wall time: on a shared machine the wall time also counts
-the waits for a core. --quick: 4 weeks.
+the waits for a core (aim: < 100 s of CPU, for the wall target to hold with a margin). The year's rows
+carry, as their reference, the measurement before the engine's batch forms (docs/planning.md) and
+each phase's share of the CPU. --quick: 4 weeks.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ over the 30 MDS, 52 weeks of entrants and the 6 weeks that judge the last of the
 replayed through the product's engine on a throwaway SQLite database (`rsa plan simulate --weeks 52`
 with today's defaults: 20 kiosque seats per MDS, 150 validations a week). Target: < 2 min on SQLite.
 The process CPU time is printed beside the wall time: on a shared machine the wall time also counts
-the waits for a core. --quick: 4 weeks.
+the waits for a core (aim: < 100 s of CPU, for the wall target to hold with a margin). The year's rows
+carry, as their reference, the measurement before the engine's batch forms (docs/planning.md) and
+each phase's share of the CPU. --quick: 4 weeks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from config.settings import Settings
 
 START = dt.date(2026, 1, 5)  # a Monday
 TARGET_S = 120.0
+CPU_AIM_S = 100.0  # CPU time to aim at for the wall target to hold on a quiet machine (margin)
+# The year before the engine's batch forms (6 December 2026, docs/planning.md): process CPU time of
+# the run and of each phase, printed as the reference of the year's rows.
+BEFORE_CPU_S = {"run": 360.0, "import": 29.0, "orientation_run": 36.0, "validation": 25.0,
+                "kiosque_attendance": 169.0, "kiosque_plan": 19.0, "referents": 77.0}
+BEFORE_WALL_S = 1013.0
 
 
 def run(ctx: BenchContext) -> list[Row]:
@@ -43,15 +51,27 @@ def run(ctx: BenchContext) -> list[Row]:
     label = ("a year of Haute-Garonne inflow (~13,600 entrants, 30 MDS)" if not ctx.quick
              else f"{weeks} weeks of Haute-Garonne inflow (30 MDS)")
     phases, cpu_phases = result["simulation"]["seconds"], result["simulation"].get("cpu_seconds", {})
+    year = not ctx.quick
+
+    def before(key: str, wall: bool = False) -> str:
+        if not year:
+            return ""
+        ref = f"before: {BEFORE_CPU_S[key]:g} s CPU"
+        return ref + (f" / {BEFORE_WALL_S:,.0f} s wall" if wall else "")
+
     rows = [
-        Row("planning", "sqlite", label, wall, "s", f"< {TARGET_S:g} s" if not ctx.quick else "",
-            wall < TARGET_S if not ctx.quick else None),
-        Row("planning", "sqlite", "same, process CPU time", cpu, "s"),
+        Row("planning", "sqlite", label, wall, "s", f"< {TARGET_S:g} s" if year else "",
+            wall < TARGET_S if year else None, before("run", wall=True)),
+        Row("planning", "sqlite", "same, process CPU time", cpu, "s", f"< {CPU_AIM_S:g} s" if year else "",
+            cpu < CPU_AIM_S if year else None, before("run")),
         Row("planning", "sqlite", "entrants of the cohort", result["cohort_size"], "paths"),
         Row("planning", "sqlite", "forecast: median legal delay", result["median_legal_days"] or 0, "days"),
         Row("planning", "sqlite", "forecast: share within 42 days", 100 * (result["share_within_42"] or 0), "%"),
     ]
+    total_cpu = sum(cpu_phases.values()) or 1.0
     for phase in ("import", "orientation_run", "validation", "kiosque_attendance", "kiosque_plan", "referents"):
         rows.append(Row("planning", "sqlite", f"  of which {phase.replace('_', ' ')}", phases.get(phase, 0.0), "s"))
-        rows.append(Row("planning", "sqlite", "    (its CPU time)", cpu_phases.get(phase, 0.0), "s"))
+        share = f"{100 * cpu_phases.get(phase, 0.0) / total_cpu:.0f} % of the CPU"
+        rows.append(Row("planning", "sqlite", "    (its CPU time)", cpu_phases.get(phase, 0.0), "s",
+                        reference=f"{share}; {before(phase)}" if year else share))
     return rows

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import signals
-from cases.models import Contract, Review
-from cases.paths import current_orientation, open_path
+from cases.models import Alert, Contract, Review, Sanction
+from cases.paths import current_orientation, current_orientations, open_path, open_paths
 from cases.procedure import (
     CaseValidationError,
     _check_source,
     _iso,
     _require_person,
+    _require_persons,
     check_not_future,
     procedure,
 )
@@ -76,8 +79,11 @@ def contract_deadline(session: Session, person_id: int, kind: str = "engagement"
     On a path reopened after an exit, the clock starts again at the reopening (even before a new
     orientation: the reopened path needs a contract)."""
     orientation = current_orientation(session, person_id)
-    base = orientation_notice_date(session, orientation)
-    path = open_path(session, person_id)
+    return _deadline_after(orientation_notice_date(session, orientation), open_path(session, person_id), kind)
+
+
+def _deadline_after(base: dt.date | None, path, kind: str) -> dt.date | None:
+    """contract_deadline from the day the notice left (None: not yet) and the open path."""
     if path is not None and path.opening_reason == "reopening" and (base is None or path.clock_start > base):
         base = path.clock_start
     if base is None:
@@ -121,6 +127,22 @@ def validate_contract(kind: str, weekly_hours, hours_reduction_reason: str | Non
     return errors
 
 
+@dataclass(frozen=True)
+class ContractIn:
+    """One contract to record (record_contracts): the arguments of record_contract."""
+
+    person_id: int
+    signed_on: dt.date | None
+    weekly_hours: object = None
+    hours_reduction_reason: str | None = None
+    kind: str = "engagement"
+    objectives: list | None = None
+    duration_months: int | None = None
+    vulnerability: bool = False
+    review_reason: str | None = None
+    as_of: dt.date | None = None
+
+
 def record_contract(session: Session, person_id: int, signed_on: dt.date | None, *, weekly_hours=None,
                     hours_reduction_reason: str | None = None, kind: str = "engagement", objectives=None,
                     duration_months: int | None = None, vulnerability: bool = False,
@@ -132,66 +154,138 @@ def record_contract(session: Session, person_id: int, signed_on: dt.date | None,
     previous one of the path; a social path (MDS orientation) gets its review due date: 6 months, 12
     with a legal `review_reason` (D262-65-2-1 CASF; `vulnerability` alone is refused: the reason is
     what the law asks). Signing ends a running suspension (R262-68 CASF)."""
+    item = ContractIn(person_id, signed_on, weekly_hours, hours_reduction_reason, kind, objectives, duration_months,
+                      vulnerability, review_reason, as_of)
+    return record_contracts(session, [item], source=source, author_id=author_id)[0]
+
+
+def record_contracts(session: Session, items, *, source: str, author_id: int | None = None) -> list[Contract]:
+    """record_contract for many contracts (ContractIn), in the given order, with the same checks,
+    rows, timeline events, alerts resolved, reviews and suspensions lifted: every check first
+    (nothing is written when one fails), then what the contracts depend on (open paths, current
+    orientations and their notices, pending and signed contracts, open reviews, open alerts and
+    running suspensions) read once per run of distinct persons, and one flush for the contracts.
+    A person given twice starts a new run, which reads what the previous one wrote."""
+    items = list(items)
     _check_source(source)
-    _require_person(session, person_id)
-    check_not_future("signed_on", "Date de signature du contrat", signed_on, source, as_of)
+    _require_persons(session, [it.person_id for it in items])
     rules = procedure()["contract"]
-    if weekly_hours is None:
-        weekly_hours = rules["default_weekly_hours"]
-    errors = validate_contract(kind, weekly_hours, hours_reduction_reason, objectives)
-    if duration_months is not None and not 1 <= int(duration_months) <= 60:
-        errors.setdefault("duration_months", []).append("durée en mois entre 1 et 60")
-    errors.update(_review_reason_errors(review_reason, vulnerability))
-    if errors:
-        raise CaseValidationError(errors)
-    path = open_path(session, person_id)
-    orientation = current_orientation(session, person_id)
-    pending = session.scalar(select(Contract).where(
-        Contract.person_id == person_id, Contract.status == "pending",
-        Contract.path_id == path.id).order_by(Contract.id.desc()).limit(1)) if path else None
-    contract = pending or Contract(person_id=person_id, path_id=path.id if path else None)
-    contract.kind = kind
-    contract.orientation_id = orientation.id if orientation else None
-    # A pending contract (revision asked by a review) keeps its own deadline.
-    contract.due_on = (pending.due_on if pending is not None and pending.due_on
-                       else contract_deadline(session, person_id, kind))
-    contract.signed_on = signed_on
-    contract.duration_months = duration_months
-    contract.weekly_hours = weekly_hours
-    contract.hours_reduction_reason = hours_reduction_reason
-    contract.objectives = [{"theme": o["theme"], "text": str(o["text"]).strip()} for o in (objectives or [])]
-    contract.review_reason = review_reason
-    contract.vulnerability = review_reason is not None
-    contract.status = "signed" if signed_on else "pending"
-    contract.source = source
-    if pending is None:
-        session.add(contract)
+    checked = []
+    for it in items:
+        check_not_future("signed_on", "Date de signature du contrat", it.signed_on, source, it.as_of)
+        weekly_hours = rules["default_weekly_hours"] if it.weekly_hours is None else it.weekly_hours
+        errors = validate_contract(it.kind, weekly_hours, it.hours_reduction_reason, it.objectives)
+        if it.duration_months is not None and not 1 <= int(it.duration_months) <= 60:
+            errors.setdefault("duration_months", []).append("durée en mois entre 1 et 60")
+        errors.update(_review_reason_errors(it.review_reason, it.vulnerability))
+        if errors:
+            raise CaseValidationError(errors)
+        checked.append((it, weekly_hours))
+    out: list[Contract] = []
+    run: list = []
+    for entry in checked:
+        if any(entry[0].person_id == other.person_id for other, _ in run):
+            out += _record_contract_run(session, run, source, author_id)
+            run = []
+        run.append(entry)
+    if run:
+        out += _record_contract_run(session, run, source, author_id)
+    return out
+
+
+def _record_contract_run(session: Session, run: list, source: str, author_id) -> list[Contract]:
+    """record_contracts for checked items of distinct persons."""
+    ids = sorted(it.person_id for it, _ in run)
+    path_of = open_paths(session, ids)
+    orientation_of = current_orientations(session, ids)
+    n = orientations().notifications.subquery()
+    notices: dict[int, list] = defaultdict(list)
+    oids = sorted(o.id for o in orientation_of.values())
+    pending_of: dict[tuple[int, int | None], Contract] = {}
+    signed_of: dict[int, list[Contract]] = defaultdict(list)
+    reviews_of: dict[int, list[Review]] = defaultdict(list)
+    overdue: set[int] = set()
+    suspended: set[int] = set()
+    for i in range(0, max(len(ids), len(oids)), 5000):
+        chunk, ochunk = ids[i:i + 5000], oids[i:i + 5000]
+        if ochunk:
+            for row in session.execute(select(n).where(n.c.orientation_id.in_(ochunk))):
+                notices[row.orientation_id].append(row)
+        if not chunk:
+            continue
+        for c in session.scalars(select(Contract).where(Contract.person_id.in_(chunk),
+                                                        Contract.status.in_(("pending", "signed")))
+                                 .order_by(Contract.id.desc())):
+            if c.status == "pending":
+                pending_of.setdefault((c.person_id, c.path_id), c)
+            else:
+                signed_of[c.person_id].append(c)
+        for r in session.scalars(_open_reviews_query(chunk)):
+            reviews_of[r.person_id].append(r)
+        wanted = {f"contract_overdue:{pid}:" for pid in chunk}  # the prefixes record_contract resolves
+        overdue.update(int(key.split(":")[1]) for key in session.scalars(
+            select(Alert.key).where(Alert.key.startswith("contract_overdue:", autoescape=True),
+                                    Alert.resolved_on.is_(None)))
+            if ":".join(key.split(":")[:2]) + ":" in wanted)
+        suspended.update(session.scalars(select(Sanction.person_id).where(
+            Sanction.person_id.in_(chunk), Sanction.kind == "suspension", Sanction.decided_on.is_not(None),
+            Sanction.lifted_on.is_(None))))
+    made = []
+    for it, weekly_hours in run:
+        person_id = it.person_id
+        path = path_of.get(person_id)
+        orientation = orientation_of.get(person_id)
+        pending = pending_of.get((person_id, path.id)) if path else None
+        contract = pending or Contract(person_id=person_id, path_id=path.id if path else None)
+        contract.kind = it.kind
+        contract.orientation_id = orientation.id if orientation else None
+        # A pending contract (revision asked by a review) keeps its own deadline.
+        contract.due_on = (pending.due_on if pending is not None and pending.due_on else _deadline_after(
+            notice_day(notices.get(orientation.id, []), orientation) if orientation else None, path, it.kind))
+        contract.signed_on = it.signed_on
+        contract.duration_months = it.duration_months
+        contract.weekly_hours = weekly_hours
+        contract.hours_reduction_reason = it.hours_reduction_reason
+        contract.objectives = [{"theme": o["theme"], "text": str(o["text"]).strip()} for o in (it.objectives or [])]
+        contract.review_reason = it.review_reason
+        contract.vulnerability = it.review_reason is not None
+        contract.status = "signed" if it.signed_on else "pending"
+        contract.source = source
+        if pending is None:
+            session.add(contract)
+        made.append((it, contract, path, orientation))
     session.flush()
-    if signed_on is None:
-        add_event(session, person_id, "contract.pending", contract.due_on or clock.today(), source,
-                  summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on else "Contrat à signer",
-                  data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
-        return contract
-    # The newly signed contract replaces the earlier ones of the same path.
-    for old in session.scalars(select(Contract).where(Contract.person_id == person_id, Contract.id != contract.id,
-                                                      Contract.status == "signed")):
-        if path is None or old.path_id in (path.id, None):
-            old.status = "ended"
-    late = contract.due_on is not None and signed_on > contract.due_on
-    hours = float(contract.weekly_hours)
-    summary = (f"Contrat {_contract_label(kind)} signé le {signed_on:%d/%m/%Y}, {hours:g} h/semaine"
-               + (f" (réduction: {hours_reduction_reason})" if hours_reduction_reason else "")
-               + (f", hors délai (échéance {contract.due_on:%d/%m/%Y})" if late else ""))
-    add_event(session, person_id, "contract.signed", signed_on, source, summary=summary,
-              data={"contract_id": contract.id, "kind": kind, "weekly_hours": hours,
-                    "hours_reduction_reason": hours_reduction_reason, "due_on": _iso(contract.due_on),
-                    "late": late, "themes": sorted({o["theme"] for o in contract.objectives})},
-              path_id=contract.path_id, author_id=author_id)
-    _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on)
-    if kind == "engagement":
-        _schedule_review(session, contract, orientation, source, author_id)
-        lift_on_contract(session, person_id, signed_on, source=source, author_id=author_id)
-    return contract
+    for it, contract, path, orientation in made:
+        person_id, signed_on, kind = it.person_id, it.signed_on, it.kind
+        if signed_on is None:
+            add_event(session, person_id, "contract.pending", contract.due_on or clock.today(), source,
+                      summary=f"Contrat à signer avant le {contract.due_on:%d/%m/%Y}" if contract.due_on
+                      else "Contrat à signer",
+                      data={"contract_id": contract.id, "kind": kind}, path_id=contract.path_id, author_id=author_id)
+            continue
+        # The newly signed contract replaces the earlier ones of the same path.
+        for old in signed_of.get(person_id, []):
+            if old.id != contract.id and (path is None or old.path_id in (path.id, None)):
+                old.status = "ended"
+        late = contract.due_on is not None and signed_on > contract.due_on
+        hours = float(contract.weekly_hours)
+        reduction = it.hours_reduction_reason
+        summary = (f"Contrat {_contract_label(kind)} signé le {signed_on:%d/%m/%Y}, {hours:g} h/semaine"
+                   + (f" (réduction: {reduction})" if reduction else "")
+                   + (f", hors délai (échéance {contract.due_on:%d/%m/%Y})" if late else ""))
+        add_event(session, person_id, "contract.signed", signed_on, source, summary=summary,
+                  data={"contract_id": contract.id, "kind": kind, "weekly_hours": hours,
+                        "hours_reduction_reason": reduction, "due_on": _iso(contract.due_on),
+                        "late": late, "themes": sorted({o["theme"] for o in contract.objectives})},
+                  path_id=contract.path_id, author_id=author_id)
+        if person_id in overdue:
+            _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on)
+        if kind == "engagement":
+            _schedule_review(session, contract, orientation, source, author_id,
+                             open_reviews=reviews_of.get(person_id, []))
+            if person_id in suspended:
+                lift_on_contract(session, person_id, signed_on, source=source, author_id=author_id)
+    return [contract for _it, contract, _path, _orientation in made]
 
 
 def _review_reason_errors(review_reason: str | None, vulnerability: bool) -> dict[str, list[str]]:
@@ -227,18 +321,23 @@ def _review_months(reason: str | None) -> int:
     return REVIEW_MONTHS_LONG if reason else REVIEW_MONTHS
 
 
+def _open_reviews_query(person_ids):
+    return (select(Review).where(Review.person_id.in_(person_ids), Review.held_on.is_(None),
+                                 Review.outcome.is_(None)).order_by(Review.due_on, Review.id))
+
+
 def _open_reviews(session: Session, person_id: int):
-    return session.scalars(select(Review).where(Review.person_id == person_id, Review.held_on.is_(None),
-                                                Review.outcome.is_(None)).order_by(Review.due_on, Review.id))
+    return session.scalars(_open_reviews_query([person_id]))
 
 
 def _schedule_review(session: Session, contract: Contract, orientation, source: str, author_id,
-                     start: dt.date | None = None) -> Review | None:
+                     start: dt.date | None = None, open_reviews=None) -> Review | None:
     """Social paths (MDS orientation): a review 6 months after signature or revision, 12 when the
-    contract records a legal reason (D262-65-2-1 CASF); the review records that reason."""
+    contract records a legal reason (D262-65-2-1 CASF); the review records that reason.
+    open_reviews: the person's open reviews when the caller has read them (record_contracts)."""
     if orientation is None or orientation.referent_type != ReferentType.MDS:
         return None
-    for old in _open_reviews(session, contract.person_id):
+    for old in (_open_reviews(session, contract.person_id) if open_reviews is None else open_reviews):
         old.outcome = "superseded"
     start = start or contract.signed_on
     review = Review(person_id=contract.person_id, contract_id=contract.id, reason=contract.review_reason,

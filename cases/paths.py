@@ -28,8 +28,19 @@ from referents.vocabulary import OrientationStatus
 
 def open_path(session: Session, person_id: int) -> PathModel | None:
     """The person's current (not closed) path, the most recent when several are open."""
-    return session.scalar(select(PathModel).where(PathModel.person_id == person_id, PathModel.closed_on.is_(None))
-                          .order_by(PathModel.clock_start.desc(), PathModel.id.desc()).limit(1))
+    return open_paths(session, [person_id]).get(person_id)
+
+
+def open_paths(session: Session, person_ids) -> dict[int, PathModel]:
+    """open_path of many persons at once (person id -> path; none for a person without an open path)."""
+    out: dict[int, PathModel] = {}
+    ids = sorted(set(person_ids))
+    for i in range(0, len(ids), 5000):
+        for path in session.scalars(select(PathModel).where(PathModel.person_id.in_(ids[i:i + 5000]),
+                                                            PathModel.closed_on.is_(None))
+                                    .order_by(PathModel.person_id, PathModel.clock_start.desc(), PathModel.id.desc())):
+            out.setdefault(path.person_id, path)
+    return out
 
 
 def latest_path(session: Session, person_id: int) -> PathModel | None:
@@ -49,9 +60,20 @@ def _rows(view):
 def current_orientation(session: Session, person_id: int):
     """The person's current validated orientation as a row of the orientation read model (id,
     referent_type, structure_id, agent_id, validated_on, notified_on…; cases/signals.py) or None."""
+    return current_orientations(session, [person_id]).get(person_id)
+
+
+def current_orientations(session: Session, person_ids) -> dict:
+    """current_orientation of many persons at once (person id -> row; none for a person without one)."""
     o = _rows(orientations())
-    return session.execute(select(o).where(o.c.person_id == person_id, o.c.status == OrientationStatus.VALIDATED)
-                           .order_by(o.c.validated_on.desc(), o.c.id.desc()).limit(1)).first()
+    out: dict = {}
+    ids = sorted(set(person_ids))
+    for i in range(0, len(ids), 5000):
+        for row in session.execute(select(o).where(o.c.person_id.in_(ids[i:i + 5000]),
+                                                   o.c.status == OrientationStatus.VALIDATED)
+                                   .order_by(o.c.person_id, o.c.validated_on.desc(), o.c.id.desc())):
+            out.setdefault(row.person_id, row)
+    return out
 
 
 def is_positive_exit(reason: str) -> bool:

@@ -8,6 +8,7 @@ import functools
 from pathlib import Path
 
 import yaml
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cases.models import Person
@@ -55,6 +56,18 @@ def _require_person(session: Session, person_id: int) -> Person:
     if person is None:
         raise CaseValidationError({"person_id": [f"personne {person_id} inconnue"]})
     return person
+
+
+def _require_persons(session: Session, person_ids) -> dict[int, Person]:
+    """_require_person for many persons: one query (person id -> Person), the first unknown refused."""
+    ids = sorted(set(person_ids))
+    found: dict[int, Person] = {}
+    for i in range(0, len(ids), 5000):
+        found.update((p.id, p) for p in session.scalars(select(Person).where(Person.id.in_(ids[i:i + 5000]))))
+    for pid in person_ids:
+        if pid not in found:
+            raise CaseValidationError({"person_id": [f"personne {pid} inconnue"]})
+    return found
 
 
 def _as_datetime(value: dt.date | dt.datetime) -> dt.datetime:

@@ -30,13 +30,17 @@ from cases.aggregates import (
     positive_exit_rate,
 )
 from cases.appointments import (
+    AppointmentIn,
     record_appointment,
+    record_appointments,
     update_appointment_status,
 )
 from cases.contracts import (
+    ContractIn,
     contract_deadline,
     needs_new_contract,
     record_contract,
+    record_contracts,
     record_review,
 )
 from cases.diagnostics import (
@@ -59,8 +63,10 @@ from cases.followup import (
     without_recent_appointment,
 )
 from cases.paths import (
+    current_orientations,
     is_positive_exit,
     open_path,
+    open_paths,
     record_exit,
     reopening_applies,
 )

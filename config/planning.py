@@ -500,12 +500,11 @@ class _Simulation:
             .order_by(Invitation.id)).all()
         i = self.inputs
         after = dt.datetime.combine(day, dt.time(23, 59))  # the roll call is taken once the session is over
-        marks = []
+        marks, calls = [], []
         for inv_id, person_id, attempt in invitations:
             rng = self._draw("kiosque", person_id, attempt)
             reached = rng.random() < i.phoning_reach
-            kiosque.record_phoning(s, inv_id, "will_come" if reached else "no_answer",
-                                   on=day - dt.timedelta(days=1))
+            calls.append(kiosque.PhoningMark(inv_id, "will_come" if reached else "no_answer", day - dt.timedelta(days=1)))
             self.stats["phoned_reached"] += reached
             roll = rng.random()
             absence = i.absence_confirmed if reached else i.absence_summoned
@@ -524,7 +523,8 @@ class _Simulation:
                     x -= p
                 marks.append(kiosque.AttendanceMark(inv_id, "present", choice))
                 self.stats["present"] += 1
-        # The day's sheets in one batch: one assigner (structures, loads, sectorisation) for all.
+        # The day's calls, then the day's sheets, each in one batch (one assigner, one re-planning).
+        kiosque.record_phonings(s, calls)
         kiosque.record_attendances(s, marks, now=after)
 
     def _agents_validate(self, s, day: dt.date) -> None:
@@ -550,11 +550,12 @@ class _Simulation:
         (delays drawn per person). France Travail's appointments and PPAE reach the product through
         France Travail's own files, which the simulation does not generate."""
         from cases.models import Appointment, Contract
-        from cases.service import record_appointment, record_contract
+        from cases.service import AppointmentIn, ContractIn, record_appointments, record_contracts
         from orientation.models import Orientation
 
         week = dt.timedelta(days=7)
         seen = select(Appointment.person_id)
+        first = []
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
                                                      Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - week,
@@ -564,10 +565,12 @@ class _Simulation:
             delay = self._draw("appointment", o.person_id).randint(5, 20)
             at = dt.datetime.combine(o.validated_on + dt.timedelta(days=delay), dt.time(10, 0))
             # recorded now for the day it will be held (the simulation writes its future in advance)
-            record_appointment(s, o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
-                               source="agent", as_of=at.date())
-            self.stats["first_appointments"] += 1
+            first.append(AppointmentIn(o.person_id, at, "honoured", kind="first", structure_id=o.structure_id,
+                                       as_of=at.date()))
+        # the week's first appointments in one call (same checks, rows and events as one by one)
+        self.stats["first_appointments"] += len(record_appointments(s, first, source="agent"))
         signed = select(Contract.person_id).where(Contract.status == "signed")
+        contracts = []
         for o in s.scalars(select(Orientation).where(Orientation.status == "validated",
                                                      Orientation.referent_type.in_(DEPARTEMENT_REFERENTS),
                                                      Orientation.validated_on >= day - 5 * week,
@@ -576,8 +579,9 @@ class _Simulation:
                            .order_by(Orientation.id)).all():
             delay = self._draw("contract", o.person_id).randint(14, 30)
             signed_on = o.validated_on + dt.timedelta(days=delay)
-            record_contract(s, o.person_id, signed_on, source="agent", as_of=signed_on)
-            self.stats["contracts"] += 1
+            contracts.append(ContractIn(o.person_id, signed_on, as_of=signed_on))
+        # the week's contracts in one call (same checks, rows, events and reviews as one by one)
+        self.stats["contracts"] += len(record_contracts(s, contracts, source="agent"))
 
     # -- the whole run
     def run(self) -> dict:

@@ -183,18 +183,20 @@ def roll_call(session_id):
     """L'appel: présent, absent ou excusé pour chaque invité coché."""
     ks = _session(session_id)
     marked, errors = 0, {}
+    replans: list = []  # the absent and excused, re-invited together once the sheet is recorded
     for key, status in request.form.items():
         if not key.startswith("presence-") or not status:
             continue
         inv = _invitation(ks, int(key.removeprefix("presence-")))
         try:
             with db().begin_nested():
-                service.record_attendance(db(), inv.id, status, user_id=current_user().id)
+                service.record_attendance(db(), inv.id, status, user_id=current_user().id, replans=replans)
         except (service.KiosqueError, OrientationError) as exc:
             errors[key] = [str(exc)]
             continue
         audit("update", inv.person_id, {"invitation_id": inv.id, "attendance": status, "view": "pages"})
         marked += 1
+    service.replan(db(), replans)
     db().commit()
     if errors:
         return _render_session(ks, form="roll-call", errors=errors, status=422)

@@ -144,20 +144,25 @@ class _Candidate:
     previous: int = 0
 
 
-def latest_orientation_subquery():
-    """Each person's latest decision (decided_on, then id)."""
+def latest_orientation_subquery(person_ids=None):
+    """Each person's latest decision (decided_on, then id); of the given persons only, when given (the
+    window then numbers their decisions alone: a re-planning reads a few rows, not every decision)."""
     rn = func.row_number().over(partition_by=Orientation.person_id,
                                 order_by=(Orientation.decided_on.desc(), Orientation.id.desc())).label("rn")
-    return select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin,
-                  Orientation.decided_on, rn).subquery()
+    q = select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin, Orientation.decided_on, rn)
+    if person_ids is not None:
+        q = q.where(Orientation.person_id.in_(list(person_ids)))
+    return q.subquery()
 
 
 def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_ids=None) -> list[_Candidate]:
     """Who is to invite: latest decision "kiosque" (or "proposed" left unvalidated too long, except the
     MDS default after no-shows), an open path, and no pending invitation."""
-    latest = latest_orientation_subquery()
-    open_path = (select(Path.person_id, func.max(Path.id).label("path_id"))
-                 .where(Path.closed_on.is_(None)).group_by(Path.person_id).subquery())
+    latest = latest_orientation_subquery(person_ids)
+    open_path = select(Path.person_id, func.max(Path.id).label("path_id")).where(Path.closed_on.is_(None))
+    if person_ids is not None:
+        open_path = open_path.where(Path.person_id.in_(list(person_ids)))
+    open_path = open_path.group_by(Path.person_id).subquery()
     stale = as_of - dt.timedelta(days=config.propose_days)
     pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == InvitationStatus.PENDING))
     q = (select(Person.id, Person.email, Person.phone, Person.phone_kind, latest.c.id, Path.id, Path.clock_start,
@@ -217,9 +222,10 @@ class PlanResult:
     shortfalls: dict = field(default_factory=dict)  # mds_id -> seats missing before deadlines
     alerts_raised: int = 0
     invitation_ids: list = field(default_factory=list)
+    invitation_of: dict = field(default_factory=dict)  # person id -> the invitation written for them
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "invitation_ids"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("invitation_ids", "invitation_of")}
         d["as_of"] = self.as_of.isoformat()
         d["shortfalls"] = {str(k): v for k, v in self.shortfalls.items()}
         return d
@@ -235,30 +241,39 @@ def _pick(seats: list[_Seat], earliest: dt.date, latest: dt.date | None) -> _Sea
     return None
 
 
-def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = None, person_ids=None) -> PlanResult:
+def plan(session: Session, as_of: dt.date, *, config: KiosqueConfig | None = None, person_ids=None,
+         in_given_order: bool = False) -> PlanResult:
     """Give every person to invite a seat: earliest session of their MDS with a free seat that leaves the
     notice period and is held by their deadline; else a neighbouring MDS of the same territory before
     the deadline; else the earliest session of their MDS (or territory) after the deadline. Persons who
     found no seat in their own MDS before their deadline are the MDS's capacity shortfall.
 
     Deterministic (persons by clock start then id; sessions by start then id) and idempotent (a person
-    with a pending invitation is not a candidate)."""
+    with a pending invitation is not a candidate). `in_given_order`: the persons of `person_ids` take
+    their seats in that order (a roll call's absents, in the order they were marked: replan)."""
     config = config or KiosqueConfig.from_env()
     result = PlanResult(as_of=as_of)
+    person_ids = list(person_ids) if person_ids is not None else None
     cands = candidates(session, as_of, config, person_ids)
     result.candidates = len(cands)
     if not cands:
         return result
+    if in_given_order:
+        rank = {pid: i for i, pid in enumerate(person_ids)}  # a person given twice: their last place
+        cands.sort(key=lambda c: rank[c.person_id])
     first_day = as_of + dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
+    from_day = dt.datetime.combine(first_day, dt.time())
+    # The bookings of the sessions that can still be offered only (not of every session ever held).
     booked = (select(Invitation.session_id, func.count(Invitation.id).label("n"))
-              .where(Invitation.status != InvitationStatus.CANCELLED).group_by(Invitation.session_id).subquery())
+              .join(KiosqueSession, KiosqueSession.id == Invitation.session_id)
+              .where(Invitation.status != InvitationStatus.CANCELLED, KiosqueSession.starts_at >= from_day)
+              .group_by(Invitation.session_id).subquery())
     by_mds: dict[int, list[_Seat]] = defaultdict(list)
     for sid, mds_id, starts_at, cap, n in session.execute(
             select(KiosqueSession.id, KiosqueSession.mds_id, KiosqueSession.starts_at, KiosqueSession.capacity,
                    func.coalesce(booked.c.n, 0))
             .outerjoin(booked, booked.c.session_id == KiosqueSession.id)
-            .where(KiosqueSession.status == SessionStatus.PLANNED,
-                   KiosqueSession.starts_at >= dt.datetime.combine(first_day, dt.time()))
+            .where(KiosqueSession.status == SessionStatus.PLANNED, KiosqueSession.starts_at >= from_day)
             .order_by(KiosqueSession.starts_at, KiosqueSession.id)):
         by_mds[mds_id].append(_Seat(sid, mds_id, starts_at, cap, int(n)))
     territory_of = {sid: tid for sid, tid in session.execute(
@@ -343,6 +358,7 @@ def _write_invitations(session: Session, as_of: dt.date, new: list, result: Plan
     events, messages = [], []
     for inv_id, (inv, c, kind) in zip(ids, new, strict=True):
         result.invitation_ids.append(inv_id)
+        result.invitation_of[c.person_id] = inv_id
         events.append({"person_id": c.person_id, "path_id": c.path_id, "occurred_on": as_of,
                        "kind": "kiosque.reinvited" if kind == "reinvitation" else "kiosque.invited",
                        "source": "kiosque", "author_id": None, "recorded_at": now,
@@ -376,28 +392,58 @@ def get_invitation(session: Session, invitation_id: int) -> Invitation:
 
 def record_phoning(session: Session, invitation_id: int, outcome: str, *, on: dt.date, notes: str | None = None,
                    user_id: int | None = None) -> Invitation:
-    if outcome not in PHONING_OUTCOMES:
-        raise KiosqueError(f"résultat d'appel inconnu: {outcome!r} (attendu: {', '.join(PHONING_OUTCOMES)})")
-    inv = get_invitation(session, invitation_id)
-    inv.phoning_outcome, inv.phoned_on = outcome, on
-    if notes is not None:
-        inv.phoning_notes = notes
-    add_event(session, inv.person_id, "kiosque.phoned", on, "kiosque", summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(outcome)}",
-              data={"invitation_id": inv.id, "outcome": outcome}, path_id=inv.path_id, author_id=user_id)
+    return record_phonings(session, [PhoningMark(invitation_id, outcome, on, notes)], user_id=user_id)[0]
+
+
+@dataclass(frozen=True)
+class PhoningMark:
+    """One call before the kiosque (record_phonings): the invitation, the outcome, the day, notes."""
+    invitation_id: int
+    outcome: str
+    on: dt.date
+    notes: str | None = None
+
+
+def record_phonings(session: Session, marks: Iterable[PhoningMark], *, user_id: int | None = None) -> list[Invitation]:
+    """The calls before the kiosque (one or a day's list), in the given order: each invitation's
+    outcome and a timeline event per call; the invitations read at once and one flush."""
+    marks = list(marks)
+    for m in marks:
+        if m.outcome not in PHONING_OUTCOMES:
+            raise KiosqueError(f"résultat d'appel inconnu: {m.outcome!r} (attendu: {', '.join(PHONING_OUTCOMES)})")
+    ids = sorted({m.invitation_id for m in marks})
+    found = {inv.id: inv for i in range(0, len(ids), 5000)
+             for inv in session.scalars(select(Invitation).where(Invitation.id.in_(ids[i:i + 5000])))}
+    out = []
+    for m in marks:
+        inv = found.get(m.invitation_id)
+        if inv is None:
+            raise KiosqueError(f"invitation {m.invitation_id} inconnue")
+        out.append(inv)
+    for m, inv in zip(marks, out, strict=True):
+        inv.phoning_outcome, inv.phoned_on = m.outcome, m.on
+        if m.notes is not None:
+            inv.phoning_notes = m.notes
+        add_event(session, inv.person_id, "kiosque.phoned", m.on, "kiosque",
+                  summary=f"Appel avant le kiosque: {PhoningOutcome.label_of(m.outcome)}",
+                  data={"invitation_id": inv.id, "outcome": m.outcome}, path_id=inv.path_id, author_id=user_id)
     session.flush()
-    return inv
+    return out
 
 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
                       user_id: int | None = None, config: KiosqueConfig | None = None,
-                      now: dt.datetime | None = None, assigner=None) -> dict:
+                      now: dt.datetime | None = None, assigner=None, replans: list | None = None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
     MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
     only once the session has begun (`now`, default the clock); an excuse may come before.
 
     `assigner` (an orientation.assignment.Assigner) is reused for the decision instead of building one
-    (structures, loads, the whole sectorisation index): record_attendances passes one for a batch."""
+    (structures, loads, the whole sectorisation index): record_attendances passes one for a batch.
+    `replans` (a list): the re-invitation is left to the caller, which re-plans a whole roll call's
+    absent and excused persons at once with `replan` (one planning instead of one per person; same
+    seats, in the same order); out["reinvitation_ids"] is filled then."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
@@ -432,8 +478,45 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
         out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id, assigner).id
         return out
-    replanned = plan(session, on, config=config, person_ids=[inv.person_id])
-    out["reinvitation_ids"] = replanned.invitation_ids
+    out["reinvitation_ids"] = []
+    item = Replan(on, inv.person_id, out["reinvitation_ids"])
+    if replans is not None:
+        replans.append(item)
+    else:
+        replan(session, [item], config=config)
+    return out
+
+
+@dataclass(frozen=True)
+class Replan:
+    """A person to re-invite after a roll call (absent, excused), planned as of the session's day;
+    their new invitation id goes into `reinvitation_ids` (the roll call's answer for that line)."""
+    on: dt.date
+    person_id: int
+    reinvitation_ids: list
+
+
+def replan(session: Session, items: Iterable[Replan], *, config: KiosqueConfig | None = None) -> list[int]:
+    """Re-invite the absent and excused persons of a roll call: one planning per session day for all
+    of them (candidates and free seats read once), the persons taking their seats in the order they
+    were marked, exactly as one planning per person in that order would have given them. Returns the
+    new invitation ids."""
+    config = config or KiosqueConfig.from_env()
+    items = list(items)
+    out: list[int] = []
+    start = 0
+    while start < len(items):  # runs of the same day, in the given order
+        end = start
+        while end < len(items) and items[end].on == items[start].on:
+            end += 1
+        run = items[start:end]
+        result = plan(session, run[0].on, config=config, person_ids=[i.person_id for i in run], in_given_order=True)
+        last = {i.person_id: n for n, i in enumerate(run)}  # a person marked twice is re-invited on the last line
+        for n, i in enumerate(run):
+            if last[i.person_id] == n and i.person_id in result.invitation_of:
+                i.reinvitation_ids.append(result.invitation_of[i.person_id])
+        out.extend(result.invitation_ids)
+        start = end
     return out
 
 
@@ -461,8 +544,23 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
     config = config or KiosqueConfig.from_env()
     assigner = Assigner(session)
     assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
-    out = [record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type, user_id=user_id,
-                             config=config, now=now, assigner=assigner) for m in marks]
+    replans: list[Replan] = []
+    gap = dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
+    out = []
+    for m in marks:
+        if replans:
+            # The re-invitations wait for the end of the batch unless this line could change what they
+            # would have found: another day's session, or (with no notice period) a session of the
+            # day that this line marks held, which a re-invitation could otherwise still have taken.
+            ks = get_invitation(session, m.invitation_id).session
+            on = replans[-1].on
+            if ks.starts_at.date() != on or (ks.status == SessionStatus.PLANNED
+                                              and ks.starts_at >= dt.datetime.combine(on + gap, dt.time())):
+                replan(session, replans, config=config)
+                replans = []
+        out.append(record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type,
+                                     user_id=user_id, config=config, now=now, assigner=assigner, replans=replans))
+    replan(session, replans, config=config)
     mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
     return out
 
@@ -593,5 +691,7 @@ def funnel(session: Session, *, start: dt.date, end: dt.date, mds_id: int | None
 __all__ = ["AttendanceMark", "KiosqueConfig", "KiosqueError", "PlanResult", "add_closure", "booked_seats",
            "cancel_session", "channels_for", "create_session", "create_template", "ensure_default_templates",
            "funnel", "generate_sessions", "get_invitation", "list_sessions", "notice_days", "plan",
-           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "session_invitations",
+           "record_attendance", "record_attendances", "record_outcome", "record_phoning", "record_phonings",
+           "PhoningMark", "replan", "Replan",
+           "session_invitations",
            "update_session"]

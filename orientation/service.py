@@ -388,8 +388,8 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
         o.agent_id = assigner.take(o.structure_id)
     else:
         assigner.load[o.structure_id] += 1
-    email, phone, phone_kind = session.execute(select(Person.email, Person.phone, Person.phone_kind)
-                                               .where(Person.id == o.person_id)).one()
+    person = session.get(Person, o.person_id)  # often already in the session (a kiosque choice, an agent's)
+    email, phone, phone_kind = person.email, person.phone, person.phone_kind
     for n in notification_rows(o.id, email, phone, phone_kind, on):
         session.add(Notification(**n))
     data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
@@ -399,8 +399,11 @@ def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assig
               path_id=o.path_id, author_id=user_id)
     add_event(session, o.person_id, "orientation.notified", on, source,
               f"Orientation notifiée par {_channel_label(email)}", data, path_id=o.path_id, author_id=user_id)
-    session.execute(update(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
-                                        Alert.resolved_on.is_(None)).values(resolved_on=on))
+    # The unique key's index, not a bulk UPDATE (which also scans the whole session to synchronise it).
+    waiting = session.scalar(select(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
+                                                 Alert.resolved_on.is_(None)))
+    if waiting is not None:
+        waiting.resolved_on = on
     session.flush()
     if mark and assigner.deferred_paths is not None:
         assigner.deferred_paths.add(o.path_id)

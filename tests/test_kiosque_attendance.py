@@ -151,3 +151,44 @@ def test_a_batch_of_attendances_records_each_as_one_by_one(session):
                                                             Invitation.status == "pending")).all()
         assert again.session_id == s2.id
     assert ks.record_attendances(session, []) == []
+
+
+def test_a_roll_call_re_invites_its_absents_in_one_planning_as_one_by_one(session):
+    """The roll call's absent and excused persons are re-planned together (issue 20: one planning per
+    roll call instead of one per person) and get exactly the seats that marking them one by one, in
+    the order of the sheet, gave them: the scarce next session goes to the first marked, not to the
+    oldest clock. The shortfall alert counts every person the roll call could not re-invite in time."""
+    from cases.models import Alert
+
+    first = kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 1))
+    second = kiosque(session, "MDS-RANGUEIL", dt.date(2026, 12, 8), capacity=3)
+    persons = [awaiting(session, clock_start=AS_OF - D(10 + n), last_name=f"P{n}") for n in range(6)]
+    ks.plan(session, AS_OF)
+    by_person = {i.person_id: i for i in session.scalars(select(Invitation))}
+    assert {i.session_id for i in by_person.values()} == {first.id}
+    sheet = [persons[n].id for n in (4, 1, 5, 0, 3, 2)]  # the youngest clocks are not marked first
+    statuses = ["absent", "excused", "absent", "absent", "excused", "absent"]
+    now = dt.datetime(2026, 12, 1, 18, 0)
+
+    def reinvitations():
+        return sorted((i.person_id, i.session_id, i.attempt) for i in session.scalars(
+            select(Invitation).where(Invitation.status == "pending")))
+
+    nested = session.begin_nested()
+    one_by_one = [ks.record_attendance(session, by_person[pid].id, st, now=now) for pid, st in zip(sheet, statuses, strict=True)]
+    expected, expected_events = reinvitations(), sorted(
+        (e.person_id, e.kind) for e in session.scalars(select(CaseEvent).where(CaseEvent.kind.like("kiosque.%"))))
+    nested.rollback()
+    session.expire_all()
+
+    marks = [ks.AttendanceMark(by_person[pid].id, st) for pid, st in zip(sheet, statuses, strict=True)]
+    batch = ks.record_attendances(session, marks, now=now)
+    assert reinvitations() == expected
+    assert sorted((e.person_id, e.kind) for e in session.scalars(
+        select(CaseEvent).where(CaseEvent.kind.like("kiosque.%")))) == expected_events
+    # The three seats of the next session went to the first three lines of the sheet.
+    assert {pid for pid, sid, _ in expected if sid == second.id} == set(sheet[:3])
+    assert [len(o["reinvitation_ids"]) for o in batch] == [len(o["reinvitation_ids"]) for o in one_by_one] \
+        == [1, 1, 1, 0, 0, 0]
+    alert = session.scalar(select(Alert).where(Alert.kind == "kiosque.capacity_shortfall"))
+    assert alert.data["missing"] == 3 and "3 place(s) manquante(s)" in alert.message

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import any_, bindparam, delete, func, literal_column, select, text, update
+from sqlalchemy import any_, bindparam, cast, delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
@@ -91,10 +91,9 @@ _PERSON_FIELDS = ("household_id", "role", "civility", "last_name", "birth_name",
 # as a fixed string: building the equivalent 900-clause SQLAlchemy expression cost more than the query.
 _NAMES_SQL = "SELECT id FROM person WHERE " + " OR ".join(
     ["(last_name = ? AND first_name = ? AND birth_date = ?)"] * 300)
-# PostgreSQL: the chunk's names as three arrays joined on the identity index, one statement per chunk.
-_PG_NAMES_SQL = text("SELECT p.id FROM person p JOIN unnest(CAST(:l AS text[]), CAST(:f AS text[]), "
-                     "CAST(:d AS date[])) AS t(l, f, d) ON p.last_name = t.l AND p.first_name = t.f "
-                     "AND p.birth_date = t.d")
+# PostgreSQL: the chunk's names as one JSON record set joined on the identity index, one statement per chunk.
+_PG_NAMES_SQL = text("SELECT p.id FROM person p JOIN json_to_recordset(CAST(:names AS json)) AS t(l text, f text, d date) "
+                     "ON p.last_name = t.l AND p.first_name = t.f AND p.birth_date = t.d")
 
 
 def _one_of(col, values, pg: bool):
@@ -104,8 +103,13 @@ def _one_of(col, values, pg: bool):
     psycopg's query cache hit instead of rendering and parsing 900 placeholders per look-up (a
     quarter of the importer's own CPU time on PostgreSQL), and no 900-value chunking is needed."""
     values = list(values)
-    if pg:
-        return col == any_(bindparam(None, values, type_=ARRAY(col.type)))
+    if pg:  # one array literal, cast: psycopg's list dumper inspects every element in Python
+        if isinstance(col.type, sqltypes.Integer):
+            literal = "{" + ",".join(map(str, values)) + "}"
+        else:
+            literal = "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+        return col == any_(cast(bindparam(None, literal, type_=sqltypes.Text),
+                                ARRAY(col.type if isinstance(col.type, sqltypes.Integer) else sqltypes.Text)))
     return col.in_(select(literal_column("value")).select_from(
         func.json_each(bindparam(None, json.dumps(values), type_=sqltypes.String))))
 
@@ -384,9 +388,9 @@ class FlowImporter:
         known_nirs = {p["nir_hash"] for p in persons.values() if p["nir_hash"]}
         names = sorted({(p["last_name"], p["first_name"], p["birth_date"]) for r, _ in todo for p in r.data["persons"]
                         if not p["nir_hash"] or p["nir_hash"] not in known_nirs})
-        if names and pg:  # one join on the identity index against the chunk's names as three arrays
-            found = [r[0] for r in s.execute(_PG_NAMES_SQL, {"l": [n[0] for n in names], "f": [n[1] for n in names],
-                                                             "d": [n[2] for n in names]})]
+        if names and pg:  # one join on the identity index against the chunk's names
+            found = [r[0] for r in s.execute(_PG_NAMES_SQL, {"names": json.dumps(
+                [{"l": n[0], "f": n[1], "d": n[2]} for n in names], default=str)})]
             if found:
                 for row in s.execute(select(*cols).where(_one_of(_P.c.id, found, pg))).mappings():
                     persons[row["id"]] = dict(row)

@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from cases.models import CaseEvent, Household, Person
-from imports.service import _BulkInsert, _Ids
+from imports.service import _PG_NAMES_SQL, _BulkInsert, _Ids, _one_of
 
 # COPY's text format escapes backslash, tab, newline and carriage return; quotes and commas matter to CSV;
 # "\N" is its NULL marker when unescaped.
@@ -58,3 +58,28 @@ def test_bulk_insert_round_trips_text_bytes_nulls_json_and_dates(rt):
                                                                          ("", None, when)]
         # The name look-ups of the next chunk find these rows by their exact text.
         assert s.scalar(select(Person.id).where(Person.last_name == "back\\slash")) == pids[1]
+
+
+def test_lookups_by_list_find_values_with_quotes_backslashes_and_commas(rt):
+    """The chunk look-ups pass their lists as one parameter (an array literal on PostgreSQL, JSON on
+    SQLite): values with the literal's special characters must still match exactly, and only them."""
+    keys = ['M"1', "M\\2", "M,3", "M{4}", "M 5", "NULL", "Ç6"]
+    with rt.sessions() as s, s.begin():
+        pg = s.get_bind().dialect.name == "postgresql"
+        ids, bulk = _Ids(s), _BulkInsert(s, pg)
+        hids = ids.take(Household.__table__, len(keys))
+        bulk(Household.__table__, [{"id": i, "organism": "CAF", "matricule": k, "created_at": bulk.stamp(dt.datetime(2026, 1, 1)),
+                                    "updated_at": bulk.stamp(dt.datetime(2026, 1, 1))} for i, k in zip(hids, keys, strict=True)])
+        pids = ids.take(Person.__table__, len(keys))
+        bulk(Person.__table__, [{"id": i, "household_id": h, "last_name": k, "first_name": "Zoé \\ \"x\"",
+                                 "birth_date": dt.date(1990, 1, 1)} for i, h, k in zip(pids, hids, keys, strict=True)])
+        for wanted in (keys, keys[:1], keys[1:4], ["M", "1"]):
+            found = set(s.scalars(select(Household.matricule).where(_one_of(Household.__table__.c.matricule, wanted, pg))))
+            assert found == set(wanted) & set(keys)
+        assert set(s.scalars(select(Person.id).where(_one_of(Person.__table__.c.id, pids[2:], pg)))) == set(pids[2:])
+        if pg:
+            import json
+
+            names = json.dumps([{"l": k, "f": "Zoé \\ \"x\"", "d": "1990-01-01"} for k in keys[:3]]
+                               + [{"l": keys[3], "f": "Zoé", "d": "1990-01-01"}])
+            assert {r[0] for r in s.execute(_PG_NAMES_SQL, {"names": names})} == set(pids[:3])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import bindparam, cast, delete, func, literal_column, select, text, update
+from sqlalchemy import bindparam, cast, delete, func, literal_column, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
@@ -96,6 +96,22 @@ _PG_NAMES_SQL = text("SELECT p.id FROM person p JOIN json_to_recordset(CAST(:nam
                      "ON p.last_name = t.l AND p.first_name = t.f AND p.birth_date = t.d")
 
 
+def _array_literal(values, integer: bool) -> str:
+    """A PostgreSQL array literal (one text parameter, cast): psycopg's list dumper inspects every
+    element in Python."""
+    if integer:
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def _unnest_pg(columns: list[list], types: list):
+    """`unnest(CAST(:a AS t1[]), CAST(:b AS t2[]), …) AS anon(c0, c1, …)`: lists zipped into rows.
+    String items are cast to plain varchar[] (no length: a cast to varchar(n) would truncate)."""
+    args = [cast(bindparam(None, _array_literal(v, isinstance(t, sqltypes.Integer)), type_=sqltypes.Text), ARRAY(t))
+            for v, t in zip(columns, types, strict=True)]
+    return func.unnest(*args).table_valued(*(f"c{i}" for i in range(len(args)))).render_derived()
+
+
 def _one_of(col, values, pg: bool):
     """`col IN values` as one bound parameter, whatever the number of values, joined against the
     column's index: `IN (SELECT v FROM unnest(CAST(:p AS type[])))` on PostgreSQL, `IN (SELECT value
@@ -105,14 +121,9 @@ def _one_of(col, values, pg: bool):
     `= ANY(:array)`: a prepared (generic) plan compares each row with every element of a parameter
     array, and a sequential scan planned while the table was small then cost seconds a chunk."""
     values = list(values)
-    if pg:  # one array literal, cast: psycopg's list dumper inspects every element in Python
-        if isinstance(col.type, sqltypes.Integer):
-            literal, item = "{" + ",".join(map(str, values)) + "}", col.type
-        else:
-            literal = "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
-            item = sqltypes.String()  # no length: a cast to varchar(n) would truncate
-        unnest = func.unnest(cast(bindparam(None, literal, type_=sqltypes.Text), ARRAY(item))).table_valued("v").render_derived()
-        return col.in_(select(unnest.c.v))
+    if pg:
+        item = col.type if isinstance(col.type, sqltypes.Integer) else sqltypes.String()
+        return col.in_(select(*_unnest_pg([values], [item]).c))
     return col.in_(select(literal_column("value")).select_from(
         func.json_each(bindparam(None, json.dumps(values), type_=sqltypes.String))))
 
@@ -330,8 +341,13 @@ class FlowImporter:
         orgs = sorted({r.key[0] for r in recs})  # the unique index is (organism, matricule): no scan
         pg = self.ids.pg
         existing = {}
-        for row in s.execute(select(_H).where(_one_of(_H.c.organism, orgs, pg),
-                                              _one_of(_H.c.matricule, mats, pg))).mappings():
+        if pg:  # the chunk's (organism, matricule) pairs, probed on the unique index
+            pairs = sorted({r.key for r in recs})
+            cond = tuple_(_H.c.organism, _H.c.matricule).in_(select(*_unnest_pg(
+                [[o for o, _ in pairs], [m for _, m in pairs]], [sqltypes.String(), sqltypes.String()]).c))
+        else:
+            cond = _one_of(_H.c.organism, orgs, pg) & _one_of(_H.c.matricule, mats, pg)
+        for row in s.execute(select(_H).where(cond)).mappings():
             existing[(row["organism"], row["matricule"])] = dict(row)
         ids = [h["id"] for h in existing.values()]
         hashes = dict(s.execute(select(_RAW.c.household_id, _RAW.c.content_hash)

@@ -27,7 +27,7 @@ class Assigner:
         # When a batch sets it to a set, validations add their path here and the batch refreshes the
         # paths' outcomes once at its end (orientation.outcomes.mark_path_oriented), same transaction.
         self.deferred_paths: set[int] | None = None
-        self.sectors = SectorIndex(session)
+        self.sectors = SectorIndex.of(session)
         self.structures = {s.id: s for s in session.scalars(select(Structure))}
         self.variants = {}
         for s in sorted(self.structures.values(), key=lambda s: s.id):

@@ -196,8 +196,22 @@ def find_sector(session: Session, commune_insee: str | None, postal_code: str | 
     return SectorMatch(None, f"code postal {postal_code or '?'} non sectorisé dans la commune {commune_insee}")
 
 
+_SECTOR_INDEX = "rsa.sector_index"
+
+
 class SectorIndex:
     """The whole sectorisation in memory, for batch work (orientation runs, planning)."""
+
+    @classmethod
+    def of(cls, session: Session) -> SectorIndex:
+        """The index of this session's transaction, built once: a day's roll call, orientation run,
+        validations and planning share one (each built its own: ~25 ms of ORM loading a time). It is
+        dropped when the transaction ends and when the session writes a sector."""
+        index = session.info.get(_SECTOR_INDEX)
+        if index is None:
+            _install_sector_hooks()
+            index = session.info[_SECTOR_INDEX] = cls(session)
+        return index
 
     def __init__(self, session: Session):
         self._by_key: dict[tuple[str, str], Sector] = {}
@@ -219,6 +233,34 @@ class SectorIndex:
         if len(rows) == 1:
             return SectorMatch(rows[0])
         return SectorMatch(None, f"code postal {postal_code or '?'} non sectorisé dans la commune {commune_insee}")
+
+
+def _drop_sector_index(session, *_args) -> None:
+    session.info.pop(_SECTOR_INDEX, None)
+
+
+def _drop_if_sectors_written(session, _context, _instances) -> None:
+    if _SECTOR_INDEX in session.info and any(
+            isinstance(obj, Sector) for obj in (*session.new, *session.dirty, *session.deleted)):
+        _drop_sector_index(session)
+
+
+def _drop_on_sector_statement(orm_execute_state) -> None:
+    """An UPDATE/INSERT/DELETE on the sector table through the session (bulk writes)."""
+    if orm_execute_state.is_select or _SECTOR_INDEX not in orm_execute_state.session.info:
+        return
+    table = getattr(orm_execute_state.statement, "table", None)
+    if table is None or getattr(table, "name", None) == Sector.__tablename__:
+        _drop_sector_index(orm_execute_state.session)
+
+
+def _install_sector_hooks() -> None:
+    from sqlalchemy import event
+
+    for name, fn in (("after_transaction_end", _drop_sector_index), ("before_flush", _drop_if_sectors_written),
+                     ("do_orm_execute", _drop_on_sector_statement)):
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
 
 
 def structure_by_code(session: Session, code: str, kind: str | None = None) -> Structure | None:

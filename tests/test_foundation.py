@@ -101,6 +101,28 @@ def test_find_sector_toulouse_postal_code_and_outside_departement(session):
     assert idx.find("31555", None).sector is None
 
 
+def test_sector_index_is_shared_within_a_transaction_and_dropped_on_sector_writes(session):
+    from sqlalchemy import update
+
+    from referents.models import Structure
+    from referents.service import SectorIndex
+
+    first = SectorIndex.of(session)
+    assert SectorIndex.of(session) is first  # one build for the transaction's batch work
+    blagnac = session.scalar(select(Structure).where(Structure.code == "MDS-BLAGNAC"))
+    sector = session.scalar(select(Sector).where(Sector.commune_insee == "31555", Sector.postal_code == "31400"))
+    old_mds = sector.mds_id
+    sector.mds_id = blagnac.id  # an ORM write of a sector: the next index sees it
+    session.flush()
+    second = SectorIndex.of(session)
+    assert second is not first and second.find("31555", "31400").sector.mds_id == blagnac.id
+    session.execute(update(Sector).where(Sector.id == sector.id).values(mds_id=old_mds))  # a bulk write too
+    third = SectorIndex.of(session)
+    assert third is not second
+    session.rollback()  # the transaction's end drops it
+    assert SectorIndex.of(session) is not third
+
+
 def test_load_sectorisation_rejects_unknown_structure_and_changes_nothing(session, tmp_path):
     from referents.service import DATA, ReferenceDataError, load_sectorisation
 

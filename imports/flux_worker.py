@@ -17,13 +17,15 @@ import queue
 import subprocess
 import sys
 import threading
+from array import array
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord
 from imports.known import KnownHouseholds
 
-BATCH = 200  # records per message
+BATCH = 200  # parsed records per message
+SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
 QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
@@ -56,37 +58,49 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
 
 
 def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
-    """Child process: read the file, write pickled ("records", [HouseholdRecord], header,
+    """Child process: read the file, write pickled ("records", [HouseholdRecord], skipped, header,
     bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
-    ("crash", text)."""
+    ("crash", text). The skip decision is taken here: a household known unchanged crosses the pipe
+    as three numbers in `skipped` (known positions, person counts, anomaly flags), never as a record."""
     def send(msg):
         pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
 
     try:
         vault = NirVault(secret)
         want = known.want_filter()  # a household repeated in the file: the importer decides
-
+        del known
         reader = FluxReader(Path(path), want_data=want)
-        batch = []
+        batch: list[HouseholdRecord] = []
+        skipped = _skipped()
         for rec in reader:
-            if rec.skipped:  # known unchanged: the importer needs its key and counts, not its XML
-                rec.fragment = b""
-            elif rec.data is not None and rec.error is None:
+            if rec.skipped:  # known unchanged: the importer needs its id and counts, not its XML
+                skipped[0].append(rec.known_index)
+                skipped[1].append(min(rec.person_count, 65535))
+                skipped[2].append(rec.anomaly)
+                if len(skipped[0]) >= SKIPPED_BATCH:
+                    send(("records", batch, skipped, reader.header, reader.bytes_read))
+                    batch, skipped = [], _skipped()
+                continue
+            if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
                 if rec.error is None:
                     rec.raw_gz = compress(rec.fragment)
                     rec.fragment = b""  # the importer gets it back from raw_gz if it must reject it
             batch.append(rec)
             if len(batch) >= BATCH:
-                send(("records", batch, reader.header, reader.bytes_read))
-                batch = []
-        send(("records", batch, reader.header, reader.bytes_read))
-        send(("end", reader.header, reader.totals, peak_rss_mb()))
+                send(("records", batch, skipped, reader.header, reader.bytes_read))
+                batch, skipped = [], _skipped()
+        send(("records", batch, skipped, reader.header, reader.bytes_read))
+        send(("end", reader.header, reader.totals, peak_rss_mb(), reader.parsed))
     except FluxError as exc:
         send(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the importer, which fails the batch
         send(("crash", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
     out.flush()
+
+
+def _skipped() -> tuple[array, array, bytearray]:
+    return array("q"), array("H"), bytearray()
 
 
 def peak_rss_mb() -> float | None:
@@ -124,6 +138,7 @@ class WorkerReader:
         self.totals = None
         self.bytes_read = 0
         self.peak_rss_mb: float | None = None  # the reading process's own peak, reported at its end
+        self.parsed = 0  # households whose tree the reading process built
 
     def __iter__(self):
         root = Path(__file__).resolve().parent.parent
@@ -148,15 +163,19 @@ class WorkerReader:
         try:
             with proc.stdin:
                 pickle.dump((str(self.path), self.known, self.secret), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.known = None  # the child has its copy
             thread.start()
             while True:
                 msg = messages.get()
                 kind = msg[0]
                 if kind == "records":
-                    _, records, self.header, self.bytes_read = msg
+                    _, records, (positions, persons, anomalies), self.header, self.bytes_read = msg
+                    for i, n, a in zip(positions, persons, anomalies, strict=True):
+                        yield HouseholdRecord(0, None, b"", "", skipped=True, person_count=n, anomaly=bool(a),
+                                              known_index=i)
                     yield from records
                 elif kind == "end":
-                    _, self.header, self.totals, self.peak_rss_mb = msg
+                    _, self.header, self.totals, self.peak_rss_mb, self.parsed = msg
                     return
                 elif kind == "error":
                     raise FluxError(msg[1])

@@ -71,9 +71,6 @@ _READ_BYTES = 1 << 16  # decompressed bytes read at a time
 _FEED_BYTES = 1 << 16  # bytes handed to lxml at a time outside households
 # A household still open after this many bytes is handed to lxml as it comes (its own limits apply).
 MAX_RECORD_BYTES = 16 << 20
-_FONORG_RE = re.compile(rb"<FONORG>([^<]{0,20})</FONORG>")
-_MATRICULE_RE = re.compile(rb"<MATRICULE>([^<]{0,40})</MATRICULE>")
-_PERSON_RE = re.compile(rb"<Personne[\s/>]")
 _ANOMALY_RE = re.compile(rb"<Anomalie[\s/>]")
 _PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False,
                    "huge_tree": False, "remove_comments": True, "remove_pis": True, "collect_ids": False}
@@ -222,13 +219,15 @@ class FluxReader:
             if tag == HOUSEHOLD_TAG:
                 if self.header is None:
                     raise FluxError("bloc IdentificationFlux absent avant le premier foyer")
-                self._records += 1
                 mark = elem.get(self._marker)
                 info = self._pending.pop(int(mark), None) if mark is not None else None
-                if isinstance(info, HouseholdRecord):  # skipped from its bytes: an empty placeholder
-                    info.index = self._records
-                    yield info
+                if isinstance(info, list):  # households skipped from their bytes: an empty placeholder
+                    for rec in info:
+                        self._records += 1
+                        rec.index = self._records
+                        yield rec
                 else:
+                    self._records += 1
                     if mark is not None:
                         del elem.attrib[self._marker]
                     self.parsed += 1
@@ -264,20 +263,30 @@ class FluxReader:
             yield piece
 
     def _pieces(self, guard: _Guard) -> Iterator[bytes]:
-        """The byte stream as lxml must see it: households known unchanged replaced by placeholders."""
+        """The byte stream as lxml must see it: households known unchanged replaced by placeholders
+        (one for a run of them separated by whitespace only: lxml's work is per run, not per household)."""
         buf, pos, eof, n = b"", 0, False, 0
+        self._run: list[HouseholdRecord] = []
+        self._run_lines = self._runs = 0
         while True:
             i = _find_start(buf, pos)
             if i < 0 or i + len(_START) >= len(buf):  # no household start (or not sure yet) in the buffer
                 if eof:
+                    yield self._end_run()
                     yield from self._gap(buf[pos:])
                     return
                 cut = max(pos, len(buf) - len(_START)) if i < 0 else i  # keep what may be a start
-                yield from self._gap(buf[pos:cut])
+                if cut > pos:
+                    gap = buf[pos:cut]
+                    if gap.isspace() and self._run:
+                        self._run_lines += gap.count(b"\n")
+                    else:
+                        yield self._end_run()
+                        yield from self._gap(gap)
                 block = guard.read(_READ_BYTES)
                 buf, pos, eof = buf[cut:] + block, 0, not block
                 continue
-            yield from self._gap(buf[pos:i])
+            gap = buf[pos:i]
             buf, pos = buf[i:], 0
             j = buf.find(_END)
             scanned, tags = 0, 0
@@ -293,6 +302,8 @@ class FluxReader:
                 buf += block
                 j = buf.find(_END, max(0, scanned - len(_END)))
             if j < 0:  # no end in sight (truncated file, or a household past the caps)
+                yield self._end_run()
+                yield from self._gap(gap)
                 yield from self._gap(buf)
                 buf, pos = b"", 0
                 if eof:
@@ -300,28 +311,67 @@ class FluxReader:
                 continue
             end = j + len(_END)
             n += 1
-            yield self._household(buf[:end], n)
+            frag = buf[:end]
             pos = end
+            if gap and not gap.isspace():  # lxml reads what lies between (the header, say) first
+                yield self._end_run()
+                yield from self._gap(gap)
+                gap = b""
+            skipped = self._skip(frag, n)
+            if skipped is None:
+                yield self._end_run()
+                yield from self._gap(gap)
+                yield self._fed(frag, n)
+                continue
+            if self._run:
+                self._run_lines += gap.count(b"\n")
+            else:
+                yield from self._gap(gap)
+            self._run.append(skipped)
+            self._run_lines += frag.count(b"\n") if b"\n" in frag else 0
+            if len(self._run) >= 5000:
+                yield self._end_run()
 
-    def _household(self, frag: bytes, n: int) -> bytes:
-        """One household's raw bytes → what lxml is fed: a placeholder when it is known unchanged,
-        else its bytes with the marker that ties its tree to its raw digest. Bytes that may not be
-        exactly one element (a second start, a comment, CDATA or a processing instruction inside)
-        are fed as they are, unmarked: their digest is never stored, so they are never skipped."""
-        self._count(frag)
+    def _end_run(self) -> bytes:
+        """The placeholder of the pending run of skipped households (b"" when there is none): an empty
+        household element carrying the run's line breaks, so that lxml's line numbers stay the file's."""
+        if not self._run:
+            return b""
+        self._runs -= 1
+        run_id = self._runs  # negative: never a household's number
+        self._pending[run_id] = self._run
+        piece = b"%s %s=\"%d\"%s/>" % (_START, self._marker.encode(), run_id, b"\n" * self._run_lines)
+        self._run, self._run_lines = [], 0
+        return piece
+
+    def _skip(self, frag: bytes, n: int) -> HouseholdRecord | None:
+        """The record of a household known unchanged, recognised from its bytes; else None. Bytes that
+        may not be exactly one element (a second start, a comment, CDATA or a processing instruction
+        inside) are never skipped: their digest is never stored (see _fed)."""
         header = self.header
-        if header is None or b"<!" in frag or b"<?" in frag or frag.find(_START, 1) >= 0:
+        if (header is None or frag.find(_START, 1) >= 0
+                or (b"!" in frag and b"<!" in frag) or (b"?" in frag and b"<?" in frag)):
+            self._digest = None
+            return None
+        self._digest = digest = raw_digest(frag, self._declared, header.schema)
+        if self.want_data is None:
+            return None
+        key = key_from_bytes(frag, header)
+        if key is None or self.want_data(key, digest):
+            return None
+        # (bytes parsed before: within the tag cap; the placeholder's event resets the count)
+        return HouseholdRecord(index=0, key=key, fragment=b"", content_hash=digest, skipped=True,
+                               person_count=frag.count(b"<Personne>") + frag.count(b"<Personne "),
+                               anomaly=b"<Anomalie" in frag and _ANOMALY_RE.search(frag) is not None,
+                               known_index=getattr(self.want_data, "last_index", -1))
+
+    def _fed(self, frag: bytes, n: int) -> bytes:
+        """A household lxml parses: its bytes, with the marker that ties its tree to its raw digest
+        when it is exactly one element (the digest then stored is the one later re-imports skip by)."""
+        self._count(frag)
+        if self._digest is None:
             return frag
-        digest = raw_digest(frag, self._declared, header.schema)
-        if self.want_data is not None:
-            key = key_from_bytes(frag, header)
-            if key is not None and not self.want_data(key, digest):
-                self._pending[n] = HouseholdRecord(
-                    index=0, key=key, fragment=b"", content_hash=digest, skipped=True,
-                    person_count=len(_PERSON_RE.findall(frag)), anomaly=_ANOMALY_RE.search(frag) is not None,
-                    known_index=getattr(self.want_data, "last_index", -1))
-                return b"%s %s=\"%d\"%s/>" % (_START, self._marker.encode(), n, b"\n" * frag.count(b"\n"))
-        self._pending[n] = (digest, frag if self.keep_raw else None)
+        self._pending[n] = (self._digest, frag if self.keep_raw else None)
         return b"%s %s=\"%d\"%s" % (_START, self._marker.encode(), n, frag[len(_START):])
 
     @property
@@ -351,13 +401,19 @@ def key_from_bytes(frag: bytes, header: FlowHeader) -> tuple[str, str] | None:
     """(organism, matricule) read from a household's bytes, as _household_data reads them from its
     tree. Only a hint: a household is skipped when this key's stored digest equals its bytes' digest,
     and equal digests mean equal bytes, whose key was read from their tree when they were stored."""
-    m = _MATRICULE_RE.search(frag)
-    if m is None:
+    i = frag.find(b"<MATRICULE>")
+    j = frag.find(b"</MATRICULE>", i, i + 80) if i >= 0 else -1
+    if j < 0:
         return None
-    mat = m[1].strip().decode("latin-1")
-    o = _FONORG_RE.search(frag)
-    org = (o[1].strip().decode("latin-1").upper() if o else "") or header.organism
-    return (org, mat) if mat else None
+    mat = frag[i + 11:j].strip()
+    o = frag.find(b"<FONORG>", 0, i)
+    e = frag.find(b"</FONORG>", o, i) if o >= 0 else -1
+    if o >= 0 and e < 0:
+        return None
+    org = frag[o + 8:e].strip().upper() if o >= 0 else b""
+    if not mat or not (mat + org).isascii():
+        return None
+    return (org.decode() or header.organism, mat.decode())
 
 
 def check_prolog(head: bytes) -> str:

@@ -768,13 +768,14 @@ def _chunks(seq, size):
 # --- files ----------------------------------------------------------------------------------------
 
 def _result(path, status, counts=None, error=None, batch_id=None, warnings=None, seconds=None,
-            reader_peak_rss_mb=None) -> dict:
+            reader_peak_rss_mb=None, parsed=None) -> dict:
     counts = counts or {}
     return {"path": str(path), "status": status,
             **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected",
                                              "closed_absent", "sdd_ended")},
             "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
-            "reader_peak_rss_mb": reader_peak_rss_mb}
+            "reader_peak_rss_mb": reader_peak_rss_mb,
+            "parsed": parsed}  # households whose tree was built (unchanged ones are recognised from their bytes)
 
 
 def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | None = None,
@@ -809,7 +810,8 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
             batch_id = start.batch.id
         log.info("flux %s importé: %s", path.name, counts)
         return _result(path, "imported", counts, batch_id=batch_id, warnings=warnings,
-                       seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb)
+                       seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb,
+                       parsed=importer.parsed)
     except FluxError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a file must never take the importer down

@@ -29,8 +29,8 @@ same line breaks, so lxml still checks the whole structure (root, header, totals
 households, truncation, line numbers) but never builds an unchanged household's tree. Skipping is
 sound because a digest is only ever stored for bytes that lxml parsed, in the same encoding and flow
 version, as one complete top-level household: equal bytes are equally well-formed and mean the same.
-Bytes holding `<!` or `<?` (comments, CDATA, processing instructions: they could hide a boundary)
-are always parsed. The byte-level checks (`_Guard`) read every byte, skipped or not.
+Bytes holding `<!`, `<?`, `?>`, `--` or `]]>` (what opens or closes comments, CDATA, processing
+instructions: they could hide a boundary, or end one opened before) are always parsed. The byte-level checks (`_Guard`) read every byte, skipped or not.
 """
 
 from __future__ import annotations
@@ -346,11 +346,11 @@ class FluxReader:
 
     def _skip(self, frag: bytes, n: int) -> HouseholdRecord | None:
         """The record of a household known unchanged, recognised from its bytes; else None. Bytes that
-        may not be exactly one element (a second start, a comment, CDATA or a processing instruction
-        inside) are never skipped: their digest is never stored (see _fed)."""
+        may not be exactly one element (a second start, or what opens or closes a comment, CDATA or a
+        processing instruction: `<!`, `<?`, `?>`, `--`, `]]>`) are never skipped: their digest is never
+        stored (see _fed), and a placeholder has the same effect as them on what surrounds them."""
         header = self.header
-        if (header is None or frag.find(_START, 1) >= 0
-                or (b"!" in frag and b"<!" in frag) or (b"?" in frag and b"<?" in frag)):
+        if header is None or frag.find(_START, 1) >= 0 or not _plain(frag):
             self._digest = None
             return None
         self._digest = digest = raw_digest(frag, self._declared, header.schema)
@@ -377,6 +377,12 @@ class FluxReader:
     @property
     def records_seen(self) -> int:
         return self._records
+
+
+def _plain(frag: bytes) -> bool:
+    """No comment, CDATA or processing instruction can start, end or lie in these bytes (the cheap
+    one-byte searches first: `!`, `?` and `]` are rare in a flow, `<` is everywhere)."""
+    return not ((b"!" in frag and b"<!" in frag) or b"?" in frag or b"--" in frag or (b"]" in frag and b"]]>" in frag))
 
 
 def _find_start(buf: bytes, pos: int) -> int:

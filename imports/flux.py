@@ -345,25 +345,28 @@ class FluxReader:
         return piece
 
     def _skip(self, frag: bytes, n: int) -> HouseholdRecord | None:
-        """The record of a household known unchanged, recognised from its bytes; else None. Bytes that
-        may not be exactly one element (a second start, or what opens or closes a comment, CDATA or a
-        processing instruction: `<!`, `<?`, `?>`, `--`, `]]>`) are never skipped: their digest is never
-        stored (see _fed), and a placeholder has the same effect as them on what surrounds them."""
+        """The record of a household known unchanged, recognised from its bytes; else None (then
+        `_digest` is its raw digest, or None when its bytes may not be exactly one element: a second
+        start, or what opens or closes a comment, CDATA or a processing instruction, `<!`, `<?`, `?>`,
+        `--`, `]]>`; such a digest is never stored, so such bytes are never skipped, and a placeholder
+        has the same effect as the bytes it stands for on what surrounds them). A digest equal to a
+        stored one means bytes that passed these checks when stored: they are not scanned again."""
         header = self.header
-        if header is None or frag.find(_START, 1) >= 0 or not _plain(frag):
+        if header is None:
             self._digest = None
             return None
         self._digest = digest = raw_digest(frag, self._declared, header.schema)
-        if self.want_data is None:
-            return None
-        key = key_from_bytes(frag, header)
-        if key is None or self.want_data(key, digest):
-            return None
-        # (bytes parsed before: within the tag cap; the placeholder's event resets the count)
-        return HouseholdRecord(index=0, key=key, fragment=b"", content_hash=digest, skipped=True,
-                               person_count=frag.count(b"<Personne>") + frag.count(b"<Personne "),
-                               anomaly=b"<Anomalie" in frag and _ANOMALY_RE.search(frag) is not None,
-                               known_index=getattr(self.want_data, "last_index", -1))
+        if self.want_data is not None:
+            key = key_from_bytes(frag, header)
+            if key is not None and not self.want_data(key, digest):
+                # (bytes parsed before: within the tag cap; the placeholder's event resets the count)
+                return HouseholdRecord(index=0, key=key, fragment=b"", content_hash=digest, skipped=True,
+                                       person_count=frag.count(b"<Personne>"),
+                                       anomaly=b"<Anomalie" in frag and _ANOMALY_RE.search(frag) is not None,
+                                       known_index=getattr(self.want_data, "last_index", -1))
+        if frag.find(_START, 1) >= 0 or not _plain(frag):
+            self._digest = None
+        return None
 
     def _fed(self, frag: bytes, n: int) -> bytes:
         """A household lxml parses: its bytes, with the marker that ties its tree to its raw digest
@@ -471,7 +474,7 @@ class _Guard:
         if b"\x00" in block:
             self._fail("octets nuls dans le fichier: encodage UTF-16/UTF-32 ou fichier binaire, non accepté")
         window = self._tail + block
-        if b"<!" in window:
+        if b"!" in window and b"<!" in window:  # (one-byte search first: `<` is everywhere)
             upper = window.upper()
             if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
                 self._fail("déclaration DOCTYPE/ENTITY interdite dans un flux, où qu'elle soit dans le fichier "

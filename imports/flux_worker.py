@@ -14,6 +14,7 @@ import gzip
 import os
 import pickle
 import queue
+import struct
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord
 from imports.known import KnownHouseholds
 
+_FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled message)
 BATCH = 200  # parsed records per message
 SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
 QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
@@ -62,8 +64,10 @@ def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
     bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
     ("crash", text). The skip decision is taken here: a household known unchanged crosses the pipe
     as three numbers in `skipped` (known positions, person counts, anomaly flags), never as a record."""
-    def send(msg):
-        pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
+    def send(msg):  # framed: the importer's side queues the bytes, unpickled only when consumed
+        blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_FRAME.pack(msg[0] == "records", len(blob)))
+        out.write(blob)
 
     try:
         vault = NirVault(secret)
@@ -150,14 +154,14 @@ class WorkerReader:
         messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
 
-        def pump():
+        def pump():  # queues pickled messages: ~2.5 times smaller than the records they hold
             try:
                 while True:
-                    msg = pickle.load(proc.stdout)
-                    if not _put(messages, msg, stop) or msg[0] != "records":
+                    more, size = _FRAME.unpack(_read_exactly(proc.stdout, _FRAME.size))
+                    if not _put(messages, _read_exactly(proc.stdout, size), stop) or not more:
                         return
             except Exception:  # noqa: BLE001 - EOF or a broken pipe: the child stopped
-                _put(messages, ("eof",), stop)
+                _put(messages, None, stop)
 
         thread = threading.Thread(target=pump, name="rsa-flux-pipe", daemon=True)
         try:
@@ -166,7 +170,9 @@ class WorkerReader:
             self.known = None  # the child has its copy
             thread.start()
             while True:
-                msg = messages.get()
+                blob = messages.get()
+                msg = pickle.loads(blob) if blob is not None else ("eof",)
+                del blob
                 kind = msg[0]
                 if kind == "records":
                     _, records, (positions, persons, anomalies), self.header, self.bytes_read = msg
@@ -193,6 +199,13 @@ class WorkerReader:
             if thread.is_alive():
                 thread.join(timeout=5)
             proc.stdout.close()
+
+
+def _read_exactly(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError("processus de lecture arrêté")
+    return data
 
 
 def _put(q: queue.Queue, msg, stop: threading.Event) -> bool:

@@ -71,7 +71,7 @@ def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
 
     try:
         vault = NirVault(secret)
-        want = known.want_filter()  # a household repeated in the file: the importer decides
+        want = known.want_filter() if len(known) else None  # nothing known: no key to read from the bytes
         del known
         reader = FluxReader(Path(path), want_data=want)
         batch: list[HouseholdRecord] = []

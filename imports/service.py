@@ -210,7 +210,7 @@ class FlowImporter:
                                   self.rt.settings.nir_key or self.rt.settings.secret_key)
             self.known.drop_lookup()
         else:
-            reader = FluxReader(path, want_data=self.known.want_filter())
+            reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None)
         chunk: list[HouseholdRecord] = []
         keys: set = set()
         nirs: set = set()

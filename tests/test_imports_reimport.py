@@ -109,6 +109,7 @@ BROKEN = {
     "truncated after the last household": (lambda d: d[:d.index(b"<TransmissionFlux>")], "tronqué"),
     "no totals": (lambda d: d[:d.index(b"<TransmissionFlux>")] + b"</Racine>\n", "TransmissionFlux"),
     "wrong root": (lambda d: d.replace(b"<Racine", b"<Foyers").replace(b"</Racine>", b"</Foyers>"), "racine"),
+    "malformed inside a household otherwise unchanged": (lambda d: d.replace(b"</NOM>", b"</NOX>", 2), "XML"),
     "declared UTF-8, accents in windows-1252": (
         lambda d: d.replace(b'encoding="windows-1252"', b'encoding="utf-8"'), "encodage"),
 }

@@ -17,9 +17,20 @@ VRSD0301 (`IdentificationFlux/VERSIONFLUX`; role in `FonctionPersonneRSA`, SDD f
 in `CalculDroitRSAPersonne`, `PrestationRSA` under `DonneesAdministratives`). Any other version, or
 a VRSD0301 person without the role or SDD block, refuses the file naming the block.
 
-Each household becomes a `HouseholdRecord`: its key, its raw fragment, a SHA-256 of the
-fragment (to skip unchanged households cheaply) and the plain data the importer needs, or the
-reason why it cannot be imported (the record is then rejected, the rest of the file goes on).
+Each household becomes a `HouseholdRecord`: its key, its fragment, a SHA-256 of its raw bytes
+(to skip unchanged households cheaply) and the plain data the importer needs, or the reason why it
+cannot be imported (the record is then rejected, the rest of the file goes on).
+
+Re-imports skip unchanged households unread: the decompressed byte stream is split at household
+boundaries (`<InfosFoyerRSA>` … the first `</InfosFoyerRSA>`) before lxml sees it; each household's
+raw bytes are hashed (with the declared encoding and the flow version) and its key read from the
+bytes. A household known with that digest is handed to lxml as an empty placeholder carrying the
+same line breaks, so lxml still checks the whole structure (root, header, totals, what lies between
+households, truncation, line numbers) but never builds an unchanged household's tree. Skipping is
+sound because a digest is only ever stored for bytes that lxml parsed, in the same encoding and flow
+version, as one complete top-level household: equal bytes are equally well-formed and mean the same.
+Bytes holding `<!`, `<?`, `?>`, `--` or `]]>` (what opens or closes comments, CDATA, processing
+instructions: they could hide a boundary, or end one opened before) are always parsed. The byte-level checks (`_Guard`) read every byte, skipped or not.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import gzip
 import hashlib
 import math
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +64,16 @@ _SINGLE_BYTE = ("windows-1252", "cp1252", "iso-8859-1", "iso-8859-15", "latin-1"
                 "iso8859-15", "us-ascii", "ascii")
 _UTF8 = ("utf-8", "utf8")
 _DECL_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+# Household boundaries in the raw bytes (the splitter of re-imports, see the module's docstring).
+_START, _END = b"<InfosFoyerRSA", b"</InfosFoyerRSA>"
+_AFTER_START = frozenset(b" \t\r\n>")  # what may follow the name in a household's start tag
+_READ_BYTES = 1 << 16  # decompressed bytes read at a time
+_FEED_BYTES = 1 << 16  # bytes handed to lxml at a time outside households
+# A household still open after this many bytes is handed to lxml as it comes (its own limits apply).
+MAX_RECORD_BYTES = 16 << 20
+_ANOMALY_RE = re.compile(rb"<Anomalie[\s/>]")
+_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False,
+                   "huge_tree": False, "remove_comments": True, "remove_pis": True, "collect_ids": False}
 # VRSD0301 closure motives (simplified list) → the VRSB0801 motive they replace.
 VRSD_CLOSURE = {"CCG": "PCG", "CMD": "ECH", "CMU": "MUT", "CFD": "RFD", "CAU": "RAU"}
 
@@ -111,6 +133,8 @@ class HouseholdRecord:
     skipped: bool = False  # known unchanged (same key and hash): data not extracted
     person_count: int = 0
     raw_gz: bytes | None = None  # compressed fragment, when the reading process made it
+    known_index: int = -1  # skipped: its position in imports.known.KnownHouseholds
+    raw: bytes | None = None  # its bytes as in the file, in its encoding (FluxReader(keep_raw=True))
 
     @property
     def key_text(self) -> str:
@@ -128,11 +152,15 @@ class FluxReader:
     """Iterate a flow file: `for record in reader` after which `header` and `totals` are known."""
 
     source: Path | BinaryIO
-    # want_data(key, sha256) -> bool: False skips the extraction of a household known unchanged
+    # want_data(key, raw digest) -> bool, asked from the bytes before lxml sees a household: False
+    # skips a household known unchanged (never parsed). It may have `note(key)`, told the key of each
+    # household that was parsed, and `last_index`, the known position of the one it just skipped.
     want_data: Callable[[tuple[str, str], str], bool] | None = None
     header: FlowHeader | None = None
     totals: Totals | None = None
     bytes_read: int = 0
+    parsed: int = 0  # households whose tree lxml built (the others were skipped from their bytes)
+    keep_raw: bool = False  # records keep their raw bytes (`raw`; the generator writes them back unchanged)
     _records: int = field(default=0, repr=False)
 
     def __iter__(self) -> Iterator[HouseholdRecord]:
@@ -149,35 +177,20 @@ class FluxReader:
             f.seek(0)
         except (gzip.BadGzipFile, EOFError, OSError) as exc:
             raise FluxError(f"fichier illisible: {_one_line(str(exc))}") from None
-        guard = _Guard(f, declared)
-        parser = etree.iterparse(
-            guard, events=("end",), tag=_TAGS, resolve_entities=False, no_network=True, load_dtd=False,
-            dtd_validation=False, huge_tree=False, remove_comments=True, remove_pis=True,
-            collect_ids=False)
+        self._declared, self._f = declared, f
+        guard = _Guard(f, declared, count_tags=False)
+        parser = etree.XMLPullParser(events=("end",), tag=_TAGS, **_PARSER_OPTIONS)
+        self._marker = f"rsa{secrets.token_hex(8)}"  # unguessable: no household of the file carries it
+        self._pending: dict[int, HouseholdRecord | tuple[str, bytes | None]] = {}
+        self._tags = 0  # `<` fed to lxml since the last complete top-level block
         try:
-            for _event, elem in parser:
-                guard.tags = 0  # a complete top-level block: the tree is about to be emptied
-                self.bytes_read = f.tell()
-                parent = elem.getparent()
-                if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
-                    root = elem.getroottree().getroot()
-                    raise FluxError(f"élément racine {root.tag!r} inattendu ({ROOT_TAG!r} attendu)")
-                tag = elem.tag
-                if tag == HOUSEHOLD_TAG:
-                    if self.header is None:
-                        raise FluxError("bloc IdentificationFlux absent avant le premier foyer")
-                    self._records += 1
-                    yield parse_household(elem, self._records, self.header, self.want_data)
-                elif tag == "IdentificationFlux":
-                    if self.header is not None:
-                        raise FluxError("bloc IdentificationFlux en double")
-                    self.header = parse_header(elem)
-                else:
-                    self.totals = Totals(_int(elem.findtext("NBTOTDOSRSATRANSM")),
-                                         _int(elem.findtext("NBTOTDOSRSATRANSMANO")))
-                elem.clear()
-                while elem.getprevious() is not None:
-                    del parent[0]
+            for piece in self._pieces(guard):
+                if piece:
+                    parser.feed(piece)
+                    yield from self._events(parser)
+            self.bytes_read = f.tell()
+            root = parser.close()
+            yield from self._events(parser)
             guard.finish()
         except etree.XMLSyntaxError as exc:
             if guard.error:
@@ -187,7 +200,6 @@ class FluxReader:
             raise FluxError(f"fichier compressé illisible ou tronqué: {_one_line(str(exc))}") from None
         except (LookupError, UnicodeError) as exc:  # unknown or wrong encoding declaration
             raise FluxError(f"encodage du fichier illisible: {_one_line(str(exc))}") from None
-        root = getattr(parser, "root", None)
         if root is not None and root.tag != ROOT_TAG:
             raise FluxError(f"élément racine {root.tag!r} inattendu ({ROOT_TAG!r} attendu)")
         if self.header is None:
@@ -195,9 +207,222 @@ class FluxReader:
         if self.totals is None:
             raise FluxError("bloc TransmissionFlux absent: fichier incomplet")
 
+    def _events(self, parser) -> Iterator[HouseholdRecord]:
+        for _event, elem in parser.read_events():
+            self._tags = 0  # a complete top-level block: the tree is about to be emptied
+            self.bytes_read = self._f.tell()
+            parent = elem.getparent()
+            if parent is None or parent.tag != ROOT_TAG or parent.getparent() is not None:
+                root = elem.getroottree().getroot()
+                raise FluxError(f"élément racine {root.tag!r} inattendu ({ROOT_TAG!r} attendu)")
+            tag = elem.tag
+            if tag == HOUSEHOLD_TAG:
+                if self.header is None:
+                    raise FluxError("bloc IdentificationFlux absent avant le premier foyer")
+                mark = elem.get(self._marker)
+                info = self._pending.pop(int(mark), None) if mark is not None else None
+                if isinstance(info, list):  # households skipped from their bytes: an empty placeholder
+                    for rec in info:
+                        self._records += 1
+                        rec.index = self._records
+                        yield rec
+                else:
+                    self._records += 1
+                    if mark is not None:
+                        del elem.attrib[self._marker]
+                    self.parsed += 1
+                    digest, raw = info or (None, None)
+                    rec = parse_household(elem, self._records, self.header, digest=digest)
+                    rec.raw = raw
+                    note = getattr(self.want_data, "note", None)
+                    if note is not None and rec.key is not None:
+                        note(rec.key)
+                    yield rec
+            elif tag == "IdentificationFlux":
+                if self.header is not None:
+                    raise FluxError("bloc IdentificationFlux en double")
+                self.header = parse_header(elem)
+            else:
+                self.totals = Totals(_int(elem.findtext("NBTOTDOSRSATRANSM")),
+                                     _int(elem.findtext("NBTOTDOSRSATRANSMANO")))
+            elem.clear()
+            while elem.getprevious() is not None:
+                del parent[0]
+
+    def _count(self, data: bytes) -> None:
+        self._tags += data.count(b"<")
+        if self._tags > MAX_TAGS_PER_RECORD:
+            raise FluxError(f"plus de {MAX_TAGS_PER_RECORD:,} balises XML sans fin de foyer InfosFoyerRSA: "
+                            "fichier refusé (éléments inattendus ou foyer démesuré)".replace(",", " "))
+
+    def _gap(self, data: bytes) -> Iterator[bytes]:
+        """Bytes outside households (prolog, header, totals, whatever lies between): lxml reads them."""
+        for i in range(0, len(data), _FEED_BYTES):
+            piece = data[i:i + _FEED_BYTES]
+            self._count(piece)
+            yield piece
+
+    def _pieces(self, guard: _Guard) -> Iterator[bytes]:
+        """The byte stream as lxml must see it: households known unchanged replaced by placeholders
+        (one for a run of them separated by whitespace only: lxml's work is per run, not per household)."""
+        buf, pos, eof, n = b"", 0, False, 0
+        self._run: list[HouseholdRecord] = []
+        self._run_lines = self._runs = 0
+        while True:
+            i = _find_start(buf, pos)
+            if i < 0 or i + len(_START) >= len(buf):  # no household start (or not sure yet) in the buffer
+                if eof:
+                    yield self._end_run()
+                    yield from self._gap(buf[pos:])
+                    return
+                cut = max(pos, len(buf) - len(_START)) if i < 0 else i  # keep what may be a start
+                if cut > pos:
+                    gap = buf[pos:cut]
+                    if gap.isspace() and self._run:
+                        self._run_lines += gap.count(b"\n")
+                    else:
+                        yield self._end_run()
+                        yield from self._gap(gap)
+                block = guard.read(_READ_BYTES)
+                buf, pos, eof = buf[cut:] + block, 0, not block
+                continue
+            gap = buf[pos:i]
+            buf, pos = buf[i:], 0
+            j = buf.find(_END)
+            scanned, tags = 0, 0
+            while j < 0 and not eof:
+                tags += buf.count(b"<", scanned)
+                if self._tags + tags > MAX_TAGS_PER_RECORD or len(buf) > MAX_RECORD_BYTES:
+                    break  # lxml reads it as it comes (and refuses it past its limits)
+                scanned = len(buf)
+                block = guard.read(_READ_BYTES)
+                if not block:
+                    eof = True
+                    break
+                buf += block
+                j = buf.find(_END, max(0, scanned - len(_END)))
+            if j < 0:  # no end in sight (truncated file, or a household past the caps)
+                yield self._end_run()
+                yield from self._gap(gap)
+                yield from self._gap(buf)
+                buf, pos = b"", 0
+                if eof:
+                    return
+                continue
+            end = j + len(_END)
+            n += 1
+            frag = buf[:end]
+            pos = end
+            if gap and not gap.isspace():  # lxml reads what lies between (the header, say) first
+                yield self._end_run()
+                yield from self._gap(gap)
+                gap = b""
+            skipped = self._skip(frag, n)
+            if skipped is None:
+                yield self._end_run()
+                yield from self._gap(gap)
+                yield self._fed(frag, n)
+                continue
+            if self._run:
+                self._run_lines += gap.count(b"\n")
+            else:
+                yield from self._gap(gap)
+            self._run.append(skipped)
+            self._run_lines += frag.count(b"\n") if b"\n" in frag else 0
+            if len(self._run) >= 5000:
+                yield self._end_run()
+
+    def _end_run(self) -> bytes:
+        """The placeholder of the pending run of skipped households (b"" when there is none): an empty
+        household element carrying the run's line breaks, so that lxml's line numbers stay the file's."""
+        if not self._run:
+            return b""
+        self._runs -= 1
+        run_id = self._runs  # negative: never a household's number
+        self._pending[run_id] = self._run
+        piece = b"%s %s=\"%d\"%s/>" % (_START, self._marker.encode(), run_id, b"\n" * self._run_lines)
+        self._run, self._run_lines = [], 0
+        return piece
+
+    def _skip(self, frag: bytes, n: int) -> HouseholdRecord | None:
+        """The record of a household known unchanged, recognised from its bytes; else None (then
+        `_digest` is its raw digest, or None when its bytes may not be exactly one element: a second
+        start, or what opens or closes a comment, CDATA or a processing instruction, `<!`, `<?`, `?>`,
+        `--`, `]]>`; such a digest is never stored, so such bytes are never skipped, and a placeholder
+        has the same effect as the bytes it stands for on what surrounds them). A digest equal to a
+        stored one means bytes that passed these checks when stored: they are not scanned again."""
+        header = self.header
+        if header is None:
+            self._digest = None
+            return None
+        self._digest = digest = raw_digest(frag, self._declared, header.schema)
+        if self.want_data is not None:
+            key = key_from_bytes(frag, header)
+            if key is not None and not self.want_data(key, digest):
+                # (bytes parsed before: within the tag cap; the placeholder's event resets the count)
+                return HouseholdRecord(index=0, key=key, fragment=b"", content_hash=digest, skipped=True,
+                                       person_count=frag.count(b"<Personne>"),
+                                       anomaly=b"<Anomalie" in frag and _ANOMALY_RE.search(frag) is not None,
+                                       known_index=getattr(self.want_data, "last_index", -1))
+        if frag.find(_START, 1) >= 0 or not _plain(frag):
+            self._digest = None
+        return None
+
+    def _fed(self, frag: bytes, n: int) -> bytes:
+        """A household lxml parses: its bytes, with the marker that ties its tree to its raw digest
+        when it is exactly one element (the digest then stored is the one later re-imports skip by)."""
+        self._count(frag)
+        if self._digest is None:
+            return frag
+        self._pending[n] = (self._digest, frag if self.keep_raw else None)
+        return b"%s %s=\"%d\"%s" % (_START, self._marker.encode(), n, frag[len(_START):])
+
     @property
     def records_seen(self) -> int:
         return self._records
+
+
+def _plain(frag: bytes) -> bool:
+    """No comment, CDATA or processing instruction can start, end or lie in these bytes (the cheap
+    one-byte searches first: `!`, `?` and `]` are rare in a flow, `<` is everywhere)."""
+    return not ((b"!" in frag and b"<!" in frag) or b"?" in frag or b"--" in frag or (b"]" in frag and b"]]>" in frag))
+
+
+def _find_start(buf: bytes, pos: int) -> int:
+    """Position of the next household start tag (`<InfosFoyerRSA` then a space or `>`), or of a
+    `<InfosFoyerRSA` at the buffer's very end (to be decided with more bytes), or -1."""
+    while True:
+        i = buf.find(_START, pos)
+        if i < 0 or i + len(_START) >= len(buf) or buf[i + len(_START)] in _AFTER_START:
+            return i
+        pos = i + 1
+
+
+def raw_digest(fragment: bytes, encoding: str, version: str) -> str:
+    """SHA-256 of a household's raw bytes, with the declared encoding and the flow version they were
+    read under (the same bytes in another encoding or version may not mean the same)."""
+    h = hashlib.sha256(b"rsa-raw-1\0%s\0%s\0" % (encoding.encode("ascii"), version.encode("ascii")))
+    h.update(fragment)
+    return h.hexdigest()
+
+
+def key_from_bytes(frag: bytes, header: FlowHeader) -> tuple[str, str] | None:
+    """(organism, matricule) read from a household's bytes, as _household_data reads them from its
+    tree. Only a hint: a household is skipped when this key's stored digest equals its bytes' digest,
+    and equal digests mean equal bytes, whose key was read from their tree when they were stored."""
+    i = frag.find(b"<MATRICULE>")
+    j = frag.find(b"</MATRICULE>", i, i + 80) if i >= 0 else -1
+    if j < 0:
+        return None
+    mat = frag[i + 11:j].strip()
+    o = frag.find(b"<FONORG>", 0, i)
+    e = frag.find(b"</FONORG>", o, i) if o >= 0 else -1
+    if o >= 0 and e < 0:
+        return None
+    org = frag[o + 8:e].strip().upper() if o >= 0 else b""
+    if not mat or not (mat + org).isascii():
+        return None
+    return (org.decode() or header.organism, mat.decode())
 
 
 def check_prolog(head: bytes) -> str:
@@ -224,8 +449,9 @@ class _Guard:
     """The byte stream lxml reads, checked block by block (after gzip): the checks hold wherever the
     offending bytes sit in the file, not only in its first 64 KB."""
 
-    def __init__(self, f: BinaryIO, declared: str):
+    def __init__(self, f: BinaryIO, declared: str, count_tags: bool = True):
         self.f = f
+        self.count_tags = count_tags
         self.declared = declared
         self.tags = 0  # `<` read since the last complete top-level block (reset by the reader)
         self.error: str | None = None
@@ -248,13 +474,14 @@ class _Guard:
         if b"\x00" in block:
             self._fail("octets nuls dans le fichier: encodage UTF-16/UTF-32 ou fichier binaire, non accepté")
         window = self._tail + block
-        if b"<!" in window:
+        if b"!" in window and b"<!" in window:  # (one-byte search first: `<` is everywhere)
             upper = window.upper()
             if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
                 self._fail("déclaration DOCTYPE/ENTITY interdite dans un flux, où qu'elle soit dans le fichier "
                            "(risque d'attaque par entités XML)")
         self._tail = block[-9:]
-        self.tags += block.count(b"<")
+        if self.count_tags:
+            self.tags += block.count(b"<")
         if self.tags > MAX_TAGS_PER_RECORD:
             self._fail(f"plus de {MAX_TAGS_PER_RECORD:,} balises XML sans fin de foyer InfosFoyerRSA: "
                        "fichier refusé (éléments inattendus ou foyer démesuré)".replace(",", " "))
@@ -341,18 +568,13 @@ def flow_version(value: str | None) -> str:
 
 # --- one household ------------------------------------------------------------------------------
 
-def parse_household(elem, index: int, header: FlowHeader, want_data=None) -> HouseholdRecord:
+def parse_household(elem, index: int, header: FlowHeader, digest: str | None = None) -> HouseholdRecord:
+    """A household's tree → its record. `fragment` is the tree serialised in UTF-8 (what the reject
+    store and replay read back, whatever the file's encoding); `digest` the SHA-256 of its raw bytes
+    (raw_digest), else that of the fragment (a household whose bytes cannot be skipped, a replay)."""
     fragment = etree.tostring(elem, encoding="utf-8", with_tail=False)
-    digest = hashlib.sha256(fragment).hexdigest()
-    rec = HouseholdRecord(index=index, key=None, fragment=fragment, content_hash=digest)
-    if want_data is not None:
-        org = (elem.findtext("IdentificationRSA/Organisme/FONORG") or "").strip().upper() or header.organism
-        mat = (elem.findtext("IdentificationRSA/Organisme/MATRICULE") or "").strip()
-        if mat and not want_data((org, mat), digest):
-            rec.key, rec.skipped = (org, mat), True
-            rec.person_count = sum(1 for _ in elem.iterchildren("Personne"))
-            rec.anomaly = elem.find("Anomalie") is not None
-            return rec
+    rec = HouseholdRecord(index=index, key=None, fragment=fragment,
+                          content_hash=digest or hashlib.sha256(fragment).hexdigest())
     try:
         rec.data = _household_data(elem, header)
         rec.key = (rec.data["organism"], rec.data["matricule"])

@@ -14,16 +14,20 @@ import gzip
 import os
 import pickle
 import queue
+import struct
 import subprocess
 import sys
 import threading
+from array import array
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord
 from imports.known import KnownHouseholds
 
-BATCH = 200  # records per message
+_FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled message)
+BATCH = 200  # parsed records per message
+SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
 QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
@@ -56,37 +60,51 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
 
 
 def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
-    """Child process: read the file, write pickled ("records", [HouseholdRecord], header,
+    """Child process: read the file, write pickled ("records", [HouseholdRecord], skipped, header,
     bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
-    ("crash", text)."""
-    def send(msg):
-        pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
+    ("crash", text). The skip decision is taken here: a household known unchanged crosses the pipe
+    as three numbers in `skipped` (known positions, person counts, anomaly flags), never as a record."""
+    def send(msg):  # framed: the importer's side queues the bytes, unpickled only when consumed
+        blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_FRAME.pack(msg[0] == "records", len(blob)))
+        out.write(blob)
 
     try:
         vault = NirVault(secret)
-        want = known.want_filter()  # a household repeated in the file: the importer decides
-
+        want = known.want_filter() if len(known) else None  # nothing known: no key to read from the bytes
+        del known
         reader = FluxReader(Path(path), want_data=want)
-        batch = []
+        batch: list[HouseholdRecord] = []
+        skipped = _skipped()
         for rec in reader:
-            if rec.skipped:  # known unchanged: the importer needs its key and counts, not its XML
-                rec.fragment = b""
-            elif rec.data is not None and rec.error is None:
+            if rec.skipped:  # known unchanged: the importer needs its id and counts, not its XML
+                skipped[0].append(rec.known_index)
+                skipped[1].append(min(rec.person_count, 65535))
+                skipped[2].append(rec.anomaly)
+                if len(skipped[0]) >= SKIPPED_BATCH:
+                    send(("records", batch, skipped, reader.header, reader.bytes_read))
+                    batch, skipped = [], _skipped()
+                continue
+            if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
                 if rec.error is None:
                     rec.raw_gz = compress(rec.fragment)
                     rec.fragment = b""  # the importer gets it back from raw_gz if it must reject it
             batch.append(rec)
             if len(batch) >= BATCH:
-                send(("records", batch, reader.header, reader.bytes_read))
-                batch = []
-        send(("records", batch, reader.header, reader.bytes_read))
-        send(("end", reader.header, reader.totals, peak_rss_mb()))
+                send(("records", batch, skipped, reader.header, reader.bytes_read))
+                batch, skipped = [], _skipped()
+        send(("records", batch, skipped, reader.header, reader.bytes_read))
+        send(("end", reader.header, reader.totals, peak_rss_mb(), reader.parsed))
     except FluxError as exc:
         send(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the importer, which fails the batch
         send(("crash", f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"))
     out.flush()
+
+
+def _skipped() -> tuple[array, array, bytearray]:
+    return array("q"), array("H"), bytearray()
 
 
 def peak_rss_mb() -> float | None:
@@ -124,6 +142,7 @@ class WorkerReader:
         self.totals = None
         self.bytes_read = 0
         self.peak_rss_mb: float | None = None  # the reading process's own peak, reported at its end
+        self.parsed = 0  # households whose tree the reading process built
 
     def __iter__(self):
         root = Path(__file__).resolve().parent.parent
@@ -135,28 +154,34 @@ class WorkerReader:
         messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
         stop = threading.Event()
 
-        def pump():
+        def pump():  # queues pickled messages: ~2.5 times smaller than the records they hold
             try:
                 while True:
-                    msg = pickle.load(proc.stdout)
-                    if not _put(messages, msg, stop) or msg[0] != "records":
+                    more, size = _FRAME.unpack(_read_exactly(proc.stdout, _FRAME.size))
+                    if not _put(messages, _read_exactly(proc.stdout, size), stop) or not more:
                         return
             except Exception:  # noqa: BLE001 - EOF or a broken pipe: the child stopped
-                _put(messages, ("eof",), stop)
+                _put(messages, None, stop)
 
         thread = threading.Thread(target=pump, name="rsa-flux-pipe", daemon=True)
         try:
             with proc.stdin:
                 pickle.dump((str(self.path), self.known, self.secret), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.known = None  # the child has its copy
             thread.start()
             while True:
-                msg = messages.get()
+                blob = messages.get()
+                msg = pickle.loads(blob) if blob is not None else ("eof",)
+                del blob
                 kind = msg[0]
                 if kind == "records":
-                    _, records, self.header, self.bytes_read = msg
+                    _, records, (positions, persons, anomalies), self.header, self.bytes_read = msg
+                    for i, n, a in zip(positions, persons, anomalies, strict=True):
+                        yield HouseholdRecord(0, None, b"", "", skipped=True, person_count=n, anomaly=bool(a),
+                                              known_index=i)
                     yield from records
                 elif kind == "end":
-                    _, self.header, self.totals, self.peak_rss_mb = msg
+                    _, self.header, self.totals, self.peak_rss_mb, self.parsed = msg
                     return
                 elif kind == "error":
                     raise FluxError(msg[1])
@@ -174,6 +199,13 @@ class WorkerReader:
             if thread.is_alive():
                 thread.join(timeout=5)
             proc.stdout.close()
+
+
+def _read_exactly(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError("processus de lecture arrêté")
+    return data
 
 
 def _put(q: queue.Queue, msg, stop: threading.Event) -> bool:

@@ -422,10 +422,16 @@ def mutate_household(root, rng: random.Random, on: dt.date) -> str:
 
 
 def _iter_base(path: Path) -> Iterator[tuple[tuple, str]]:
-    for rec in FluxReader(path):
+    """Each household of a flow, as written in it (an unchanged household keeps its exact bytes in
+    the next flow, as the CNAF's files do: re-imports recognise it from them)."""
+    reader = FluxReader(path, keep_raw=True)
+    for rec in reader:
         if rec.key is None:
             continue
-        yield rec.key, rec.fragment.decode("utf-8")
+        if rec.raw is not None:
+            yield rec.key, rec.raw.decode(reader._declared)
+        else:
+            yield rec.key, rec.fragment.decode("utf-8")
 
 
 def derive_flux(bases: list[Path | str], out: Path | str, *, seed: int, daily: bool,

@@ -1,96 +1,133 @@
 """The households already imported, as the flow reader needs them: key → (id, content digest).
 
 A re-import of a 1M-household flow looks up every household once to skip the unchanged ones before
-extracting them. Held as Python dicts (a key string, a tuple, a bytes digest and an int per household)
+parsing them. Held as Python dicts (a key string, a tuple, a bytes digest and an int per household)
 that index cost ~250 bytes a household in the importer and as much again in its reading process:
-over 500 MB at a million households. Here it is three sorted numpy arrays (key, the first 16 bytes
-of the SHA-256 digest, id): ~42 bytes a household, looked up by binary search. The few households
-outside the sectorisation keep their commune in a small dict (for the import's warning).
+over 500 MB at a million households. Here it is flat arrays in the order rows come (an 8-byte hash
+of the key, the first 16 bytes of the SHA-256 digest, the id) and an open-addressing table of
+positions (4 bytes, twice as many slots as households): 40 bytes a household, no sorting, no
+Python object per household. Plain `array`/`bytes`: neither process loads numpy for it (22 MB).
+The few households outside the sectorisation keep their commune in a small dict (for the
+import's warning).
+
+Two keys sharing a key hash (1 chance in 10^7 at a million households) only cost a parse: a skip
+needs the stored digest of the key found to equal the bytes' digest, i.e. the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections.abc import Iterable
-
-import numpy as np
 
 DIGEST_BYTES = 16  # 128 bits of the SHA-256: a collision between two versions of a household is not a concern
 
 
+def key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
 class KnownHouseholds:
-    def __init__(self, keys: np.ndarray, digests: np.ndarray, ids: np.ndarray, outside: dict[str, str]):
+    def __init__(self, keys: array, digests: bytes | bytearray, ids: array, outside: dict[str, str],
+                 outside_at: dict[int, str] | None = None, slots: array | None = None):
         self.keys, self.digests, self.ids, self.outside = keys, digests, ids, outside
+        self.outside_at = outside_at or {}  # the same communes by position (the reading process sends positions)
+        self.slots = slots if slots is not None else _table(keys)
+        self.mask = len(self.slots) - 1
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, int, str | None]], chunk: int = 50_000) -> KnownHouseholds:
-        """rows: (key, digest as hex, household id, commune when outside the sectorisation else None).
-        Built chunk by chunk so that the Python objects of a million rows never exist at once."""
-        keys, digests, ids, outside = [], [], [], {}
-        kb, db, ib = [], [], []
-
-        def flush():
-            if kb:
-                keys.append(np.array(kb, dtype=bytes))
-                digests.append(np.array(db, dtype=f"S{DIGEST_BYTES}"))
-                ids.append(np.array(ib, dtype=np.int64))
-                kb.clear(), db.clear(), ib.clear()
-
+        """rows: (key, digest as hex, household id, commune when outside the sectorisation else None),
+        appended to flat arrays as they come: the Python objects of a million rows never exist at once.
+        (`chunk`: kept for callers; rows are no longer buffered.)"""
+        keys, digests, ids, outside, outside_at = array("Q"), bytearray(), array("q"), {}, {}
         for key, digest, hid, commune in rows:
-            kb.append(key.encode())
-            db.append(bytes.fromhex(digest)[:DIGEST_BYTES])
-            ib.append(hid)
             if commune is not None:
                 outside[key] = commune
-            if len(kb) >= chunk:
-                flush()
-        flush()
-        if not keys:
-            return cls.empty()
-        width = max(a.dtype.itemsize for a in keys)
-        all_keys = np.concatenate([a.astype(f"S{width}") for a in keys])
-        order = np.argsort(all_keys, kind="stable")
-        return cls(all_keys[order], np.concatenate(digests)[order], np.concatenate(ids)[order], outside)
+                outside_at[len(keys)] = commune
+            keys.append(key_hash(key))
+            digests += bytes.fromhex(digest)[:DIGEST_BYTES].ljust(DIGEST_BYTES, b"\0")
+            ids.append(hid)
+        return cls(keys, digests, ids, outside, outside_at)
 
     @classmethod
     def empty(cls) -> KnownHouseholds:
-        return cls(np.array([], dtype="S1"), np.array([], dtype=f"S{DIGEST_BYTES}"), np.array([], dtype=np.int64), {})
+        return cls(array("Q"), b"", array("q"), {})
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def index(self, key: str) -> int:
         """Position of the household with this key, or -1."""
-        k = key.encode()
-        if not len(self.keys) or len(k) > self.keys.dtype.itemsize:
-            return -1
-        i = int(np.searchsorted(self.keys, k))
-        return i if i < len(self.keys) and self.keys[i] == k else -1
+        h = key_hash(key)
+        slots, keys, mask = self.slots, self.keys, self.mask
+        i = h & mask
+        while (p := slots[i]) >= 0:
+            if keys[p] == h:
+                return p
+            i = (i + 1) & mask
+        return -1
 
     def unchanged(self, i: int, digest_hex: str) -> bool:
-        # numpy's fixed-width bytes drop trailing NULs: compare both sides that way (for a fixed
-        # width, equal once stripped ⇔ equal).
-        return i >= 0 and self.digests[i] == bytes.fromhex(digest_hex)[:DIGEST_BYTES].rstrip(b"\0")
+        return i >= 0 and self.digests[i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == bytes.fromhex(digest_hex)[:DIGEST_BYTES]
 
     def id_at(self, i: int) -> int:
-        return int(self.ids[i])
+        return self.ids[i]
 
-    def want_filter(self):
-        """want(key, digest) for FluxReader: False (skip the extraction) only for the first occurrence
-        in the file of a known household whose content is unchanged. A household met again later in
-        the file is always extracted, so that the last of its records wins."""
-        seen = np.zeros(len(self.keys), dtype=bool)
-
-        def want(key: tuple[str, str], digest: str) -> bool:
-            i = self.index(key[0] + key[1])
-            if i < 0:  # a new household
-                return True
-            if seen[i]:
-                return True
-            seen[i] = True
-            return not self.unchanged(i, digest)
-
-        return want
+    def want_filter(self) -> SkipFilter:
+        return SkipFilter(self)
 
     def for_reader(self) -> KnownHouseholds:
         """What the reading process needs: keys and digests (no ids, no communes)."""
-        return KnownHouseholds(self.keys, self.digests, np.array([], dtype=np.int64), {})
+        return KnownHouseholds(self.keys, self.digests, array("q"), {}, slots=self.slots)
+
+    def drop_lookup(self) -> None:
+        """The importer's copy once the reading process has its own: only ids and communes are used."""
+        self.keys, self.digests, self.slots, self.mask = array("Q"), b"", array("i", [-1]), 0
+
+
+class SkipFilter:
+    """want(key, digest) for FluxReader: False (skip the household unparsed) only for the first
+    occurrence in the file of a known household whose content is unchanged. A household met again
+    later in the file is always parsed, so that the last of its records wins: every key asked about
+    or parsed (`note`) counts as met."""
+
+    def __init__(self, known: KnownHouseholds):
+        self.known = known
+        self.seen = bytearray(len(known))
+        self.last_index = -1  # the position of the household just skipped
+
+    def __call__(self, key: tuple[str, str], digest: str) -> bool:
+        i = self.known.index(key[0] + key[1])
+        if i < 0:  # a new household
+            return True
+        if self.seen[i]:
+            return True
+        self.seen[i] = 1
+        if self.known.unchanged(i, digest):
+            self.last_index = i
+            return False
+        return True
+
+    def note(self, key: tuple[str, str]) -> None:
+        i = self.known.index(key[0] + key[1])
+        if i >= 0:
+            self.seen[i] = 1
+
+
+def _table(keys: array) -> array:
+    """Open addressing with linear probing: a power-of-two table at most half full, each slot the
+    position of a key (or -1). The first of two equal key hashes is the one found."""
+    size = 2
+    while size < 2 * len(keys):
+        size *= 2
+    slots, mask = array("i", [-1]) * size, size - 1
+    for p, h in enumerate(keys):
+        i = h & mask
+        while slots[i] >= 0:
+            if keys[slots[i]] == h:
+                break
+            i = (i + 1) & mask
+        else:
+            slots[i] = p
+    return slots

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import hashlib
 import json
 import logging
 import shutil
@@ -205,6 +206,7 @@ class FlowImporter:
         self.outside: dict[str, int] = defaultdict(int)
         self.anomalies = 0
         self.reader_peak_rss_mb: float | None = None
+        self.parsed = 0
         self.ids = _Ids(session)
         self._analyzed_at = 0
         self._insert_many = _BulkInsert(session, self.ids.pg)
@@ -219,11 +221,6 @@ class FlowImporter:
         self.known = KnownHouseholds.build(
             (org + mat, digest, hid, (commune or "sans commune") if mds_id is None else None)
             for org, mat, hid, mds_id, commune, digest in self.s.execute(q).yield_per(20000))
-
-    def _want(self, key: tuple[str, str], digest: str) -> bool:
-        if key in self._chunk_keys:
-            return True
-        return self._known_want(key, digest)
 
     def _seen_values(self) -> dict:
         """What an unchanged household still gets from the flow: the date, and the monthly batch."""
@@ -250,15 +247,15 @@ class FlowImporter:
 
     def _run(self, path: Path) -> tuple[dict, list[str]]:
         self._load_known()
-        self._known_want = self.known.want_filter()
         self._unchanged: list[int] = []
-        if use_worker(path):
+        if use_worker(path):  # the reading process takes the skip decisions: it gets keys and digests
             reader = WorkerReader(path, self.known.for_reader(),
                                   self.rt.settings.nir_key or self.rt.settings.secret_key)
+            self.known.drop_lookup()
         else:
-            reader = FluxReader(path, want_data=self._want)
+            reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None)
         chunk: list[HouseholdRecord] = []
-        keys = self._chunk_keys = set()
+        keys: set = set()
         nirs: set = set()
         done_bytes = 0
         for rec in reader:
@@ -269,9 +266,8 @@ class FlowImporter:
             if self.progress and reader.bytes_read > done_bytes:
                 self.progress(reader.bytes_read - done_bytes)
                 done_bytes = reader.bytes_read
-            if rec.skipped:
-                key = rec.key[0] + rec.key[1]
-                hid, outside = self.known.id_at(self.known.index(key)), self.known.outside.get(key)
+            if rec.skipped:  # known unchanged, recognised from its bytes (never parsed)
+                hid, outside = self.known.id_at(rec.known_index), self.known.outside_at.get(rec.known_index)
                 self.counts["unchanged"] += 1
                 self.counts["persons"] += rec.person_count
                 if outside is not None:
@@ -302,6 +298,7 @@ class FlowImporter:
         self._flush_unchanged()
         self._close_absent()
         self.reader_peak_rss_mb = getattr(reader, "peak_rss_mb", None)  # operations, not the batch's counts
+        self.parsed = reader.parsed  # households whose tree was built (the others skipped from their bytes)
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
@@ -352,10 +349,10 @@ class FlowImporter:
         ids = [h["id"] for h in existing.values()]
         hashes = dict(s.execute(select(_RAW.c.household_id, _RAW.c.content_hash)
                                 .where(_one_of(_RAW.c.household_id, ids, pg))).all()) if ids else {}
-        todo, unchanged = [], []
+        todo, unchanged, rehash = [], [], []
         for r in recs:
             h = existing.get(r.key)
-            if h is not None and hashes.get(h["id"]) == r.content_hash:
+            if h is not None and _same_content(r, hashes.get(h["id"]), rehash, h["id"]):
                 unchanged.append(h["id"])
                 self.counts["unchanged"] += 1
                 self.counts["persons"] += len(r.data["persons"])
@@ -365,6 +362,9 @@ class FlowImporter:
                 todo.append((r, h))
         if unchanged:
             s.execute(update(_H).where(_H.c.id.in_(unchanged)).values(self._seen_values()))
+        if rehash:
+            s.connection().execute(update(_RAW).where(_RAW.c.household_id == bindparam("_id"))
+                                   .values(content_hash=bindparam("c")), rehash)
         if not todo:
             return
         ctx = self._load_people(todo)
@@ -736,6 +736,21 @@ class FlowImporter:
         self.counts["closed_absent"] = close_absent_households(self.s, self.batch.id, prev, self.header)
 
 
+def _same_content(rec: HouseholdRecord, stored: str | None, rehash: list, hid: int) -> bool:
+    """The household's stored digest says its content did not change: the digest of its raw bytes
+    (imports.flux.raw_digest), or, stored before digests were taken from raw bytes (or by a replay),
+    the SHA-256 of its serialised tree; then the raw digest replaces it (`rehash`), so that the next
+    import skips the household unparsed."""
+    if stored is None:
+        return False
+    if stored == rec.content_hash:
+        return True
+    if hashlib.sha256(fragment_of(rec)).hexdigest() == stored:
+        rehash.append({"_id": hid, "c": rec.content_hash})
+        return True
+    return False
+
+
 class _BulkInsert:
     """INSERT … executemany straight to the driver (SQLite) or COPY … FROM STDIN (PostgreSQL, inside
     the import's transaction: one stream per table and chunk instead of one statement per row, which
@@ -814,13 +829,14 @@ def _chunks(seq, size):
 # --- files ----------------------------------------------------------------------------------------
 
 def _result(path, status, counts=None, error=None, batch_id=None, warnings=None, seconds=None,
-            reader_peak_rss_mb=None) -> dict:
+            reader_peak_rss_mb=None, parsed=None) -> dict:
     counts = counts or {}
     return {"path": str(path), "status": status,
             **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected",
                                              "closed_absent", "sdd_ended")},
             "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
-            "reader_peak_rss_mb": reader_peak_rss_mb}
+            "reader_peak_rss_mb": reader_peak_rss_mb,
+            "parsed": parsed}  # households whose tree was built (unchanged ones are recognised from their bytes)
 
 
 def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | None = None,
@@ -855,7 +871,8 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
             batch_id = start.batch.id
         log.info("flux %s importé: %s", path.name, counts)
         return _result(path, "imported", counts, batch_id=batch_id, warnings=warnings,
-                       seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb)
+                       seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb,
+                       parsed=importer.parsed)
     except FluxError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a file must never take the importer down

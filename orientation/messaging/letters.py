@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fpdf import FPDF
 from sqlalchemy.orm import Session
 
 from cases.models import Household, Person
 from orientation.messaging.text import display_first_name
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 SENDER = "Département de la Haute-Garonne"
@@ -33,19 +36,23 @@ class Letter:
     body: str  # rendered template text: "Objet …" first, blank lines between paragraphs, "- " bullets
 
 
-class _Pdf(FPDF):
-    def __init__(self):
-        super().__init__(format="A4")
-        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans-Latin.ttf"))
-        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold-Latin.ttf"))
-        self.set_margins(20, 18, 20)
-        self.set_auto_page_break(True, margin=18)
-        self.set_title("Courrier du Département de la Haute-Garonne")
-        self.set_author(SENDER)
-        self.set_creation_date(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # reproducible bytes
+def _new_pdf() -> FPDF:
+    """fpdf2 is loaded when a letter is made, not when this module is: with fontTools, PIL and numpy
+    it weighs ~38 MB in every process that imports the package (the flow importer among them)."""
+    from fpdf import FPDF
+
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans-Latin.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold-Latin.ttf"))
+    pdf.set_margins(20, 18, 20)
+    pdf.set_auto_page_break(True, margin=18)
+    pdf.set_title("Courrier du Département de la Haute-Garonne")
+    pdf.set_author(SENDER)
+    pdf.set_creation_date(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # reproducible bytes
+    return pdf
 
 
-def _write_letter(pdf: _Pdf, letter: Letter) -> None:
+def _write_letter(pdf: FPDF, letter: Letter) -> None:
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 11)
     for i, line in enumerate(letter.sender_lines):
@@ -84,7 +91,7 @@ def _write_letter(pdf: _Pdf, letter: Letter) -> None:
 def render_pdf(letters: list[Letter]) -> bytes:
     if not letters:
         raise LetterError("aucun courrier à produire")
-    pdf = _Pdf()
+    pdf = _new_pdf()
     for letter in letters:
         _write_letter(pdf, letter)
     return bytes(pdf.output())

@@ -238,7 +238,7 @@ class FlowImporter:
     def run(self, path: Path) -> tuple[dict, list[str]]:
         if not self.ids.pg:  # a bigger page cache for one large transaction (fewer WAL rewrites)
             old_cache = self.s.execute(text("PRAGMA cache_size")).scalar()
-            self.s.execute(text("PRAGMA cache_size=-65536"))
+            self.s.execute(text("PRAGMA cache_size=-8192"))
             try:
                 return self._run(path)
             finally:

@@ -1,7 +1,7 @@
 """CAF/MSA flow import: throughput, memory, re-import times against their floors (issues 3, 10, 21).
 
 For 10k and 100k generated households (2k with --quick; 1M added with --large), on each backend, in a fresh database and
-in a subprocess (so that the peak RSS is the importer's own):
+in a subprocess per import (so that each peak RSS is that import's own, as `rsa import flux` runs it):
 - the parse floor: the raw lxml iterparse of the same file (iterparse + clear, nothing else);
 - the first import: time, persons/s, MB/s, CPU time (importer + its reading process), peak RSS;
 - the write floor: the rows that first import wrote (every table it filled), dumped from the imported
@@ -80,7 +80,8 @@ def _files(ctx: BenchContext, households: int) -> tuple[Path, Path]:
 
 
 def _worker(argv: list[str]) -> int:
-    """`python -m bench.import_flux raw FILE` or `… import URL BASE CHANGED`: prints one JSON line."""
+    """`python -m bench.import_flux raw FILE`, `… import URL PATH LABEL [DUMP_DIR]`, `… dump …`, `… load …`:
+    prints one JSON line."""
     if argv[0] == "raw":
         from lxml import etree
 
@@ -107,26 +108,29 @@ def _worker(argv: list[str]) -> int:
     if argv[0] == "load":
         print(json.dumps(_load(argv[1], Path(argv[2]))))
         return 0
-    # import URL BASE CHANGED [DUMP_DIR]: with DUMP_DIR, the rows of the first import are dumped there
-    # (by a child process, so that neither this process's peak RSS nor the timed imports carry it).
-    url, base, changed = argv[1], Path(argv[2]), Path(argv[3])
+    # import URL PATH LABEL [DUMP_DIR]: one import in a process of its own, as `rsa import flux` runs it
+    # (so each import's peak RSS is its own, not raised by the previous import's heap). With DUMP_DIR,
+    # the rows of this import (the first, into an empty database) are dumped there by a child process,
+    # so that neither this process's peak RSS nor the timed import carries it.
+    url, path, label = argv[1], Path(argv[2]), argv[3]
     dump_dir = Path(argv[4]) if len(argv) > 4 else None
     rt = build_runtime(Settings.from_env(env={}).with_(database_url=url, secret_key="bench-secret"))
-    init_database(rt)
-    empty = {t for t, n in _counts(rt.engine).items() if n == 0}
-    out = {}
-    for label, path in (("first", base), ("identical", base), ("changed", changed)):
-        _reset_peak_rss()
-        t0, c0 = time.perf_counter(), _cpu()
-        (r,) = import_files(rt, [path])
-        out[label] = {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "status": r["status"],
-                      "persons": r["persons"],
-                      "households": r["households"], "unchanged": r["unchanged"], "updated": r["updated"],
-                      "rss_mb": _rss_mb(r.get("reader_peak_rss_mb"))}
-        if label == "first" and dump_dir is not None:
-            filled = sorted(t for t, n in _counts(rt.engine).items() if n and t in empty)
-            subprocess.run([sys.executable, "-m", "bench.import_flux", "dump", url, str(dump_dir), ",".join(filled)],
-                           cwd=ROOT, check=True, timeout=7200)
+    if label == "init":  # the schema and reference data, in a process of its own (`rsa init`)
+        init_database(rt)
+        rt.dispose()
+        print(json.dumps({}))
+        return 0
+    empty = {t for t, n in _counts(rt.engine).items() if n == 0} if dump_dir is not None else set()
+    _reset_peak_rss()
+    t0, c0 = time.perf_counter(), _cpu()
+    (r,) = import_files(rt, [path])
+    out = {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "status": r["status"],
+           "persons": r["persons"], "households": r["households"], "unchanged": r["unchanged"],
+           "updated": r["updated"], "rss_mb": _rss_mb(r.get("reader_peak_rss_mb"))}
+    if dump_dir is not None:
+        filled = sorted(t for t, n in _counts(rt.engine).items() if n and t in empty)
+        subprocess.run([sys.executable, "-m", "bench.import_flux", "dump", url, str(dump_dir), ",".join(filled)],
+                       cwd=ROOT, check=True, timeout=7200)
     rt.dispose()
     print(json.dumps(out))
     return 0
@@ -269,7 +273,10 @@ def run(ctx: BenchContext) -> list[Row]:
             url, cleanup = ctx.fresh_database(backend)
             dump = ctx.workdir / f"dump-{backend}-{tag}"
             try:
-                res = _run(["import", url, str(base), str(changed), str(dump)])
+                _run(["import", url, str(base), "init"])
+                res = {"first": _run(["import", url, str(base), "first", str(dump)]),
+                       "identical": _run(["import", url, str(base), "identical"]),
+                       "changed": _run(["import", url, str(changed), "changed"])}
             finally:
                 cleanup()
             url, cleanup = ctx.fresh_database(backend)

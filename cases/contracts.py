@@ -279,7 +279,7 @@ def _record_contract_run(session: Session, run: list, source: str, author_id) ->
                         "late": late, "themes": sorted({o["theme"] for o in contract.objectives})},
                   path_id=contract.path_id, author_id=author_id)
         if person_id in overdue:
-            _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on)
+            _resolve_alerts(session, f"contract_overdue:{person_id}:", signed_on, person_id)
         if kind == "engagement":
             _schedule_review(session, contract, orientation, source, author_id,
                              open_reviews=reviews_of.get(person_id, []))
@@ -410,7 +410,7 @@ def record_review(session: Session, person_id: int, held_on: dt.date, outcome: s
                     "referent_participant": review.referent_participant,
                     "france_travail_participant": review.france_travail_participant},
               path_id=path.id if path else None, author_id=author_id)
-    _resolve_alerts(session, f"review_due:{person_id}:", held_on)
+    _resolve_alerts(session, f"review_due:{person_id}:", held_on, person_id)
     orientation = current_orientation(session, person_id)
     if contract is not None and next_review_reason is not KEEP:
         contract.review_reason = next_review_reason

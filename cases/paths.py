@@ -138,8 +138,8 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
               summary=f"Sortie: {reasons[reason]['label']}" + (" (sortie positive)" if positive else ""),
               data={"exit_id": ex.id, "reason": reason, "positive": positive, "structure_id": structure_id,
                     "details": details}, path_id=ex.path_id, author_id=author_id)
-    _resolve_alerts(session, f"contract_overdue:{person_id}:", exit_on)
-    _resolve_alerts(session, f"review_due:{person_id}:", exit_on)
+    _resolve_alerts(session, f"contract_overdue:{person_id}:", exit_on, person_id)
+    _resolve_alerts(session, f"review_due:{person_id}:", exit_on, person_id)
     return ex
 
 

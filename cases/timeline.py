@@ -32,10 +32,15 @@ def raise_alert(session: Session, key: str, kind: str, message: str, raised_on: 
     return alert, True
 
 
-def _resolve_alerts(session: Session, key_prefix: str, on: dt.date) -> int:
+def _resolve_alerts(session: Session, key_prefix: str, on: dt.date, person_id: int | None = None) -> int:
+    """Resolve the open alerts whose key starts with the prefix. With `person_id` (alerts raised for a
+    person: contract_overdue:<id>:…, review_due:<id>:…), the person's index narrows the search: a prefix
+    LIKE cannot use the key's index under a non-C collation, and read the whole alert table."""
     n = 0
-    for alert in session.scalars(select(Alert).where(Alert.key.startswith(key_prefix, autoescape=True),
-                                                     Alert.resolved_on.is_(None))):
+    q = select(Alert).where(Alert.key.startswith(key_prefix, autoescape=True), Alert.resolved_on.is_(None))
+    if person_id is not None:
+        q = q.where(Alert.person_id == person_id)
+    for alert in session.scalars(q):
         alert.resolved_on = on
         n += 1
     return n

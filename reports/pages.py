@@ -4,7 +4,6 @@ request), with its weekly backlog, its MDS table and bottlenecks, and its xlsx d
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -12,7 +11,9 @@ from pathlib import Path
 from flask import Blueprint, render_template, send_file, url_for
 
 from config.auth import STAFF, current_user, requires, runtime
+from referents.pages import date_fr
 from reports import charts
+from reports.api import _fr
 from reports.planning import BOTTLENECK_LABELS, STAGE_LABELS, STAGES, build_workbook
 
 LATEST = "prevision/derniere-prevision.json"  # written by config.plan_cli
@@ -29,20 +30,6 @@ def latest_forecast() -> dict | None:
         return None
 
 
-def _fr(value, kind: str = "days") -> str:
-    if value is None:
-        return "—"
-    if kind == "share":
-        return f"{value * 100:.1f} %".replace(".", ",")
-    if kind == "count":
-        return f"{value:,}".replace(",", "\u202f")
-    return f"{value:.1f} j".replace(".", ",")
-
-
-def _date(iso: str | None) -> str:
-    return dt.date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else "—"
-
-
 @bp.get("/dashboard/prevision")
 @requires(*STAFF)
 def forecast_page():
@@ -52,11 +39,11 @@ def forecast_page():
     if result and result.get("backlog_weekly"):
         weeks = result["backlog_weekly"]
         svg = charts.line_chart(
-            [_date(w["date"])[:5] for w in weeks],
+            [date_fr(w["date"])[:5] for w in weeks],
             [("À orienter", [w["total"] for w in weeks], charts.BLUE),
              ("dont au-delà de l'objectif", [w["late"] for w in weeks], charts.RED)],
             [], "Personnes restant à orienter, semaine par semaine (simulation)", unit="pers.")
-    return render_template("reports/planning.html", r=result, svg=svg, fr=_fr, date=_date,
+    return render_template("reports/planning.html", r=result, svg=svg, fr=_fr, date=date_fr,
                            stages=STAGES, stage_labels=STAGE_LABELS, bottlenecks=BOTTLENECK_LABELS,
                            dashboard=url_for("reports_pages.dashboard"),
                            xlsx=url_for("reports_planning.forecast_xlsx") if result else None,

@@ -770,14 +770,21 @@ def _person(p, n: int, version: str = VRSB, key: tuple[str, str] | None = None) 
         activities.append({"regime": _s(v.get("REG"), 3), "code": code[:3],
                            "start_on": _date_field(v.get("DDACT"), f"personne n°{n}: DDACT"),
                            "end_on": _date_field(v.get("DFACT"), f"personne n°{n}: DFACT")})
+    return _person_record(p, n, role, ident, last, first, birth, sdd, activities,
+                          p.findtext(".//DDSOUDRODEV"), p.findtext(".//DFSOUDRODEV"))
+
+
+def _person_record(p, n: int, role: str, ident: dict, last: str, first: str, birth: dt.date, sdd: bool,
+                   activities: list[dict], sdd_start: str | None, sdd_end: str | None) -> dict:
+    """The person as the importer reads it, whatever the flow's version (the blocks differ, not the record)."""
     return {
         "n": n, "role": role, "civility": _s(ident.get("QUAL"), 3), "last_name": last[:100],
         "birth_name": _s(ident.get("NOMNAI"), 100), "first_name": first[:100], "birth_date": birth,
         "sex": _s(ident.get("SEXE"), 1), "nir": (ident.get("NIR") or "").strip() or None,
         "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20), "sdd": sdd,
         "activities": activities,
-        "clock_date": _date_field(p.findtext(".//DDSOUDRODEV"), f"personne n°{n}: DDSOUDRODEV"),
-        "sdd_end_on": _date_field(p.findtext(".//DFSOUDRODEV"), f"personne n°{n}: DFSOUDRODEV"),
+        "clock_date": _date_field(sdd_start, f"personne n°{n}: DDSOUDRODEV"),
+        "sdd_end_on": _date_field(sdd_end, f"personne n°{n}: DFSOUDRODEV"),
     }
 
 
@@ -808,16 +815,9 @@ def _person_vrsd(p, n: int, ident: dict, last: str, first: str, birth: dt.date, 
         activities.append({"regime": _s(e.get("REG"), 3), "code": code[:3],
                            "start_on": _date_field(e.get("DDSTATUEMPL"), f"personne n°{n}: DDSTATUEMPL"),
                            "end_on": _date_field(e.get("DFSTATUEMPL"), f"personne n°{n}: DFSTATUEMPL")})
-    return {
-        "n": n, "role": role, "civility": _s(ident.get("QUAL"), 3), "last_name": last[:100],
-        "birth_name": _s(ident.get("NOMNAI"), 100), "first_name": first[:100], "birth_date": birth,
-        "sex": _s(ident.get("SEXE"), 1), "nir": (ident.get("NIR") or "").strip() or None,
-        "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20),
-        "sdd": _bool(v.get("TOPPERSDRODEVORSA")), "activities": activities,
-        "clock_date": _date_field(v.get("DDSOUDRODEV"), f"personne n°{n}: DDSOUDRODEV"),
-        "sdd_end_on": _date_field(v.get("DFSOUDRODEV"), f"personne n°{n}: DFSOUDRODEV"),
-        "_responsible": _bool(p.findtext("DossierCafMsa/TOPRESPDOS")),
-    }
+    return {**_person_record(p, n, role, ident, last, first, birth, _bool(v.get("TOPPERSDRODEVORSA")), activities,
+                             v.get("DDSOUDRODEV"), v.get("DFSOUDRODEV")),
+            "_responsible": _bool(p.findtext("DossierCafMsa/TOPRESPDOS"))}
 
 
 # --- small helpers --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 
-from sqlalchemy import ARRAY, Integer, String, bindparam, cast, exists, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cases.contracts import counts_for, notice_day
@@ -16,6 +16,7 @@ from cases.sanctions import sanction_end
 from cases.scope import _system_user, person_scope
 from cases.signals import orientations
 from cases.timeline import add_event
+from config.db import one_of
 from referents.models import User
 from referents.vocabulary import CONTRACT_MONTHS, OrientationStatus
 
@@ -26,17 +27,9 @@ def _empty_due() -> dict:
 
 
 def _among(session: Session, column, ids: list[int]):
-    """column IN ids. On PostgreSQL one array parameter (= ANY): with thousands of ids, one bound
-    parameter each costs more to build, send and parse than the query itself. The array travels as
-    its text form ('{1,2,3}') cast in SQL: the driver's element-by-element adaptation of a Python
-    list cost ~1 ms per 1,500 ids and query. A semi-join on unnest(the array), not `= ANY(array)`:
-    once psycopg prepares a statement (its fifth run on a connection), PostgreSQL's generic plan for
-    `= ANY(param)` compared every row with every element (58 s for the due dates of a 30,000-row
-    take-over, 3 s with the semi-join)."""
-    if session.get_bind().dialect.name == "postgresql":
-        literal_array = "{" + ",".join(str(int(i)) for i in ids) + "}"
-        return column.in_(select(func.unnest(cast(bindparam(None, literal_array, type_=String), ARRAY(Integer)))))
-    return column.in_(ids)
+    """column IN ids as one bound parameter (config.db.one_of: a semi-join on unnest(array) on
+    PostgreSQL, json_each on SQLite), whatever the number of ids."""
+    return one_of(column, [int(i) for i in ids], session.get_bind().dialect.name == "postgresql")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -7,13 +7,27 @@ registry, which does, is config.modules.import_models).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    MetaData,
+    bindparam,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import sqltypes
 
 # Stable constraint names so that Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING = {
@@ -80,3 +94,37 @@ def session_scope(factory: sessionmaker[Session]):
         raise
     finally:
         session.close()
+
+
+# --- id and key lists as ONE bound parameter (shared by the import's look-ups and the working lists) ---
+
+def array_literal(values, integer: bool) -> str:
+    """A PostgreSQL array literal (one text parameter, cast): psycopg's list dumper inspects every
+    element in Python."""
+    if integer:
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
+def unnest_rows(columns: list[list], types: list):
+    """`unnest(CAST(:a AS t1[]), CAST(:b AS t2[]), …) AS anon(c0, c1, …)`: lists zipped into rows.
+    String items are cast to plain varchar[] (no length: a cast to varchar(n) would truncate)."""
+    args = [cast(bindparam(None, array_literal(v, isinstance(t, sqltypes.Integer)), type_=sqltypes.Text), ARRAY(t))
+            for v, t in zip(columns, types, strict=True)]
+    return func.unnest(*args).table_valued(*(f"c{i}" for i in range(len(args)))).render_derived()
+
+
+def one_of(col, values, pg: bool):
+    """`col IN values` as one bound parameter, whatever the number of values, joined against the
+    column's index: `IN (SELECT v FROM unnest(CAST(:p AS type[])))` on PostgreSQL, `IN (SELECT value
+    FROM json_each(?))` on SQLite. The statement text no longer depends on the count, so SQLAlchemy's
+    compiled cache and psycopg's query cache hit instead of rendering and parsing 900 placeholders
+    per look-up, and no 900-value chunking is needed. On PostgreSQL, a semi-join rather than
+    `= ANY(:array)`: a prepared (generic) plan compares each row with every element of a parameter
+    array, and a sequential scan planned while the table was small then cost seconds a chunk."""
+    values = list(values)
+    if pg:
+        item = col.type if isinstance(col.type, sqltypes.Integer) else sqltypes.String()
+        return col.in_(select(*unnest_rows([values], [item]).c))
+    return col.in_(select(literal_column("value")).select_from(
+        func.json_each(bindparam(None, json.dumps(values), type_=sqltypes.String))))

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 
-from sqlalchemy import bindparam, cast, delete, func, literal_column, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
@@ -40,7 +39,7 @@ from cases.models import (
 )
 from cases.models import Path as CasePath
 from cases.service import record_exit, reopening_applies, sync_path_sectors
-from config.db import utcnow
+from config.db import one_of, unnest_rows, utcnow
 from imports.batches import ReplayError, fail, finish, pending_reject, reject, sha256_file, start_batch  # noqa: F401 (ReplayError re-exported)
 from imports.flux import (
     VRSB,
@@ -95,38 +94,6 @@ _NAMES_SQL = "SELECT id FROM person WHERE " + " OR ".join(
 # PostgreSQL: the chunk's names as one JSON record set joined on the identity index, one statement per chunk.
 _PG_NAMES_SQL = text("SELECT p.id FROM person p JOIN json_to_recordset(CAST(:names AS json)) AS t(l text, f text, d date) "
                      "ON p.last_name = t.l AND p.first_name = t.f AND p.birth_date = t.d")
-
-
-def _array_literal(values, integer: bool) -> str:
-    """A PostgreSQL array literal (one text parameter, cast): psycopg's list dumper inspects every
-    element in Python."""
-    if integer:
-        return "{" + ",".join(map(str, values)) + "}"
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
-
-
-def _unnest_pg(columns: list[list], types: list):
-    """`unnest(CAST(:a AS t1[]), CAST(:b AS t2[]), …) AS anon(c0, c1, …)`: lists zipped into rows.
-    String items are cast to plain varchar[] (no length: a cast to varchar(n) would truncate)."""
-    args = [cast(bindparam(None, _array_literal(v, isinstance(t, sqltypes.Integer)), type_=sqltypes.Text), ARRAY(t))
-            for v, t in zip(columns, types, strict=True)]
-    return func.unnest(*args).table_valued(*(f"c{i}" for i in range(len(args)))).render_derived()
-
-
-def _one_of(col, values, pg: bool):
-    """`col IN values` as one bound parameter, whatever the number of values, joined against the
-    column's index: `IN (SELECT v FROM unnest(CAST(:p AS type[])))` on PostgreSQL, `IN (SELECT value
-    FROM json_each(?))` on SQLite. The statement text no longer depends on the count, so SQLAlchemy's
-    compiled cache and psycopg's query cache hit instead of rendering and parsing 900 placeholders
-    per look-up, and no 900-value chunking is needed. On PostgreSQL, a semi-join rather than
-    `= ANY(:array)`: a prepared (generic) plan compares each row with every element of a parameter
-    array, and a sequential scan planned while the table was small then cost seconds a chunk."""
-    values = list(values)
-    if pg:
-        item = col.type if isinstance(col.type, sqltypes.Integer) else sqltypes.String()
-        return col.in_(select(*_unnest_pg([values], [item]).c))
-    return col.in_(select(literal_column("value")).select_from(
-        func.json_each(bindparam(None, json.dumps(values), type_=sqltypes.String))))
 
 
 # The columns the chunk look-ups filter and join on: ANALYZE samples only these (not the raw fragments'
@@ -340,15 +307,15 @@ class FlowImporter:
         existing = {}
         if pg:  # the chunk's (organism, matricule) pairs, probed on the unique index
             pairs = sorted({r.key for r in recs})
-            cond = tuple_(_H.c.organism, _H.c.matricule).in_(select(*_unnest_pg(
+            cond = tuple_(_H.c.organism, _H.c.matricule).in_(select(*unnest_rows(
                 [[o for o, _ in pairs], [m for _, m in pairs]], [sqltypes.String(), sqltypes.String()]).c))
         else:
-            cond = _one_of(_H.c.organism, orgs, pg) & _one_of(_H.c.matricule, mats, pg)
+            cond = one_of(_H.c.organism, orgs, pg) & one_of(_H.c.matricule, mats, pg)
         for row in s.execute(select(_H).where(cond)).mappings():
             existing[(row["organism"], row["matricule"])] = dict(row)
         ids = [h["id"] for h in existing.values()]
         hashes = dict(s.execute(select(_RAW.c.household_id, _RAW.c.content_hash)
-                                .where(_one_of(_RAW.c.household_id, ids, pg))).all()) if ids else {}
+                                .where(one_of(_RAW.c.household_id, ids, pg))).all()) if ids else {}
         todo, unchanged, rehash = [], [], []
         for r in recs:
             h = existing.get(r.key)
@@ -406,10 +373,10 @@ class FlowImporter:
         pg = self.ids.pg
         persons: dict[int, dict] = {}
         if hids:
-            for row in s.execute(select(*cols).where(_one_of(_P.c.household_id, hids, pg))).mappings():
+            for row in s.execute(select(*cols).where(one_of(_P.c.household_id, hids, pg))).mappings():
                 persons[row["id"]] = dict(row)
         if nir_hashes:
-            for row in s.execute(select(*cols).where(_one_of(_P.c.nir_hash, nir_hashes, pg))).mappings():
+            for row in s.execute(select(*cols).where(one_of(_P.c.nir_hash, nir_hashes, pg))).mappings():
                 persons[row["id"]] = dict(row)
         known_nirs = {p["nir_hash"] for p in persons.values() if p["nir_hash"]}
         names = sorted({(p["last_name"], p["first_name"], p["birth_date"]) for r, _ in todo for p in r.data["persons"]
@@ -418,7 +385,7 @@ class FlowImporter:
             found = [r[0] for r in s.execute(_PG_NAMES_SQL, {"names": json.dumps(
                 [{"l": n[0], "f": n[1], "d": n[2]} for n in names], default=str)})]
             if found:
-                for row in s.execute(select(*cols).where(_one_of(_P.c.id, found, pg))).mappings():
+                for row in s.execute(select(*cols).where(one_of(_P.c.id, found, pg))).mappings():
                     persons[row["id"]] = dict(row)
         for part in _chunks(names, 300) if not pg else ():
             # SQLite scans the whole identity index for a row-value IN (quadratic over a file)
@@ -426,7 +393,7 @@ class FlowImporter:
                 _NAMES_SQL, tuple(v for t in part + [part[-1]] * (300 - len(part)) for v in t))]
             if not ids:
                 continue
-            for row in s.execute(select(*cols).where(_one_of(_P.c.id, ids, pg))).mappings():
+            for row in s.execute(select(*cols).where(one_of(_P.c.id, ids, pg))).mappings():
                 persons[row["id"]] = dict(row)
         by_household, by_nir, by_name = defaultdict(list), defaultdict(list), defaultdict(list)
         for p in persons.values():
@@ -439,7 +406,7 @@ class FlowImporter:
         had_closed: set[int] = set()
         if persons:
             q = select(_PATH.c.id, _PATH.c.person_id, _PATH.c.closed_on).where(
-                _one_of(_PATH.c.person_id, sorted(persons), pg))
+                one_of(_PATH.c.person_id, sorted(persons), pg))
             for row in s.execute(q).mappings():
                 if row["closed_on"] is None:
                     open_paths[row["person_id"]].append(dict(row))
@@ -687,7 +654,7 @@ class FlowImporter:
                                                                         nir_encrypted=bindparam("e"))
             s.connection().execute(stmt, [{"_id": p.id, "h": h, "e": e} for p, h, e in w.persons_nir])
         if w.activities_replace:
-            s.execute(delete(_A).where(_one_of(_A.c.person_id, sorted(set(w.activities_replace)), self.ids.pg)))
+            s.execute(delete(_A).where(one_of(_A.c.person_id, sorted(set(w.activities_replace)), self.ids.pg)))
         if w.activities_new:
             self._insert_many(_A, [{**a, "person_id": p.id} for p, a in w.activities_new])
         if w.paths_new:
@@ -709,7 +676,7 @@ class FlowImporter:
                                      "author_id": None, "recorded_at": stamp} for p, path, v in w.events])
         if w.raw:
             if w.households_upd:  # the households created above have no previous fragment to replace
-                s.execute(delete(_RAW).where(_one_of(_RAW.c.household_id, [v["_id"] for v in w.households_upd],
+                s.execute(delete(_RAW).where(one_of(_RAW.c.household_id, [v["_id"] for v in w.households_upd],
                                                      self.ids.pg)))
             self._insert_many(_RAW, [{"household_id": h.id, "content_hash": c, "raw_gz": g, "batch_id": batch_id,
                                       "updated_at": stamp} for h, c, g in w.raw])

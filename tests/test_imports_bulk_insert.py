@@ -9,7 +9,8 @@ import datetime as dt
 from sqlalchemy import select
 
 from cases.models import CaseEvent, Household, Person
-from imports.service import _PG_NAMES_SQL, _BulkInsert, _Ids, _one_of
+from config.db import one_of as _one_of
+from imports.service import _PG_NAMES_SQL, _BulkInsert, _Ids
 
 # COPY's text format escapes backslash, tab, newline and carriage return; quotes and commas matter to CSV;
 # "\N" is its NULL marker when unescaped.

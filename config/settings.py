@@ -55,6 +55,10 @@ class Settings:
     # write checks take as today (config/clock.py). Empty: the system clock. Never set in production.
     frozen_now: str = field(default="", metadata={"env": "RSA_FROZEN_NOW"})
     secure_cookies: bool = field(default=True, metadata={"env": "RSA_SECURE_COOKIES"})
+    # Age (minutes) after which a stored report (the dashboards' snapshots, reports/snapshots.py) is
+    # computed again; a bulk change (import, orientation run, nightly jobs) makes it stale at once.
+    # 0: no snapshot, every request computes (docs/reports.md).
+    report_cache_minutes: int = field(default=15, metadata={"env": "RSA_REPORT_CACHE_MINUTES"})
     # Kiosque Insertion and the outbox (docs/kiosque.md): "" = the default of kiosque.service.KiosqueConfig.
     kiosque_propose_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_PROPOSE_DAYS"})
     kiosque_notice_letter_days: str = field(default="", metadata={"env": "RSA_KIOSQUE_NOTICE_LETTER_DAYS"})

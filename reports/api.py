@@ -7,18 +7,19 @@ import datetime as dt
 import io
 
 from flask import Blueprint as PageBlueprint
-from flask import render_template, request, send_file, url_for
+from flask import redirect, render_template, request, send_file, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy import select
+from werkzeug.http import http_date
 
 from config import clock
-from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires
+from config.auth import ALL_ROLES, STAFF, audit, current_user, db, requires, runtime
 from config.edges import file_response
 from referents.models import Role, Structure, Territory
 from referents.service import structure_by_code
 from referents.vocabulary import LEGAL_DAYS, TARGET_DAYS
-from reports import charts, service
+from reports import charts, service, snapshots
 from reports import indicators as ind
 from reports.export import build_workbook
 from reports.indicators import BANDS, ReportFilter
@@ -58,24 +59,56 @@ def _resolve(args: dict, strict: bool = True) -> ReportFilter:
                         territory_id=territory_id, mds_id=mds_id, user=current_user())
 
 
+def _stored(name: str, f: ReportFilter, refresh: bool = False) -> snapshots.Snapshot:
+    """The report through its snapshot (reports/snapshots.py): computed at most once per
+    RSA_REPORT_CACHE_MINUTES and per bulk change, for this user's scope."""
+    return snapshots.stored_report(db(), name, f, refresh=refresh,
+                                   max_age=dt.timedelta(minutes=runtime().settings.report_cache_minutes))
+
+
+# The response headers saying when the figures were computed (the body stays the report itself).
+SNAPSHOT_HEADERS = {
+    "Last-Modified": {"description": "quand les chiffres ont été calculés (date HTTP)",
+                      "schema": {"type": "string"}},
+    "X-Report-Computed-At": {"description": "quand les chiffres ont été calculés (AAAA-MM-JJTHH:MM:SS, heure locale)",
+                             "schema": {"type": "string"}},
+    "X-Report-Snapshot": {"description": "« hit »: chiffres lus dans l'instantané enregistré; « miss »: calculés "
+                                         "pour cette requête", "schema": {"type": "string", "enum": ["hit", "miss"]}},
+}
+
+
+def snapshot_headers(snap: snapshots.Snapshot) -> dict:
+    return {"Last-Modified": http_date(snap.computed_at.astimezone(dt.UTC)),
+            "X-Report-Computed-At": snap.computed_at.isoformat(timespec="seconds"),
+            "X-Report-Snapshot": "hit" if snap.cached else "miss"}
+
+
 @blp.route("/delays")
 class Delays(MethodView):
     @requires(*ALL_ROLES)
     @blp.arguments(ReportQuerySchema, location="query")
-    @blp.response(200, DelaysReportSchema)
+    @blp.response(200, DelaysReportSchema, headers=SNAPSHOT_HEADERS)
     def get(self, args):
-        """Délais d'orientation par horloge (demande DREES, légale), stock à orienter, ventilations."""
-        return service.delays(db(), _resolve(args))
+        """Délais d'orientation par horloge (demande DREES, légale), stock à orienter, ventilations.
+
+        Servi depuis l'instantané enregistré (au plus RSA_REPORT_CACHE_MINUTES minutes, recalculé
+        après chaque import ou traitement de masse); `refresh=1` le recalcule maintenant. L'en-tête
+        X-Report-Computed-At dit quand les chiffres ont été calculés."""
+        snap = _stored("delays", _resolve(args), refresh=args["refresh"])
+        return snap.payload, 200, snapshot_headers(snap)
 
 
 @blp.route("/full")
 class Full(MethodView):
     @requires(*ALL_ROLES)
     @blp.arguments(ReportQuerySchema, location="query")
-    @blp.response(200, FullReportSchema)
+    @blp.response(200, FullReportSchema, headers=SNAPSHOT_HEADERS)
     def get(self, args):
-        """Tout le tableau de bord: délais, kiosques, suites de l'orientation, référence nationale."""
-        return service.full_report(db(), _resolve(args))
+        """Tout le tableau de bord: délais, kiosques, suites de l'orientation, référence nationale.
+
+        Servi depuis l'instantané enregistré, comme /reports/delays (`refresh=1`: recalculé maintenant)."""
+        snap = _stored("full", _resolve(args), refresh=args["refresh"])
+        return snap.payload, 200, snapshot_headers(snap)
 
 
 @blp.route("/persons")
@@ -102,17 +135,20 @@ class Export(MethodView):
     def get(self, args):
         """Le classeur xlsx des indicateurs (feuille nominative réservée aux responsables)."""
         f = _resolve(args)
-        report = service.full_report(db(), f)
+        snap = _stored("full", f, refresh=args["refresh"])  # the dashboard's figures, to the digit
+        report = snap.payload
         persons = None
         if current_user().role in PERSON_LEVEL_ROLES:
             persons = ind.persons_behind(db(), f, "backlog", limit=100_000)
             audit("report_export_persons", details={"count": len(persons)})
             db().commit()
         buf = io.BytesIO()
-        build_workbook(report, persons).save(buf)
+        build_workbook(report, persons, computed_at=snap.computed_at).save(buf)
         buf.seek(0)
-        return send_file(buf, mimetype=XLSX, as_attachment=True,
-                         download_name=f"indicateurs-orientation-{f.as_of.isoformat()}.xlsx")
+        response = send_file(buf, mimetype=XLSX, as_attachment=True,
+                             download_name=f"indicateurs-orientation-{f.as_of.isoformat()}.xlsx")
+        response.headers.update(snapshot_headers(snap))
+        return response
 
 
 # --------------------------------------------------------------------------- dashboard (HTML)
@@ -180,7 +216,11 @@ def dashboard():
     filter_errors: dict = {}
     args = _page_args(filter_errors)
     f = _resolve(args, strict=False)
-    report = service.full_report(db(), f)
+    if request.args.get("refresh") == "1":  # recompute now, then back to the plain address (a reload
+        _stored("full", f, refresh=True)      # of the page does not recompute again)
+        return redirect(url_for("reports_pages.dashboard", **_link_args(args)))
+    snap = _stored("full", f)
+    report = snap.payload
     legal, demande = report["clocks"]["legal"], report["clocks"]["demande"]
     months = [m["key"] for m in legal["by_month"]]
     demande_by_month = {m["key"]: m for m in demande["by_month"]}
@@ -211,7 +251,8 @@ def dashboard():
                            link=lambda **extra: url_for("reports_pages.person_list", **_link_args(args, **extra)),
                            xlsx=url_for("reports.Export", **_link_args(args)),
                            target=TARGET_DAYS, limit=LEGAL_DAYS, user=current_user(),
-                           filter_errors=filter_errors)
+                           filter_errors=filter_errors, snapshot=snap, refresh_args=_link_args(args),
+                           max_age_minutes=runtime().settings.report_cache_minutes)
 
 
 def _mds_rows(clock: dict) -> list[dict]:

@@ -75,7 +75,7 @@ def _stats_sheet(wb: Workbook, title: str, report: dict, dim: str) -> Worksheet:
     return ws
 
 
-def _summary(wb: Workbook, report: dict) -> None:
+def _summary(wb: Workbook, report: dict, computed_at=None) -> None:
     ws = wb.active
     ws.title = "Synthèse"
     headers = ["Indicateur", CLOCK_NAMES["legal"], CLOCK_NAMES["demande"], "Unité"]
@@ -113,6 +113,9 @@ def _summary(wb: Workbook, report: dict) -> None:
         _put(ws, r, 1, label).font = Font(bold=True)
         _put(ws, r, 2, value)
         r += 1
+    if computed_at is not None:  # the snapshot the dashboard shows (reports/snapshots.py)
+        _put(ws, r, 1, "Chiffres calculés le").font = Font(bold=True)
+        _put(ws, r, 2, f"{computed_at:%d/%m/%Y à %H:%M}")
 
 
 def _by_month(wb: Workbook, report: dict) -> None:
@@ -286,10 +289,11 @@ def _persons(wb: Workbook, persons: list[dict]) -> None:
         _put(ws, r, 6, p["age_days"], FMT_COUNT)
 
 
-def build_workbook(report: dict, persons: list[dict] | None = None) -> Workbook:
-    """The workbook of a full report; `persons` (the backlog list) only for managers."""
+def build_workbook(report: dict, persons: list[dict] | None = None, computed_at=None) -> Workbook:
+    """The workbook of a full report; `persons` (the backlog list) only for managers; `computed_at`:
+    when the figures were computed (the dashboard's snapshot), said on the summary sheet."""
     wb = Workbook()
-    _summary(wb, report)
+    _summary(wb, report, computed_at)
     _by_month(wb, report)
     _backlog(wb, report)
     _stats_sheet(wb, "Par territoire", report, "territory")

@@ -16,9 +16,14 @@ class ReportQuerySchema(Schema):
     to = fields.Date(load_default=None, metadata={"description": "fin de la période de cohorte"})
     territory = fields.String(load_default=None, metadata={"description": "code du territoire"})
     mds = fields.String(load_default=None, metadata={"description": "code de la MDS"})
+    refresh = fields.Boolean(load_default=False, metadata={
+        "description": "recalculer maintenant au lieu de lire l'instantané enregistré (docs/reports.md)"})
 
 
 class PersonListQuerySchema(ReportQuerySchema):
+    class Meta:
+        exclude = ("refresh",)  # person lists are read live, never from a snapshot
+
     list_ = fields.String(data_key="list", load_default="backlog",
                          validate=validate.OneOf(["backlog", "cohort", "not_oriented", "late"]))
     clock = fields.String(load_default="legal", validate=validate.OneOf(list(CLOCKS)))

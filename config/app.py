@@ -18,6 +18,12 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+# The endpoints that change in bulk the data the reports summarise (config.cli.REPORTS_STALE_AFTER
+# for the commands, Job.reports_stale for the jobs): after a success the stored reports are stale.
+REPORTS_STALE_AFTER = frozenset({
+    "orientation.run", "kiosque.run_planning", "imports.FluxUpload", "imports.FranceTravailUpload",
+    "imports.SpreadsheetUpload", "imports.ProviderReturnUpload", "imports_pages.upload",
+})
 
 # Security headers of every response (one definition: the app's responses and the errors the WSGI
 # server writes itself, see config.edges). The script CSP carries a per-request nonce: no inline
@@ -207,6 +213,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if ui is not None and ui.wants_html():
             return ui.error_page(500)
         return jsonify(code=500, status="Internal Server Error"), 500
+
+    @app.after_request
+    def _reports_stale(response):
+        """A bulk change made over HTTP (an upload, the orientation run, the kiosque planning) makes
+        the stored reports stale, as the same work run by a command or a job does."""
+        if request.endpoint in REPORTS_STALE_AFTER and response.status_code < 400:
+            from config.scheduler import reports_stale
+
+            _rollback()  # the view committed its work; the rest (a token's touch) would be rolled back at teardown
+            reports_stale(runtime, f"{request.method} {request.path}")
+        return response
 
     @app.after_request
     def _headers(response):

@@ -289,16 +289,59 @@ def show_config(as_json):
     emit(data, as_json)
 
 
+# The commands that change in bulk the data the reports summarise: when one ends, the stored
+# reports (the dashboards' snapshots, reports/snapshots.py) are stale. Checked by the tests: each
+# names a real command.
+REPORTS_STALE_AFTER = frozenset({
+    "init", "rgpd purge", "referents load-sectorisation", "orient run", "orient validate", "kiosque plan",
+    "kiosque phoning-results", "import flux", "import replay", "import stock", "import france-travail",
+    "import spreadsheet", "import provider-return", "import france-travail-orientations",
+    "france-travail read", "france-travail apply", "report refresh",
+})
+
+
+def _reports_stale_after(command: click.Command, path: str) -> None:
+    """Wrap the command's callback: when it ends (even by an error, after a partial commit), the
+    stored reports are marked stale in the command's own database."""
+    import functools
+
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            from config.scheduler import reports_stale
+
+            reports_stale(get_runtime(), f"rsa {path}")
+
+    command.callback = wrapper
+
+
+def commands(group: click.Group, prefix: str = ""):
+    """(path, command) of every leaf command under `group` ("import flux", …)."""
+    for name, command in group.commands.items():
+        path = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            yield from commands(command, path + " ")
+        else:
+            yield path, command
+
+
 def _register_packages() -> None:
     for _package, module in package_modules("cli"):
         for command in getattr(module, "COMMANDS", []):
             main.add_command(command)
+    for path, command in commands(main):
+        if path in REPORTS_STALE_AFTER:
+            _reports_stale_after(command, path)
 
 
-_register_packages()
 from config.plan_cli import plan as _plan  # noqa: E402 - `rsa plan` (issue 20): drives several packages
 
 main.add_command(_plan)
+_register_packages()
 
 
 if __name__ == "__main__":  # pragma: no cover

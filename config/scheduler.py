@@ -40,6 +40,10 @@ class Job:
     cron: dict = field(default_factory=dict)  # CronTrigger kwargs, e.g. {"hour": 6}
     every_minutes: int | None = None
     every_seconds: int | None = None  # tests and sub-minute polling
+    # Whether a run changes the data the reports summarise: True, False, or a test of the run's
+    # summary. After such a run the stored reports are stale (reports.snapshots.data_changed). True
+    # by default: a new nightly job cannot leave the dashboards showing yesterday's figures.
+    reports_stale: bool | Callable[[dict], bool] = True
 
     def trigger(self):
         if self.every_minutes or self.every_seconds:
@@ -79,9 +83,28 @@ def run_job(runtime: Runtime, job: Job, as_of: dt.date | None = None) -> dict | 
             log.info("job %s: skipped, another scheduler runs it", job.id)
             return None
         started = time.monotonic()
-        result = job.func(runtime, as_of)
+        result = None
+        try:
+            result = job.func(runtime, as_of)
+        finally:  # a failed run may have committed part of its work: stale as well
+            if job.reports_stale is True or (callable(job.reports_stale)
+                                             and (result is None or job.reports_stale(result))):
+                reports_stale(runtime, f"job {job.id}")
         log.info("job %s done in %.1fs: %s", job.id, time.monotonic() - started, result)
         return result
+
+
+def reports_stale(runtime: Runtime, source: str) -> None:
+    """The end of a bulk change (a job, a command, an upload): the stored reports are stale. A
+    failure here is logged, never raised over the work that was done (the snapshots then expire by
+    age, RSA_REPORT_CACHE_MINUTES)."""
+    from reports.snapshots import data_changed
+
+    try:
+        with runtime.session() as session:
+            data_changed(session, source)
+    except Exception:  # noqa: BLE001 - the bulk work itself succeeded
+        log.exception("reports: could not mark the stored reports stale after %s", source)
 
 
 def run_scheduled(runtime: Runtime, job: Job, now: dt.datetime | None = None, owner: str | None = None):

@@ -57,6 +57,7 @@ def france_travail_send(runtime, as_of: dt.date, now: dt.datetime | None = None,
 
 # France Travail: read after the orientation run (06:30) and before the deadline alerts see the backlog;
 # decisions sent every 30 minutes (retries of a failed try come due in between).
-JOBS = [Job("imports.inbox", inbox_job, every_minutes=5),
+# The inbox makes the stored reports stale only when it imported a file (reports_stale).
+JOBS = [Job("imports.inbox", inbox_job, every_minutes=5, reports_stale=lambda r: bool(r.get("imported"))),
         Job("imports.france_travail_read", france_travail_read, cron={"hour": 6, "minute": 40}),
-        Job("imports.france_travail_send", france_travail_send, every_minutes=30)]
+        Job("imports.france_travail_send", france_travail_send, every_minutes=30, reports_stale=False)]

@@ -37,5 +37,5 @@ def outbox_job(runtime, as_of: dt.date) -> dict:
 JOBS = [
     Job("kiosque.plan", plan_job, cron={"hour": 6, "minute": 30}),
     Job("kiosque.reminders", reminders_job, cron={"hour": 8, "minute": 0}),
-    Job("kiosque.outbox", outbox_job, every_minutes=10),
+    Job("kiosque.outbox", outbox_job, every_minutes=10, reports_stale=False),  # messages: no report figure
 ]

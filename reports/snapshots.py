@@ -234,3 +234,25 @@ def stored_report(session: Session, name: str, f: ReportFilter, *, max_age: dt.t
 
     computations = {"delays": service.delays, "full": service.full_report}
     return cached(session, name, f, lambda: computations[name](session, f), max_age=max_age, refresh=refresh)
+
+
+def warm(session: Session, as_of: dt.date, *, max_age: dt.timedelta, ahead: dt.timedelta = dt.timedelta(0)) -> dict:
+    """Compute, before anyone asks, the reports the day's requests ask for most, with the default
+    filters of the day: the dashboard (`full`) and the delay report of the whole Département, and
+    the delay report of each scope that has an active user (one user stands for the scope: the key
+    is the scope's, not the user's). A snapshot is recomputed when it is stale or would be within
+    `ahead` (the time until the next warm-up): the users of these reports never wait for one."""
+    from referents.models import User
+
+    users = session.scalars(select(User).where(User.active, User.role.notin_((Role.ADMIN, Role.MANAGER)))
+                            .order_by(User.id)).all()
+    by_scope = {}
+    for user in users:
+        by_scope.setdefault(scope_key(user), user)
+    soon = max_age - ahead if max_age - ahead > dt.timedelta(0) else max_age / 2
+    done = {"computed": 0, "fresh": 0, "scopes": 1 + len(by_scope)}
+    wanted = [("full", None), ("delays", None)] + [("delays", user) for user in by_scope.values()]
+    for name, user in wanted:
+        snap = stored_report(session, name, ReportFilter(as_of=as_of, user=user), max_age=soon)
+        done["fresh" if snap.cached else "computed"] += 1
+    return done

@@ -122,24 +122,25 @@ def _snapshot(row, cached: bool, version: tuple) -> Snapshot:
 
 
 def _insert(session: Session):
-    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(ReportSnapshot)
+    # Core statements on the table (not ORM-enabled ones): their row count is the driver's.
+    return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(_T)
 
 
 def _claim(session: Session, key: str, row, report: str, scope: str, params: dict) -> str | None:
     """Take the computation of the snapshot `key`: a new row (insert-on-conflict-do-nothing), or the
     row as it was read (conditional update: nobody claimed it since, or the claim is abandoned).
-    On both databases exactly one of concurrent claimers gets a row count of 1. Commits."""
+    On both databases exactly one of concurrent claimers gets its row back. Commits."""
     token = uuid.uuid4().hex
     now = utcnow()
     if row is None:
-        stmt = _insert(session).values(key=key, report=report, scope=scope, params=params, computation=token,
-                                       computing_since=now).on_conflict_do_nothing(index_elements=["key"])
+        stmt = (_insert(session).values(key=key, report=report, scope=scope, params=params, computation=token,
+                                        computing_since=now).on_conflict_do_nothing(index_elements=["key"]))
     else:
-        stmt = (update(ReportSnapshot).where(
-            ReportSnapshot.key == key, ReportSnapshot.computation == row.computation,
-            or_(ReportSnapshot.computing_since.is_(None), ReportSnapshot.computing_since < now - LEASE))
-            .values(computation=token, computing_since=now))
-    won = session.execute(stmt).rowcount == 1
+        stmt = (update(_T).where(_T.c.key == key, _T.c.computation == row.computation,
+                                 or_(_T.c.computing_since.is_(None), _T.c.computing_since < now - LEASE))
+                .values(computation=token, computing_since=now))
+    # RETURNING rather than the row count (psycopg gives -1 for an INSERT … ON CONFLICT here)
+    won = session.execute(stmt.returning(_T.c.key)).first() is not None
     session.commit()
     return token if won else None
 
@@ -213,9 +214,8 @@ def prune(session: Session, older_than: dt.timedelta) -> int:
     """Delete the snapshots computed more than `older_than` ago (past as-of dates nobody asks for
     any more). Commits."""
     cutoff = clock.now() - older_than
-    n = session.execute(delete(ReportSnapshot).where(ReportSnapshot.computing_since.is_(None),
-                                                     or_(ReportSnapshot.computed_at.is_(None),
-                                                         ReportSnapshot.computed_at < cutoff))).rowcount
+    n = session.execute(delete(_T).where(_T.c.computing_since.is_(None),
+                                         or_(_T.c.computed_at.is_(None), _T.c.computed_at < cutoff))).rowcount
     session.commit()
     return n
 

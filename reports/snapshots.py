@@ -170,8 +170,8 @@ def cached(session: Session, report: str, f: ReportFilter, compute: Callable[[],
     while True:
         version = data_version(session)
         row = session.execute(select(_T).where(_T.c.key == key)).first()
-        if first:
-            seen, first = (row.computation if row is not None else None), False
+        if first:  # a computation already running when we ask is as good as ours
+            seen, first = (row.computation if row is not None and row.computing_since is None else None), False
         elif refresh and row is not None and row.computation != seen and row.computing_since is None:
             refresh = False  # another request recomputed it meanwhile: that is "now" for us too
         if row is not None and not refresh and _fresh(row, version[0], max_age, clock.now()):
@@ -195,15 +195,17 @@ def _compute_and_store(session: Session, key: str, token: str, version: tuple, c
     try:
         payload = _json(compute())
     except BaseException:
-        session.rollback()
-        session.execute(update(ReportSnapshot).where(ReportSnapshot.key == key, ReportSnapshot.computation == token)
-                        .values(computing_since=None))
-        session.commit()
+        try:  # release the claim: the next request computes at once instead of waiting for the lease
+            session.rollback()
+            session.execute(update(_T).where(_T.c.key == key, _T.c.computation == token).values(computing_since=None))
+            session.commit()
+        except Exception:  # noqa: BLE001 - the computation's own error is the one to raise
+            log.exception("reports: could not release the claim of %s", key)
         raise
     ms = int((time.perf_counter() - t0) * 1000)
     # Stored only if our claim still holds (a bulk change deletes the rows; an abandoned claim is
     # taken over): the payload is returned to our caller either way.
-    session.execute(update(ReportSnapshot).where(ReportSnapshot.key == key, ReportSnapshot.computation == token)
+    session.execute(update(_T).where(_T.c.key == key, _T.c.computation == token)
                     .values(payload=payload, computed_at=started, data_version=version[0], compute_ms=ms,
                             computing_since=None))
     session.commit()

@@ -78,14 +78,14 @@ def run(ctx: BenchContext) -> list[Row]:
             # and the seniority series. Once: it is the page a manager opens, not the nightly budget.
             elapsed, _ = median_time(dashboard, 1)
             rows.append(Row("reports", backend, f"dashboard (full report), {n:,} persons", elapsed, "s"))
-            rows += _snapshots(rt, backend, f, elapsed)
+            rows += _snapshots(rt, backend, f, elapsed, ctx.quick)
         finally:
             rt.dispose()
             cleanup()  # the harness retries while a background worker holds the database
     return rows
 
 
-def _snapshots(rt, backend: str, f, cold_s: float) -> list[Row]:
+def _snapshots(rt, backend: str, f, cold_s: float, quick: bool) -> list[Row]:
     """The dashboard served from its stored snapshot (reports/snapshots.py, issue 21 item 5): what
     every request after the first (or after the morning's warm-up) costs, beside the computation."""
     from reports.snapshots import stored_report
@@ -102,7 +102,7 @@ def _snapshots(rt, backend: str, f, cold_s: float) -> list[Row]:
         stored_report(s, "full", f, max_age=age)
     elapsed, _ = median_time(stored, 5)
     return [Row("reports", backend, "dashboard (full report) from its snapshot", elapsed * 1000, "ms", "< 1000 ms",
-                elapsed < 1.0, f"computed: {cold_s:.1f} s")]
+                elapsed < 1.0 if not quick else None, f"computed: {cold_s:.1f} s")]
 
 
 def _analyze(rt, backend: str) -> None:

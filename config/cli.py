@@ -306,6 +306,8 @@ def _reports_stale_after(command: click.Command, path: str) -> None:
     import functools
 
     callback = command.callback
+    if getattr(callback, "_reports_stale", False):  # `python -m config.cli` loads this module twice
+        return
 
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
@@ -316,6 +318,7 @@ def _reports_stale_after(command: click.Command, path: str) -> None:
 
             reports_stale(get_runtime(), f"rsa {path}")
 
+    wrapper._reports_stale = True
     command.callback = wrapper
 
 
@@ -333,15 +336,15 @@ def _register_packages() -> None:
     for _package, module in package_modules("cli"):
         for command in getattr(module, "COMMANDS", []):
             main.add_command(command)
-    for path, command in commands(main):
-        if path in REPORTS_STALE_AFTER:
-            _reports_stale_after(command, path)
 
 
+_register_packages()
 from config.plan_cli import plan as _plan  # noqa: E402 - `rsa plan` (issue 20): drives several packages
 
 main.add_command(_plan)
-_register_packages()
+for _path, _command in commands(main):
+    if _path in REPORTS_STALE_AFTER:
+        _reports_stale_after(_command, _path)
 
 
 if __name__ == "__main__":  # pragma: no cover

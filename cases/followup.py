@@ -16,7 +16,7 @@ from cases.sanctions import sanction_end
 from cases.scope import _system_user, person_scope
 from cases.signals import orientations
 from cases.timeline import add_event
-from config.db import one_of
+from config.db import one_of, update_rows
 from referents.models import User
 from referents.vocabulary import CONTRACT_MONTHS, OrientationStatus
 
@@ -249,25 +249,9 @@ def store_next_due(session: Session, person_ids, as_of: dt.date, *, only_changed
     return changed
 
 
-_PG_DUE_UPDATE = (
-    "UPDATE path SET next_due_on = v.next_due_on, next_due = v.next_due, next_due_as_of = v.next_due_as_of "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:ons AS date[]), CAST(:kinds AS varchar[]), CAST(:asofs AS date[])) "
-    "AS v(id, next_due_on, next_due, next_due_as_of) WHERE path.id = v.id")
-
-
 def _write_due(session: Session, updates: list[dict]) -> None:
-    """The rows' new due dates: one UPDATE … FROM unnest(arrays) per chunk on PostgreSQL (an UPDATE
-    per row took minutes for the first back-fill of a million paths), executemany on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy import text
-
-        session.execute(text(_PG_DUE_UPDATE), {
-            "ids": [u["id"] for u in updates], "ons": [u["next_due_on"] for u in updates],
-            "kinds": [u["next_due"] for u in updates], "asofs": [u["next_due_as_of"] for u in updates]})
-    else:
-        from sqlalchemy import update
-
-        session.execute(update(PathModel), updates)
+    """The rows' new due dates, one statement per chunk (config.db.update_rows)."""
+    update_rows(session, PathModel, updates)
 
 
 def refresh_next_due(session: Session, as_of: dt.date, *, chunk: int = 20_000) -> int:

@@ -37,15 +37,14 @@ from itertools import islice
 from pathlib import Path
 
 import yaml
-from sqlalchemy import bindparam, case, select, update
-from sqlalchemy import text as sql_text
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from cases import nir as nirlib
 from cases.models import CaseEvent, Contract, Person
 from cases.models import Path as CasePath
 from config import clock
-from config.db import utcnow
+from config.db import update_rows, utcnow
 from imports import spreadsheets
 from imports.batches import pending_reject
 from imports.identity import IdentityIndex
@@ -415,27 +414,12 @@ def apply_rows(session: Session, ctx: _Context, rows: list[StockRow], batch: Imp
     ids = _insert_returning_ids(session, new_orientations)
     if path_updates:
         # The path's clock goes back to its taken-over orientation's date; the person's legal clock
-        # follows. PostgreSQL: one UPDATE … FROM unnest(two arrays) for all the rows (per-row round
-        # trips were half of the take-over, and a VALUES list of 900 tuples cost more to compile in
-        # SQLAlchemy than to run); SQLite: executemany, in-process.
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(sql_text(
-                "UPDATE path SET clock_start = v.d, opening_reason = CASE WHEN path.opening_reason = 'entry' "
-                "THEN :origin ELSE path.opening_reason END "
-                "FROM unnest(CAST(:ids AS integer[]), CAST(:ds AS date[])) AS v(pid, d) WHERE path.id = v.pid"),
-                {"origin": ORIGIN, "ids": [u["_id"] for u in path_updates],
-                 "ds": [u["clock_start"] for u in path_updates]})
-            session.execute(sql_text(
-                "UPDATE person SET legal_clock_start = v.d "
-                "FROM unnest(CAST(:ids AS integer[]), CAST(:ds AS date[])) AS v(pid, d) WHERE person.id = v.pid"),
-                {"ids": [u["_id"] for u in person_clock], "ds": [u["legal_clock_start"] for u in person_clock]})
-        else:
-            opening = case((CasePath.opening_reason == "entry", ORIGIN), else_=CasePath.opening_reason)
-            conn = session.connection()
-            conn.execute(update(CasePath).where(CasePath.id == bindparam("_id"))
-                         .values(clock_start=bindparam("clock_start"), opening_reason=opening), path_updates)
-            conn.execute(update(Person).where(Person.id == bindparam("_id"))
-                         .values(legal_clock_start=bindparam("legal_clock_start")), person_clock)
+        # follows: one statement each (config.db.update_rows).
+        update_rows(session, CasePath, [{"id": u["_id"], "clock_start": u["clock_start"]} for u in path_updates],
+                    values={"opening_reason": lambda new: case((CasePath.opening_reason == "entry", ORIGIN),
+                                                               else_=CasePath.opening_reason)})
+        update_rows(session, Person, [{"id": u["_id"], "legal_clock_start": u["legal_clock_start"]}
+                                      for u in person_clock])
     contracts, events = [], []
     now = utcnow()
     for row, oid, o in zip(todo, ids, new_orientations, strict=True):

@@ -84,3 +84,35 @@ def test_lookups_by_list_find_values_with_quotes_backslashes_and_commas(rt):
             names = json.dumps([{"l": k, "f": "Zoé \\ \"x\"", "d": "1990-01-01"} for k in keys[:3]]
                                + [{"l": keys[3], "f": "Zoé", "d": "1990-01-01"}])
             assert {r[0] for r in s.execute(_PG_NAMES_SQL, {"names": names})} == set(pids[:3])
+
+
+def test_update_rows_writes_each_row_by_its_key_with_nulls_dates_and_computed_values(rt):
+    """config.db.update_rows: one statement for all rows (UPDATE … FROM unnest on PostgreSQL,
+    executemany on SQLite); strings with the array literal's special characters, NULLs and dates come
+    back as written, rows not listed are left alone, and a SET computed in SQL sees the old value."""
+    from sqlalchemy import case
+
+    from config.db import update_rows
+
+    names = ['Q"1', "B\\2", "C,3", "D{4}", "NULL", "Ñ 6"]
+    with rt.sessions() as s, s.begin():
+        pg = s.get_bind().dialect.name == "postgresql"
+        ids, bulk = _Ids(s), _BulkInsert(s, pg)
+        (hid,) = ids.take(Household.__table__, 1)
+        stamp = bulk.stamp(dt.datetime(2026, 1, 1))
+        bulk(Household.__table__, [{"id": hid, "organism": "CAF", "matricule": "U1", "created_at": stamp,
+                                    "updated_at": stamp}])
+        pids = ids.take(Person.__table__, len(names) + 1)
+        bulk(Person.__table__, [{"id": pid, "household_id": hid, "last_name": f"old{i}", "first_name": "x",
+                                 "birth_date": dt.date(1990, 1, 1), "legal_clock_start": dt.date(2026, 1, 1)}
+                                for i, pid in enumerate(pids)])
+        rows = [{"id": pid, "last_name": name, "legal_clock_start": None if i % 3 == 0 else dt.date(2025, 2, 28) + dt.timedelta(days=i)}
+                for i, (pid, name) in enumerate(zip(pids, names, strict=False))]
+        update_rows(s, Person, rows, values={"first_name": lambda new: case((Person.first_name == "x", "was x"), else_="other")})
+        update_rows(s, Person, [])  # nothing to write: no statement
+    with rt.sessions() as s:
+        got = {p.id: (p.last_name, p.legal_clock_start, p.first_name)
+               for p in s.scalars(select(Person).where(Person.household_id == hid))}
+        for r in rows:
+            assert got[r["id"]] == (r["last_name"], r["legal_clock_start"], "was x")
+        assert got[pids[-1]] == (f"old{len(names)}", dt.date(2026, 1, 1), "x")  # not listed: unchanged

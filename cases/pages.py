@@ -105,9 +105,8 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
         from orientation import service as orientation_service
         from orientation.schemas import ExplainSchema
 
-        explanation = ExplainSchema().dump(orientation_service.explain(s, person.id, as_of))
-        _row, spec = orientation_service.active_rule_set(s)
-        rule_labels = {r.id: r.label for r in (*spec.rules, spec.fallback)}
+        explained = orientation_service.explain(s, person.id, as_of)
+        explanation, rule_labels = ExplainSchema().dump(explained), explained.rule_labels
     except LookupError:
         explanation, rule_labels = None, {}
     path = data["path"]

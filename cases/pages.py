@@ -24,6 +24,7 @@ from cases.schemas import (
     ExitInSchema,
     PersonDetailSchema,
     ReviewInSchema,
+    SanctionSchema,
 )
 from config import clock
 from config.auth import audit, current_user, db, requires, runtime
@@ -49,6 +50,7 @@ LIST_TITLES = {
 # schemas (deep copies of their fields) on first use, ~5 ms of CPU on every person file otherwise.
 # Dumping keeps no state between calls.
 _DETAIL = PersonDetailSchema()
+_SANCTIONS = SanctionSchema(many=True)
 
 
 @functools.cache
@@ -92,11 +94,21 @@ def search():
 
 # --------------------------------------------------------------------------- the person file
 
-def _structures(ids) -> dict[int, str]:
+def _structures(ids, code: str | None = None) -> tuple[dict[int, str], dict[str, str]]:
+    """Names of the structures by id (those of `ids`), and by code (that of `code`): one query."""
     ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return dict(db().execute(select(Structure.id, Structure.name).where(Structure.id.in_(ids))).all())
+    if not ids and not code:
+        return {}, {}
+    wanted = Structure.id.in_(ids) if ids else None
+    if code:
+        wanted = Structure.code == code if wanted is None else wanted | (Structure.code == code)
+    by_id, by_code = {}, {}
+    for sid, scode, name in db().execute(select(Structure.id, Structure.code, Structure.name).where(wanted)):
+        if sid in ids:
+            by_id[sid] = name
+        if code and scode == code:
+            by_code[scode] = name
+    return by_id, by_code
 
 
 def _render_person(person, *, form: str | None = None, errors: dict | None = None, values: dict | None = None,
@@ -113,8 +125,10 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     reviews = list(s.scalars(select(Review).where(Review.person_id == person.id).order_by(Review.due_on, Review.id)))
     sanctions = []
     if user.role in DEPARTEMENT:
-        sanctions = [service.sanction_dict(x) for x in s.scalars(
-            select(Sanction).where(Sanction.person_id == person.id).order_by(Sanction.breach_on, Sanction.id))]
+        # formatted by the API's schema (service.sanction_dict, gone with the typed person file, made
+        # the page answer 500 for any person with a sanction)
+        sanctions = _SANCTIONS.dump(s.scalars(
+            select(Sanction).where(Sanction.person_id == person.id).order_by(Sanction.breach_on, Sanction.id)))
     try:
         from orientation import service as orientation_service
 
@@ -129,11 +143,10 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
         legal_clock = {"start": path["clock_start"], "age": days_between(path["clock_start"], end),
                  "limit_on": dt.date.fromisoformat(path["clock_start"]) + dt.timedelta(days=LEGAL_DAYS),
                  "target_on": dt.date.fromisoformat(path["clock_start"]) + dt.timedelta(days=TARGET_DAYS)}
-    structure_names = _structures([a.structure_id for a in appointments]
-                                  + [data["household"]["mds_id"] if data["household"] else None])
     code = (explanation or {}).get("current") and explanation["current"].get("structure")
-    structure_by_code = dict(s.execute(select(Structure.code, Structure.name).where(Structure.code == code)).all()) \
-        if code else {}
+    structure_names, structure_by_code = _structures([a.structure_id for a in appointments]
+                                                     + [data["household"]["mds_id"] if data["household"] else None],
+                                                     code)
     commune = None
     if data["household"] and data["household"]["commune_insee"]:
         from referents.models import Commune

@@ -95,9 +95,11 @@ def orientation_summary(session: Session, person_id: int) -> dict | None:
     return signals.answer(signals.orientation_summary, session, person_id=person_id)
 
 
-def next_due_dates(session: Session, person_id: int, as_of: dt.date) -> dict:
-    """Contract deadline, review, next appointment, end of suspension, for one person."""
-    return _due_dates(session, [person_id], as_of).get(person_id, _empty_due())
+def next_due_dates(session: Session, person_id: int, as_of: dt.date, path=_UNREAD) -> dict:
+    """Contract deadline, review, next appointment, end of suspension, for one person.
+    path: the person's open path (None: none) when the caller has already read it."""
+    known = None if path is _UNREAD else {person_id: path}
+    return _due_dates(session, [person_id], as_of, open_paths=known).get(person_id, _empty_due())
 
 
 def reopening_status(session: Session, person_id: int, path=_UNREAD) -> dict:
@@ -208,4 +210,4 @@ def person_detail(session: Session, person: Person, *, role: str, vault, as_of: 
                       orientation=orientation_summary(session, person.id), contract=contract,
                       diagnostic=latest_diagnostic(session, person.id), open_sanctions=list(sanctions),
                       exit=exit_row, reopening=reopening_status(session, person.id, opened),
-                      due=next_due_dates(session, person.id, as_of))
+                      due=next_due_dates(session, person.id, as_of, opened))

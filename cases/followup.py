@@ -364,7 +364,8 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     stale_first = case((valid, literal(1)), else_=literal(0))
     name = func.coalesce(Person.last_name, "")
     name = name.collate("C" if session.get_bind().dialect.name == "postgresql" else "BINARY")
-    rows_q = (select(Person.id, Person.last_name, PathModel.next_due_on, stale_first.label("valid"),
+    rows_q = (select(Person.id, Person.last_name, Person.first_name, Person.birth_date, PathModel.next_due_on,
+                     stale_first.label("valid"),
                      func.count().over().label("total"), func.sum(1 - stale_first).over().label("stale"))
               .join(PathModel, _current_open_path()).where(*scope)
               .order_by(stale_first, PathModel.next_due_on.asc().nulls_last(), name, Person.id))
@@ -393,7 +394,9 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     end = None if limit is None else offset + limit
     page_ids = [pid for _key, pid in merged[offset:end]]
     due = _due_dates(session, page_ids, as_of)
-    persons = _names(session, page_ids)
+    persons = {r.id: r for r in found}  # the names came with the first query (_PERSON_COLUMNS)
+    if any(i not in persons for i in page_ids):
+        persons.update(_names(session, [i for i in page_ids if i not in persons]))
     return count, [_listed(persons[i], **due[i]) for i in page_ids]
 
 

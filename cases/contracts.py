@@ -36,6 +36,7 @@ LEGACY_CONTRACT_KINDS = ("ppae", "cer_pro", "cer_social")
 
 _UNREAD = object()  # "not read yet" (None means "read: there is none")
 
+
 def notice_day(notices, orientation) -> dt.date | None:
     """The day the orientation notice left, which starts the contract's month (D5411-14-1 code du
     travail, D5411-8-2 for a new decision after the diagnostic): the first outbox message of its

@@ -34,6 +34,9 @@ CONTRACT_KINDS = ("engagement", "ppae", "cer_pro", "cer_social")
 LEGACY_CONTRACT_KINDS = ("ppae", "cer_pro", "cer_social")
 
 
+_UNREAD = object()  # "not read yet" (None means "read: there is none")
+
+
 def notice_day(notices, orientation) -> dt.date | None:
     """The day the orientation notice left, which starts the contract's month (D5411-14-1 code du
     travail, D5411-8-2 for a new decision after the diagnostic): the first outbox message of its
@@ -304,9 +307,11 @@ def _contract_label(kind: str) -> str:
             "cer_social": "CER social"}.get(kind, kind)
 
 
-def needs_new_contract(session: Session, person_id: int) -> bool:
-    """A reopened path needs a new contrat d'engagement until one is signed on it."""
-    path = open_path(session, person_id)
+def needs_new_contract(session: Session, person_id: int, path=_UNREAD) -> bool:
+    """A reopened path needs a new contrat d'engagement until one is signed on it.
+    path: the person's open path (None: none) when the caller has already read it."""
+    if path is _UNREAD:
+        path = open_path(session, person_id)
     if path is None or path.opening_reason != "reopening":
         return False
     signed = session.scalar(select(func.count(Contract.id)).where(

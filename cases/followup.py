@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -45,23 +46,38 @@ def _chunks(ids: list[int], size: int = 2000):
         yield ids[i:i + size]
 
 
-def _due_dates(session: Session, person_ids: list[int], as_of: dt.date) -> dict[int, dict]:
+@functools.cache
+def _due_views(view):
+    """The orientation read model's rows and notifications as subqueries, built once per view (the
+    receiver answers the same one): building them and their column collections on every call was
+    a fifth of the CPU of a working list's page."""
+    return view.rows.subquery().c, view.notifications.subquery().c
+
+
+def _due_dates(session: Session, person_ids: list[int], as_of: dt.date,
+               open_paths: dict | None = None) -> dict[int, dict]:
     """Batched due dates for many persons (a handful of queries per 2,000 persons).
+    open_paths: {person id: open path} of every given person (none: no open path) when the caller
+    has already read them (the person file), instead of reading them again.
 
     contract_due_on: orientation notice (+1 month) when no contract is signed on the open path
     (a pending contract's own deadline first); review_due_on: next review not held;
     next_appointment_at: next planned appointment from as_of."""
     result: dict[int, dict] = {}
-    ov, nv = orientations().rows.subquery().c, orientations().notifications.subquery().c
+    ov, nv = _due_views(orientations())
     start_of_day = dt.datetime.combine(as_of, dt.time(0, 0))
     for chunk in _chunks(sorted(set(person_ids))):
         # Plain rows, not ORM entities: these lists cover whole caseloads.
         paths = {}
-        for p in session.execute(select(PathModel.person_id, PathModel.id, PathModel.clock_start,
-                                        PathModel.opening_reason)
-                                 .where(_among(session, PathModel.person_id, chunk), PathModel.closed_on.is_(None))
-                                 .order_by(PathModel.clock_start, PathModel.id)):
-            paths[p.person_id] = p
+        if open_paths is not None:
+            paths = {pid: open_paths[pid] for pid in chunk if open_paths.get(pid) is not None}
+        else:
+            for p in session.execute(select(PathModel.person_id, PathModel.id, PathModel.clock_start,
+                                            PathModel.opening_reason)
+                                     .where(_among(session, PathModel.person_id, chunk),
+                                            PathModel.closed_on.is_(None))
+                                     .order_by(PathModel.clock_start, PathModel.id)):
+                paths[p.person_id] = p
         current = {}
         for o in session.execute(select(ov.person_id, ov.id, ov.notified_on, ov.validated_on)
                                  .where(_among(session, ov.person_id, chunk), ov.status == OrientationStatus.VALIDATED)
@@ -278,9 +294,11 @@ def stored_due_is_valid(as_of: dt.date):
                   PathModel.next_due.not_in(TIME_BOUND_DUES)))
 
 
+@functools.cache
 def _current_open_path():
     """Join condition Person → their current open path (the most recent when several are open, as
-    _due_dates and paths.open_path read it): one row per person on an open path."""
+    _due_dates and paths.open_path read it): one row per person on an open path. Built once (an
+    immutable expression; its alias cost milliseconds on every list)."""
     from sqlalchemy import and_, or_
     from sqlalchemy.orm import aliased
 
@@ -292,10 +310,15 @@ def _current_open_path():
                         and_(later.clock_start == PathModel.clock_start, later.id > PathModel.id)))))
 
 
+@functools.cache
+def _mine_rows(view):
+    return view.rows.subquery().c
+
+
 def _mine(structure_id: int | None):
     if structure_id is None:
         return None
-    o = orientations().rows.subquery().c
+    o = _mine_rows(orientations())
     return exists(select(o.id).where(o.person_id == Person.id, o.status == OrientationStatus.VALIDATED,
                                      o.structure_id == structure_id))
 
@@ -325,7 +348,8 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     stale_first = case((valid, literal(1)), else_=literal(0))
     name = func.coalesce(Person.last_name, "")
     name = name.collate("C" if session.get_bind().dialect.name == "postgresql" else "BINARY")
-    rows_q = (select(Person.id, Person.last_name, PathModel.next_due_on, stale_first.label("valid"),
+    rows_q = (select(Person.id, Person.last_name, Person.first_name, Person.birth_date, PathModel.next_due_on,
+                     stale_first.label("valid"),
                      func.count().over().label("total"), func.sum(1 - stale_first).over().label("stale"))
               .join(PathModel, _current_open_path()).where(*scope)
               .order_by(stale_first, PathModel.next_due_on.asc().nulls_last(), name, Person.id))
@@ -354,7 +378,9 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     end = None if limit is None else offset + limit
     page_ids = [pid for _key, pid in merged[offset:end]]
     due = _due_dates(session, page_ids, as_of)
-    persons = _names(session, page_ids)
+    persons = {r.id: r for r in found}  # the names came with the first query (_PERSON_COLUMNS)
+    if any(i not in persons for i in page_ids):
+        persons.update(_names(session, [i for i in page_ids if i not in persons]))
     return count, [_listed(persons[i], **due[i]) for i in page_ids]
 
 

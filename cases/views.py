@@ -4,13 +4,14 @@ current orientation as shown."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import signals
-from cases.contracts import contract_deadline, needs_new_contract
+from cases.contracts import _UNREAD, contract_deadline, needs_new_contract
 from cases.diagnostics import latest_diagnostic
 from cases.followup import _due_dates, _empty_due
 from cases.models import Contract, Diagnostic, Exit, Household, Person, Sanction
@@ -54,6 +55,12 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
     return _person_rows(session, [row[0] for row in found]), total
 
 
+@functools.cache
+def _rows_of(view):
+    """The orientation read model's rows as a subquery, built once per view (see followup._due_views)."""
+    return view.rows.subquery().c
+
+
 def _person_rows(session: Session, persons: list[Person]) -> list[dict]:
     """Rows of a page of persons with household, open path and current orientation: three queries
     for the whole page, not three per person."""
@@ -63,7 +70,7 @@ def _person_rows(session: Session, persons: list[Person]) -> list[dict]:
         .where(Household.id.in_({p.household_id for p in persons if p.household_id is not None} or {-1})))}
     open_paths = set(session.scalars(select(PathModel.person_id)
                                      .where(PathModel.person_id.in_(ids or [-1]), PathModel.closed_on.is_(None))))
-    orientations, v = {}, signals.orientations().rows.subquery().c
+    orientations, v = {}, _rows_of(signals.orientations())
     for o in session.execute(select(v.person_id, v.referent_type, v.structure_id)
                              .where(v.person_id.in_(ids or [-1]), v.status == OrientationStatus.VALIDATED)
                              .order_by(v.validated_on, v.id)):
@@ -88,14 +95,18 @@ def orientation_summary(session: Session, person_id: int) -> dict | None:
     return signals.answer(signals.orientation_summary, session, person_id=person_id)
 
 
-def next_due_dates(session: Session, person_id: int, as_of: dt.date) -> dict:
-    """Contract deadline, review, next appointment, end of suspension, for one person."""
-    return _due_dates(session, [person_id], as_of).get(person_id, _empty_due())
+def next_due_dates(session: Session, person_id: int, as_of: dt.date, path=_UNREAD) -> dict:
+    """Contract deadline, review, next appointment, end of suspension, for one person.
+    path: the person's open path (None: none) when the caller has already read it."""
+    known = None if path is _UNREAD else {person_id: path}
+    return _due_dates(session, [person_id], as_of, open_paths=known).get(person_id, _empty_due())
 
 
-def reopening_status(session: Session, person_id: int) -> dict:
-    """What a referent needs to know about a reopened path: previous exit and whether a contract is due."""
-    path = open_path(session, person_id)
+def reopening_status(session: Session, person_id: int, path=_UNREAD) -> dict:
+    """What a referent needs to know about a reopened path: previous exit and whether a contract is due.
+    path: the person's open path (None: none) when the caller has already read it."""
+    if path is _UNREAD:
+        path = open_path(session, person_id)
     reopened = path is not None and path.opening_reason == "reopening"
     previous_exit = None
     if reopened:
@@ -105,7 +116,7 @@ def reopening_status(session: Session, person_id: int) -> dict:
         if ex is not None:
             previous_exit = {"exit_on": ex.exit_on.isoformat(), "reason": ex.reason, "source": ex.source}
     return {"reopened": reopened, "reopened_on": _iso(path.clock_start) if reopened else None,
-            "previous_exit": previous_exit, "needs_contract": needs_new_contract(session, person_id),
+            "previous_exit": previous_exit, "needs_contract": needs_new_contract(session, person_id, path),
             "contract_due_on": _iso(contract_deadline(session, person_id)) if reopened else None}
 
 
@@ -170,7 +181,8 @@ STAFF_ROLES = ("admin", "manager", "mds_worker")
 def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date) -> PersonFile:
     """The person file for this role; identity per role (NIR only through nir_view)."""
     household = person.household
-    path = open_path(session, person.id) or latest_path(session, person.id)
+    opened = open_path(session, person.id)  # read once: the file, the reopening and the due dates use it
+    path = opened or latest_path(session, person.id)
     contract = session.scalar(select(Contract).where(Contract.person_id == person.id)
                               .order_by(Contract.id.desc()).limit(1))
     exit_row = session.scalar(select(Exit).where(Exit.person_id == person.id, Exit.path_id == path.id)
@@ -197,5 +209,5 @@ def person_detail(session: Session, person: Person, *, role: str, vault, as_of: 
     return PersonFile(id=person.id, identity=identity, household=household_view, path=path,
                       orientation=orientation_summary(session, person.id), contract=contract,
                       diagnostic=latest_diagnostic(session, person.id), open_sanctions=list(sanctions),
-                      exit=exit_row, reopening=reopening_status(session, person.id),
-                      due=next_due_dates(session, person.id, as_of))
+                      exit=exit_row, reopening=reopening_status(session, person.id, opened),
+                      due=next_due_dates(session, person.id, as_of, opened))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from sqlalchemy import select
 
 from cases.service import get_person_in_scope, person_scope
@@ -32,14 +32,24 @@ PAGE_SIZE = 100
 
 
 def _rules() -> list[tuple[str, str]]:
-    _row, spec = service.active_rule_set(db())
-    return [(r.id, r.label) for r in (*spec.rules, spec.fallback)]
+    """(id, label) of the active rules; read once per request (the filters, the labels and the
+    choices of the page all use them)."""
+    if "rsa_rule_choices" not in g:
+        _row, spec = service.active_rule_set(db())
+        g.rsa_rule_choices = [(r.id, r.label) for r in (*spec.rules, spec.fallback)]
+    return g.rsa_rule_choices
+
+
+def _mds() -> list:
+    """Every MDS (id, code, name, active) by name; read once per request."""
+    if "rsa_mds" not in g:
+        g.rsa_mds = db().execute(select(Structure.id, Structure.code, Structure.name, Structure.active)
+                                 .where(Structure.kind == "mds").order_by(Structure.name)).all()
+    return g.rsa_mds
 
 
 def _mds_choices() -> list[tuple[str, str]]:
-    return [(c, n) for c, n in db().execute(select(Structure.code, Structure.name)
-                                            .where(Structure.kind == "mds", Structure.active)
-                                            .order_by(Structure.name))]
+    return [(m.code, m.name) for m in _mds() if m.active]
 
 
 def _filters() -> tuple[dict, dict]:
@@ -85,7 +95,7 @@ def proposals():
         it["age_days"] = days_between(it["clock_start"], as_of)
     total = data["total"]
     rules = dict(_rules())
-    mds_names = dict(s.execute(select(Structure.id, Structure.name).where(Structure.kind == "mds")).all())
+    mds_names = {m.id: m.name for m in _mds()}
     structure_names = dict(s.execute(select(Structure.code, Structure.name)
                                      .where(Structure.code.in_({it["structure"] for it in items if it["structure"]}
                                                                or {""}))).all())

@@ -4,9 +4,10 @@ first use. The rules themselves (parsing, evaluation, explanation) are orientati
 from __future__ import annotations
 
 import json
+import threading
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from orientation.errors import OrientationError
 from orientation.models import RuleSet
@@ -23,7 +24,23 @@ def _document(spec: RuleSetSpec) -> list:
     return [*doc["rules"], {**doc["fallback"], "fallback": True}]
 
 
-def spec_of(row: RuleSet) -> RuleSetSpec:
+# Parsed rule sets by stored version. A version is never edited, only added (orientation.models.
+# RuleSet), so a row's identity (id, version, name, creation instant) names its content: the person
+# file, the proposals and the explanation read the stored rules (10 KB of JSON) and validate them
+# once per process and version instead of on every request. The specs are shared between requests
+# and threads: read them, never change them.
+_SPECS: dict[tuple, RuleSetSpec] = {}
+_SPECS_MAX = 32  # versions kept (a Département adds a few a year; tests add many databases)
+_SPECS_LOCK = threading.Lock()
+
+
+def _spec_key(row: RuleSet) -> tuple | None:
+    if row.id is None or row.created_at is None:  # not stored yet: nothing names its content
+        return None
+    return (row.id, row.version, row.name, row.created_at)
+
+
+def _parse_row(row: RuleSet) -> RuleSetSpec:
     rules = [dict(r) for r in row.rules if not r.get("fallback")]
     fallback = next((dict(r) for r in row.rules if r.get("fallback")), None)
     if fallback is not None:
@@ -33,9 +50,26 @@ def spec_of(row: RuleSet) -> RuleSetSpec:
     return spec
 
 
+def spec_of(row: RuleSet) -> RuleSetSpec:
+    """The validated rules of a stored version (parsed once per process and version: see _SPECS)."""
+    key = _spec_key(row)
+    spec = _SPECS.get(key) if key is not None else None
+    if spec is None:
+        spec = _parse_row(row)
+        if key is not None:
+            with _SPECS_LOCK:
+                if len(_SPECS) >= _SPECS_MAX:
+                    _SPECS.clear()
+                _SPECS[key] = spec
+    return spec
+
+
 def active_rule_set(session: Session) -> tuple[RuleSet, RuleSetSpec]:
-    """The active rule set; the default YAML (v1) is stored on first use."""
-    row = session.scalar(select(RuleSet).where(RuleSet.active.is_(True)).order_by(RuleSet.version.desc()).limit(1))
+    """The active rule set; the default YAML (v1) is stored on first use. The row comes without its
+    rules and source text (loaded on first access): the spec of a version already parsed by this
+    process needs neither."""
+    row = session.scalar(select(RuleSet).options(defer(RuleSet.rules), defer(RuleSet.source_text))
+                         .where(RuleSet.active.is_(True)).order_by(RuleSet.version.desc()).limit(1))
     if row is None:
         spec, text = load_default()
         row = store_rule_set(session, spec, text)

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import and_, exists, func, select, text, true, update
 from sqlalchemy.orm import Session
@@ -666,6 +666,8 @@ class Explanation:
     explanation: str | None
     rules_today: Simulation
     history: list[Decision]
+    # labels of the active rules by id (the person file names a decision's rule with them)
+    rule_labels: dict[str, str] = field(default_factory=dict)
 
 
 def history(session: Session, person_id: int) -> list[Decision]:
@@ -694,11 +696,15 @@ def explain(session: Session, person_id: int, as_of: dt.date) -> Explanation:
                             facts=snapshot(facts, decision.rule.facts_used))
     rule_label = None
     if current and current.rule:
-        old = get_rule_set(session, current.rule_set_version) if current.rule_set_version else None
-        r = spec_of(old).rule(current.rule) if old else None
+        if current.rule_set_version == row.version:  # decided under the active rules (the usual case)
+            r = spec.rule(current.rule)
+        else:
+            old = get_rule_set(session, current.rule_set_version) if current.rule_set_version else None
+            r = spec_of(old).rule(current.rule) if old else None
         rule_label = r.label if r else None
     return Explanation(person_id=person_id, as_of=as_of, current=current, rule_label=rule_label,
-                       explanation=current.explanation if current else None, rules_today=simulation, history=hist)
+                       explanation=current.explanation if current else None, rules_today=simulation, history=hist,
+                       rule_labels={r.id: r.label for r in (*spec.rules, spec.fallback)})
 
 
 def current_orientation_summary(session: Session, person_id: int) -> dict | None:

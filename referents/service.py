@@ -13,7 +13,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from config.db import utcnow
 from referents.models import ApiToken, Commune, Role, Sector, Structure, Territory, User
@@ -329,11 +329,17 @@ def issue_token(session: Session, user: User, ttl_hours: int, label: str = "",
 
 def user_for_token(session: Session, token: str, now: dt.datetime | None = None) -> User | None:
     now = now or utcnow()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_digest(token)))
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
+    # The token, its user and the user's structure (the pages name it) in one statement: it runs
+    # before every API call.
+    found = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                            .options(joinedload(User.structure))
+                            .where(ApiToken.token_hash == _token_digest(token))).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if not user.active:
         return None
     # Touch at most once a minute: an UPDATE on every call would serialise the concurrent requests
     # of one token on its row lock until each request's transaction ends.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from limits import parse_many
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from config.db import utcnow
 from referents.models import LoginFailure, User, UserSession
@@ -52,11 +52,17 @@ def session_user(session: Session, sid: str | None, now: dt.datetime | None = No
     if not sid or not isinstance(sid, str):
         return None
     now = now or utcnow()
-    row = session.scalar(select(UserSession).where(UserSession.sid_hash == _digest(sid)))
-    if row is None or row.revoked_at is not None or row.expires_at <= now:
+    # The session, its user and the user's structure (the layout names it) in one statement: it
+    # runs before every page.
+    found = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
+                            .options(joinedload(User.structure))
+                            .where(UserSession.sid_hash == _digest(sid))).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    return user if user is not None and user.active else None
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= now:
+        return None
+    return user if user.active else None
 
 
 def end(session: Session, sid: str | None, now: dt.datetime | None = None) -> bool:

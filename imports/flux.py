@@ -287,8 +287,9 @@ class FluxReader:
                 buf, pos, eof = buf[cut:] + block, 0, not block
                 continue
             gap = buf[pos:i]
-            buf, pos = buf[i:], 0
-            j = buf.find(_END)
+            j = buf.find(_END, i)
+            if j < 0 and not eof:  # it goes on past the buffer: keep only its bytes (else no copy per household)
+                buf, i = buf[i:], 0
             scanned, tags = 0, 0
             while j < 0 and not eof:
                 tags += buf.count(b"<", scanned)
@@ -304,14 +305,14 @@ class FluxReader:
             if j < 0:  # no end in sight (truncated file, or a household past the caps)
                 yield self._end_run()
                 yield from self._gap(gap)
-                yield from self._gap(buf)
+                yield from self._gap(buf[i:])
                 buf, pos = b"", 0
                 if eof:
                     return
                 continue
             end = j + len(_END)
             n += 1
-            frag = buf[:end]
+            frag = buf[i:end]
             pos = end
             if gap and not gap.isspace():  # lxml reads what lies between (the header, say) first
                 yield self._end_run()

@@ -950,7 +950,7 @@ def _date(value: str | None) -> dt.date | None:
 
 
 _DATES: dict[str, dt.date] = {}  # valid dates only: an invalid one is refused again each time, same reason
-_DATES_MAX = 20_000
+_DATES_MAX = 8_192  # ~1.5 MB at most
 
 
 def _date_field(value: str | None, name: str, n: int | None = None) -> dt.date | None:

@@ -287,8 +287,9 @@ class FluxReader:
                 buf, pos, eof = buf[cut:] + block, 0, not block
                 continue
             gap = buf[pos:i]
-            buf, pos = buf[i:], 0
-            j = buf.find(_END)
+            j = buf.find(_END, i)
+            if j < 0 and not eof:  # it goes on past the buffer: keep only its bytes (else no copy per household)
+                buf, i = buf[i:], 0
             scanned, tags = 0, 0
             while j < 0 and not eof:
                 tags += buf.count(b"<", scanned)
@@ -304,14 +305,14 @@ class FluxReader:
             if j < 0:  # no end in sight (truncated file, or a household past the caps)
                 yield self._end_run()
                 yield from self._gap(gap)
-                yield from self._gap(buf)
+                yield from self._gap(buf[i:])
                 buf, pos = b"", 0
                 if eof:
                     return
                 continue
             end = j + len(_END)
             n += 1
-            frag = buf[:end]
+            frag = buf[i:end]
             pos = end
             if gap and not gap.isspace():  # lxml reads what lies between (the header, say) first
                 yield self._end_run()
@@ -602,10 +603,12 @@ class RecordError(ValueError):
 
 
 def _household_data(elem, header: FlowHeader) -> dict:
-    ident = elem.find("IdentificationRSA")
+    kids = _kids(elem)
+    ident = kids.get("IdentificationRSA")
     if ident is None:
         raise RecordError("bloc IdentificationRSA manquant")
-    org = _leaves(ident.find("Organisme"))
+    ik = _kids(ident)
+    org = _leaves(ik.get("Organisme"))
     fonorg = (org.get("FONORG") or "").strip().upper()
     matricule = (org.get("MATRICULE") or "").strip()
     if not matricule:
@@ -617,26 +620,27 @@ def _household_data(elem, header: FlowHeader) -> dict:
         raise RecordError(f"organisme FONORG inconnu {fonorg[:5]!r} (CAF ou MSA attendu)")
     key = (organism, matricule)
     try:
-        return _household_body(elem, ident, org, key, header.schema)
+        return _household_body(elem, kids, ik, org, key, header.schema)
     except RecordError as exc:
         exc.key = key
         raise
 
 
-def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str = VRSB) -> dict:
-    demande = _leaves(ident.find("DemandeRSA"))
+def _household_body(elem, kids: dict, ik: dict, org: dict, key: tuple[str, str], version: str = VRSB) -> dict:
+    """`kids`/`ik`: the first child of each tag of the household and of its IdentificationRSA (`_kids`)."""
+    demande = _leaves(ik.get("DemandeRSA"))
     if not demande:
         raise RecordError("bloc DemandeRSA manquant")
     d: dict = {"organism": key[0], "matricule": key[1], "numorg": _s(org.get("NUMORG"), 3),
-               "departement": _s(_leaves(ident.find("Partenaire")).get("IDEPARTE"), 3),
+               "departement": _s(_leaves(ik.get("Partenaire")).get("IDEPARTE"), 3),
                "dtdemrsa": _req_date(demande.get("DTDEMRSA"), "DTDEMRSA"),
                "numdemrsa": _s(demande.get("NUMDEMRSA"), 11)}
-    cedant = _leaves(ident.find("OrganismeCedant"))
+    cedant = _leaves(ik.get("OrganismeCedant"))
     d["transfer_in"] = None
     if cedant:
         d["transfer_in"] = {"from": _s(f"{cedant.get('FONORGCEDMUT') or ''} {cedant.get('NUMORGCEDMUT') or ''}".strip(), 40),
                             "on": _date_field(cedant.get("DDARRMUT"), "DDARRMUT")}
-    prenant = _leaves(ident.find("OrganismePrenant"))
+    prenant = _leaves(ik.get("OrganismePrenant"))
     d["transfer_out"] = None
     if prenant:
         d["transfer_out"] = {"to": _s(f"{prenant.get('FONORGPRENMUT') or ''} {prenant.get('NUMORGPRENMUT') or ''}".strip(), 40),
@@ -656,13 +660,14 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str =
                 p["role"] = "DEM" if p is dem else "CJT"
     d["persons"] = persons
 
-    admin = elem.find("DonneesAdministratives")
+    admin = kids.get("DonneesAdministratives")
     if admin is None:
         raise RecordError("bloc DonneesAdministratives manquant (situation familiale et adresse)")
-    d["family_situation"] = _s(_leaves(admin.find("SituationFamille")).get("SITFAM"), 3)
+    ak = _kids(admin)
+    d["family_situation"] = _s(_leaves(ak.get("SituationFamille")).get("SITFAM"), 3)
     address = None
     for adr in admin.iterchildren("Adresse"):
-        fr = adr.find("AdresseDetailleeFrance")
+        fr = _first(adr, "AdresseDetailleeFrance")
         if fr is not None:
             address = _leaves(fr)
             break
@@ -678,13 +683,15 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str =
     else:
         d["commune_insee"] = d["postal_code"] = d["city"] = d["address_line"] = None
 
-    prest = elem.find("PrestationRSA")
+    prest = kids.get("PrestationRSA")
     if prest is None and version == VRSD:  # VRSD0301: under DonneesAdministratives
-        prest = admin.find("PrestationRSA")
+        prest = ak.get("PrestationRSA")
     if prest is None:
         raise RecordError("bloc PrestationRSA manquant (état du droit)")
-    situation = prest.find("SituationDossierRSA")
-    state = (situation.findtext("EtatDossierRSA/ETATDOSRSA") if situation is not None else None) or ""
+    pk = _kids(prest)
+    situation = pk.get("SituationDossierRSA")
+    sk = _kids(situation) if situation is not None else {}
+    state = (_text2(situation, "EtatDossierRSA", "ETATDOSRSA") if situation is not None else None) or ""
     state = state.strip()
     if state not in _RIGHT_STATES:
         raise RecordError(f"ETATDOSRSA invalide ou manquant {state[:5]!r} (0 à 6 attendu)")
@@ -692,10 +699,8 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str =
     d["suspension_reason"] = d["suspension_on"] = None
     d["closure_reason"] = d["closure_on"] = None
     if situation is not None:
-        for tag, motive, start in (("SuspensionDroit", "MOTISUSDRORSA", "DDSUSDRORSA"),
-                                   ("SuspensionVersement", "MOTISUSVERSRSA", "DDSUSVERSRSA"),
-                                   ("RessourcesTropElevees", "MOTISUSVERSRSA", "DDSUSVERSRSA")):
-            block = situation.find(tag)
+        for tag, motive, start in _SUSPENSIONS:
+            block = sk.get(tag)
             if block is not None:
                 v = _leaves(block)
                 prefix = "D" if tag == "SuspensionDroit" else "V"
@@ -703,124 +708,208 @@ def _household_body(elem, ident, org: dict, key: tuple[str, str], version: str =
                 d["suspension_on"] = _date_field(v.get(start), start)
                 break
         for tag in ("FinDroit", "FinDroitMoisAnterieur"):
-            block = situation.find(tag)
+            block = sk.get(tag)
             if block is not None:
                 v = _leaves(block)
                 d["closure_reason"] = _s((v.get("MOTICLORSA") or "").strip().upper(), 3)
                 d["closure_on"] = _date_field(v.get("DTCLORSA"), "DTCLORSA")
                 break
-    detail = prest.find("DetailDroitRSA")
-    tronc = _leaves(detail.find("TroncCommunDroitRSA")) if detail is not None else {}
+    detail = pk.get("DetailDroitRSA")
+    dk = _kids(detail) if detail is not None else {}
+    tronc = _leaves(dk.get("TroncCommunDroitRSA"))
     d["no_fixed_address"] = _bool(tronc.get("TOPSANSDOMFIXE"))
-    amounts = detail.find("MontantsCalculDroitRSA") if detail is not None else None
-    nbenf = _int(tronc.get("NBENFAUTCHA") or (amounts.findtext("NBENFAUTCHA") if amounts is not None else None))
+    amounts = dk.get("MontantsCalculDroitRSA")
+    nbenf = _int(tronc.get("NBENFAUTCHA") or (_text(amounts, "NBENFAUTCHA") if amounts is not None else None))
     d["children_count"] = nbenf if nbenf is not None else sum(1 for p in persons if p["role"] == "ENF")
     d["rsa_amount"] = None
     d["benefit_nature"] = None
-    if detail is not None:
-        amounts = detail.find("MontantsCalculDroitRSA")
-        if amounts is not None:
-            d["rsa_amount"] = _decimal(amounts.findtext("MTTOTDRORSA"))
-        calc = detail.find("DetailCalculDroitRSA")
-        if calc is not None:
-            natpf = [calc.findtext(x) for x in ("NATPF", "RSASocle/NATPF", "RSAActivite/NATPF")]
-            d["benefit_nature"] = next((_s(x, 10) for x in natpf if x and x.strip() and x.strip() != "ABS"), None)
+    if amounts is not None:
+        d["rsa_amount"] = _decimal(_text(amounts, "MTTOTDRORSA"))
+    calc = dk.get("DetailCalculDroitRSA")
+    if calc is not None:
+        natpf = (_text(calc, "NATPF"), _text2(calc, "RSASocle", "NATPF"), _text2(calc, "RSAActivite", "NATPF"))
+        d["benefit_nature"] = next((_s(x, 10) for x in natpf if x and x.strip() and x.strip() != "ABS"), None)
     # Not in VRSB0801 but sent by some organisms: the date the right opened.
-    d["right_opened_on"] = _date_field(elem.findtext(".//DTODRSA"), "DTODRSA")
-    d["anomaly"] = elem.find("Anomalie") is not None
+    d["right_opened_on"] = _date_field(_descendant_text(elem, "DTODRSA"), "DTODRSA")
+    d["anomaly"] = "Anomalie" in kids
     return d
 
 
+_SUSPENSIONS = (("SuspensionDroit", "MOTISUSDRORSA", "DDSUSDRORSA"),
+                ("SuspensionVersement", "MOTISUSVERSRSA", "DDSUSVERSRSA"),
+                ("RessourcesTropElevees", "MOTISUSVERSRSA", "DDSUSVERSRSA"))
+# A person's blocks, read in one pass over its children (one tag comparison each, no ElementPath).
+_PERSON_LISTS = frozenset(("Prestations", "Activite", "CaracteristiquesEmployabilite", "DossierPoleEmploi",
+                           "DossierCafMsa"))
+
+
 def _person(p, n: int, version: str = VRSB, key: tuple[str, str] | None = None) -> dict:
-    ident = _leaves(p.find("Identification"))
+    first: dict = {}  # tag → its first child (what p.find(tag) returns)
+    lists: dict = {}  # repeated blocks, in document order
+    for c in p:
+        tag = c.tag
+        if tag in _PERSON_LISTS:
+            lists.setdefault(tag, []).append(c)
+        if tag not in first:
+            first[tag] = c
+    ident = _leaves(first.get("Identification"))
     if not ident:
         raise RecordError(f"personne n°{n}: bloc Identification manquant")
     last = (ident.get("NOM") or "").strip()
-    first = (ident.get("PRENOM") or "").strip()
-    if not last or not first:
+    first_name = (ident.get("PRENOM") or "").strip()
+    if not last or not first_name:
         raise RecordError(f"personne n°{n}: NOM ou PRENOM manquant")
-    birth = _req_date(ident.get("DTNAI"), f"personne n°{n}: DTNAI")
-    where = f"personne n°{n} du foyer {key[0]}:{key[1]}" if key else f"personne n°{n}"
+    birth = _req_date(ident.get("DTNAI"), "DTNAI", n)
     if version == VRSD:
-        return _person_vrsd(p, n, ident, last, first, birth, where)
+        return _person_vrsd(p, n, ident, last, first_name, birth, key, first, lists)
     role = None
     first_role = None
     blocks = 0
-    for prest in p.iterchildren("Prestations"):
+    for prest in lists.get("Prestations", ()):
         blocks += 1
         v = _leaves(prest)
         r = (v.get("ROLEPERS") or "").strip().upper() or None
         first_role = first_role or r
         if (v.get("NATPREST") or "").strip().upper() == "RSA":
             role = r
-    if not blocks and p.find("FonctionPersonneRSA") is not None:
-        raise FluxError(f"flux lu comme {VRSB} (pas de VERSIONFLUX) mais {where} a un bloc FonctionPersonneRSA "
-                        f"propre à {VRSD}: version du flux incohérente, fichier refusé")
+    if not blocks and "FonctionPersonneRSA" in first:
+        raise FluxError(f"flux lu comme {VRSB} (pas de VERSIONFLUX) mais {_where(n, key)} a un bloc "
+                        f"FonctionPersonneRSA propre à {VRSD}: version du flux incohérente, fichier refusé")
     role = role or first_role
     if role is not None and len(role) > 3:  # the schema's maxLength: not a role code at all
         raise RecordError(f"personne n°{n}: ROLEPERS invalide {role[:10]!r} (3 caractères au plus)")
-    calc = p.find("MontantCalculDroitRSAPersonne")
-    sdd = _bool(calc.findtext("TOPPERSDRODEVORSA")) if calc is not None else False
+    calc = first.get("MontantCalculDroitRSAPersonne")
+    sdd = _bool(_text(calc, "TOPPERSDRODEVORSA")) if calc is not None else False
     activities = []
-    for a in p.iterchildren("Activite"):
+    for a in lists.get("Activite", ()):
         v = _leaves(a)
         code = (v.get("ACT") or "").strip().upper()
         if not code:
             raise RecordError(f"personne n°{n}: Activite sans code ACT")
         activities.append({"regime": _s(v.get("REG"), 3), "code": code[:3],
-                           "start_on": _date_field(v.get("DDACT"), f"personne n°{n}: DDACT"),
-                           "end_on": _date_field(v.get("DFACT"), f"personne n°{n}: DFACT")})
-    return _person_record(p, n, role, ident, last, first, birth, sdd, activities,
-                          p.findtext(".//DDSOUDRODEV"), p.findtext(".//DFSOUDRODEV"))
+                           "start_on": _date_field(v.get("DDACT"), "DDACT", n),
+                           "end_on": _date_field(v.get("DFACT"), "DFACT", n)})
+    sdd_start = sdd_end = None
+    for x in p.iterdescendants(*_SDD_DATES):  # p.findtext(".//DDSOUDRODEV") and the same for DFSOUDRODEV
+        if x.tag == "DDSOUDRODEV":
+            if sdd_start is None:
+                sdd_start = x.text or ""
+        elif sdd_end is None:
+            sdd_end = x.text or ""
+        if sdd_start is not None and sdd_end is not None:
+            break
+    return _person_record(n, role, ident, last, first_name, birth, sdd, activities, sdd_start, sdd_end, lists)
 
 
-def _person_record(p, n: int, role: str, ident: dict, last: str, first: str, birth: dt.date, sdd: bool,
-                   activities: list[dict], sdd_start: str | None, sdd_end: str | None) -> dict:
+_SDD_DATES = ("DDSOUDRODEV", "DFSOUDRODEV")
+
+
+def _where(n: int, key: tuple[str, str] | None) -> str:
+    return f"personne n°{n} du foyer {key[0]}:{key[1]}" if key else f"personne n°{n}"
+
+
+def _person_record(n: int, role: str, ident: dict, last: str, first: str, birth: dt.date, sdd: bool,
+                   activities: list[dict], sdd_start: str | None, sdd_end: str | None, lists: dict) -> dict:
     """The person as the importer reads it, whatever the flow's version (the blocks differ, not the record)."""
     return {
         "n": n, "role": role, "civility": _s(ident.get("QUAL"), 3), "last_name": last[:100],
         "birth_name": _s(ident.get("NOMNAI"), 100), "first_name": first[:100], "birth_date": birth,
         "sex": _s(ident.get("SEXE"), 1), "nir": (ident.get("NIR") or "").strip() or None,
-        "idassedic": _s(p.findtext("DossierPoleEmploi/IDASSEDIC"), 20), "sdd": sdd,
+        "idassedic": _s(_text2_in(lists.get("DossierPoleEmploi"), "IDASSEDIC"), 20), "sdd": sdd,
         "activities": activities,
-        "clock_date": _date_field(sdd_start, f"personne n°{n}: DDSOUDRODEV"),
-        "sdd_end_on": _date_field(sdd_end, f"personne n°{n}: DFSOUDRODEV"),
+        "clock_date": _date_field(sdd_start, "DDSOUDRODEV", n),
+        "sdd_end_on": _date_field(sdd_end, "DFSOUDRODEV", n),
     }
 
 
-def _person_vrsd(p, n: int, ident: dict, last: str, first: str, birth: dt.date, where: str) -> dict:
+def _person_vrsd(p, n: int, ident: dict, last: str, first_name: str, birth: dt.date,
+                 key: tuple[str, str] | None, first: dict, lists: dict) -> dict:
     """A VRSD0301 person: role in FonctionPersonneRSA (BEN, ENF, AUT, RDO), SDD flag and its dates in
     CalculDroitRSAPersonne, employability in CaracteristiquesEmployabilite (field paths: WebRSA's
     Fluxcnaf plugin and its VRSD0301 migration notes)."""
-    fonction = p.find("FonctionPersonneRSA")
+    fonction = first.get("FonctionPersonneRSA")
     if fonction is None:
-        raise FluxError(f"flux {VRSD}: bloc FonctionPersonneRSA (rôle de la personne) absent pour la {where}: "
+        raise FluxError(f"flux {VRSD}: bloc FonctionPersonneRSA (rôle de la personne) absent pour la {_where(n, key)}: "
                         "fichier refusé, aucun foyer n'est importé sans rôle")
-    role = (fonction.findtext("ROLEPERS") or "").strip().upper()
+    role = (_text(fonction, "ROLEPERS") or "").strip().upper()
     if not role:
-        raise FluxError(f"flux {VRSD}: FonctionPersonneRSA/ROLEPERS vide pour la {where}: fichier refusé")
+        raise FluxError(f"flux {VRSD}: FonctionPersonneRSA/ROLEPERS vide pour la {_where(n, key)}: fichier refusé")
     if len(role) > 3:
         raise RecordError(f"personne n°{n}: ROLEPERS invalide {role[:10]!r} (3 caractères au plus)")
-    calc = p.find("CalculDroitRSAPersonne")
+    calc = first.get("CalculDroitRSAPersonne")
     if calc is None and role == "BEN":
         raise FluxError(f"flux {VRSD}: bloc CalculDroitRSAPersonne (indicateur droits et devoirs "
-                        f"TOPPERSDRODEVORSA) absent pour la {where}: fichier refusé")
+                        f"TOPPERSDRODEVORSA) absent pour la {_where(n, key)}: fichier refusé")
     v = _leaves(calc)
     activities = []
-    for a in p.iterchildren("CaracteristiquesEmployabilite"):
+    for a in lists.get("CaracteristiquesEmployabilite", ()):
         e = _leaves(a)
         code = (e.get("STATUEMPL") or "").strip().upper()
         if not code:
             raise RecordError(f"personne n°{n}: CaracteristiquesEmployabilite sans STATUEMPL")
         activities.append({"regime": _s(e.get("REG"), 3), "code": code[:3],
-                           "start_on": _date_field(e.get("DDSTATUEMPL"), f"personne n°{n}: DDSTATUEMPL"),
-                           "end_on": _date_field(e.get("DFSTATUEMPL"), f"personne n°{n}: DFSTATUEMPL")})
-    return {**_person_record(p, n, role, ident, last, first, birth, _bool(v.get("TOPPERSDRODEVORSA")), activities,
-                             v.get("DDSOUDRODEV"), v.get("DFSOUDRODEV")),
-            "_responsible": _bool(p.findtext("DossierCafMsa/TOPRESPDOS"))}
+                           "start_on": _date_field(e.get("DDSTATUEMPL"), "DDSTATUEMPL", n),
+                           "end_on": _date_field(e.get("DFSTATUEMPL"), "DFSTATUEMPL", n)})
+    return {**_person_record(n, role, ident, last, first_name, birth, _bool(v.get("TOPPERSDRODEVORSA")), activities,
+                             v.get("DDSOUDRODEV"), v.get("DFSOUDRODEV"), lists),
+            "_responsible": _bool(_text2_in(lists.get("DossierCafMsa"), "TOPRESPDOS"))}
 
 
 # --- small helpers --------------------------------------------------------------------------------
+# Extraction reads each block's children once, in plain loops: ElementPath's find/findtext cost about
+# 4 µs a call (path parsing and selector set-up), several times the children's own reading.
+
+def _kids(elem) -> dict:
+    """Tag → first child with that tag: what `elem.find(tag)` returns, for every tag in one pass."""
+    d: dict = {}
+    for c in elem:
+        tag = c.tag
+        if tag not in d:
+            d[tag] = c
+    return d
+
+
+def _first(elem, tag: str):
+    """elem.find(tag)."""
+    for c in elem:
+        if c.tag == tag:
+            return c
+    return None
+
+
+def _text(elem, tag: str) -> str | None:
+    """elem.findtext(tag): the first such child's text ("" when empty), None without one."""
+    for c in elem:
+        if c.tag == tag:
+            return c.text or ""
+    return None
+
+
+def _text2(elem, tag: str, sub: str) -> str | None:
+    """elem.findtext(f"{tag}/{sub}"): the first `sub` child of any `tag` child, in document order."""
+    for c in elem:
+        if c.tag == tag:
+            for x in c:
+                if x.tag == sub:
+                    return x.text or ""
+    return None
+
+
+def _text2_in(blocks: list | None, sub: str) -> str | None:
+    """_text2 over blocks already collected (the person's one pass)."""
+    for c in blocks or ():
+        for x in c:
+            if x.tag == sub:
+                return x.text or ""
+    return None
+
+
+def _descendant_text(elem, tag: str) -> str | None:
+    """elem.findtext(f".//{tag}")."""
+    for x in elem.iterdescendants(tag):
+        return x.text or ""
+    return None
+
 
 def _leaves(elem) -> dict[str, str | None]:
     if elem is None:
@@ -840,29 +929,47 @@ _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(Z|[+-]\d{2}:\d{2})?$")
 
 
 def _date(value: str | None) -> dt.date | None:
-    if value is None or not value.strip():
+    if value is None:
+        return None
+    d = _DATES.get(value)  # a flow repeats the same few thousand dates (births, right openings, months)
+    if d is not None:
+        return d
+    if not value.strip():
         return None
     m = _DATE_RE.match(value.strip())
     if not m:
         raise ValueError(f"date invalide {value.strip()[:20]!r}")
     try:
-        return dt.date(int(m[1]), int(m[2]), int(m[3]))
+        d = dt.date(int(m[1]), int(m[2]), int(m[3]))
     except ValueError:
         raise ValueError(f"date invalide {value.strip()[:20]!r}") from None
+    if len(_DATES) >= _DATES_MAX:  # bounded: memory stays flat
+        _DATES.clear()
+    _DATES[value] = d
+    return d
 
 
-def _date_field(value: str | None, name: str) -> dt.date | None:
+_DATES: dict[str, dt.date] = {}  # valid dates only: an invalid one is refused again each time, same reason
+_DATES_MAX = 8_192  # ~1.5 MB at most
+
+
+def _date_field(value: str | None, name: str, n: int | None = None) -> dt.date | None:
+    """`n`: the person's number, named in the reason (formatted only when there is one)."""
     try:
         return _date(value)
     except ValueError as exc:
-        raise RecordError(f"{name}: {exc}") from None
+        raise RecordError(f"{_field_name(name, n)}: {exc}") from None
 
 
-def _req_date(value: str | None, name: str) -> dt.date:
-    d = _date_field(value, name)
+def _req_date(value: str | None, name: str, n: int | None = None) -> dt.date:
+    d = _date_field(value, name, n)
     if d is None:
-        raise RecordError(f"{name} manquante")
+        raise RecordError(f"{_field_name(name, n)} manquante")
     return d
+
+
+def _field_name(name: str, n: int | None) -> str:
+    return name if n is None else f"personne n°{n}: {name}"
 
 
 def _bool(value: str | None) -> bool:

@@ -29,6 +29,8 @@ _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled mess
 BATCH = 200  # parsed records per message
 SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
 QUEUE_BATCHES = 8  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
+# ... when the fragments cross uncompressed (about 2.4 times the bytes): the same memory
+QUEUE_BATCHES_UNCOMPRESSED = 4
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
 
@@ -59,11 +61,13 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
     return rec.fragment or (gzip.decompress(rec.raw_gz) if rec.raw_gz else b"")
 
 
-def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
+def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragments: bool = True) -> None:
     """Child process: read the file, write pickled ("records", [HouseholdRecord], skipped, header,
     bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
     ("crash", text). The skip decision is taken here: a household known unchanged crosses the pipe
-    as three numbers in `skipped` (known positions, person counts, anomaly flags), never as a record."""
+    as three numbers in `skipped` (known positions, person counts, anomaly flags), never as a record.
+    Without `compress_fragments` the fragments cross uncompressed and the importer's side compresses
+    them (`WorkerReader`): on SQLite this process is the import's critical path, the importer has time."""
     def send(msg):  # framed: the importer's side queues the bytes, unpickled only when consumed
         blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         out.write(_FRAME.pack(msg[0] == "records", len(blob)))
@@ -87,7 +91,7 @@ def _child(out, path: str, known: KnownHouseholds, secret: str) -> None:
                 continue
             if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
-                if rec.error is None:
+                if rec.error is None and compress_fragments:
                     rec.raw_gz = compress(rec.fragment)
                     rec.fragment = b""  # the importer gets it back from raw_gz if it must reject it
             batch.append(rec)
@@ -121,11 +125,11 @@ def peak_rss_mb() -> float | None:
 
 
 def main() -> int:
-    """`python -m imports.flux_worker`: (path, known digests, secret) pickled on stdin (the secret
-    never on the command line), messages pickled on stdout."""
+    """`python -m imports.flux_worker`: (path, known digests, secret, compress_fragments) pickled on
+    stdin (the secret never on the command line), messages pickled on stdout."""
     try:
-        path, known, secret = pickle.load(sys.stdin.buffer)
-        _child(sys.stdout.buffer, path, known, secret)
+        path, known, secret, compress_fragments = pickle.load(sys.stdin.buffer)
+        _child(sys.stdout.buffer, path, known, secret, compress_fragments)
     except (BrokenPipeError, ConnectionResetError):  # the importer is gone (killed): stop quietly
         os._exit(1)
     return 0
@@ -136,8 +140,11 @@ class WorkerReader:
     the reading done in a child process (a plain subprocess: no re-import of the caller's main
     module, no fork of a process holding database connections)."""
 
-    def __init__(self, path: Path, known: KnownHouseholds, secret: str):
+    def __init__(self, path: Path, known: KnownHouseholds, secret: str, compress_fragments: bool = True):
         self.path, self.known, self.secret = Path(path).resolve(), known, secret
+        # False: the reading process sends fragments as they are and this side compresses them as they
+        # arrive (what reaches the importer is the same: `raw_gz`, no fragment, for importable records)
+        self.compress_fragments = compress_fragments
         self.header = None
         self.totals = None
         self.bytes_read = 0
@@ -151,7 +158,8 @@ class WorkerReader:
                                 stdout=subprocess.PIPE, cwd=root, env=env)
         # A thread drains the pipe into a bounded queue: the child keeps reading while the importer
         # writes a chunk (a bare pipe holds only ~40 households, which serialised the two).
-        messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES if self.compress_fragments
+                                            else QUEUE_BATCHES_UNCOMPRESSED)
         stop = threading.Event()
 
         def pump():  # queues pickled messages: ~2.5 times smaller than the records they hold
@@ -166,7 +174,8 @@ class WorkerReader:
         thread = threading.Thread(target=pump, name="rsa-flux-pipe", daemon=True)
         try:
             with proc.stdin:
-                pickle.dump((str(self.path), self.known, self.secret), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((str(self.path), self.known, self.secret, self.compress_fragments), proc.stdin,
+                            protocol=pickle.HIGHEST_PROTOCOL)
             self.known = None  # the child has its copy
             thread.start()
             while True:
@@ -179,6 +188,11 @@ class WorkerReader:
                     for i, n, a in zip(positions, persons, anomalies, strict=True):
                         yield HouseholdRecord(0, None, b"", "", skipped=True, person_count=n, anomaly=bool(a),
                                               known_index=i)
+                    if not self.compress_fragments:
+                        for rec in records:
+                            if rec.data is not None and rec.error is None and rec.raw_gz is None:
+                                rec.raw_gz = compress(rec.fragment)
+                                rec.fragment = b""
                     yield from records
                 elif kind == "end":
                     _, self.header, self.totals, self.peak_rss_mb, self.parsed = msg

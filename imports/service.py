@@ -216,8 +216,11 @@ class FlowImporter:
         self._load_known()
         self._unchanged: list[int] = []
         if use_worker(path):  # the reading process takes the skip decisions: it gets keys and digests
+            # On SQLite the reading process is the critical path and this process has time: it compresses
+            # the fragments (on PostgreSQL the server needs the second core: the reading process does).
             reader = WorkerReader(path, self.known.for_reader(),
-                                  self.rt.settings.nir_key or self.rt.settings.secret_key)
+                                  self.rt.settings.nir_key or self.rt.settings.secret_key,
+                                  compress_fragments=self.ids.pg)
             self.known.drop_lookup()
         else:
             reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None)

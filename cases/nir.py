@@ -48,11 +48,15 @@ class NirVault:
         material = hashlib.sha256(("rsa-nir:" + secret).encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(material))
         self._hmac_key = hashlib.sha256(("rsa-nir-hash:" + secret).encode()).digest()
+        # Keyed once; each hash copies this state (the key's two pad blocks are not re-hashed per NIR).
+        self._keyed = hmac.new(self._hmac_key, digestmod=hashlib.sha256)
 
     def hash(self, nir13: str | None) -> str | None:
         if not nir13:
             return None
-        return hmac.new(self._hmac_key, nir13.encode(), hashlib.sha256).hexdigest()
+        h = self._keyed.copy()
+        h.update(nir13.encode())
+        return h.hexdigest()
 
     def encrypt(self, nir13: str | None) -> bytes | None:
         return self._fernet.encrypt(nir13.encode()) if nir13 else None

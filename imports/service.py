@@ -38,7 +38,7 @@ from cases.models import (
     StatusChange,
 )
 from cases.models import Path as CasePath
-from cases.service import record_exit, reopening_applies, sync_path_sectors
+from cases.service import ExitIn, record_exits, reopening_applies, sync_path_sectors
 from config.db import one_of, unnest_rows, utcnow
 from imports.batches import ReplayError, fail, finish, pending_reject, reject, sha256_file, start_batch  # noqa: F401 (ReplayError re-exported)
 from imports.flux import (
@@ -555,7 +555,7 @@ class FlowImporter:
             if end is not None:
                 reason, on, kind, summary = end
                 if open_paths:
-                    # Rare: through cases.service.record_exit (positive-exit mapping, structure of the
+                    # Rare: through cases.service.record_exits (positive-exit mapping, structure of the
                     # last orientation, one exit per path, timeline), once the chunk's rows are written.
                     details = f"MOTICLORSA={d['closure_reason'] or ''}" + (f" vers {t_out['to']}" if t_out else "")
                     for op in open_paths:
@@ -682,8 +682,9 @@ class FlowImporter:
                                       "updated_at": stamp} for h, c, g in w.raw])
         if w.sectors_moved:
             sync_path_sectors(s, w.sectors_moved)
-        for p, on, reason, details in w.exits:
-            record_exit(s, p.id, on, reason, source="flow", details=details)
+        if w.exits:
+            record_exits(s, [ExitIn(p.id, on, reason, details=details) for p, on, reason, details in w.exits],
+                         source="flow")
         if w.wind_down:
             from imports.lifecycle import wind_down
 

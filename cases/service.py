@@ -48,6 +48,12 @@ from cases.diagnostics import (
     latest_diagnostic,
     record_diagnostic,
 )
+from cases.exits import (
+    ExitIn,
+    is_positive_exit,
+    record_exit,
+    record_exits,
+)
 from cases.followup import (
     LISTS,
     add_months,
@@ -62,12 +68,6 @@ from cases.followup import (
     store_next_due,
     touch_due,
     without_recent_appointment,
-)
-from cases.exits import (
-    ExitIn,
-    is_positive_exit,
-    record_exit,
-    record_exits,
 )
 from cases.paths import (
     current_orientations,

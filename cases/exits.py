@@ -59,13 +59,13 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
 
 def record_exits(session: Session, items, *, source: str, author_id: int | None = None) -> list[Exit]:
     """record_exit for many exits (ExitIn), in the given order, with the same checks, rows, timeline
-    events, ended orientations and contracts, resolved alerts and due-date hooks: the checks that
-    need no path first (nothing is written when one fails), then runs of distinct persons, each
-    checking its exits against the paths before writing anything, each
-    reading what it depends on (the persons' latest paths, their exits, current orientations, the
-    structures of their paths, pending contracts, open alerts) in a bounded number of statements
-    and writing with one flush. A person given twice starts a new run, which reads what the previous
-    one wrote: the result is that of calling record_exit for each item in turn."""
+    events, ended orientations and contracts, resolved alerts and due-date hooks. The checks that
+    need no path come first (nothing is written when one fails); then runs of distinct persons,
+    each reading what it depends on (the persons' latest paths, their exits, current orientations,
+    the structures of their paths, pending contracts, open alerts) in a bounded number of
+    statements, checking its exits against the paths, then writing with one flush. A person given
+    twice starts a new run, which reads what the previous one wrote: the result is that of calling
+    record_exit for each item in turn."""
     items = list(items)
     _check_source(source)
     reasons = exit_reasons()

@@ -4,7 +4,8 @@ keep `from cases.service import …` / `cases.service.x` while they move to the 
 - cases.procedure: legal parameters (procedure.yaml, exit reasons), sources, CaseValidationError;
 - cases.scope: person_scope, the single scoping rule;
 - cases.timeline: timeline events and alerts;
-- cases.paths: open path, current orientation (read model), exits, reopening;
+- cases.paths: open path, current orientation (read model), reopening;
+- cases.exits: exits (record_exit and its batch form record_exits);
 - cases.appointments, cases.contracts (contracts and reviews), cases.sanctions, cases.diagnostics;
 - cases.followup: due dates, working lists, daily alerts;
 - cases.views: search and the person file;
@@ -47,6 +48,12 @@ from cases.diagnostics import (
     latest_diagnostic,
     record_diagnostic,
 )
+from cases.exits import (
+    ExitIn,
+    is_positive_exit,
+    record_exit,
+    record_exits,
+)
 from cases.followup import (
     LISTS,
     add_months,
@@ -64,10 +71,8 @@ from cases.followup import (
 )
 from cases.paths import (
     current_orientations,
-    is_positive_exit,
     open_path,
     open_paths,
-    record_exit,
     reopening_applies,
 )
 from cases.procedure import (

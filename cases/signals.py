@@ -51,9 +51,10 @@ reorientation_requested = _signals.signal("cases.reorientation-requested")
 """(session, person_id=, orientation_id=, requested_by=, requested_on=, reason=, wanted_referent_type=,
 wanted_structure_id=) → the id of the reorientation request the orientation package recorded."""
 
-exit_recorded = _signals.signal("cases.exit-recorded")
-"""(session, person_id=, orientation_id=, exit_on=) → None: the orientation package ends the
-person's current orientation (status "ended", end reason "exit"), in the same transaction."""
+exits_recorded = _signals.signal("cases.exits-recorded")
+"""(session, ends=[(orientation_id, exit_on), …]) → None: the orientation package ends these current
+orientations of persons who exit (status "ended", end reason "exit"), in the same transaction; one
+signal for a whole batch of exits (cases.exits.record_exits)."""
 
 exit_corrected = _signals.signal("cases.exit-corrected")
 """(session, person_id=, exit_on=, new_exit_on=) → None: an exit recorded by mistake was cancelled

@@ -2,7 +2,7 @@
 
 The flow importer (imports.service) decides *that* something ends; this module carries the
 consequences into the packages below it, through their models and services: the path closes with
-its exit (cases.service.record_exit), the pending decisions and the current orientation end
+its exit (cases.service.record_exits), the pending decisions and the current orientation end
 (orientation), the pending kiosque invitations are cancelled and, when an invitation had already
 been sent, a short notice tells the person not to come (kiosque outbox). Everything runs inside
 the import's transaction: a failed file changes nothing.
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cases.models import CaseEvent, Household, Person, StatusChange
 from cases.models import Path as CasePath
-from cases.service import record_exit, touch_due
+from cases.service import ExitIn, record_exits, touch_due
 from config.db import utcnow
 from imports.flux import FlowHeader
 from imports.models import ImportBatch, RawRecord
@@ -158,6 +158,7 @@ def close_absent_households(session: Session, batch_id: int, previous_batch_id: 
             .where(Person.household_id.in_(part), CasePath.closed_on.is_(None))
             .order_by(CasePath.person_id, CasePath.id)).all()
         done = set()
+        exits = []
         for path_id, pid in open_paths:
             pairs.append((pid, path_id))
             if pid in done:
@@ -167,9 +168,10 @@ def close_absent_households(session: Session, batch_id: int, previous_batch_id: 
                                   kind="flow.absent_monthly",
                                   summary="Foyer absent du flux mensuel suivant: droit réputé clos",
                                   data={"reason": ABSENT_REASON, "batch_id": batch_id}))
-            record_exit(session, pid, on, ABSENT_REASON, source="flow",
-                        details=f"absent du flux mensuel du {on.isoformat()} (lot {batch_id})")
-        # a person with several open paths: record_exit closed the latest; the others close too
+            exits.append(ExitIn(pid, on, ABSENT_REASON,
+                                details=f"absent du flux mensuel du {on.isoformat()} (lot {batch_id})"))
+        record_exits(session, exits, source="flow")
+        # a person with several open paths: record_exits closed the latest; the others close too
         session.flush()
         stale = [p for _, p in pairs if p is not None]
         if stale:

@@ -43,14 +43,17 @@ def orientation_summary(session, *, person_id: int) -> dict | None:
     return current_orientation_summary(session, person_id)
 
 
-@signals.exit_recorded.connect
-def end_orientation_on_exit(session, *, person_id: int, orientation_id: int, exit_on) -> None:
-    """The exit of the path ends the current orientation (same transaction as the exit)."""
-    orientation = session.get(Orientation, orientation_id)
-    if orientation is not None:
-        orientation.status = OrientationStatus.ENDED
-        orientation.ended_on = exit_on
-        orientation.end_reason = "exit"
+@signals.exits_recorded.connect
+def end_orientations_on_exit(session, *, ends) -> None:
+    """The exit of the path ends the current orientation (same transaction as the exit): one read
+    for a batch of exits, the rows changed through the unit of work (its due-date hooks see them)."""
+    ended_on = dict(ends)
+    ids = sorted(ended_on)
+    for i in range(0, len(ids), 5000):
+        for orientation in session.scalars(select(Orientation).where(Orientation.id.in_(ids[i:i + 5000]))):
+            orientation.status = OrientationStatus.ENDED
+            orientation.ended_on = ended_on[orientation.id]
+            orientation.end_reason = "exit"
 
 
 @signals.exit_corrected.connect

@@ -7,7 +7,7 @@ and none of the eight indexes is written (94k unchanged households of a 5 %-chan
 of the changed households (~5 % a month) stays in its page too (8,034 of 9,894 HOT instead of none).
 
 Revision ID: 0006_household_hot_updates
-Revises: 0004_path_next_due
+Revises: 0005_report_snapshot
 Create Date: 2026-12-06 12:05:00
 
 The index served one query per monthly import (imports.lifecycle.close_absent_households), now a
@@ -19,7 +19,7 @@ Merge note: revises 0004 on its branch; chained after 0005_report_snapshot when 
 from alembic import op
 
 revision = '0006_household_hot_updates'
-down_revision = '0004_path_next_due'
+down_revision = '0005_report_snapshot'
 branch_labels = None
 depends_on = None
 

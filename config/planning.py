@@ -457,6 +457,7 @@ class _Simulation:
         from kiosque import service as kiosque
         from orientation import service as orientation
         from orientation.assignment import Assigner
+        from orientation.outcomes import mark_path_oriented
 
         if day <= (self.inputs.end if self.inputs.drain_inflow else self.inputs.cohort_end):
             with self._timed("flows"):
@@ -475,6 +476,7 @@ class _Simulation:
                 # orientation run and validations: the engine keeps it in step with every orientation
                 # it validates or ends in the day's transaction (capacities do not change in a day).
                 assigner = Assigner(s)
+                assigner.deferred_paths = set()  # the validated paths' outcomes: once, at the day's end
                 self._kiosques_held(s, day, assigner)
             with self._timed("orientation_run"):
                 self.stats["auto_validated"] += orientation.run(s, day, assigner=assigner)["validated"]
@@ -485,6 +487,8 @@ class _Simulation:
             if day.weekday() == 0:
                 with self._timed("referents"):
                     self._referents_at_work(s, day)
+            with self._timed("orientation_run"):
+                mark_path_oriented(s, sorted(p for p in assigner.deferred_paths if p is not None))
 
     def _draw(self, *key) -> random.Random:
         """A random stream per person and event: the same person draws the same fate whatever the

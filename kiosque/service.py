@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 import cases.service as cs
 from cases.models import CaseEvent, Household, Path, Person
@@ -146,22 +147,29 @@ class _Candidate:
 
 def latest_orientation_subquery(person_ids=None):
     """Each person's latest decision (decided_on, then id); of the given persons only, when given (the
-    window then numbers their decisions alone: a re-planning reads a few rows, not every decision)."""
+    window then numbers their decisions alone: a re-planning reads a few rows, not every decision).
+    `person_ids`: ids, or a SELECT of person ids."""
     rn = func.row_number().over(partition_by=Orientation.person_id,
                                 order_by=(Orientation.decided_on.desc(), Orientation.id.desc())).label("rn")
     q = select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin, Orientation.decided_on, rn)
     if person_ids is not None:
-        q = q.where(Orientation.person_id.in_(list(person_ids)))
+        q = q.where(Orientation.person_id.in_(person_ids if isinstance(person_ids, Select) else list(person_ids)))
     return q.subquery()
 
 
 def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_ids=None) -> list[_Candidate]:
     """Who is to invite: latest decision "kiosque" (or "proposed" left unvalidated too long, except the
-    MDS default after no-shows), an open path, and no pending invitation."""
-    latest = latest_orientation_subquery(person_ids)
+    MDS default after no-shows), an open path, and no pending invitation.
+
+    Only persons with a decision "kiosque" or "proposed" can have one as their latest: the window
+    numbers their decisions alone (the daily planning reads the waiting persons' rows, not every
+    decision ever taken), with the same result."""
+    among = person_ids if person_ids is not None else (
+        select(Orientation.person_id).where(Orientation.status.in_((OrientationStatus.KIOSQUE,
+                                                                    OrientationStatus.PROPOSED))))
+    latest = latest_orientation_subquery(among)
     open_path = select(Path.person_id, func.max(Path.id).label("path_id")).where(Path.closed_on.is_(None))
-    if person_ids is not None:
-        open_path = open_path.where(Path.person_id.in_(list(person_ids)))
+    open_path = open_path.where(Path.person_id.in_(among if isinstance(among, Select) else list(among)))
     open_path = open_path.group_by(Path.person_id).subquery()
     stale = as_of - dt.timedelta(days=config.propose_days)
     pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == InvitationStatus.PENDING))

@@ -267,9 +267,9 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             stats["promoted"] += len(promoted)
         bulk_insert(session, CaseEvent, events)
         bulk_insert(session, Notification, notifications)
-        mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta
-                                     if status == OrientationStatus.VALIDATED]
-                           + [p["_path"] for p in promoted])
+        _mark_paths(session, assigner, [cand.path_id for _pid, cand, status, *_rest in meta
+                                        if status == OrientationStatus.VALIDATED]
+                    + [p["_path"] for p in promoted])
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
             bulk_insert(session, Alert, fresh)
@@ -453,16 +453,21 @@ class _Validations:
         self.validated_paths.append(o.path_id)
         return True
 
-    def finish(self, mark: bool = True) -> None:
+    def finish(self) -> None:
         """One flush for the batch; the validated paths' outcomes refreshed once (or left to the
-        assigner's batch when it defers them), unless the caller does it (mark=False)."""
+        assigner's owner when it defers them)."""
         self.session.flush()
-        if not mark:
-            return
-        if self.assigner.deferred_paths is not None:
-            self.assigner.deferred_paths.update(self.validated_paths)
-        else:
-            mark_path_oriented(self.session, self.validated_paths)
+        _mark_paths(self.session, self.assigner, self.validated_paths)
+
+
+def _mark_paths(session: Session, assigner: Assigner, path_ids: list[int | None]) -> None:
+    """The validated paths' outcomes (orientation.outcomes.mark_path_oriented), now or, when the
+    assigner's owner defers them (Assigner.deferred_paths: a batch, a day's work), at its end, in the
+    same transaction (the outcome is recomputed from the orientations then: the same columns)."""
+    if assigner.deferred_paths is not None:
+        assigner.deferred_paths.update(path_ids)
+    else:
+        mark_path_oriented(session, path_ids)
 
 
 def _awaiting_key(path_id: int | None) -> str:
@@ -697,8 +702,7 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
     validations = _Validations(session, todo, assigner, user_id)
     for o in todo:
         out["validated" if validations.validate(o, as_of, "agent") else "awaiting_capacity"].append(o.id)
-    validations.finish(mark=False)
-    mark_path_oriented(session, [rows[oid].path_id for oid in out["validated"]])
+    validations.finish()
     return out
 
 

@@ -443,7 +443,7 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
                       user_id: int | None = None, config: KiosqueConfig | None = None,
                       now: dt.datetime | None = None, assigner=None, replans: list | None = None,
-                      decisions: list | None = None) -> dict:
+                      decisions: list | None = None, absences_of=None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
     MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
     only once the session has begun (`now`, default the clock); an excuse may come before.
@@ -456,7 +456,8 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     orientation the line makes (the present person's choice, the MDS default after too many no-shows)
     is left to the caller, which records a roll call's decisions at once with `decide` (one
     orientation.service.record_orientations; the same rows, in the same order); out["orientation_id"]
-    or out["default_mds_orientation_id"] is filled then."""
+    or out["default_mds_orientation_id"] is filled then. `absences_of(invitation)`: the person's no-shows
+    on the path, counted by the caller's batch instead of a query."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
@@ -488,9 +489,7 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
             else:
                 decide(session, [d], user_id=user_id, assigner=assigner)
         return out
-    absences = session.scalar(select(func.count(Invitation.id)).where(
-        Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
-        Invitation.status == InvitationStatus.ABSENT)) or 0
+    absences = absences_of(inv) if absences_of is not None else _absences(session, inv)
     if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
         d = _default_decision(inv, on, absences, out)
         if decisions is not None:
@@ -573,6 +572,7 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
     # The sheet's invitations and their sessions, read once and held for the batch (the session's
     # identity map keeps unchanged rows only weakly).
     held = _invitations_with_sessions(session, [m.invitation_id for m in marks])
+    absences_of = _absence_counter(session, held)
     replans: list[Replan] = []
     decisions: list[_Decision] = []
     gap = dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
@@ -592,7 +592,7 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
                 replans = []
         out.append(record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type,
                                      user_id=user_id, config=config, now=now, assigner=assigner, replans=replans,
-                                     decisions=decisions))
+                                     decisions=decisions, absences_of=absences_of))
     decide(session, decisions, user_id=user_id, assigner=assigner)
     session.flush()
     replan(session, replans, config=config)
@@ -601,6 +601,39 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
         assigner.deferred_paths = None
     del held
     return out
+
+
+def _absences(session: Session, inv: Invitation) -> int:
+    """The person's no-shows on the invitation's path."""
+    return session.scalar(select(func.count(Invitation.id)).where(
+        Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
+        Invitation.status == InvitationStatus.ABSENT)) or 0
+
+
+def _absence_counter(session: Session, held: dict[int, Invitation]):
+    """A person's no-shows on a path while a sheet is recorded: those outside the sheet, counted once
+    (one query for the sheet), plus the sheet's own invitations marked absent so far."""
+    by_key: dict[tuple, list[Invitation]] = defaultdict(list)
+    for inv in held.values():
+        by_key[(inv.person_id, inv.path_id)].append(inv)
+    outside: dict[tuple, int] = defaultdict(int)
+    persons = sorted({pid for pid, _path in by_key})
+    for chunk in _chunks(persons, 5000):
+        for pid, path_id, n in session.execute(
+                select(Invitation.person_id, Invitation.path_id, func.count(Invitation.id))
+                .where(Invitation.person_id.in_(chunk), Invitation.status == InvitationStatus.ABSENT)
+                .group_by(Invitation.person_id, Invitation.path_id)):
+            outside[(pid, path_id)] += n
+    for key, invs in by_key.items():  # the sheet's invitations already absent are counted below
+        outside[key] -= sum(1 for inv in invs if inv.status == InvitationStatus.ABSENT)
+
+    def absences_of(inv: Invitation) -> int:
+        key = (inv.person_id, inv.path_id)
+        if inv.id not in held:  # not read with the sheet (written since): counted by a query
+            return _absences(session, inv)
+        return outside[key] + sum(1 for i in by_key[key] if i.status == InvitationStatus.ABSENT)
+
+    return absences_of
 
 
 def _invitations_with_sessions(session: Session, ids: Iterable[int]) -> dict[int, Invitation]:

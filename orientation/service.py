@@ -404,6 +404,15 @@ class _Validations:
         for chunk in chunks(keys):
             self.alerts.update((a.key, a) for a in session.scalars(select(Alert).where(Alert.key.in_(chunk))))
         self.validated_paths: list[int | None] = []
+        # The batch's timeline events and notices, in order, written at its end in one statement each.
+        self.events: list[dict] = []
+        self.notices: list[dict] = []
+        self.noticed: set[int] = set()
+
+    def event(self, person_id: int, kind: str, on: dt.date, source: str, summary: str, data: dict,
+              path_id: int | None) -> None:
+        """A timeline event (the row cases.timeline.add_event makes), written by finish()."""
+        self.events.append(_event(person_id, path_id, kind, on, summary, data, source=source, author_id=self.user_id))
 
     def validate(self, o: Orientation, on: dt.date, source: str) -> bool:
         """Make `o` the current orientation if its structure has room (else awaiting capacity): agent,
@@ -426,10 +435,9 @@ class _Validations:
                 continue
             prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
             assigner.release(prev.structure_id, prev.agent_id)
-            add_event(session, prev.person_id, "orientation.ended", on, source,
-                      f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
-                      {"orientation_id": prev.id, "reason": "reorientation"}, path_id=prev.path_id,
-                      author_id=user_id)
+            self.event(prev.person_id, "orientation.ended", on, source,
+                       f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
+                       {"orientation_id": prev.id, "reason": "reorientation"}, prev.path_id)
         current[:] = [o]
         o.status, o.validated_on, o.validated_by, o.notified_on = "validated", on, user_id, on
         if o.agent_id is None:
@@ -438,15 +446,15 @@ class _Validations:
             assigner.load[o.structure_id] += 1
         person = self.persons[o.person_id]
         email, phone, phone_kind = person.email, person.phone, person.phone_kind
-        for n in notification_rows(o.id, email, phone, phone_kind, on):
-            session.add(Notification(**n))
+        self.notices.extend(notification_rows(o.id, email, phone, phone_kind, on))
+        self.noticed.add(o.person_id)
         data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
                 "structure": assigner.code(o.structure_id), "origin": o.origin}
         label = Outcome.label_of(o.referent_type)
-        add_event(session, o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
-                  path_id=o.path_id, author_id=user_id)
-        add_event(session, o.person_id, "orientation.notified", on, source,
-                  f"Orientation notifiée par {_channel_label(email)}", data, path_id=o.path_id, author_id=user_id)
+        self.event(o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
+                   o.path_id)
+        self.event(o.person_id, "orientation.notified", on, source, f"Orientation notifiée par {_channel_label(email)}",
+                   data, o.path_id)
         waiting = self.alerts.get(_awaiting_key(o.path_id))
         if waiting is not None and waiting.resolved_on is None:
             waiting.resolved_on = on
@@ -454,9 +462,14 @@ class _Validations:
         return True
 
     def finish(self) -> None:
-        """One flush for the batch; the validated paths' outcomes refreshed once (or left to the
-        assigner's owner when it defers them)."""
+        """One flush for the batch, its events and notices written (Core executemany: the notices' due
+        dates touched here, as the flush hook would have for each ORM row), and the validated paths'
+        outcomes refreshed once (or left to the assigner's owner when it defers them)."""
         self.session.flush()
+        bulk_insert(self.session, CaseEvent, self.events)
+        bulk_insert(self.session, Notification, self.notices)
+        touch_due(self.session, self.noticed)
+        self.events, self.notices, self.noticed = [], [], set()
         _mark_paths(self.session, self.assigner, self.validated_paths)
 
 
@@ -609,13 +622,13 @@ def _record_run(session: Session, items: list[OrientationIn], persons: dict, hou
                 "reason": it.reason}
         if initial == OrientationStatus.VALIDATED:
             if not validations.validate(o, it.decided_on, source):
-                add_event(session, it.person_id, "orientation.proposed", it.decided_on, source,
-                          f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
-                          path_id=o.path_id, author_id=user_id)
+                validations.event(it.person_id, "orientation.proposed", it.decided_on, source,
+                                  f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
+                                  o.path_id)
         else:
-            add_event(session, it.person_id, "orientation.proposed", it.decided_on, source,
-                      f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
-                      path_id=o.path_id, author_id=user_id)
+            validations.event(it.person_id, "orientation.proposed", it.decided_on, source,
+                              f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
+                              o.path_id)
             if initial == OrientationStatus.UNSECTORISED:
                 key = f"orientation.unsectorised:{o.path_id or 'p' + str(it.person_id)}"
                 raise_alert(session, key, "orientation.unsectorised", f"Personne {it.person_id} hors sectorisation: "

@@ -162,11 +162,14 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     decisions = Counter({k: 0 for k in OUTCOMES if k in {r.outcome for r in (*spec.rules, spec.fallback)}})
     done = 0
     for chunk in chunks(ids):
-        facts_by_person = build_facts(session, chunk, as_of)
+        # Facts only for those the rules will read: a person's own decision (kiosque, agent, MDS
+        # default) is kept or promoted without them.
+        facts_by_person = build_facts(session, [pid for pid in chunk if (
+            pending.get(candidates[pid].path_id) is None or pending[candidates[pid].path_id].origin == Origin.AUTO)],
+            as_of)
         new_rows, meta, superseded, promoted, alerts = [], [], [], [], []
         for pid in chunk:
             cand = candidates[pid]
-            facts = facts_by_person[pid]
             existing = pending.get(cand.path_id)
             if existing is not None and existing.origin != Origin.AUTO:
                 # A person's decision (kiosque, agent, MDS default) is not redone by the rules; when it
@@ -176,6 +179,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 else:
                     stats["kept"] += 1
                 continue
+            facts = facts_by_person[pid]
             decision = evaluator.evaluate(facts)
             rule = decision.rule
             referent_type = rule.outcome

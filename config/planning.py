@@ -456,6 +456,8 @@ class _Simulation:
         from imports.service import import_file
         from kiosque import service as kiosque
         from orientation import service as orientation
+        from orientation.assignment import Assigner
+        from orientation.outcomes import mark_path_oriented
 
         if day <= (self.inputs.end if self.inputs.drain_inflow else self.inputs.cohort_end):
             with self._timed("flows"):
@@ -470,23 +472,30 @@ class _Simulation:
                 path.unlink()
         with self.rt.session() as s:
             with self._timed("kiosque_attendance"):
-                self._kiosques_held(s, day)
+                # One assigner (structures, loads, caseloads, sectorisation) for the day's roll calls,
+                # orientation run and validations: the engine keeps it in step with every orientation
+                # it validates or ends in the day's transaction (capacities do not change in a day).
+                assigner = Assigner(s)
+                assigner.deferred_paths = set()  # the validated paths' outcomes: once, at the day's end
+                self._kiosques_held(s, day, assigner)
             with self._timed("orientation_run"):
-                self.stats["auto_validated"] += orientation.run(s, day)["validated"]
+                self.stats["auto_validated"] += orientation.run(s, day, assigner=assigner)["validated"]
             with self._timed("validation"):
-                self._agents_validate(s, day)
+                self._agents_validate(s, day, assigner)
             with self._timed("kiosque_plan"):
                 self.stats["invited"] += kiosque.plan(s, day).invited
             if day.weekday() == 0:
                 with self._timed("referents"):
                     self._referents_at_work(s, day)
+            with self._timed("orientation_run"):
+                mark_path_oriented(s, sorted(p for p in assigner.deferred_paths if p is not None))
 
     def _draw(self, *key) -> random.Random:
         """A random stream per person and event: the same person draws the same fate whatever the
         capacities (common random numbers: comparing two capacities compares like with like)."""
         return random.Random(":".join(str(k) for k in (self.inputs.seed, *key)))
 
-    def _kiosques_held(self, s, day: dt.date) -> None:
+    def _kiosques_held(self, s, day: dt.date, assigner=None) -> None:
         """Sessions held today: phoning the day before, then attendance drawn from the rates."""
         from kiosque import service as kiosque
         from kiosque.models import Invitation, KiosqueSession
@@ -525,9 +534,9 @@ class _Simulation:
                 self.stats["present"] += 1
         # The day's calls, then the day's sheets, each in one batch (one assigner, one re-planning).
         kiosque.record_phonings(s, calls)
-        kiosque.record_attendances(s, marks, now=after)
+        kiosque.record_attendances(s, marks, now=after, assigner=assigner)
 
-    def _agents_validate(self, s, day: dt.date) -> None:
+    def _agents_validate(self, s, day: dt.date, assigner=None) -> None:
         """Each MDS's agents validate the oldest proposals of their sector, up to today's share of
         their weekly capacity (one validation call for the day: one capacity check for all)."""
         from orientation import service as orientation
@@ -542,7 +551,7 @@ class _Simulation:
                 quota[o["mds_id"]] -= 1
                 ids.append(o["id"])
         if ids:
-            self.stats["agent_validated"] += len(orientation.validate(s, ids, None, day)["validated"])
+            self.stats["agent_validated"] += len(orientation.validate(s, ids, None, day, assigner=assigner)["validated"])
 
     def _referents_at_work(self, s, day: dt.date) -> None:
         """Mondays: the Département's referents (MDS, ActiPro, ATI) fix a first appointment with the

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import String, and_, case, cast, distinct, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 import cases.service as cs
 from cases.models import CaseEvent, Household, Path, Person
@@ -146,22 +147,29 @@ class _Candidate:
 
 def latest_orientation_subquery(person_ids=None):
     """Each person's latest decision (decided_on, then id); of the given persons only, when given (the
-    window then numbers their decisions alone: a re-planning reads a few rows, not every decision)."""
+    window then numbers their decisions alone: a re-planning reads a few rows, not every decision).
+    `person_ids`: ids, or a SELECT of person ids."""
     rn = func.row_number().over(partition_by=Orientation.person_id,
                                 order_by=(Orientation.decided_on.desc(), Orientation.id.desc())).label("rn")
     q = select(Orientation.id, Orientation.person_id, Orientation.status, Orientation.origin, Orientation.decided_on, rn)
     if person_ids is not None:
-        q = q.where(Orientation.person_id.in_(list(person_ids)))
+        q = q.where(Orientation.person_id.in_(person_ids if isinstance(person_ids, Select) else list(person_ids)))
     return q.subquery()
 
 
 def candidates(session: Session, as_of: dt.date, config: KiosqueConfig, person_ids=None) -> list[_Candidate]:
     """Who is to invite: latest decision "kiosque" (or "proposed" left unvalidated too long, except the
-    MDS default after no-shows), an open path, and no pending invitation."""
-    latest = latest_orientation_subquery(person_ids)
+    MDS default after no-shows), an open path, and no pending invitation.
+
+    Only persons with a decision "kiosque" or "proposed" can have one as their latest: the window
+    numbers their decisions alone (the daily planning reads the waiting persons' rows, not every
+    decision ever taken), with the same result."""
+    among = person_ids if person_ids is not None else (
+        select(Orientation.person_id).where(Orientation.status.in_((OrientationStatus.KIOSQUE,
+                                                                    OrientationStatus.PROPOSED))))
+    latest = latest_orientation_subquery(among)
     open_path = select(Path.person_id, func.max(Path.id).label("path_id")).where(Path.closed_on.is_(None))
-    if person_ids is not None:
-        open_path = open_path.where(Path.person_id.in_(list(person_ids)))
+    open_path = open_path.where(Path.person_id.in_(among if isinstance(among, Select) else list(among)))
     open_path = open_path.group_by(Path.person_id).subquery()
     stale = as_of - dt.timedelta(days=config.propose_days)
     pending = exists(select(Invitation.id).where(Invitation.person_id == Person.id, Invitation.status == InvitationStatus.PENDING))
@@ -434,7 +442,8 @@ def record_phonings(session: Session, marks: Iterable[PhoningMark], *, user_id: 
 def record_attendance(session: Session, invitation_id: int, status: str, *, referent_type: str | None = None,
                       structure_id: int | None = None, first_appointment_at: dt.datetime | None = None,
                       user_id: int | None = None, config: KiosqueConfig | None = None,
-                      now: dt.datetime | None = None, assigner=None, replans: list | None = None) -> dict:
+                      now: dt.datetime | None = None, assigner=None, replans: list | None = None,
+                      decisions: list | None = None, absences_of=None) -> dict:
     """Present (optionally with the chosen referent), absent (re-invited once, then proposed to the
     MDS: the law's default) or excused (re-invited, not counted as a no-show). Present or absent
     only once the session has begun (`now`, default the clock); an excuse may come before.
@@ -443,7 +452,12 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     (structures, loads, the whole sectorisation index): record_attendances passes one for a batch.
     `replans` (a list): the re-invitation is left to the caller, which re-plans a whole roll call's
     absent and excused persons at once with `replan` (one planning instead of one per person; same
-    seats, in the same order); out["reinvitation_ids"] is filled then."""
+    seats, in the same order); out["reinvitation_ids"] is filled then. `decisions` (a list): the
+    orientation the line makes (the present person's choice, the MDS default after too many no-shows)
+    is left to the caller, which records a roll call's decisions at once with `decide` (one
+    orientation.service.record_orientations; the same rows, in the same order); out["orientation_id"]
+    or out["default_mds_orientation_id"] is filled then. `absences_of(invitation)`: the person's no-shows
+    on the path, counted by the caller's batch instead of a query."""
     config = config or KiosqueConfig.from_env()
     if status not in ATTENDANCE:
         raise KiosqueError(f"présence inconnue: {status!r} (attendu: present, absent, excused)")
@@ -464,19 +478,24 @@ def record_attendance(session: Session, invitation_id: int, status: str, *, refe
     kinds = {"present": "kiosque.attended", "absent": "kiosque.absent", "excused": "kiosque.excused"}
     add_event(session, inv.person_id, kinds[status], on, "kiosque", summary=Attendance(status).phrase,
               data={"invitation_id": inv.id, "session_id": ks.id}, path_id=inv.path_id, author_id=user_id)
-    session.flush()
+    if decisions is None:
+        session.flush()  # a batch flushes once, with its decisions
     out: dict = {"invitation_id": inv.id, "status": status}
     if status == InvitationStatus.PRESENT:
         if referent_type:
-            out["orientation_id"] = record_outcome(session, inv.id, referent_type, structure_id=structure_id,
-                                                   first_appointment_at=first_appointment_at, user_id=user_id,
-                                                   assigner=assigner)
+            d = _outcome_decision(session, inv.id, referent_type, structure_id, first_appointment_at, out)
+            if decisions is not None:
+                decisions.append(d)
+            else:
+                decide(session, [d], user_id=user_id, assigner=assigner)
         return out
-    absences = session.scalar(select(func.count(Invitation.id)).where(
-        Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
-        Invitation.status == InvitationStatus.ABSENT)) or 0
+    absences = absences_of(inv) if absences_of is not None else _absences(session, inv)
     if status == InvitationStatus.ABSENT and absences > config.max_reinvitations:
-        out["default_mds_orientation_id"] = _propose_to_mds(session, inv, on, absences, user_id, assigner).id
+        d = _default_decision(inv, on, absences, out)
+        if decisions is not None:
+            decisions.append(d)
+        else:
+            decide(session, [d], user_id=user_id, assigner=assigner)
         return out
     out["reinvitation_ids"] = []
     item = Replan(on, inv.person_id, out["reinvitation_ids"])
@@ -530,11 +549,15 @@ class AttendanceMark:
 
 
 def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, user_id: int | None = None,
-                       config: KiosqueConfig | None = None, now: dt.datetime | None = None) -> list[dict]:
+                       config: KiosqueConfig | None = None, now: dt.datetime | None = None,
+                       assigner=None) -> list[dict]:
     """A batch of attendances (a session's sheet, a day of kiosques), in the given order, each exactly
-    as record_attendance records it, with one Assigner for all the decisions (building it loads every
-    structure, load and the sectorisation index, which dominated a day of kiosque outcomes) and one
-    refresh of the decided paths' outcomes at the end (same transaction, same columns)."""
+    as record_attendance records it, with one Assigner for all the decisions (the caller's, when a
+    day's work shares one), the invitations and their sessions read at once, the decisions (choices,
+    MDS defaults) recorded together with one orientation.service.record_orientations, and one refresh
+    of the decided paths' outcomes at the end (same transaction, same columns). The decisions and the
+    re-invitations wait for the end of the batch, in the order of the sheet; a line that could change
+    what a waiting re-invitation would find records them first."""
     from orientation.assignment import Assigner
     from orientation.outcomes import mark_path_oriented
 
@@ -542,9 +565,16 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
     if not marks:
         return []
     config = config or KiosqueConfig.from_env()
-    assigner = Assigner(session)
-    assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
+    assigner = assigner or Assigner(session)
+    outer_deferral = assigner.deferred_paths
+    if outer_deferral is None:
+        assigner.deferred_paths = set()  # the paths' outcomes refreshed once, at the end of the batch
+    # The sheet's invitations and their sessions, read once and held for the batch (the session's
+    # identity map keeps unchanged rows only weakly).
+    held = _invitations_with_sessions(session, [m.invitation_id for m in marks])
+    absences_of = _absence_counter(session, held)
     replans: list[Replan] = []
+    decisions: list[_Decision] = []
     gap = dt.timedelta(days=min(config.notice_digital_days, config.notice_letter_days))
     out = []
     for m in marks:
@@ -556,35 +586,85 @@ def record_attendances(session: Session, marks: Iterable[AttendanceMark], *, use
             on = replans[-1].on
             if ks.starts_at.date() != on or (ks.status == SessionStatus.PLANNED
                                               and ks.starts_at >= dt.datetime.combine(on + gap, dt.time())):
+                decide(session, decisions, user_id=user_id, assigner=assigner)
+                decisions = []
                 replan(session, replans, config=config)
                 replans = []
         out.append(record_attendance(session, m.invitation_id, m.status, referent_type=m.referent_type,
-                                     user_id=user_id, config=config, now=now, assigner=assigner, replans=replans))
+                                     user_id=user_id, config=config, now=now, assigner=assigner, replans=replans,
+                                     decisions=decisions, absences_of=absences_of))
+    decide(session, decisions, user_id=user_id, assigner=assigner)
+    session.flush()
     replan(session, replans, config=config)
-    mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
+    if outer_deferral is None:
+        mark_path_oriented(session, sorted(p for p in assigner.deferred_paths if p is not None))
+        assigner.deferred_paths = None
+    del held
     return out
 
 
-def _propose_to_mds(session: Session, inv: Invitation, on: dt.date, absences: int, user_id,
-                    assigner=None) -> Orientation:
-    from orientation.service import record_orientation
-
-    mds_id = session.scalar(select(Household.mds_id).join(Person, Person.household_id == Household.id)
-                            .where(Person.id == inv.person_id))
-    return record_orientation(session, inv.person_id, "mds", origin=Origin.DEFAULT_MDS, decided_on=on,
-                              structure_id=mds_id, user_id=user_id, status=OrientationStatus.PROPOSED, path_id=inv.path_id,
-                              assigner=assigner, reason=f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
-                                     "la MDS (informations manquantes du fait de la personne)")
+def _absences(session: Session, inv: Invitation) -> int:
+    """The person's no-shows on the invitation's path."""
+    return session.scalar(select(func.count(Invitation.id)).where(
+        Invitation.person_id == inv.person_id, Invitation.path_id == inv.path_id,
+        Invitation.status == InvitationStatus.ABSENT)) or 0
 
 
-def record_outcome(session: Session, invitation_id: int, referent_type: str, *, structure_id: int | None = None,
-                   first_appointment_at: dt.datetime | None = None, user_id: int | None = None,
-                   assigner=None) -> int:
-    """The present person's choice → a validated orientation (origin kiosque, decided on the session
-    date) and, when given, the first appointment with the referent. Returns the orientation id.
-    `assigner`: as for record_attendance."""
-    from orientation.service import record_orientation
+def _absence_counter(session: Session, held: dict[int, Invitation]):
+    """A person's no-shows on a path while a sheet is recorded: those outside the sheet, counted once
+    (one query for the sheet), plus the sheet's own invitations marked absent so far."""
+    by_key: dict[tuple, list[Invitation]] = defaultdict(list)
+    for inv in held.values():
+        by_key[(inv.person_id, inv.path_id)].append(inv)
+    outside: dict[tuple, int] = defaultdict(int)
+    persons = sorted({pid for pid, _path in by_key})
+    for chunk in _chunks(persons, 5000):
+        for pid, path_id, n in session.execute(
+                select(Invitation.person_id, Invitation.path_id, func.count(Invitation.id))
+                .where(Invitation.person_id.in_(chunk), Invitation.status == InvitationStatus.ABSENT)
+                .group_by(Invitation.person_id, Invitation.path_id)):
+            outside[(pid, path_id)] += n
+    for key, invs in by_key.items():  # the sheet's invitations already absent are counted below
+        outside[key] -= sum(1 for inv in invs if inv.status == InvitationStatus.ABSENT)
 
+    def absences_of(inv: Invitation) -> int:
+        key = (inv.person_id, inv.path_id)
+        if inv.id not in held:  # not read with the sheet (written since): counted by a query
+            return _absences(session, inv)
+        return outside[key] + sum(1 for i in by_key[key] if i.status == InvitationStatus.ABSENT)
+
+    return absences_of
+
+
+def _invitations_with_sessions(session: Session, ids: Iterable[int]) -> dict[int, Invitation]:
+    from sqlalchemy.orm import joinedload
+
+    wanted, out = sorted(set(ids)), {}
+    for chunk in _chunks(wanted, 5000):
+        out.update((inv.id, inv) for inv in session.scalars(
+            select(Invitation).options(joinedload(Invitation.session)).where(Invitation.id.in_(chunk))))
+    return out
+
+
+@dataclass
+class _Decision:
+    """An orientation a kiosque line makes, waiting for `decide`: the present person's choice (origin
+    kiosque, validated) or the MDS default after too many no-shows (origin default_mds, proposed)."""
+    inv: Invitation
+    referent_type: str
+    origin: str
+    on: dt.date
+    status: str
+    reason: str
+    structure_id: int | None = None
+    first_appointment_at: dt.datetime | None = None
+    out: dict | None = None  # the roll-call line answered with the orientation's id
+    orientation_id: int | None = None
+
+
+def _outcome_decision(session: Session, invitation_id: int, referent_type: str, structure_id: int | None,
+                      first_appointment_at: dt.datetime | None, out: dict | None = None) -> _Decision:
+    """The checks of a present person's choice, and the decision to record."""
     if referent_type not in REFERENT_TYPES:
         raise KiosqueError(f"type de référent inconnu: {referent_type!r}")
     inv = get_invitation(session, invitation_id)
@@ -596,17 +676,53 @@ def record_outcome(session: Session, invitation_id: int, referent_type: str, *, 
         s = session.get(Structure, structure_id)
         if s is None:
             raise KiosqueError(f"structure {structure_id} inconnue")
-    on = inv.session.starts_at.date()
-    orientation = record_orientation(session, inv.person_id, referent_type, origin=Origin.KIOSQUE, decided_on=on,
-                                     structure_id=structure_id, user_id=user_id, status=OrientationStatus.VALIDATED,
-                                     path_id=inv.path_id, assigner=assigner,
-                                     reason="Choix de la personne au Kiosque Insertion")
-    inv.chosen_referent_type, inv.chosen_structure_id = referent_type, structure_id
-    inv.first_appointment_at = first_appointment_at
-    if first_appointment_at is not None:
-        _first_appointment(session, inv, first_appointment_at, structure_id, user_id)
+    return _Decision(inv, referent_type, Origin.KIOSQUE, inv.session.starts_at.date(), OrientationStatus.VALIDATED,
+                     "Choix de la personne au Kiosque Insertion", structure_id, first_appointment_at, out)
+
+
+def _default_decision(inv: Invitation, on: dt.date, absences: int, out: dict | None = None) -> _Decision:
+    return _Decision(inv, "mds", Origin.DEFAULT_MDS, on, OrientationStatus.PROPOSED,
+                     f"Absent(e) à {absences} Kiosque(s) Insertion: orientation par défaut vers "
+                     "la MDS (informations manquantes du fait de la personne)", out=out)
+
+
+def decide(session: Session, decisions: list[_Decision], *, user_id: int | None = None, assigner=None) -> list[int]:
+    """Record kiosque decisions in the given order with one orientation.service.record_orientations:
+    a choice becomes a validated orientation (origin kiosque, decided on the session date) with, when
+    given, the first appointment; an MDS default a proposal to the person's MDS. Returns the ids."""
+    from orientation.service import OrientationIn, record_orientations
+
+    if not decisions:
+        return []
+    defaults = [d.inv.person_id for d in decisions if d.origin == Origin.DEFAULT_MDS]
+    mds_of = dict(session.execute(select(Person.id, Household.mds_id).join(Household, Person.household_id == Household.id)
+                                  .where(Person.id.in_(defaults))).all()) if defaults else {}
+    items = [OrientationIn(d.inv.person_id, d.referent_type, d.origin, d.on,
+                           structure_id=mds_of.get(d.inv.person_id) if d.origin == Origin.DEFAULT_MDS else d.structure_id,
+                           reason=d.reason, status=d.status, path_id=d.inv.path_id) for d in decisions]
+    orientations = record_orientations(session, items, user_id=user_id, assigner=assigner)
+    for d, o in zip(decisions, orientations, strict=True):
+        d.orientation_id = o.id
+        if d.origin == Origin.KIOSQUE:
+            inv = d.inv
+            inv.chosen_referent_type, inv.chosen_structure_id = d.referent_type, d.structure_id
+            inv.first_appointment_at = d.first_appointment_at
+            if d.first_appointment_at is not None:
+                _first_appointment(session, inv, d.first_appointment_at, d.structure_id, user_id)
+        if d.out is not None:
+            d.out["orientation_id" if d.origin == Origin.KIOSQUE else "default_mds_orientation_id"] = o.id
     session.flush()
-    return orientation.id
+    return [d.orientation_id for d in decisions]
+
+
+def record_outcome(session: Session, invitation_id: int, referent_type: str, *, structure_id: int | None = None,
+                   first_appointment_at: dt.datetime | None = None, user_id: int | None = None,
+                   assigner=None) -> int:
+    """The present person's choice → a validated orientation (origin kiosque, decided on the session
+    date) and, when given, the first appointment with the referent. Returns the orientation id.
+    `assigner`: as for record_attendance."""
+    d = _outcome_decision(session, invitation_id, referent_type, structure_id, first_appointment_at)
+    return decide(session, [d], user_id=user_id, assigner=assigner)[0]
 
 
 def _first_appointment(session, inv, at, structure_id, user_id):

@@ -83,22 +83,23 @@ def to_orient_query(as_of: dt.date | None = None):
             .order_by(Person.id, Path.clock_start, Path.id))
 
 
-def end_closed(session: Session, as_of: dt.date) -> int:
-    """End the orientations (current and pending) of closed paths and closed rights."""
+def end_closed(session: Session, as_of: dt.date, assigner: Assigner | None = None) -> int:
+    """End the orientations (current and pending) of closed paths and closed rights. An assigner kept
+    by the caller (a day's work shares one) releases the places of the ended validated orientations."""
     live = (OrientationStatus.VALIDATED, *PENDING)
     rows = session.execute(
         select(Orientation.id, Orientation.person_id, Orientation.path_id, Orientation.status,
-               Path.closed_on, Path.close_reason)
+               Path.closed_on, Path.close_reason, Orientation.structure_id, Orientation.agent_id)
         .join(Path, Path.id == Orientation.path_id)
         .where(Orientation.status.in_(live), Path.closed_on.is_not(None))).all()
     closed_right = session.execute(
         select(Orientation.id, Orientation.person_id, Orientation.path_id, Orientation.status,
-               Household.closure_on, Household.closure_reason)
+               Household.closure_on, Household.closure_reason, Orientation.structure_id, Orientation.agent_id)
         .join(Person, Person.id == Orientation.person_id)
         .join(Household, Household.id == Person.household_id)
         .where(Orientation.status.in_(live), Household.right_state.in_(CLOSED_RIGHT_STATES))).all()
     seen, updates, events = set(), [], []
-    for oid, pid, path_id, status, on, reason in [*rows, *closed_right]:
+    for oid, pid, path_id, status, on, reason, structure_id, agent_id in [*rows, *closed_right]:
         if oid in seen:
             continue
         seen.add(oid)
@@ -106,6 +107,8 @@ def end_closed(session: Session, as_of: dt.date) -> int:
         reason = reason or "right_closed"
         updates.append({"id": oid, "status": "ended", "ended_on": on, "end_reason": reason[:40]})
         if status == OrientationStatus.VALIDATED:
+            if assigner is not None:
+                assigner.release(structure_id, agent_id)
             events.append(dict(person_id=pid, path_id=path_id, kind="orientation.ended", occurred_on=on,
                                source="job", summary=f"Fin de l'orientation (motif: {reason})",
                                data={"orientation_id": oid, "reason": reason}))
@@ -124,12 +127,14 @@ def refresh_statistics(session: Session) -> None:
         session.execute(text("ANALYZE orientation, path"))
 
 
-def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] | None = None) -> dict:
+def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] | None = None,
+        assigner: Assigner | None = None) -> dict:
     """Orient every person to orient at the as-of date (decisions dated on the as-of date).
-    progress(done, total) is called after each batch."""
+    progress(done, total) is called after each batch. `assigner`: the caller's, kept in step with
+    the validated orientations of the transaction (a day's work shares one); else one of its own."""
     row, spec = active_rule_set(session)
     evaluator = spec.compile(as_of)
-    ended = end_closed(session, as_of)
+    ended = end_closed(session, as_of, assigner)
     session.flush()
     refresh_statistics(session)
 
@@ -149,7 +154,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
         return (0, p.id) if p is not None and p.status == OrientationStatus.AWAITING_CAPACITY else (1, pid)
 
     ids = sorted(candidates, key=order)
-    assigner = Assigner(session)
+    assigner = assigner or Assigner(session)
     alert_keys = set(session.scalars(select(Alert.key).where(Alert.kind.in_(
         ("orientation.unsectorised", "orientation.awaiting_capacity")))))
     stats = Counter()
@@ -157,11 +162,14 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
     decisions = Counter({k: 0 for k in OUTCOMES if k in {r.outcome for r in (*spec.rules, spec.fallback)}})
     done = 0
     for chunk in chunks(ids):
-        facts_by_person = build_facts(session, chunk, as_of)
+        # Facts only for those the rules will read: a person's own decision (kiosque, agent, MDS
+        # default) is kept or promoted without them.
+        facts_by_person = build_facts(session, [pid for pid in chunk if (
+            pending.get(candidates[pid].path_id) is None or pending[candidates[pid].path_id].origin == Origin.AUTO)],
+            as_of)
         new_rows, meta, superseded, promoted, alerts = [], [], [], [], []
         for pid in chunk:
             cand = candidates[pid]
-            facts = facts_by_person[pid]
             existing = pending.get(cand.path_id)
             if existing is not None and existing.origin != Origin.AUTO:
                 # A person's decision (kiosque, agent, MDS default) is not redone by the rules; when it
@@ -171,6 +179,7 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
                 else:
                     stats["kept"] += 1
                 continue
+            facts = facts_by_person[pid]
             decision = evaluator.evaluate(facts)
             rule = decision.rule
             referent_type = rule.outcome
@@ -262,9 +271,9 @@ def run(session: Session, as_of: dt.date, progress: Callable[[int, int], None] |
             stats["promoted"] += len(promoted)
         bulk_insert(session, CaseEvent, events)
         bulk_insert(session, Notification, notifications)
-        mark_path_oriented(session, [cand.path_id for _pid, cand, status, *_rest in meta
-                                     if status == OrientationStatus.VALIDATED]
-                           + [p["_path"] for p in promoted])
+        _mark_paths(session, assigner, [cand.path_id for _pid, cand, status, *_rest in meta
+                                        if status == OrientationStatus.VALIDATED]
+                    + [p["_path"] for p in promoted])
         fresh = [a for a in alerts if a["key"] not in alert_keys]
         if fresh:
             bulk_insert(session, Alert, fresh)
@@ -355,144 +364,281 @@ def _capacity_alert(assigner: Assigner, pid, path_id, sid, oid, on) -> dict:
 # --- decisions made by a person -----------------------------------------------------------------
 
 def open_path_id(session: Session, person_id: int) -> int | None:
-    return session.scalar(select(Path.id).where(Path.person_id == person_id, Path.closed_on.is_(None))
-                          .order_by(Path.clock_start.desc(), Path.id.desc()).limit(1))
+    return open_path_ids(session, [person_id]).get(person_id)
 
 
-def _validate_row(session: Session, o: Orientation, on: dt.date, assigner: Assigner, user_id: int | None,
-                  source: str, *, mark: bool = True) -> bool:
-    """Make `o` the current orientation if its structure has room (else awaiting capacity): agent,
-    notification, events, previous validated orientation ended. Returns True when validated.
-    mark=False leaves the path's outcome to the caller, which refreshes a batch's paths at once.
+def open_path_ids(session: Session, person_ids: Iterable[int]) -> dict[int, int]:
+    """Each person's open path (the latest by clock start, then id), for many persons at once."""
+    ids, out = sorted(set(person_ids)), {}
+    for chunk in chunks(ids):
+        for pid, path_id in session.execute(select(Path.person_id, Path.id)
+                                            .where(Path.person_id.in_(chunk), Path.closed_on.is_(None))
+                                            .order_by(Path.person_id, Path.clock_start, Path.id)):
+            out[pid] = path_id  # the latest wins
+    return out
 
-    A person validates here (an agent, or the agent recording a person's decision): the decision is
-    marked validated by an agent, even when it then waits for a place."""
-    o.validation = o.validation or "agent"
-    if o.structure_id is not None and not assigner.has_room(o.structure_id):
-        o.status = OrientationStatus.AWAITING_CAPACITY
-        session.flush()
-        a = _capacity_alert(assigner, o.person_id, o.path_id, o.structure_id, o.id, on)
-        raise_alert(session, a["key"], a["kind"], a["message"], on, person_id=o.person_id,
-                    structure_id=o.structure_id, data=a["data"])
-        return False
-    for prev in session.scalars(select(Orientation).where(Orientation.person_id == o.person_id,
-                                                          Orientation.status == OrientationStatus.VALIDATED,
-                                                          Orientation.id != o.id)):
-        prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
-        assigner.release(prev.structure_id, prev.agent_id)
-        add_event(session, prev.person_id, "orientation.ended", on, source,
-                  f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
-                  {"orientation_id": prev.id, "reason": "reorientation"}, path_id=prev.path_id, author_id=user_id)
-    o.status, o.validated_on, o.validated_by, o.notified_on = "validated", on, user_id, on
-    if o.agent_id is None:
-        o.agent_id = assigner.take(o.structure_id)
+
+def _by_id(session: Session, model, ids: Iterable[int | None]) -> dict:
+    """Rows by id, read in chunks (kept in the dict: the session's identity map holds them weakly)."""
+    wanted, out = sorted({i for i in ids if i is not None}), {}
+    for chunk in chunks(wanted):
+        out.update((row.id, row) for row in session.scalars(select(model).where(model.id.in_(chunk))))
+    return out
+
+
+class _Validations:
+    """A batch of validations (an agent's queue, a day's kiosque choices): what each validation reads —
+    the person (for the notice), their current validated orientation (ended by the new one), the
+    path's awaiting-capacity alert — read once for the batch, then kept in step in memory as the rows
+    are validated in order, with one flush at the end. Each row gets exactly what validating it alone
+    gave: the checks, statuses, agent, notices, events and alerts of the single form."""
+
+    def __init__(self, session: Session, rows: list[Orientation], assigner: Assigner, user_id: int | None):
+        self.session, self.assigner, self.user_id = session, assigner, user_id
+        person_ids = sorted({o.person_id for o in rows})
+        self.persons = _by_id(session, Person, person_ids)
+        self.current: dict[int, list[Orientation]] = {}
+        for chunk in chunks(person_ids):
+            for prev in session.scalars(select(Orientation).where(Orientation.person_id.in_(chunk),
+                                                                  Orientation.status == OrientationStatus.VALIDATED)
+                                        .order_by(Orientation.id)):
+                self.current.setdefault(prev.person_id, []).append(prev)
+        keys = sorted({_awaiting_key(o.path_id) for o in rows})
+        self.alerts: dict[str, Alert] = {}
+        for chunk in chunks(keys):
+            self.alerts.update((a.key, a) for a in session.scalars(select(Alert).where(Alert.key.in_(chunk))))
+        self.validated_paths: list[int | None] = []
+        # The batch's timeline events and notices, in order, written at its end in one statement each.
+        self.events: list[dict] = []
+        self.notices: list[dict] = []
+        self.noticed: set[int] = set()
+
+    def event(self, person_id: int, kind: str, on: dt.date, source: str, summary: str, data: dict,
+              path_id: int | None) -> None:
+        """A timeline event (the row cases.timeline.add_event makes), written by finish()."""
+        self.events.append(_event(person_id, path_id, kind, on, summary, data, source=source, author_id=self.user_id))
+
+    def validate(self, o: Orientation, on: dt.date, source: str) -> bool:
+        """Make `o` the current orientation if its structure has room (else awaiting capacity): agent,
+        notification, events, previous validated orientation ended. Returns True when validated.
+
+        A person validates here (an agent, or the agent recording a person's decision): the decision
+        is marked validated by an agent, even when it then waits for a place."""
+        session, assigner, user_id = self.session, self.assigner, self.user_id
+        o.validation = o.validation or "agent"
+        if o.structure_id is not None and not assigner.has_room(o.structure_id):
+            o.status = OrientationStatus.AWAITING_CAPACITY
+            a = _capacity_alert(assigner, o.person_id, o.path_id, o.structure_id, o.id, on)
+            if a["key"] not in self.alerts:  # idempotent by key, as cases.timeline.raise_alert
+                self.alerts[a["key"]] = alert = Alert(**a)
+                session.add(alert)
+            return False
+        current = self.current.setdefault(o.person_id, [])
+        for prev in current:
+            if prev is o:
+                continue
+            prev.status, prev.ended_on, prev.end_reason = "ended", on, "reorientation"
+            assigner.release(prev.structure_id, prev.agent_id)
+            self.event(prev.person_id, "orientation.ended", on, source,
+                       f"Fin de l'orientation {Outcome.label_of(prev.referent_type)} (réorientation)",
+                       {"orientation_id": prev.id, "reason": "reorientation"}, prev.path_id)
+        current[:] = [o]
+        o.status, o.validated_on, o.validated_by, o.notified_on = "validated", on, user_id, on
+        if o.agent_id is None:
+            o.agent_id = assigner.take(o.structure_id)
+        else:
+            assigner.load[o.structure_id] += 1
+        person = self.persons[o.person_id]
+        email, phone, phone_kind = person.email, person.phone, person.phone_kind
+        self.notices.extend(notification_rows(o.id, email, phone, phone_kind, on))
+        self.noticed.add(o.person_id)
+        data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
+                "structure": assigner.code(o.structure_id), "origin": o.origin}
+        label = Outcome.label_of(o.referent_type)
+        self.event(o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
+                   o.path_id)
+        self.event(o.person_id, "orientation.notified", on, source, f"Orientation notifiée par {_channel_label(email)}",
+                   data, o.path_id)
+        waiting = self.alerts.get(_awaiting_key(o.path_id))
+        if waiting is not None and waiting.resolved_on is None:
+            waiting.resolved_on = on
+        self.validated_paths.append(o.path_id)
+        return True
+
+    def finish(self) -> None:
+        """One flush for the batch, its events and notices written (Core executemany: the notices' due
+        dates touched here, as the flush hook would have for each ORM row), and the validated paths'
+        outcomes refreshed once (or left to the assigner's owner when it defers them)."""
+        self.session.flush()
+        bulk_insert(self.session, CaseEvent, self.events)
+        bulk_insert(self.session, Notification, self.notices)
+        touch_due(self.session, self.noticed)
+        self.events, self.notices, self.noticed = [], [], set()
+        _mark_paths(self.session, self.assigner, self.validated_paths)
+
+
+def _mark_paths(session: Session, assigner: Assigner, path_ids: list[int | None]) -> None:
+    """The validated paths' outcomes (orientation.outcomes.mark_path_oriented), now or, when the
+    assigner's owner defers them (Assigner.deferred_paths: a batch, a day's work), at its end, in the
+    same transaction (the outcome is recomputed from the orientations then: the same columns)."""
+    if assigner.deferred_paths is not None:
+        assigner.deferred_paths.update(path_ids)
     else:
-        assigner.load[o.structure_id] += 1
-    person = session.get(Person, o.person_id)  # often already in the session (a kiosque choice, an agent's)
-    email, phone, phone_kind = person.email, person.phone, person.phone_kind
-    for n in notification_rows(o.id, email, phone, phone_kind, on):
-        session.add(Notification(**n))
-    data = {"orientation_id": o.id, "rule": o.rule_id, "referent_type": o.referent_type,
-            "structure": assigner.code(o.structure_id), "origin": o.origin}
-    label = Outcome.label_of(o.referent_type)
-    add_event(session, o.person_id, "orientation.validated", on, source, f"Orientation validée: {label}", data,
-              path_id=o.path_id, author_id=user_id)
-    add_event(session, o.person_id, "orientation.notified", on, source,
-              f"Orientation notifiée par {_channel_label(email)}", data, path_id=o.path_id, author_id=user_id)
-    # The unique key's index, not a bulk UPDATE (which also scans the whole session to synchronise it).
-    waiting = session.scalar(select(Alert).where(Alert.key == f"orientation.awaiting_capacity:{o.path_id}",
-                                                 Alert.resolved_on.is_(None)))
-    if waiting is not None:
-        waiting.resolved_on = on
-    session.flush()
-    if mark and assigner.deferred_paths is not None:
-        assigner.deferred_paths.add(o.path_id)
-    elif mark:
-        mark_path_oriented(session, [o.path_id])
-    return True
+        mark_path_oriented(session, path_ids)
+
+
+def _awaiting_key(path_id: int | None) -> str:
+    return f"orientation.awaiting_capacity:{path_id}"
 
 
 def _source_of(origin: str) -> str:
     return {"kiosque": "kiosque", "auto": "job", "default_mds": "job"}.get(origin, "agent")
 
 
+@dataclass(frozen=True)
+class OrientationIn:
+    """A decision made by a person, for record_orientations (the arguments of record_orientation)."""
+
+    person_id: int
+    referent_type: str
+    origin: str
+    decided_on: dt.date
+    structure_id: int | None = None
+    reason: str | None = None
+    status: str = OrientationStatus.VALIDATED
+    path_id: int | None = None
+    parcours: str | None = None
+
+
 def record_orientation(session: Session, person_id: int, referent_type: str, *, origin: str, decided_on: dt.date,
                        structure_id: int | None = None, user_id: int | None = None, reason: str | None = None,
                        status: str = OrientationStatus.VALIDATED, path_id: int | None = None,
                        assigner: Assigner | None = None, parcours: str | None = None) -> Orientation:
-    """A decision made by a person (kiosque outcome, agent, MDS default, réorientation).
+    """A decision made by a person (kiosque outcome, agent, MDS default, réorientation): the batch of
+    one of record_orientations."""
+    return record_orientations(session, [OrientationIn(person_id, referent_type, origin, decided_on, structure_id,
+                                                       reason, status, path_id, parcours)],
+                               user_id=user_id, assigner=assigner)[0]
 
-    Supersedes the person's pending decisions; a validated decision ends the current one. The structure
-    comes from the sectorisation when not given; a full structure → awaiting capacity; no structure →
-    unsectorised (with an alert). The parcours is the one given, else the referent type's default
-    (referents.vocabulary.DEFAULT_PARCOURS_OF); the organisme follows the referent type."""
-    if referent_type not in OUTCOMES:
-        raise OrientationError(f"type de référent inconnu: {referent_type!r}")
-    if parcours is not None and (referent_type == "kiosque" or parcours not in Parcours.codes()):
-        raise OrientationError(f"parcours impossible: {parcours!r} (parcours: {', '.join(Parcours.codes())}; "
-                               "aucun pour une invitation au Kiosque)")
-    if origin not in ORIGINS:
-        raise OrientationError(f"origine inconnue: {origin!r}")
-    if status not in (OrientationStatus.VALIDATED, OrientationStatus.PROPOSED, OrientationStatus.KIOSQUE):
-        raise OrientationError(f"statut initial impossible: {status!r}")
-    person = session.get(Person, person_id)
-    if person is None:
-        raise OrientationError(f"personne {person_id} inconnue")
-    if referent_type == "kiosque":
-        status = OrientationStatus.KIOSQUE
+
+def record_orientations(session: Session, items: Iterable[OrientationIn], *, user_id: int | None = None,
+                        assigner: Assigner | None = None) -> list[Orientation]:
+    """Decisions made by persons (a day's kiosque choices and MDS defaults, or one), in the given order.
+
+    Each supersedes the person's pending decisions; a validated decision ends the current one. The
+    structure comes from the sectorisation when not given; a full structure → awaiting capacity; no
+    structure → unsectorised (with an alert). The parcours is the one given, else the referent type's
+    default (referents.vocabulary.DEFAULT_PARCOURS_OF); the organisme follows the referent type.
+
+    Every check first (nothing is written when one fails); then the persons, households, open paths,
+    pending decisions, current orientations and alerts are read once per batch, the new rows are
+    inserted in the given order with one flush, and the validations are done in that order
+    (_Validations): the rows, explanations, events, notices and alerts of one call per decision. A
+    person given twice starts a new run that reads what the previous one wrote."""
+    items = list(items)
+    for it in items:
+        if it.referent_type not in OUTCOMES:
+            raise OrientationError(f"type de référent inconnu: {it.referent_type!r}")
+        if it.parcours is not None and (it.referent_type == "kiosque" or it.parcours not in Parcours.codes()):
+            raise OrientationError(f"parcours impossible: {it.parcours!r} (parcours: {', '.join(Parcours.codes())}; "
+                                   "aucun pour une invitation au Kiosque)")
+        if it.origin not in ORIGINS:
+            raise OrientationError(f"origine inconnue: {it.origin!r}")
+        if it.status not in (OrientationStatus.VALIDATED, OrientationStatus.PROPOSED, OrientationStatus.KIOSQUE):
+            raise OrientationError(f"statut initial impossible: {it.status!r}")
+    if not items:
+        return []
+    persons = _by_id(session, Person, [it.person_id for it in items])
+    for it in items:
+        if it.person_id not in persons:
+            raise OrientationError(f"personne {it.person_id} inconnue")
     assigner = assigner or Assigner(session)
-    path_id = path_id or open_path_id(session, person_id)
-    household = session.get(Household, person.household_id) if person.household_id else None
-    why = None
-    if structure_id is None:
-        structure_id, why = assigner.structure_for(referent_type, household.commune_insee if household else None,
-                                                   household.postal_code if household else None)
-    elif structure_id not in assigner.structures:
-        raise OrientationError(f"structure {structure_id} inconnue")
-    else:
-        s = assigner.structures[structure_id]
-        wanted_kind = "mds" if referent_type == "kiosque" else referent_type
+    for it in items:
+        if it.structure_id is None:
+            continue
+        if it.structure_id not in assigner.structures:
+            raise OrientationError(f"structure {it.structure_id} inconnue")
+        s = assigner.structures[it.structure_id]
+        wanted_kind = "mds" if it.referent_type == "kiosque" else it.referent_type
         if s.kind != wanted_kind and not (wanted_kind == "mds" and s.kind == "ccas"):
             raise OrientationError(f"la structure {s.code} n'est pas de type {wanted_kind}")
-    pending = session.scalars(select(Orientation).where(Orientation.person_id == person_id,
-                                                        Orientation.status.in_(PENDING))).all()
-    for p in pending:
-        p.status = OrientationStatus.SUPERSEDED
-    mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == OrientationStatus.PROPOSED else "auto")
-    who = ORIGIN_PHRASES.get(origin, origin)
-    target = Outcome(referent_type).label
-    code = assigner.code(structure_id)
-    text = (f"Décision prise par {who} le {decided_on.isoformat()}: {target}"
-            f"{f' ({code})' if code else ''}." + (f" Motif: {reason}." if reason else "")
-            + " Cette décision n'a pas été établie par un algorithme.")
-    initial = OrientationStatus.UNSECTORISED if structure_id is None and referent_type != "kiosque" else status
-    if structure_id is None:
-        text += f" Aucune structure n'a pu être désignée: {why}."
-    o = Orientation(person_id=person_id, path_id=path_id, referent_type=referent_type, structure_id=structure_id,
-                    parcours=parcours or default_parcours_of(referent_type), organisme=organisme_of(referent_type),
-                    mode=mode, origin=origin, status=initial if initial != OrientationStatus.VALIDATED else OrientationStatus.PROPOSED,
-                    explanation=text, algorithmic=False, decided_on=decided_on, override_reason=None,
-                    supersedes_id=pending[-1].id if pending else None)
-    session.add(o)
-    session.flush()
-    source = _source_of(origin)
-    data = {"orientation_id": o.id, "referent_type": referent_type, "structure": code, "origin": origin,
-            "reason": reason}
-    if initial == OrientationStatus.VALIDATED:
-        if not _validate_row(session, o, decided_on, assigner, user_id, source):
-            add_event(session, person_id, "orientation.proposed", decided_on, source,
-                      f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
-                      path_id=path_id, author_id=user_id)
-    else:
-        add_event(session, person_id, "orientation.proposed", decided_on, source,
-                  f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
-                  path_id=path_id, author_id=user_id)
-        if initial == OrientationStatus.UNSECTORISED:
-            raise_alert(session, f"orientation.unsectorised:{path_id or 'p' + str(person_id)}",
-                        "orientation.unsectorised", f"Personne {person_id} hors sectorisation: {why}", decided_on,
-                        person_id=person_id, data={"orientation_id": o.id})
-    session.flush()
-    return o
+    households = _by_id(session, Household, [p.household_id for p in persons.values()])
+    out: list[Orientation] = []
+    run: list[OrientationIn] = []
+    for it in items:
+        if any(r.person_id == it.person_id for r in run):
+            out.extend(_record_run(session, run, persons, households, assigner, user_id))
+            run = []
+        run.append(it)
+    out.extend(_record_run(session, run, persons, households, assigner, user_id))
+    return out
+
+
+def _record_run(session: Session, items: list[OrientationIn], persons: dict, households: dict, assigner: Assigner,
+                user_id: int | None) -> list[Orientation]:
+    """record_orientations for decisions of distinct persons."""
+    open_paths = open_path_ids(session, [it.person_id for it in items if not it.path_id])
+    pending: dict[int, list[Orientation]] = {}
+    for chunk in chunks(sorted({it.person_id for it in items})):
+        for p in session.scalars(select(Orientation).where(Orientation.person_id.in_(chunk),
+                                                           Orientation.status.in_(PENDING))):
+            pending.setdefault(p.person_id, []).append(p)
+    made = []
+    for it in items:
+        referent_type, decided_on, reason = it.referent_type, it.decided_on, it.reason
+        status = OrientationStatus.KIOSQUE if referent_type == "kiosque" else it.status
+        path_id = it.path_id or open_paths.get(it.person_id)
+        person = persons[it.person_id]
+        household = households.get(person.household_id) if person.household_id else None
+        structure_id, why = it.structure_id, None
+        if structure_id is None:
+            structure_id, why = assigner.structure_for(referent_type,
+                                                       household.commune_insee if household else None,
+                                                       household.postal_code if household else None)
+        superseded = pending.get(it.person_id, [])
+        for p in superseded:
+            p.status = OrientationStatus.SUPERSEDED
+        mode = "kiosque" if referent_type == "kiosque" else ("propose" if status == OrientationStatus.PROPOSED
+                                                            else "auto")
+        who = ORIGIN_PHRASES.get(it.origin, it.origin)
+        target = Outcome(referent_type).label
+        code = assigner.code(structure_id)
+        text = (f"Décision prise par {who} le {decided_on.isoformat()}: {target}"
+                f"{f' ({code})' if code else ''}." + (f" Motif: {reason}." if reason else "")
+                + " Cette décision n'a pas été établie par un algorithme.")
+        initial = OrientationStatus.UNSECTORISED if structure_id is None and referent_type != "kiosque" else status
+        if structure_id is None:
+            text += f" Aucune structure n'a pu être désignée: {why}."
+        o = Orientation(person_id=it.person_id, path_id=path_id, referent_type=referent_type,
+                        structure_id=structure_id, parcours=it.parcours or default_parcours_of(referent_type),
+                        organisme=organisme_of(referent_type), mode=mode, origin=it.origin,
+                        status=initial if initial != OrientationStatus.VALIDATED else OrientationStatus.PROPOSED,
+                        explanation=text, algorithmic=False, decided_on=decided_on, override_reason=None,
+                        supersedes_id=superseded[-1].id if superseded else None)
+        session.add(o)
+        made.append((it, o, initial, code, who, target, why))
+    session.flush()  # the new rows' ids, in the given order
+    validations = _Validations(session, [o for _it, o, initial, *_ in made if initial == OrientationStatus.VALIDATED],
+                               assigner, user_id)
+    for it, o, initial, code, who, target, why in made:
+        source = _source_of(it.origin)
+        data = {"orientation_id": o.id, "referent_type": it.referent_type, "structure": code, "origin": it.origin,
+                "reason": it.reason}
+        if initial == OrientationStatus.VALIDATED:
+            if not validations.validate(o, it.decided_on, source):
+                validations.event(it.person_id, "orientation.proposed", it.decided_on, source,
+                                  f"Décision {target} en attente de place ({code})", {**data, "status": o.status},
+                                  o.path_id)
+        else:
+            validations.event(it.person_id, "orientation.proposed", it.decided_on, source,
+                              f"Proposition: {target} ({who}, {OrientationStatus.label_of(o.status).lower()})", data,
+                              o.path_id)
+            if initial == OrientationStatus.UNSECTORISED:
+                key = f"orientation.unsectorised:{o.path_id or 'p' + str(it.person_id)}"
+                raise_alert(session, key, "orientation.unsectorised", f"Personne {it.person_id} hors sectorisation: "
+                            f"{why}", it.decided_on, person_id=it.person_id, data={"orientation_id": o.id})
+    validations.finish()
+    return [o for _it, o, *_ in made]
 
 
 # --- validation queue, override ------------------------------------------------------------------
@@ -546,18 +692,20 @@ def _queue_filter(q, scope, status, mds_id, territory_id, referent_type, rule_id
 
 
 def validate(session: Session, orientation_ids: Iterable[int], user_id: int | None, as_of: dt.date,
-             scope: ColumnElement[bool] | None = None) -> dict:
+             scope: ColumnElement[bool] | None = None, assigner: Assigner | None = None) -> dict:
     """Validate proposals one by one or in batch. Out of scope or not "proposed" → skipped with why.
 
-    One assigner for the batch, and the paths' outcomes refreshed once, set-based, over the validated
-    rows' paths (the same columns as row by row: each path's first validated orientation)."""
+    One assigner for the batch (or the caller's: a day's work shares one), what the validations read
+    read once (_Validations), one flush, and the paths' outcomes refreshed once, set-based, over the
+    validated rows' paths (the same columns as row by row: each path's first validated orientation)."""
     ids = list(dict.fromkeys(orientation_ids))
     q = select(Orientation).where(Orientation.id.in_(ids)).order_by(Orientation.decided_on, Orientation.id)
     if scope is not None:
         q = q.join(Person, Person.id == Orientation.person_id).where(scope)
     rows = {o.id: o for o in session.scalars(q)}
-    assigner = Assigner(session)
+    assigner = assigner or Assigner(session)
     out = {"validated": [], "awaiting_capacity": [], "skipped": []}
+    todo = []
     for oid in ids:
         o = rows.get(oid)
         if o is None:
@@ -566,11 +714,12 @@ def validate(session: Session, orientation_ids: Iterable[int], user_id: int | No
             out["skipped"].append({"id": oid, "reason": f"statut {o.status}: seule une proposition se valide"})
         elif o.structure_id is None:
             out["skipped"].append({"id": oid, "reason": "aucune structure: utiliser une modification"})
-        elif _validate_row(session, o, as_of, assigner, user_id, "agent", mark=False):
-            out["validated"].append(oid)
         else:
-            out["awaiting_capacity"].append(oid)
-    mark_path_oriented(session, [rows[oid].path_id for oid in out["validated"]])
+            todo.append(o)
+    validations = _Validations(session, todo, assigner, user_id)
+    for o in todo:
+        out["validated" if validations.validate(o, as_of, "agent") else "awaiting_capacity"].append(o.id)
+    validations.finish()
     return out
 
 
@@ -748,5 +897,6 @@ def territory_id_by_code(session: Session, code: str | None) -> int | None:
 # The service's public names, with those of the rule sets its callers (API, CLI, bench) reach here.
 __all__ = ["Assigner", "OrientationError", "active_rule_set",
            "current_orientation_summary", "decision_of", "explain", "get_rule_set", "history", "load_rules_document",
-           "load_rules_text", "mark_path_oriented", "override", "queue", "queue_ids", "record_orientation",
+           "load_rules_text", "mark_path_oriented", "OrientationIn", "override", "queue", "queue_ids", "record_orientation",
+           "record_orientations",
            "rule_set_versions", "run", "spec_of", "validate"]

@@ -9,7 +9,7 @@ from bench.harness import ROOT, BenchContext, Row, postgres_url, print_table, wr
 from config.modules import optional_module
 
 # Module names under bench/, in the order of the pipeline.
-BENCHES = ("import_flux", "vrsd", "spreadsheets", "stock", "orientation", "kiosque", "reports", "api_load", "planning")
+BENCHES = ("import_flux", "national", "vrsd", "spreadsheets", "stock", "orientation", "kiosque", "reports", "api_load", "planning")
 
 
 def main(argv=None) -> int:

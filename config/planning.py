@@ -402,6 +402,7 @@ def _quota(weekly: int, weekday: int) -> int:
 class _Simulation:
     def __init__(self, runtime: Runtime, inputs: PlanInputs, folder: Path, progress=None):
         self.rt, self.inputs, self.folder, self.progress = runtime, inputs, folder, progress
+        self._sectors = None  # the run's sectorisation index (_sector_index)
         self.stats = {"entrants_households": 0, "flows": 0, "auto_validated": 0, "agent_validated": 0,
                       "invited": 0, "phoned_reached": 0, "present": 0, "absent": 0, "excused": 0,
                       "first_appointments": 0, "contracts": 0}
@@ -458,13 +459,14 @@ class _Simulation:
         from orientation import service as orientation
         from orientation.assignment import Assigner
         from orientation.outcomes import mark_path_oriented
+        from referents.service import SectorIndex
 
         if day <= (self.inputs.end if self.inputs.drain_inflow else self.inputs.cohort_end):
             with self._timed("flows"):
                 path = self.flows.write(day)
             if path is not None:
                 with self._timed("import"):
-                    result = import_file(self.rt, path)
+                    result = import_file(self.rt, path, sectors=self._sector_index())
                 if result["status"] != "imported":
                     raise PlanningError(f"flux simulé du {day} non importé: {result['error']}")
                 self.stats["flows"] += 1
@@ -472,6 +474,7 @@ class _Simulation:
                 path.unlink()
         with self.rt.session() as s:
             with self._timed("kiosque_attendance"):
+                SectorIndex.adopt(s, self._sector_index())
                 # One assigner (structures, loads, caseloads, sectorisation) for the day's roll calls,
                 # orientation run and validations: the engine keeps it in step with every orientation
                 # it validates or ends in the day's transaction (capacities do not change in a day).
@@ -489,6 +492,17 @@ class _Simulation:
                     self._referents_at_work(s, day)
             with self._timed("orientation_run"):
                 mark_path_oriented(s, sorted(p for p in assigner.deferred_paths if p is not None))
+
+    def _sector_index(self):
+        """One sectorisation index for the whole run, lent to each day's transactions (the import's
+        and the day's): nothing in the simulation writes a sector, and if anything did, the index
+        would be marked stale by the write and built again from the database here."""
+        from referents.service import SectorIndex
+
+        if self._sectors is None or self._sectors.stale:
+            with self.rt.session() as s:  # its own session: the rows are detached, loaded, when it ends
+                self._sectors = SectorIndex(s)
+        return self._sectors
 
     def _draw(self, *key) -> random.Random:
         """A random stream per person and event: the same person draws the same fate whatever the

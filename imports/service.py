@@ -819,8 +819,10 @@ def _result(path, status, counts=None, error=None, batch_id=None, warnings=None,
 
 
 def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | None = None,
-                created_by: int | None = None) -> dict:
-    """Import one flow file in one transaction; returns the file's result dict."""
+                created_by: int | None = None, sectors: SectorIndex | None = None) -> dict:
+    """Import one flow file in one transaction; returns the file's result dict. `sectors`: a caller's
+    long-lived sectorisation index (SectorIndex.adopt), for a caller importing many flows while no
+    sector changes (the forecast); by default the import builds its own."""
     path = Path(path)
     t0 = time.perf_counter()
     try:
@@ -837,7 +839,10 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
                 b = start.batch
                 return _result(path, "duplicate", b.counts, batch_id=b.id, warnings=b.warnings,
                                seconds=time.perf_counter() - t0)
-            importer = FlowImporter(runtime, session, start.batch, progress)
+            if sectors is not None:
+                SectorIndex.adopt(session, sectors)
+            importer = FlowImporter(runtime, session, start.batch, progress,
+                                    sectors=None if sectors is None else SectorIndex.of(session))
             counts, warnings = importer.run(path)
             # France Travail rows kept without a person are linked to those this flow brought (issue 9).
             from imports.france_travail import match_pending

@@ -213,7 +213,21 @@ class SectorIndex:
             index = session.info[_SECTOR_INDEX] = cls(session)
         return index
 
+    @classmethod
+    def adopt(cls, session: Session, index: SectorIndex) -> SectorIndex:
+        """Lend a long-lived caller's index to this session's transaction (the forecast keeps one for
+        its whole run: the sectorisation does not change in it). Its rows must be detached and loaded
+        (built in a session of their own that has ended). The same hooks apply: a sector written
+        through the session drops it from the transaction and marks it stale, and the caller must then
+        build a new one (`stale`)."""
+        if index.stale:
+            raise ValueError("index de sectorisation périmé")
+        _install_sector_hooks()
+        session.info[_SECTOR_INDEX] = index
+        return index
+
     def __init__(self, session: Session):
+        self.stale = False  # set when a sector is written through a session that holds it
         self._by_key: dict[tuple[str, str], Sector] = {}
         self._communes: dict[str, list[Sector]] = {}
         for s in session.scalars(select(Sector)):
@@ -239,10 +253,16 @@ def _drop_sector_index(session, *_args) -> None:
     session.info.pop(_SECTOR_INDEX, None)
 
 
+def _drop_stale_sector_index(session) -> None:
+    index = session.info.pop(_SECTOR_INDEX, None)
+    if index is not None:
+        index.stale = True
+
+
 def _drop_if_sectors_written(session, _context, _instances) -> None:
     if _SECTOR_INDEX in session.info and any(
             isinstance(obj, Sector) for obj in (*session.new, *session.dirty, *session.deleted)):
-        _drop_sector_index(session)
+        _drop_stale_sector_index(session)
 
 
 def _drop_on_sector_statement(orm_execute_state) -> None:
@@ -251,7 +271,7 @@ def _drop_on_sector_statement(orm_execute_state) -> None:
         return
     table = getattr(orm_execute_state.statement, "table", None)
     if table is None or getattr(table, "name", None) == Sector.__tablename__:
-        _drop_sector_index(orm_execute_state.session)
+        _drop_stale_sector_index(orm_execute_state.session)
 
 
 def _install_sector_hooks() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
@@ -121,6 +122,27 @@ def test_sector_index_is_shared_within_a_transaction_and_dropped_on_sector_write
     assert third is not second
     session.rollback()  # the transaction's end drops it
     assert SectorIndex.of(session) is not third
+
+
+def test_a_lent_sector_index_serves_later_transactions_until_a_sector_is_written(session):
+    from sqlalchemy import update
+
+    from referents.service import SectorIndex
+
+    lent = SectorIndex(session)
+    session.rollback()  # the index outlives the transaction it was read in
+    assert SectorIndex.adopt(session, lent) is lent and SectorIndex.of(session) is lent
+    assert lent.find("31555", "31400").sector.mds_id is not None
+    session.rollback()
+    assert SectorIndex.of(session) is not lent and not lent.stale  # a transaction's end only drops it
+    session.rollback()
+    SectorIndex.adopt(session, lent)
+    sector = session.scalar(select(Sector).where(Sector.commune_insee == "31069"))
+    session.execute(update(Sector).where(Sector.id == sector.id).values(postal_code="31700"))
+    assert lent.stale and SectorIndex.of(session) is not lent  # a sector written: stale, never lent again
+    with pytest.raises(ValueError):
+        SectorIndex.adopt(session, lent)
+    session.rollback()
 
 
 def test_load_sectorisation_rejects_unknown_structure_and_changes_nothing(session, tmp_path):

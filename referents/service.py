@@ -269,8 +269,14 @@ def _drop_on_sector_statement(orm_execute_state) -> None:
     """An UPDATE/INSERT/DELETE on the sector table through the session (bulk writes)."""
     if orm_execute_state.is_select or _SECTOR_INDEX not in orm_execute_state.session.info:
         return
-    table = getattr(orm_execute_state.statement, "table", None)
-    if table is None or getattr(table, "name", None) == Sector.__tablename__:
+    statement = orm_execute_state.statement
+    table = getattr(statement, "table", None)
+    if table is not None:
+        writes = getattr(table, "name", None) == Sector.__tablename__
+    else:  # raw SQL only when it names the table (the import's PRAGMAs do not); anything else: it may
+        sql = getattr(statement, "text", None)
+        writes = Sector.__tablename__ in sql.lower() if isinstance(sql, str) else True
+    if writes:
         _drop_stale_sector_index(orm_execute_state.session)
 
 

@@ -137,6 +137,13 @@ def test_a_lent_sector_index_serves_later_transactions_until_a_sector_is_written
     assert SectorIndex.of(session) is not lent and not lent.stale  # a transaction's end only drops it
     session.rollback()
     SectorIndex.adopt(session, lent)
+    session.execute(text("PRAGMA cache_size" if session.bind.dialect.name == "sqlite" else "SELECT 1"))
+    assert SectorIndex.of(session) is lent  # raw SQL that does not name the sector table keeps it
+    session.execute(text("UPDATE sector SET postal_code = postal_code WHERE id = -1"))
+    assert lent.stale and SectorIndex.of(session) is not lent  # raw SQL naming it: stale
+    lent = SectorIndex(session)
+    session.rollback()
+    SectorIndex.adopt(session, lent)
     sector = session.scalar(select(Sector).where(Sector.commune_insee == "31069"))
     session.execute(update(Sector).where(Sector.id == sector.id).values(postal_code="31700"))
     assert lent.stale and SectorIndex.of(session) is not lent  # a sector written: stale, never lent again

@@ -13,10 +13,11 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from config.db import utcnow
 from referents.models import ApiToken, Commune, Role, Sector, Structure, Territory, User
+from referents.sessions import live_credential
 
 DATA = Path(__file__).resolve().parent / "data"
 _hasher = PasswordHasher()
@@ -355,18 +356,10 @@ def issue_token(session: Session, user: User, ttl_hours: int, label: str = "",
 
 def user_for_token(session: Session, token: str, now: dt.datetime | None = None) -> User | None:
     now = now or utcnow()
-    # The token, its user and the user's structure (the pages name it) in one statement: it runs
-    # before every API call.
-    found = session.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                            .options(joinedload(User.structure))
-                            .where(ApiToken.token_hash == _token_digest(token))).first()
+    found = live_credential(session, ApiToken.token_hash, _token_digest(token), now)
     if found is None:
         return None
     row, user = found
-    if row.revoked_at is not None or row.expires_at <= now:
-        return None
-    if not user.active:
-        return None
     # Touch at most once a minute: an UPDATE on every call would serialise the concurrent requests
     # of one token on its row lock until each request's transaction ends.
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_TOUCH_INTERVAL:

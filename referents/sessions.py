@@ -51,18 +51,23 @@ def session_user(session: Session, sid: str | None, now: dt.datetime | None = No
     """The user of a live session, else None (unknown, ended, revoked, expired, account disabled)."""
     if not sid or not isinstance(sid, str):
         return None
-    now = now or utcnow()
-    # The session, its user and the user's structure (the layout names it) in one statement: it
-    # runs before every page.
-    found = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
-                            .options(joinedload(User.structure))
-                            .where(UserSession.sid_hash == _digest(sid))).first()
+    found = live_credential(session, UserSession.sid_hash, _digest(sid), now or utcnow())
+    return found[1] if found else None
+
+
+def live_credential(session: Session, hash_column, digest: str, now: dt.datetime):
+    """(credential row, user) for a session or an API token found by its digest, when it is neither
+    revoked nor expired and its user is active; else None. The credential, its user and the user's
+    structure (the layout names it) in one statement: it runs before every request."""
+    model = hash_column.class_
+    found = session.execute(select(model, User).join(User, User.id == model.user_id)
+                            .options(joinedload(User.structure)).where(hash_column == digest)).first()
     if found is None:
         return None
     row, user = found
-    if row.revoked_at is not None or row.expires_at <= now:
+    if row.revoked_at is not None or row.expires_at <= now or not user.active:
         return None
-    return user if user.active else None
+    return row, user
 
 
 def end(session: Session, sid: str | None, now: dt.datetime | None = None) -> bool:

@@ -248,3 +248,20 @@ def make_user(rt):
         return user, {"Authorization": f"Bearer {token}"}
 
     return _make
+
+
+@pytest.fixture
+def counter(rt):
+    """The SQL statements the application sends while the test runs (the token's once-a-minute touch
+    left out): the statement-count tests of the hot requests share it."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def _count(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith("UPDATE API_TOKEN"):
+            statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", _count)
+    yield statements
+    event.remove(rt.engine, "before_cursor_execute", _count)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from cases.models import Appointment, Contract, Household, Path, Review
 from kiosque.models import Invitation, KiosqueSession
@@ -54,19 +53,6 @@ def _add_persons(rt, count: int, kiosque_session_id: int | None) -> tuple[int, i
             s.add(Invitation(person_id=person.id, session_id=kiosque_session_id, invited_on=AS_OF))
         s.commit()
     return mds_id, kiosque_session_id
-
-
-@pytest.fixture
-def counter(rt):
-    statements: list[str] = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith("UPDATE API_TOKEN"):  # token touch: once a minute
-            statements.append(statement)
-
-    event.listen(rt.engine, "before_cursor_execute", _count)
-    yield statements
-    event.remove(rt.engine, "before_cursor_execute", _count)
 
 
 def _endpoints(kiosque_session_id: int) -> list[tuple[str, str, str | None]]:

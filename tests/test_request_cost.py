@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from cases import service as cases
 from cases.models import Household
@@ -37,19 +36,6 @@ CEILINGS = {  # (before the tuning of issue 21 item 5, on the load test's popula
     "caseload page": 11,  # (14)
     "proposals page": 7,  # (11)
 }
-
-
-@pytest.fixture
-def counter(rt):
-    statements: list[str] = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith("UPDATE API_TOKEN"):  # token touch: once a minute
-            statements.append(statement)
-
-    event.listen(rt.engine, "before_cursor_execute", _count)
-    yield statements
-    event.remove(rt.engine, "before_cursor_execute", _count)
 
 
 def _world(rt) -> dict:

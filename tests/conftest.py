@@ -265,3 +265,14 @@ def counter(rt):
     event.listen(rt.engine, "before_cursor_execute", _count)
     yield statements
     event.remove(rt.engine, "before_cursor_execute", _count)
+
+
+@pytest.fixture
+def today(request):
+    """The process clock frozen at the test module's TODAY for the test's duration."""
+    from config import clock
+
+    day = request.module.TODAY
+    clock.freeze(day)
+    yield day
+    clock.freeze(None)

@@ -14,20 +14,12 @@ from sqlalchemy import func, select, update
 from cases import followup
 from cases import service as cs
 from cases.models import Alert, CaseEvent, Contract, Exit, Path
-from config import clock
 from orientation.models import Orientation
 from tests.factories import make_person
 from tests.test_cases import orient
 
 D = dt.date
 TODAY = D(2026, 12, 20)
-
-
-@pytest.fixture
-def today():
-    clock.freeze(TODAY)
-    yield TODAY
-    clock.freeze(None)
 
 
 def _world(session) -> dict[str, int]:

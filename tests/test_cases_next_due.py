@@ -20,13 +20,6 @@ D = dt.date
 TODAY = D(2026, 11, 20)
 
 
-@pytest.fixture
-def today():
-    clock.freeze(TODAY)
-    yield TODAY
-    clock.freeze(None)
-
-
 def stored(session, person_id):
     """(next_due_on, next_due, next_due_as_of) of the person's open path, None when no path is open."""
     return session.execute(select(Path.next_due_on, Path.next_due, Path.next_due_as_of)

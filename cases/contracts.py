@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import signals
+from cases.batches import distinct_runs
 from cases.models import Alert, Contract, Review, Sanction
 from cases.paths import current_orientation, current_orientations, open_path, open_paths
 from cases.procedure import (
@@ -185,13 +186,7 @@ def record_contracts(session: Session, items, *, source: str, author_id: int | N
             raise CaseValidationError(errors)
         checked.append((it, weekly_hours))
     out: list[Contract] = []
-    run: list = []
-    for entry in checked:
-        if any(entry[0].person_id == other.person_id for other, _ in run):
-            out += _record_contract_run(session, run, source, author_id)
-            run = []
-        run.append(entry)
-    if run:
+    for run in distinct_runs(checked, lambda entry: entry[0].person_id):
         out += _record_contract_run(session, run, source, author_id)
     return out
 

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cases import signals
+from cases.batches import distinct_runs
 from cases.models import Alert, CaseEvent, Contract, Exit
 from cases.models import Path as PathModel
 from cases.paths import _rows, current_orientations, open_paths
@@ -77,15 +78,7 @@ def record_exits(session: Session, items, *, source: str, author_id: int | None 
     for it in items:
         check_not_future("exit_on", "Date de sortie", it.exit_on, source, it.as_of)
     out: list[Exit] = []
-    run: list[ExitIn] = []
-    seen: set[int] = set()
-    for it in items:
-        if it.person_id in seen or len(run) >= _RUN:
-            out += _record_exit_run(session, run, source, author_id)
-            run, seen = [], set()
-        run.append(it)
-        seen.add(it.person_id)
-    if run:
+    for run in distinct_runs(items, lambda it: it.person_id, _RUN):
         out += _record_exit_run(session, run, source, author_id)
     return out
 

@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, func, select, text, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from cases.batches import distinct_runs
 from cases.models import OPEN_RIGHT_STATES, SDD_ROLES, Alert, CaseEvent, Household, Path, Person
 from cases.service import add_event, raise_alert, touch_due
 from orientation.assignment import Assigner, _channel
@@ -564,13 +565,8 @@ def record_orientations(session: Session, items: Iterable[OrientationIn], *, use
             raise OrientationError(f"la structure {s.code} n'est pas de type {wanted_kind}")
     households = _by_id(session, Household, [p.household_id for p in persons.values()])
     out: list[Orientation] = []
-    run: list[OrientationIn] = []
-    for it in items:
-        if any(r.person_id == it.person_id for r in run):
-            out.extend(_record_run(session, run, persons, households, assigner, user_id))
-            run = []
-        run.append(it)
-    out.extend(_record_run(session, run, persons, households, assigner, user_id))
+    for run in distinct_runs(items, lambda it: it.person_id):
+        out.extend(_record_run(session, run, persons, households, assigner, user_id))
     return out
 
 

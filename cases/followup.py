@@ -236,29 +236,62 @@ def _install_hooks() -> None:
         register_due_input(model)
 
 
+# The terms of _due_dates stored on the path beside next_due_on: (key of _due_dates' dict, column
+# of Path, how the column's value is read from the ISO text of the dict).
+STORED_TERMS = (("contract_due_on", PathModel.contract_due_on, dt.date.fromisoformat),
+                ("review_due_on", PathModel.review_due_on, dt.date.fromisoformat),
+                ("review_id", PathModel.due_review_id, int),
+                ("next_appointment_at", PathModel.next_appointment_at, dt.datetime.fromisoformat),
+                ("suspension_ends_on", PathModel.suspension_ends_on, dt.date.fromisoformat))
+STORED_DUE_COLUMNS = (PathModel.next_due_on, PathModel.next_due, PathModel.next_due_as_of,
+                      *(column for _key, column, _read in STORED_TERMS))
+
+
+def _stored_values(due: dict, as_of: dt.date) -> tuple:
+    """_due_dates' dict for as_of as the values of STORED_DUE_COLUMNS."""
+    on = dt.date.fromisoformat(due["next_due_on"]) if due["next_due_on"] else None
+    return (on, due["next_due"], as_of,
+            *(None if due[key] is None else read(due[key]) for key, _column, read in STORED_TERMS))
+
+
+def stored_due(row, as_of: dt.date) -> dict | None:
+    """_due_dates(as_of)'s dict of one person, read from the values stored on their open path (`row`:
+    the path, or a row with STORED_DUE_COLUMNS), or None when they do not hold for as_of: never
+    computed, computed for a later day, or a term that expires with the day (the next appointment,
+    the end of a suspension) already past. The other terms do not depend on the day."""
+    if row.next_due_as_of is None or row.next_due_as_of > as_of:
+        return None
+    if row.next_appointment_at is not None and row.next_appointment_at.date() < as_of:
+        return None
+    if row.suspension_ends_on is not None and row.suspension_ends_on < as_of:
+        return None
+    contract = row.contract_due_on
+    return {"contract_due_on": _iso(contract), "contract_overdue": contract is not None and contract < as_of,
+            "review_due_on": _iso(row.review_due_on), "review_id": row.due_review_id,
+            "next_appointment_at": row.next_appointment_at.isoformat() if row.next_appointment_at else None,
+            "suspension_ends_on": _iso(row.suspension_ends_on), "next_due_on": _iso(row.next_due_on),
+            "next_due": row.next_due}
+
+
 def store_next_due(session: Session, person_ids, as_of: dt.date, *, only_changed: bool = False) -> int:
-    """Write _due_dates(as_of)'s next due date on these persons' open paths (NULL on their closed
-    ones). only_changed (the nightly reconciliation): leave a row whose date and kind are already
-    right with the day it was computed for (the same data gives the same value for the days in
-    between). Returns the number of paths rewritten."""
+    """Write _due_dates(as_of)'s next due date and its terms on these persons' open paths (NULL on
+    their closed ones). only_changed (the nightly reconciliation): leave a row whose values are
+    already right with the day they were computed for (the same data gives the same values for the
+    days in between). Returns the number of paths rewritten."""
     changed = 0
+    names = [column.key for column in STORED_DUE_COLUMNS]
+    closed = (None,) * len(names)
     for chunk in _chunks(sorted(set(person_ids))):
         due = _due_dates(session, chunk, as_of)
         updates = []
-        for r in session.execute(select(PathModel.id, PathModel.person_id, PathModel.closed_on, PathModel.next_due_on,
-                                        PathModel.next_due, PathModel.next_due_as_of)
+        for r in session.execute(select(PathModel.id, PathModel.person_id, PathModel.closed_on, *STORED_DUE_COLUMNS)
                                  .where(_among(session, PathModel.person_id, chunk))):
-            if r.closed_on is None:
-                d = due[r.person_id]
-                on = dt.date.fromisoformat(d["next_due_on"]) if d["next_due_on"] else None
-                want = (on, d["next_due"], as_of)
-            else:
-                want = (None, None, None)
-            have = (r.next_due_on, r.next_due, r.next_due_as_of)
-            if have == want or (only_changed and have[:2] == want[:2] and have[2] is not None
-                                and want[2] is not None and have[2] <= want[2]):
+            want = _stored_values(due[r.person_id], as_of) if r.closed_on is None else closed
+            have = tuple(r[3:])
+            if have == want or (only_changed and have[:2] == want[:2] and have[3:] == want[3:]
+                                and have[2] is not None and want[2] is not None and have[2] <= want[2]):
                 continue
-            updates.append({"id": r.id, "next_due_on": want[0], "next_due": want[1], "next_due_as_of": want[2]})
+            updates.append({"id": r.id, **dict(zip(names, want, strict=True))})
         if updates:
             _write_due(session, updates)
             changed += len(updates)
@@ -348,7 +381,7 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     stale_first = case((valid, literal(1)), else_=literal(0))
     name = func.coalesce(Person.last_name, "")
     name = name.collate("C" if session.get_bind().dialect.name == "postgresql" else "BINARY")
-    rows_q = (select(Person.id, Person.last_name, Person.first_name, Person.birth_date, PathModel.next_due_on,
+    rows_q = (select(Person.id, Person.last_name, Person.first_name, Person.birth_date, *STORED_DUE_COLUMNS,
                      stale_first.label("valid"),
                      func.count().over().label("total"), func.sum(1 - stale_first).over().label("stale"))
               .join(PathModel, _current_open_path()).where(*scope)
@@ -372,13 +405,23 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
     names = {r.id: r.last_name for r in found}
     if any(i not in names for i in stale_ids):
         names.update((i, p.last_name) for i, p in _names(session, stale_ids).items())
-    stale = [(_my_people_key(d["next_due_on"], names[pid], pid), pid)
-             for pid, d in _due_dates(session, stale_ids, as_of).items()]
+    due = _due_dates(session, stale_ids, as_of)
+    stale = [(_my_people_key(d["next_due_on"], names[pid], pid), pid) for pid, d in due.items()]
     merged = sorted(fresh + stale)
     end = None if limit is None else offset + limit
     page_ids = [pid for _key, pid in merged[offset:end]]
-    due = _due_dates(session, page_ids, as_of)
     persons = {r.id: r for r in found}  # the names came with the first query (_PERSON_COLUMNS)
+    # the page's terms: stored with the due date when they hold for as_of, computed otherwise
+    missing = []
+    for pid in page_ids:
+        if pid not in due:
+            r = persons.get(pid)
+            if r is not None and r.valid and (d := stored_due(r, as_of)) is not None:
+                due[pid] = d
+            else:
+                missing.append(pid)
+    if missing:
+        due.update(_due_dates(session, missing, as_of))
     if any(i not in persons for i in page_ids):
         persons.update(_names(session, [i for i in page_ids if i not in persons]))
     return count, [_listed(persons[i], **due[i]) for i in page_ids]

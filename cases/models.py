@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import (
     Boolean,
     Date,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -219,6 +220,15 @@ class Path(Base):
     next_due_on: Mapped[dt.date | None] = mapped_column(Date)
     next_due: Mapped[str | None] = mapped_column(String(20))  # contract | review | appointment | suspension_end
     next_due_as_of: Mapped[dt.date | None] = mapped_column(Date)
+    # The terms of that due date, computed for the same day (followup.STORED_TERMS), so that the
+    # person file and the lists show them without computing them again: a value is read under the
+    # same rule, and not when the next appointment or the end of suspension stored has passed
+    # (followup.stored_due).
+    contract_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    review_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    due_review_id: Mapped[int | None] = mapped_column(Integer)  # the review due (no key: a copy, rewritten with it)
+    next_appointment_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    suspension_ends_on: Mapped[dt.date | None] = mapped_column(Date)
 
     person: Mapped[Person] = relationship()
 

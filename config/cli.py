@@ -205,11 +205,19 @@ def init(as_json):
         f"base initialisée: {r['loaded']}"))
 
 
+# The access log: who asked which path, the answer and how long it took to serve (milliseconds).
+# Never the query string nor the referer: a search carries a name or a birth date ("?q=MARTIN"),
+# which has no place in a server log.
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+
+
 @main.command()
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=4, show_default=True, type=int)
-def serve(bind, workers, threads):
+@click.option("--access-log-format", default=ACCESS_LOG_FORMAT, show_default=True,
+              help="Format du journal d'accès (atomes de gunicorn); par défaut sans la chaîne de requête.")
+def serve(bind, workers, threads, access_log_format):
     """Sert l'application avec gunicorn (serveur WSGI de production)."""
     from gunicorn.app.base import BaseApplication
 
@@ -233,6 +241,7 @@ def serve(bind, workers, threads):
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", access_log_format)
             self.cfg.set("timeout", 120)
 
         def load(self):

@@ -39,6 +39,8 @@ def test_the_stored_due_date_follows_each_kind_of_write(session, today):
         session.commit()  # the hooks write in the writer's transaction, before its commit
         row = stored(session, p.id)
         assert tuple(row) == computed(session, p.id, today)
+        path = session.scalar(select(Path).where(Path.person_id == p.id, Path.closed_on.is_(None)))
+        assert followup.stored_due(path, today) == followup._due_dates(session, [p.id], today)[p.id]  # the terms too
         assert row.next_due == expected_kind
         seen.append((row.next_due, row.next_due_on))
 
@@ -132,6 +134,33 @@ def test_my_people_pages_equal_the_python_sort(session, today, as_of, allowance,
                                             limit=limit)
             assert count == len(expected)
             assert page == expected[offset:offset + limit]
+
+
+@pytest.mark.parametrize("as_of", [D(2026, 11, 10), TODAY, D(2026, 11, 22), D(2026, 11, 26), D(2027, 2, 1)])
+def test_the_person_file_reads_the_stored_terms_when_they_hold(session, today, as_of):
+    """The person file's due dates come from the values stored on the path when they hold for the
+    day, and equal the computed ones on every day: before the day they were computed for (computed
+    again), on it, and after appointments and a suspension have passed (computed again)."""
+    people = _caseload(session)
+    from_store = 0
+    for p in people:
+        path = session.scalar(select(Path).where(Path.person_id == p.id, Path.closed_on.is_(None)))
+        expected = followup._due_dates(session, [p.id], as_of).get(p.id, followup._empty_due())
+        assert cs.next_due_dates(session, p.id, as_of, path) == expected
+        if path is not None:
+            assert cs.person_detail(session, p, role="mds_worker", vault=_Vault(), as_of=as_of).due == expected
+            from_store += followup.stored_due(path, as_of) is not None
+    if as_of < TODAY:
+        assert from_store == 0  # computed for a later day: never read
+    elif as_of == TODAY:
+        assert from_store == len(people) - 1  # every open path (one is closed)
+    else:
+        assert 0 < from_store < len(people) - 1  # passed appointments: those computed again
+
+
+class _Vault:
+    def decrypt(self, value):
+        return None
 
 
 def test_my_people_reads_the_uncommitted_writes_of_its_session(session, today):

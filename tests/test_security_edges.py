@@ -122,15 +122,17 @@ def _raw(port: int, request: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_oversized_request_line_gets_the_security_headers(rt):
+def test_oversized_request_line_gets_the_security_headers(rt, tmp_path):
     """gunicorn answers an oversized request line itself, before the app: `rsa serve` makes that
-    answer carry the same headers."""
+    answer carry the same headers. Its access log says how long each answer took and never
+    carries a query string (a search's name or birth date)."""
     port = _free_port()
+    log = tmp_path / "serve.log"
     env = {**os.environ, "RSA_DATABASE_URL": rt.settings.database_url, "RSA_SECRET_KEY": "test-secret",
            "RSA_SECURE_COOKIES": "false", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "config.cli", "serve", "--bind", f"127.0.0.1:{port}",
                              "--workers", "1", "--threads", "1"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         for _ in range(120):
             try:
@@ -150,6 +152,17 @@ def test_oversized_request_line_gets_the_security_headers(rt):
                          "Referrer-Policy: same-origin", "Cache-Control: no-store"):
                 assert name in head, (name, head)
             assert "unsafe-inline" not in head.split("script-src", 1)[1].split(";")[0]
+        answer = _raw(port, b"GET /healthz?q=JOELLE+MARTIN&naissance=01/02/1980 HTTP/1.1\r\nHost: x\r\n"
+                            b"Referer: http://x/personnes?q=DURAND\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")
+        for _ in range(40):  # the access line is written after the answer is sent
+            lines = [line for line in log.read_text().splitlines() if '"GET /healthz"' in line]
+            if lines:
+                break
+            time.sleep(0.1)
+        assert lines and all(re.search(r" 200 \d+ \d+ms$", line) for line in lines), lines
+        text = log.read_text()
+        assert "MARTIN" not in text and "DURAND" not in text and "1980" not in text
     finally:
         proc.terminate()
         proc.wait(timeout=30)

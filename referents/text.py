@@ -58,9 +58,11 @@ def index_prefixes(word: str) -> list[str]:
     word satisfies: the word up to its first letter that has accented forms, then each of those
     forms ("joelle" → jo%, jò%, jó%, jô%, jö%, jõ%). The folded comparison then decides."""
     w = fold(word)
-    i = next((k for k, ch in enumerate(w) if ch in _VARIANTS), len(w))
+    i = next((k for k, ch in enumerate(w) if ch in _VARIANTS or not ch.isascii()), len(w))
     if i == len(w):
         return [_escape(w) + "%"]
+    if w[i] not in _VARIANTS:  # another letter beyond ASCII (ø of ØRSTED): SQLite's lower() keeps its case
+        return [_escape(w[:i]) + "%"]
     return [_escape(w[:i] + v) + "%" for v in sorted(_VARIANTS[w[i]])]
 
 
@@ -69,9 +71,29 @@ def name_starts_with(session: Session, column, word: str):
     from sqlalchemy import or_
 
     if session.get_bind().dialect.name == "postgresql":  # served by the folded-name index, whole word
-        return pg_folded(column).like(like_prefix(word), escape="\\")
+        key = fold(word)
+        above = _just_above(key)
+        expr = pg_folded(column)
+        if above is None:
+            return expr.like(like_prefix(word), escape="\\")
+        # The prefix as a range in the index's own order (text_pattern_ops compares bytes, that is
+        # code points): the index decides alone. A LIKE was checked again on every row the index
+        # gave, three translate() a person, which was two thirds of a broad search ("PETIT", 17,000
+        # names at 1M persons: 63 → 28 ms).
+        return expr.op("~>=~", is_comparison=True)(key) & expr.op("~<~", is_comparison=True)(above)
     narrow = or_(*[func.lower(column).like(p, escape="\\") for p in index_prefixes(word)])
     return narrow & folded(session, column).like(like_prefix(word), escape="\\")
+
+
+def _just_above(prefix: str) -> str | None:
+    """The smallest string above every string that starts with `prefix`, in code point order: its
+    last character's successor (None when there is none: an empty prefix, the last code point)."""
+    if not prefix:
+        return None
+    following = ord(prefix[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are not characters
+        following = 0xE000
+    return None if following > 0x10FFFF else prefix[:-1] + chr(following)
 
 
 def like_prefix(word: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template, request, url_for
 from sqlalchemy import select
 
 from cases import service
@@ -377,4 +377,6 @@ def follow_up():
     return render_template("cases/follow_up.html", rows=rows[:SHOWN_ROWS], count=count, name=name, titles=LIST_TITLES,
                            page=page, offset=offset, page_rows=PAGE_ROWS,
                            mine=mine, can_choose=can_choose, scope=scope, as_of=as_of, recent_exits=recent,
-                           correction_days=corrections.CORRECTION_DAYS)
+                           correction_days=corrections.CORRECTION_DAYS,
+                           # the person file's address but its id: one url_for, not one a row
+                           person_url=url_for("cases_pages.person", person_id=0)[:-1])

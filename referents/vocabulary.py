@@ -324,6 +324,15 @@ class AppointmentKind(LabelledEnum):
     REVIEW = ("review", "Rendez-vous de bilan")
 
 
+class DueKind(LabelledEnum):
+    """What the next due date of a person on an open path is (cases.followup._due_dates' next_due)."""
+
+    CONTRACT = ("contract", "Contrat à signer")
+    REVIEW = ("review", "Bilan")
+    APPOINTMENT = ("appointment", "Rendez-vous")
+    SUSPENSION_END = ("suspension_end", "Fin de suspension")
+
+
 class ContractKind(LabelledEnum):
     ENGAGEMENT = ("engagement", "Contrat d'engagement")
     PPAE = ("ppae", "PPAE (France Travail)")

@@ -232,6 +232,7 @@ def test_the_follow_up_page_pages_my_people_in_due_date_order(rt, client, make_u
     for page in (1, 2):
         html = client.get(f"/suivi?page={page}", headers=HTML).get_data(as_text=True)
         assert "3 personnes" in html
+        assert "<td>Contrat à signer</td>" in html and "<td>contract</td>" not in html  # the label, not the code
         shown += re.findall(r'<th scope="row"><a href="/personnes/\d+">([^<]+)</a>', html)
         assert ('rel="next"' in html) == (page == 1) and ('rel="prev"' in html) == (page == 2)
     assert shown == expected

@@ -132,7 +132,7 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
     try:
         from orientation import service as orientation_service
 
-        explained = orientation_service.explain(s, person.id, as_of)
+        explained = orientation_service.explain(s, person.id, as_of, simulate=None)  # shown when undecided
         explanation, rule_labels = _explain_schema().dump(explained), explained.rule_labels
     except LookupError:
         explanation, rule_labels = None, {}

@@ -186,7 +186,7 @@ class ExplainSchema(Schema):
     current = fields.Nested(OrientationSchema, allow_none=True)
     rule_label = fields.String(allow_none=True)
     explanation = fields.String(allow_none=True)
-    rules_today = fields.Nested(SimulationSchema, metadata={"description": "Ce que les règles actives décideraient "
+    rules_today = fields.Nested(SimulationSchema, allow_none=True, metadata={"description": "Ce que les règles actives décideraient "
                                                                           "au jour de référence"})
     history = fields.List(fields.Nested(OrientationSchema))
 

@@ -809,7 +809,7 @@ class Explanation:
     current: Decision | None
     rule_label: str | None
     explanation: str | None
-    rules_today: Simulation
+    rules_today: Simulation | None  # None when not asked for (explain's simulate)
     history: list[Decision]
     # labels of the active rules by id (the person file names a decision's rule with them)
     rule_labels: dict[str, str] = field(default_factory=dict)
@@ -822,23 +822,28 @@ def history(session: Session, person_id: int) -> list[Decision]:
     return [Decision(o, code) for o, code in rows]
 
 
-def explain(session: Session, person_id: int, as_of: dt.date) -> Explanation:
-    """Why the person is (or would be) oriented as they are, in plain French, with the facts."""
+def explain(session: Session, person_id: int, as_of: dt.date, *, simulate: bool | None = True) -> Explanation:
+    """Why the person is (or would be) oriented as they are, in plain French, with the facts.
+    simulate: whether to say what the active rules would decide today (rules_today) — True always,
+    None only when the person has no current decision (the person file shows it then only: it
+    reads all the person's facts, seven queries)."""
     if session.get(Person, person_id) is None:
         raise LookupError(f"personne {person_id} inconnue")
     hist = history(session, person_id)
     live = [h for h in hist if h.status not in FINISHED]
     current = live[-1] if live else None
     row, spec = active_rule_set(session)
-    facts = build_facts(session, [person_id], as_of)[person_id]
-    decision = spec.compile(as_of).evaluate(facts)
-    simulation = Simulation(rule=decision.rule.id, label=decision.rule.label, referent_type=decision.rule.outcome,
-                            parcours=decision.rule.parcours, organisme=decision.rule.organisme,
-                            source=decision.rule.source,
-                            variant=decision.variant, mode=decision.rule.mode, rule_set_version=row.version,
-                            explanation=explain_decision(decision.rule, decision.variant, row.version, facts,
-                                                         decision.rule.facts_used),
-                            facts=snapshot(facts, decision.rule.facts_used))
+    simulation = None
+    if simulate or (simulate is None and current is None):
+        facts = build_facts(session, [person_id], as_of)[person_id]
+        decision = spec.compile(as_of).evaluate(facts)
+        simulation = Simulation(rule=decision.rule.id, label=decision.rule.label,
+                                referent_type=decision.rule.outcome, parcours=decision.rule.parcours,
+                                organisme=decision.rule.organisme, source=decision.rule.source,
+                                variant=decision.variant, mode=decision.rule.mode, rule_set_version=row.version,
+                                explanation=explain_decision(decision.rule, decision.variant, row.version, facts,
+                                                             decision.rule.facts_used),
+                                facts=snapshot(facts, decision.rule.facts_used))
     rule_label = None
     if current and current.rule:
         if current.rule_set_version == row.version:  # decided under the active rules (the usual case)

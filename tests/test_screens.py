@@ -54,6 +54,29 @@ def test_smoke_pages(rt, client, make_user):
         assert r.status_code == 200, (url, r.get_data(as_text=True)[:3000])
 
 
+def test_the_person_file_says_what_the_rules_would_decide_only_for_someone_undecided(rt, client, make_user, counter):
+    """A person without any decision: the file says what today's rules would propose (which reads all
+    their facts); a person with a decision: its explanation, and the facts are not read."""
+    import datetime as dt
+
+    from tests.factories import make_person
+    from tests.screens_world import TODAY
+
+    ids = build(rt)
+    with rt.session() as s:
+        undecided = make_person(s, clock_start=TODAY - dt.timedelta(days=3), last_name="NOUVEAU",
+                                activities=[("MAL", dt.date(2025, 1, 1), None)]).id
+        s.commit()
+    user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    _login(client, user)
+    html = client.get(f"/personnes/{undecided}", headers=HTML).get_data(as_text=True)
+    assert "Pas encore orientée." in html and "Les règles d'aujourd'hui proposeraient" in html
+    counter.clear()
+    html = client.get(f"/personnes/{ids['joelle']}", headers=HTML).get_data(as_text=True)
+    assert "Les règles d'aujourd'hui proposeraient" not in html and 'id="orientation"' in html
+    assert not [st for st in counter if "FROM activity" in st]  # the facts were not read
+
+
 def test_error_pages_html_for_browsers_json_for_the_api(client, make_user):
     user, bearer = make_user("provider", structure_code="ACTIPRO-TLS-EST", password=PASSWORD)
     _login(client, user)

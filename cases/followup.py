@@ -361,7 +361,9 @@ def _my_people_key(next_due_on, last_name, person_id) -> tuple:
     return (next_due_on is None, next_due_on or "", last_name or "", person_id)
 
 
-STALE_ALLOWANCE = 200  # rows whose stored due date does not hold that one query fetches besides the page
+# Rows whose stored due date does not hold that one query fetches besides the page: a day's passed
+# appointments in a caseload; more (after a night without the job) take a second query.
+STALE_ALLOWANCE = 50
 
 
 def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id: int | None = None,

@@ -340,7 +340,7 @@ def add_breach(person_id):
 # --------------------------------------------------------------------------- follow-up lists
 
 SHOWN_ROWS = 500  # rows of a follow-up list shown on the page (the count says how many in all)
-PAGE_ROWS = 100  # "my people": one page of the caseload, in due-date order (paged in SQL)
+PAGE_ROWS = 50  # "my people": one page of the caseload, in due-date order (paged in SQL)
 
 
 @bp.get("/suivi")

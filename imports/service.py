@@ -61,12 +61,14 @@ log = logging.getLogger(__name__)
 KIND = "flux"
 CHUNK = 1000
 # A re-import (the database already holds households) is lean until it has created LEAN_UNTIL_CREATED
-# households: its chunks hold half as many records (each changed household brings its stored rows,
-# persons, activities and paths, to compare with) and SQLite's page cache is 2 MB instead of 8 MB
-# (a re-import's updates touch few pages; a first import's inserts need the 8 MB, 3 times slower
-# without). Measured on a 5 %-changed re-import at 100k households: the importer's peak RSS 16 MB
-# lower on SQLite, 11 MB on PostgreSQL, for the same time (issue 21, item 3). A re-import that
-# turns out to create many households (a new organism's file) goes back to the first import's sizes.
+# households: its chunks hold a quarter of the records (each changed household brings its stored
+# rows, persons, activities and paths, to compare with) and SQLite's page cache is 2 MB instead of
+# 8 MB (a re-import's updates touch few pages; a first import's inserts need the 8 MB, 3 times
+# slower without); the reading process sends smaller messages (imports.flux_worker.LEAN_BATCH).
+# Measured on a 5 %-changed re-import at 100k households, peak RSS of importer + reading process:
+# 161 → 137 MB on SQLite, 161 → 144 MB on PostgreSQL, in the same time (issue 21, item 3). A
+# re-import that turns out to create many households (a new organism's file) goes back to the first
+# import's sizes.
 LEAN_CHUNK = 250
 PAGE_CACHE_KB, LEAN_PAGE_CACHE_KB = 8192, 2048
 LEAN_UNTIL_CREATED = 10_000

@@ -64,7 +64,7 @@ CHUNK = 1000
 # households: its chunks hold a quarter of the records (each changed household brings its stored
 # rows, persons, activities and paths, to compare with) and SQLite's page cache is 2 MB instead of
 # 8 MB (a re-import's updates touch few pages; a first import's inserts need the 8 MB, 3 times
-# slower without); the reading process sends smaller messages (imports.flux_worker.LEAN_BATCH).
+# slower without).
 # Measured on a 5 %-changed re-import at 100k households, peak RSS of importer + reading process:
 # 161 → 137 MB on SQLite, 161 → 144 MB on PostgreSQL, in the same time (issue 21, item 3). A
 # re-import that turns out to create many households (a new organism's file) goes back to the first

@@ -229,3 +229,38 @@ def test_reader_refuses_a_bomb_hidden_in_a_household_it_would_otherwise_skip(tmp
     with pytest.raises(FluxError, match="balises XML"):
         for _ in FluxReader(io.BytesIO(data), want_data=want):
             pass
+
+
+def test_a_lean_reimport_writes_what_a_whole_chunk_reimport_writes(rt, tmp_path, mode, monkeypatch):
+    """A re-import runs in small chunks (service.LEAN_CHUNK, for its memory) until it has created
+    LEAN_UNTIL_CREATED households, then in full chunks: the chunk sizes change nothing written."""
+    from imports.generator import derive_flux, generate_monthly
+    from tests.test_imports_flux import wipe
+
+    m1, m2 = tmp_path / "RSABEM_1.xml", tmp_path / "RSABEM_2.xml"
+    generate_monthly(m1, households=120, seed=23, month="2026-07")
+    derive_flux([m1], m2, seed=23, daily=False, change_rate=0.3, new_households=12)
+    chunks = []
+    real = service.FlowImporter._process
+    monkeypatch.setattr(service.FlowImporter, "_process",
+                        lambda self, recs: (chunks.append((self._lean, len(recs))) if recs else None,
+                                            real(self, recs))[1])
+    results = {}
+    for sizes, (lean_chunk, until) in {"lean": (2, 5), "whole": (10_000, 10**9)}.items():
+        monkeypatch.setattr(service, "LEAN_CHUNK", lean_chunk)
+        monkeypatch.setattr(service, "LEAN_UNTIL_CREATED", until)
+        first = service.import_files(rt, [m1])
+        assert first[0]["created"] == 120 and not any(lean for lean, _ in chunks)  # a first import: full chunks
+        chunks.clear()
+        (r,) = service.import_files(rt, [m2])
+        assert r["status"] == "imported", r["error"]
+        results[sizes] = ({k: r[k] for k in ("households", "persons", "created", "updated", "unchanged", "rejected",
+                                             "warnings")}, snapshot(rt))
+        if sizes == "lean":  # chunks of 2 until 5 households were created, then whole ones
+            assert chunks[0] == (True, 2) and max(n for lean, n in chunks if lean) == 2 and not chunks[-1][0]
+        else:
+            assert len(chunks) == 1
+        chunks.clear()
+        wipe(rt)
+    assert results["lean"] == results["whole"]
+    assert results["lean"][0]["updated"] > 10 and results["lean"][0]["created"] == 12

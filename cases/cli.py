@@ -130,6 +130,20 @@ def list_cmd(name, user_email, days, as_of, as_json):
     emit({"name": name, "as_of": as_of.isoformat(), "count": len(items), "items": items}, as_json, human)
 
 
+@cases.command("refresh-next-due")
+@as_of_option
+@json_option
+def refresh_next_due_cmd(as_of, as_json):
+    """Recalcule les échéances enregistrées sur les parcours (le travail de nuit cases.refresh_next_due):
+    après une mise à jour du schéma, ou une journée sans le planificateur."""
+    from cases import jobs
+
+    as_of = resolve_as_of(as_of)
+    result = jobs.refresh_next_due(get_runtime(), as_of)
+    emit({"as_of": as_of.isoformat(), **result}, as_json,
+         f"échéances recalculées au {as_of:%d/%m/%Y}: {result['paths_changed']} parcours réécrit(s)")
+
+
 @cases.command("alerts")
 @as_of_option
 @json_option

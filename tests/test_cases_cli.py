@@ -101,3 +101,22 @@ def test_demo_step_walks_oriented_people(rt, tmp_path):
         kinds = [e["kind"] for e in cs.timeline(s, social_id)]
         assert kinds[-4:] == ["appointment.planned", "appointment.honoured", "contract.signed", "review.scheduled"]
         assert cs.next_due_dates(s, social_id, D(2026, 11, 20))["review_due_on"] == "2027-05-16"
+
+
+def test_refresh_next_due_rewrites_the_stored_due_dates_cleared_by_an_upgrade(rt, database_url):
+    """`rsa cases refresh-next-due`: after the upgrade to 0007 has cleared next_due_as_of, the command
+    computes every open path's due date and terms again (then has nothing left to do)."""
+    from sqlalchemy import update
+
+    from cases.models import Path
+
+    pid = _person(rt)
+    with rt.session() as s:
+        s.execute(update(Path).values(next_due_as_of=None, contract_due_on=None))  # what 0007 leaves
+        s.commit()
+    out = json.loads(_rsa(database_url, "refresh-next-due", "--as-of", "2026-10-10", "--json"))
+    assert out == {"as_of": "2026-10-10", "paths_changed": 1}
+    with rt.session() as s:
+        path = s.scalar(select(Path).where(Path.person_id == pid))
+        assert path.next_due_as_of == D(2026, 10, 10) and path.contract_due_on == D(2026, 10, 3)
+    assert "0 parcours réécrit(s)" in _rsa(database_url, "refresh-next-due", "--as-of", "2026-10-10")

@@ -15,6 +15,7 @@ CLI, the scheduler and the tests all run with them connected.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from blinker import Namespace, Signal
@@ -37,6 +38,18 @@ class OrientationView:
 
     rows: Select
     notifications: Select
+
+    # Each read model as one subquery's columns, built once (the receiver answers the same view every
+    # time; building a subquery and its column collection on every call was a fifth of the CPU of a
+    # working list's page). Shared: for a statement that reads the read model once. A statement that
+    # reads it twice builds its own subqueries (`rows.subquery()`), so that they do not correlate.
+    @functools.cached_property
+    def row_columns(self):
+        return self.rows.subquery().c
+
+    @functools.cached_property
+    def notice_columns(self):
+        return self.notifications.subquery().c
 
 
 # ---- questions ---------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ current orientation as shown."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -58,12 +57,6 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
     return _person_rows(session, found), total
 
 
-@functools.cache
-def _rows_of(view):
-    """The orientation read model's rows as a subquery, built once per view (see followup._due_views)."""
-    return view.rows.subquery().c
-
-
 _SEARCH_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role, Person.sdd,
                    Person.household_id)
 
@@ -77,7 +70,7 @@ def _person_rows(session: Session, persons: list) -> list[dict]:
         .where(Household.id.in_({p.household_id for p in persons if p.household_id is not None} or {-1})))}
     open_paths = set(session.scalars(select(PathModel.person_id)
                                      .where(PathModel.person_id.in_(ids or [-1]), PathModel.closed_on.is_(None))))
-    orientations, v = {}, _rows_of(signals.orientations())
+    orientations, v = {}, signals.orientations().row_columns
     for o in session.execute(select(v.person_id, v.referent_type, v.structure_id)
                              .where(v.person_id.in_(ids or [-1]), v.status == OrientationStatus.VALIDATED)
                              .order_by(v.validated_on, v.id)):

@@ -139,11 +139,17 @@ def _due_dates(session: Session, person_ids: list[int], as_of: dt.date,
                     due["next_due_on"], due["next_due"] = min(candidates)
             result[pid] = due
     for due in result.values():
-        for key in ("contract_due_on", "review_due_on", "suspension_ends_on", "next_due_on"):
-            due[key] = _iso(due[key])
-        if due["next_appointment_at"] is not None:
-            due["next_appointment_at"] = due["next_appointment_at"].isoformat()
+        _as_text(due)
     return result
+
+
+def _as_text(due: dict) -> dict:
+    """A due-date dict with its dates and date-time as ISO text, the form _due_dates returns."""
+    for key in ("contract_due_on", "review_due_on", "suspension_ends_on", "next_due_on"):
+        due[key] = _iso(due[key])
+    if due["next_appointment_at"] is not None:
+        due["next_appointment_at"] = due["next_appointment_at"].isoformat()
+    return due
 
 
 # --------------------------------------------------------------------------- the stored next due date
@@ -198,9 +204,15 @@ def _after_flush(session, _context) -> None:
     _collect(session, session.new)
 
 
+def due_pending(session: Session) -> bool:
+    """Whether this session has writes that move a stored due date and are not applied yet (flushed
+    or not): the stored values do not hold until apply_pending_due has run."""
+    return bool(session.info.get(DUE_PENDING) or (DUE_INPUTS and any(
+        type(obj) in DUE_INPUTS for obj in (*session.new, *session.dirty, *session.deleted))))
+
+
 def _before_commit(session) -> None:
-    if session.info.get(DUE_PENDING) or (DUE_INPUTS and any(
-            type(obj) in DUE_INPUTS for obj in (*session.new, *session.dirty, *session.deleted))):
+    if due_pending(session):
         apply_pending_due(session)  # flushes first: the writes not flushed yet count too
 
 
@@ -259,11 +271,10 @@ def stored_due(row, as_of: dt.date) -> dict | None:
     if row.suspension_ends_on is not None and row.suspension_ends_on < as_of:
         return None
     contract = row.contract_due_on
-    return {"contract_due_on": _iso(contract), "contract_overdue": contract is not None and contract < as_of,
-            "review_due_on": _iso(row.review_due_on), "review_id": row.due_review_id,
-            "next_appointment_at": row.next_appointment_at.isoformat() if row.next_appointment_at else None,
-            "suspension_ends_on": _iso(row.suspension_ends_on), "next_due_on": _iso(row.next_due_on),
-            "next_due": row.next_due}
+    return _as_text({"contract_due_on": contract, "contract_overdue": contract is not None and contract < as_of,
+                     "review_due_on": row.review_due_on, "review_id": row.due_review_id,
+                     "next_appointment_at": row.next_appointment_at, "suspension_ends_on": row.suspension_ends_on,
+                     "next_due_on": row.next_due_on, "next_due": row.next_due})
 
 
 def store_next_due(session: Session, person_ids, as_of: dt.date, *, only_changed: bool = False) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cases import signals
 from cases.contracts import _UNREAD, contract_deadline, needs_new_contract
 from cases.diagnostics import latest_diagnostic
-from cases.followup import DUE_PENDING, _due_dates, _empty_due, stored_due
+from cases.followup import _due_dates, _empty_due, due_pending, stored_due
 from cases.models import Contract, Diagnostic, Exit, Household, Person, Sanction
 from cases.models import Path as PathModel
 from cases.nir import nir_view
@@ -98,8 +98,7 @@ def orientation_summary(session: Session, person_id: int) -> dict | None:
 def next_due_dates(session: Session, person_id: int, as_of: dt.date, path=_UNREAD) -> dict:
     """Contract deadline, review, next appointment, end of suspension, for one person.
     path: the person's open path (None: none) when the caller has already read it."""
-    if path is not _UNREAD and path is not None and not (session.info.get(DUE_PENDING) or session.new
-                                                         or session.dirty or session.deleted):
+    if path is not _UNREAD and path is not None and not due_pending(session):
         # the values stored on the path when they hold for as_of (no write of this session pending)
         stored = stored_due(path, as_of)
         if stored is not None:

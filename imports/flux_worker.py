@@ -64,6 +64,13 @@ def fragment_of(rec: HouseholdRecord) -> bytes:
     return rec.fragment or (gzip.decompress(rec.raw_gz) if rec.raw_gz else b"")
 
 
+def _gzip_fragment(rec: HouseholdRecord) -> None:
+    """An importable record's fragment kept gzipped (`raw_gz`), the only form the importer keeps: it
+    gets the fragment back from it if it must reject the record (fragment_of)."""
+    rec.raw_gz = compress(rec.fragment)
+    rec.fragment = b""
+
+
 def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragments: bool = True) -> None:
     """Child process: read the file, write pickled ("records", [HouseholdRecord], skipped, header,
     bytes_read) messages, then ("end", header, totals, peak RSS in MB) or ("error", FluxError text) /
@@ -95,8 +102,7 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
             if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
                 if rec.error is None and compress_fragments:
-                    rec.raw_gz = compress(rec.fragment)
-                    rec.fragment = b""  # the importer gets it back from raw_gz if it must reject it
+                    _gzip_fragment(rec)
             batch.append(rec)
             if len(batch) >= BATCH:
                 send(("records", batch, skipped, reader.header, reader.bytes_read))
@@ -194,8 +200,7 @@ class WorkerReader:
                     if not self.compress_fragments:
                         for rec in records:
                             if rec.data is not None and rec.error is None and rec.raw_gz is None:
-                                rec.raw_gz = compress(rec.fragment)
-                                rec.fragment = b""
+                                _gzip_fragment(rec)
                     yield from records
                 elif kind == "end":
                     _, self.header, self.totals, self.peak_rss_mb, self.parsed = msg

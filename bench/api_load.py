@@ -1,5 +1,5 @@
 """Load test: `rsa serve` (gunicorn, 4 workers × 4 threads) on PostgreSQL with 1,000,000 persons,
-20 concurrent authenticated clients for 60 s on loopback over the main read endpoints plus a
+20 concurrent authenticated clients for 120 s on loopback over the main read endpoints plus a
 trickle of writes (one of the clients is a dashboard asking for the delay report again and
 again). Reports throughput, p50/p95/p99 latency per endpoint and overall, and errors.
 
@@ -55,6 +55,12 @@ REPORT_CLIENTS = 1
 LABELS = ("search", "my-people", "timeline", "detail", "report", "appointment POST", "page: person file",
           "page: proposals", "page: caseload", "page: search")
 THINK_S = (0.5, 1.5)  # seconds a person spends on a screen between two clicks
+# The load generator is not the system under test: in use, the clients are other machines. Here its
+# 20 threads share the 2 vCPUs with gunicorn and PostgreSQL, so each client thread runs at this
+# niceness (Linux: per thread) and yields the CPU to the server when both want it. The server-side
+# times (the access log) then measure the server; the round trips still include the client's wait.
+CLIENT_NICENESS = 10
+SECONDS = 120.0  # the 20-user run: ~90 requests of each worker page, enough for a steady p95
 PROVIDER_CASELOAD = 1_500  # people followed by the provider structure of the load test
 
 
@@ -111,6 +117,14 @@ def _prepare(rt, backend: str, n: int) -> dict:
         tokens = {role: issue_token(s, user, ttl_hours=4, label="bench")
                   for role, user in (("manager", manager), ("mds_worker", worker), ("provider", provider))}
         s.commit()
+    if backend == "postgresql":
+        # A Monday morning: the night's jobs have run and autovacuum has passed after them. Without
+        # this, autovacuum would clean the back-fill's million updated paths during the measurement,
+        # and the planner would not know the provider's caseload (1,500 orientations changed after
+        # the population's ANALYZE, below autovacuum's threshold).
+        with rt.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("VACUUM (ANALYZE) path, orientation, app_user, api_token")
     # Household i is sectorised on mds[i % len(mds)]; person i lives in household i.
     n_mds = len(by_kind["mds"])
     in_scope = [i for i in range(n_mds, n + 1, n_mds)][:20_000]
@@ -176,12 +190,21 @@ def _stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def _lower_priority() -> None:
+    """This thread at CLIENT_NICENESS (a no-op where threads have no niceness of their own)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CLIENT_NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
 def _client(seed: int, base: str, data: dict, stop_at: float, results: list,
             think: tuple[float, float] | None = None, tag: str = "run") -> None:
     """One client: its own connection pool, a weighted mix of requests until time or count is up.
     think: (min, max) seconds a person spends on a screen before the next click; None = no pause."""
     import requests
 
+    _lower_priority()
     rnd = random.Random(seed)
     http = requests.Session()
     auth = {role: {"Authorization": f"Bearer {tok}"} for role, tok in data["tokens"].items()}
@@ -322,7 +345,7 @@ def run(ctx: BenchContext) -> list[Row]:
     if "postgresql" not in ctx.backends:
         print("  api_load: no PostgreSQL server available: load test skipped (it runs on PostgreSQL only)")
         return []
-    n, seconds = (20_000, 10.0) if ctx.quick else (int(os.environ.get("RSA_BENCH_PERSONS", 1_000_000)), 60.0)
+    n, seconds = (20_000, 10.0) if ctx.quick else (int(os.environ.get("RSA_BENCH_PERSONS", 1_000_000)), SECONDS)
     url, cleanup = ctx.fresh_database("postgresql")
     rt = build_runtime(Settings.from_env(env={}).with_(database_url=url))
     proc = None
@@ -349,7 +372,7 @@ def run(ctx: BenchContext) -> list[Row]:
         rows += _rows(results, elapsed, n, ctx.quick, "20 users", targets=True, alone=alone_p50, served=_served(log))
         # Capacity: the same 20 clients with no pause at all (closed loop): throughput of the
         # machine; latency there is queueing (Little's law), reported without a target.
-        results, elapsed = _drive(base, data, seconds / 2)
+        results, elapsed = _drive(base, data, seconds / 4)
         rows += _rows(results, elapsed, n, ctx.quick, "saturation", targets=False, served=_served(log))
         return rows
     finally:

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from sqlalchemy import select
 
 from cases import service
-from cases.models import Appointment, Contract, Exit, Review, Sanction
+from cases.models import Appointment, Exit, Review
 from cases.schemas import (
     AppointmentInSchema,
     AppointmentStatusSchema,
@@ -115,20 +115,21 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
                    status: int = 200):
     s, user = db(), current_user()
     as_of = clock.today()
-    data = _DETAIL.dump(service.person_detail(s, person, role=user.role, vault=runtime().vault,
-                                                          as_of=as_of))
+    # the lists of contracts and sanctions, read once: the file's latest contract and open sanctions
+    # come from them
+    contracts, all_sanctions = service.person_contracts(s, person.id), service.person_sanctions(s, person.id)
+    data = _DETAIL.dump(service.person_detail(s, person, role=user.role, vault=runtime().vault, as_of=as_of,
+                                              contracts=contracts, sanctions=all_sanctions))
     data["identity"].pop("nir", None)  # never on a page
     events = service.timeline(s, person.id)
     appointments = list(s.scalars(select(Appointment).where(Appointment.person_id == person.id)
                                   .order_by(Appointment.scheduled_at.desc())))
-    contracts = list(s.scalars(select(Contract).where(Contract.person_id == person.id).order_by(Contract.id.desc())))
     reviews = list(s.scalars(select(Review).where(Review.person_id == person.id).order_by(Review.due_on, Review.id)))
     sanctions = []
     if user.role in DEPARTEMENT:
         # formatted by the API's schema (service.sanction_dict, gone with the typed person file, made
         # the page answer 500 for any person with a sanction)
-        sanctions = _SANCTIONS.dump(s.scalars(
-            select(Sanction).where(Sanction.person_id == person.id).order_by(Sanction.breach_on, Sanction.id)))
+        sanctions = _SANCTIONS.dump(all_sanctions)
     try:
         from orientation import service as orientation_service
 

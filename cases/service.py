@@ -112,7 +112,9 @@ from cases.timeline import (
 )
 from cases.views import (
     next_due_dates,
+    person_contracts,
     person_detail,
+    person_sanctions,
     reopening_status,
     search_persons,
 )

@@ -183,17 +183,37 @@ class PersonFile:
 STAFF_ROLES = ("admin", "manager", "mds_worker")
 
 
-def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date) -> PersonFile:
-    """The person file for this role; identity per role (NIR only through nir_view)."""
+def person_contracts(session: Session, person_id: int) -> list[Contract]:
+    """All the person's contracts, the latest first."""
+    return list(session.scalars(select(Contract).where(Contract.person_id == person_id).order_by(Contract.id.desc())))
+
+
+def person_sanctions(session: Session, person_id: int) -> list[Sanction]:
+    """All the person's sanctions, in the order of their breaches."""
+    return list(session.scalars(select(Sanction).where(Sanction.person_id == person_id)
+                                .order_by(Sanction.breach_on, Sanction.id)))
+
+
+def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date,
+                  contracts=_UNREAD, sanctions=_UNREAD) -> PersonFile:
+    """The person file for this role; identity per role (NIR only through nir_view).
+    contracts, sanctions: all the person's (person_contracts, person_sanctions) when the caller has
+    read them for its own lists: the latest contract and the open sanctions are taken from them."""
     household = person.household
     opened = open_path(session, person.id)  # read once: the file, the reopening and the due dates use it
     path = opened or latest_path(session, person.id)
-    contract = session.scalar(select(Contract).where(Contract.person_id == person.id)
-                              .order_by(Contract.id.desc()).limit(1))
+    if contracts is _UNREAD:
+        contract = session.scalar(select(Contract).where(Contract.person_id == person.id)
+                                  .order_by(Contract.id.desc()).limit(1))
+    else:
+        contract = contracts[0] if contracts else None
     exit_row = session.scalar(select(Exit).where(Exit.person_id == person.id, Exit.path_id == path.id)
                               .limit(1)) if path else None
-    sanctions = session.scalars(select(Sanction).where(Sanction.person_id == person.id,
-                                                       Sanction.lifted_on.is_(None))).all()
+    if sanctions is _UNREAD:
+        sanctions = session.scalars(select(Sanction).where(Sanction.person_id == person.id,
+                                                           Sanction.lifted_on.is_(None))).all()
+    else:
+        sanctions = [x for x in sanctions if x.lifted_on is None]
     staff = role in STAFF_ROLES
     identity = Identity(civility=person.civility, last_name=person.last_name, birth_name=person.birth_name,
                         first_name=person.first_name, birth_date=person.birth_date, sex=person.sex,

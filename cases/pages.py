@@ -115,11 +115,16 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
                    status: int = 200):
     s, user = db(), current_user()
     as_of = clock.today()
-    # the lists of contracts and sanctions, read once: the file's latest contract and open sanctions
-    # come from them
+    from orientation import service as orientation_service
+
+    explained = orientation_service.explain(s, person.id, as_of, simulate=None)  # simulated when undecided
+    explanation, rule_labels = _explain_schema().dump(explained), explained.rule_labels
+    # read once: the explanation's decisions give the current orientation, the lists of contracts and
+    # sanctions the latest contract and the open sanctions
     contracts, all_sanctions = service.person_contracts(s, person.id), service.person_sanctions(s, person.id)
+    current = orientation_service.current_orientation_summary(s, person.id, explained.history)
     data = _DETAIL.dump(service.person_detail(s, person, role=user.role, vault=runtime().vault, as_of=as_of,
-                                              contracts=contracts, sanctions=all_sanctions))
+                                              contracts=contracts, sanctions=all_sanctions, orientation=current))
     data["identity"].pop("nir", None)  # never on a page
     events = service.timeline(s, person.id)
     appointments = list(s.scalars(select(Appointment).where(Appointment.person_id == person.id)
@@ -130,13 +135,6 @@ def _render_person(person, *, form: str | None = None, errors: dict | None = Non
         # formatted by the API's schema (service.sanction_dict, gone with the typed person file, made
         # the page answer 500 for any person with a sanction)
         sanctions = _SANCTIONS.dump(all_sanctions)
-    try:
-        from orientation import service as orientation_service
-
-        explained = orientation_service.explain(s, person.id, as_of, simulate=None)  # shown when undecided
-        explanation, rule_labels = _explain_schema().dump(explained), explained.rule_labels
-    except LookupError:
-        explanation, rule_labels = None, {}
     path = data["path"]
     legal_clock = None
     if path:

@@ -195,10 +195,11 @@ def person_sanctions(session: Session, person_id: int) -> list[Sanction]:
 
 
 def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date,
-                  contracts=_UNREAD, sanctions=_UNREAD) -> PersonFile:
+                  contracts=_UNREAD, sanctions=_UNREAD, orientation=_UNREAD) -> PersonFile:
     """The person file for this role; identity per role (NIR only through nir_view).
     contracts, sanctions: all the person's (person_contracts, person_sanctions) when the caller has
-    read them for its own lists: the latest contract and the open sanctions are taken from them."""
+    read them for its own lists: the latest contract and the open sanctions are taken from them.
+    orientation: the current orientation's summary when the caller has it (orientation_summary)."""
     household = person.household
     opened = open_path(session, person.id)  # read once: the file, the reopening and the due dates use it
     path = opened or latest_path(session, person.id)
@@ -232,7 +233,8 @@ def person_detail(session: Session, person: Person, *, role: str, vault, as_of: 
             # the rest of the household: not a provider's need-to-know
             members=[m for m in household.persons if m.id != person.id] if staff else [])
     return PersonFile(id=person.id, identity=identity, household=household_view, path=path,
-                      orientation=orientation_summary(session, person.id), contract=contract,
+                      orientation=orientation_summary(session, person.id) if orientation is _UNREAD else orientation,
+                      contract=contract,
                       diagnostic=latest_diagnostic(session, person.id), open_sanctions=list(sanctions),
                       exit=exit_row, reopening=reopening_status(session, person.id, opened),
                       due=next_due_dates(session, person.id, as_of, opened))

@@ -30,6 +30,25 @@ def _orientations(session, person_id):
                            .order_by(Orientation.id)).all()
 
 
+def test_current_summary_from_the_decisions_read_is_the_one_queried(session):
+    """The person file takes the current orientation from the decisions it has read to explain them:
+    the same latest validated decision (validation day, then id) as the query, among several."""
+    p = make_person(session)
+    path_id = session.scalar(select(Path.id).where(Path.person_id == p.id))
+    assert service.current_orientation_summary(session, p.id, service.history(session, p.id)) is None
+    day = dt.date(2026, 10, 1)
+    for referent_type, status, validated_on in (("mds", "validated", day + dt.timedelta(days=9)),
+                                                ("actipro", "validated", day),  # later id, earlier day
+                                                ("ati", "validated", day + dt.timedelta(days=9)),  # same day, later id
+                                                ("pole_emploi", "proposed", None)):
+        session.add(Orientation(person_id=p.id, path_id=path_id, referent_type=referent_type, origin="agent",
+                                status=status, decided_on=day, validated_on=validated_on))
+        session.flush()
+        queried = service.current_orientation_summary(session, p.id)
+        assert service.current_orientation_summary(session, p.id, service.history(session, p.id)) == queried
+    assert queried["referent_type"] == "ati"
+
+
 def test_build_facts_from_the_database(session):
     p = make_person(session, activities=[("SAL", dt.date(2018, 1, 1), dt.date(2025, 6, 30)),
                                          ("ETI", dt.date(2025, 3, 1), AS_OF),
@@ -115,6 +134,10 @@ def test_run_decides_assigns_explains_and_notifies(session):
         "referent_type": "ati", "rule": "SELF_EMPLOYED", "status": "validated", "origin": "auto",
         "decided_on": "2026-11-20", "structure": "ATI-TOULOUSE"}
     assert service.current_orientation_summary(session, mal.id) is None
+    # the same summary from the decisions the person file has already read (service.history)
+    for p in (eti, mal, ssa, unknown, not_sdd):
+        assert service.current_orientation_summary(session, p.id, service.history(session, p.id)) == \
+            service.current_orientation_summary(session, p.id)
 
     # running twice changes nothing
     before = session.scalar(select(func.count(Orientation.id))), session.scalar(select(func.count(CaseEvent.id)))

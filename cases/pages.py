@@ -73,6 +73,9 @@ def _source() -> str:
 
 # --------------------------------------------------------------------------- search
 
+SEARCH_ROWS = 50  # persons a page of search results
+
+
 @bp.get("/personnes")
 @requires(*ALL)
 def search():
@@ -84,11 +87,14 @@ def search():
         birth = parse_date_fr(raw_birth)
     except ValueError as exc:
         errors["naissance"] = str(exc)
+    page = max(1, request.args.get("page", 1, type=int) or 1)
     if (q or birth) and not errors:
-        rows, total = service.search_persons(db(), current_user(), q=q or None, birth_date=birth, per_page=50)
-        audit("search", None, {"count": len(rows), "view": "pages.search"})
+        rows, total = service.search_persons(db(), current_user(), q=q or None, birth_date=birth, page=page,
+                                             per_page=SEARCH_ROWS)
+        audit("search", None, {"count": len(rows), "page": page, "view": "pages.search"})
         db().commit()
-    return render_template("cases/search.html", q=q, naissance=raw_birth, rows=rows, total=total,
+    return render_template("cases/search.html", q=q, naissance=raw_birth, rows=rows, total=total, page=page,
+                           offset=(page - 1) * SEARCH_ROWS, page_rows=SEARCH_ROWS,
                            errors=errors), (422 if errors else 200)
 
 

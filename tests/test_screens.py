@@ -3,6 +3,7 @@ error pages for browsers and JSON for the API, CSRF on forms, forms refusing wha
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -336,6 +337,33 @@ def test_search_ignores_accents_and_case_and_takes_french_dates(rt, client, make
     _login(client, user)
     page = client.get("/personnes?q=joelle&naissance=14/03/1979", headers=HTML).get_data(as_text=True)
     assert "JOËLLE-MARTIN" in page and "1 personne trouvée" in page
+
+
+def test_search_page_pages_through_many_results(rt, client, make_user):
+    """A common surname gives more persons than a page: the page says which ones it shows, how to
+    narrow the search, and leads to the next page and back, the criteria kept."""
+    from tests.factories import make_person
+
+    build(rt)
+    with rt.session() as s:
+        for k in range(57):  # Toulouse 31400: the Rangueil MDS's sector
+            make_person(s, last_name="QUESNEL", first_name=f"Prénom{k:02d}", birth_date=dt.date(1980, 1, 1 + k % 28))
+        s.commit()
+    user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    _login(client, user)
+    first = client.get("/personnes?q=quesnel", headers=HTML).get_data(as_text=True)
+    assert "57 personnes trouvées" in first and "Personnes 1 à 50 sur 57" in first
+    assert "Ajoutez le prénom ou la date de naissance" in first
+    assert first.count("Prénom") >= 50 and "Prénom50" not in first and 'rel="prev"' not in first
+    following = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    assert "q=quesnel" in following and "page=2" in following
+    second = client.get(following, headers=HTML).get_data(as_text=True)
+    assert "Personnes 51 à 57 sur 57" in second and "Prénom56" in second and "Prénom00" not in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+    narrowed = client.get("/personnes?q=quesnel+pr%C3%A9nom05", headers=HTML).get_data(as_text=True)
+    assert "1 personne trouvée" in narrowed and 'class="pager"' not in narrowed
+    beyond = client.get("/personnes?q=quesnel&page=9", headers=HTML).get_data(as_text=True)
+    assert "au-delà des résultats" in beyond and 'rel="prev"' in beyond
 
 
 def test_proposals_filtered_by_the_age_of_the_legal_clock(rt, client, make_user):

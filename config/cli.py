@@ -243,11 +243,19 @@ def serve(bind, workers, threads, access_log_format):
             self.cfg.set("accesslog", "-")
             self.cfg.set("access_log_format", access_log_format)
             self.cfg.set("timeout", 120)
+            self.cfg.set("post_worker_init", _settle_worker)
 
         def load(self):
             return create_app()
 
     _App().run()
+
+
+def _settle_worker(worker) -> None:
+    """gunicorn's post_worker_init: the worker's application built and frozen (config.app.settle)."""
+    from config.app import settle
+
+    worker.log.info("worker %s settled: %d objects frozen", worker.pid, settle(worker.wsgi))
 
 
 @main.command()

@@ -163,6 +163,28 @@ def test_oversized_request_line_gets_the_security_headers(rt, tmp_path):
         assert lines and all(re.search(r" 200 \d+ \d+ms$", line) for line in lines), lines
         text = log.read_text()
         assert "MARTIN" not in text and "DURAND" not in text and "1980" not in text
+        # the worker built its templates and mappers, then froze its heap (config.app.settle)
+        frozen = re.search(r"worker \d+ settled: (\d+) objects frozen", text)
+        assert frozen and int(frozen.group(1)) > 50_000, text[-2000:]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_settle_compiles_the_pages_and_freezes_the_heap(rt):
+    """A serving process's application is prepared once (config.app.settle): every page template
+    compiled, then the heap out of the cyclic collector's full passes."""
+    import gc
+
+    from config.app import create_app, settle
+
+    app = create_app(runtime=rt)
+    before = gc.get_freeze_count()
+    try:
+        frozen = settle(app)
+        assert frozen > before and frozen == gc.get_freeze_count()
+        compiled = {t for t in app.jinja_env.cache.keys()} if app.jinja_env.cache is not None else set()
+        pages = set(app.jinja_env.list_templates(filter_func=lambda n: n.endswith(".html")))
+        assert pages and {name for _loader, name in compiled} >= pages
+    finally:
+        gc.unfreeze()

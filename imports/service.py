@@ -51,7 +51,7 @@ from imports.flux import (
     parse_fragment,
     read_header,
 )
-from imports.flux_worker import WorkerReader, compress, fragment_of, prepare_record, use_worker
+from imports.flux_worker import SkippedRun, WorkerReader, compress, fragment_of, prepare_record, use_worker
 from imports.known import KnownHouseholds
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 from referents.service import SectorIndex
@@ -261,6 +261,12 @@ class FlowImporter:
         done_bytes = 0
         for rec in reader:
             self.header = reader.header
+            if isinstance(rec, SkippedRun):  # households known unchanged, skipped by the reading process
+                self._skipped_run(rec)
+                if self.progress and reader.bytes_read > done_bytes:
+                    self.progress(reader.bytes_read - done_bytes)
+                    done_bytes = reader.bytes_read
+                continue
             self.counts["households"] += 1
             if rec.anomaly:
                 self.anomalies += 1
@@ -303,6 +309,24 @@ class FlowImporter:
         if self.progress:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
+
+    def _skipped_run(self, run: SkippedRun) -> None:
+        """What the loop of `_run` does for a skipped record, for a whole run of them at once."""
+        n = len(run)
+        self.counts["households"] += n
+        self.counts["unchanged"] += n
+        self.counts["persons"] += sum(run.persons)
+        self.anomalies += sum(run.anomalies)
+        ids = self.known.ids
+        self._unchanged += [ids[i] for i in run.positions]
+        outside_at = self.known.outside_at
+        if outside_at:
+            for i in run.positions:
+                commune = outside_at.get(i)
+                if commune is not None:
+                    self.outside[commune] += 1
+        if len(self._unchanged) >= CHUNK:
+            self._flush_unchanged()
 
     def _warnings(self, reader) -> list[str]:
         warnings = []

@@ -264,3 +264,32 @@ def test_a_lean_reimport_writes_what_a_whole_chunk_reimport_writes(rt, tmp_path,
         wipe(rt)
     assert results["lean"] == results["whole"]
     assert results["lean"][0]["updated"] > 10 and results["lean"][0]["created"] == 12
+
+
+def test_a_changed_household_rewrites_only_its_persons_whose_fields_changed(rt, tmp_path, mode):
+    """A household whose bytes changed is planned again in full, but a person whose stored fields all
+    equal the flow's is not rewritten (updated_at left as it was); a person whose name changed is."""
+    frags = households(6)
+    service.import_files(rt, [write_flux(tmp_path / "RSABEM_1.xml", frags, D1)])
+    old = dt.datetime(2001, 1, 1)
+    with rt.session() as s, s.begin():
+        s.execute(update(Person).values(updated_at=old))
+    street = hh(1, D1, seed=41)  # only the household's street changes: its persons stay as they are
+    street.find(".//NOMVOIE").text = "RUE NOUVELLE"
+    renamed = hh(2, D1, seed=41)
+    set_path(renamed, "Personne/Identification/PRENOM", "HÉLÈNE")
+    frags2 = frags[:1] + [text(street), text(renamed)] + frags[3:]
+    (r2,) = service.import_files(rt, [write_flux(tmp_path / "RSABEM_2.xml", frags2, D2)])
+    assert r2["status"] == "imported", r2["error"]
+    assert (r2["unchanged"], r2["updated"]) == (4, 2)
+    with rt.session() as s:
+        def persons(el):
+            return s.execute(select(Person.first_name, Person.updated_at).join(Household)
+                             .where(Household.matricule == matricule(el)).order_by(Person.id)).all()
+
+        assert persons(street) and all(at == old for _, at in persons(street))
+        assert s.scalar(select(Household.address_line).where(Household.matricule == matricule(street))) \
+            .endswith("RUE NOUVELLE")
+        first, *others = persons(renamed)
+        assert first == ("HÉLÈNE", first[1]) and first[1] > old
+        assert all(at == old for _, at in others)

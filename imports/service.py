@@ -261,28 +261,20 @@ class FlowImporter:
         done_bytes = 0
         for rec in reader:
             self.header = reader.header
-            if isinstance(rec, SkippedRun):  # households known unchanged, skipped by the reading process
-                self._skipped_run(rec)
-                if self.progress and reader.bytes_read > done_bytes:
-                    self.progress(reader.bytes_read - done_bytes)
-                    done_bytes = reader.bytes_read
+            if self.progress and reader.bytes_read > done_bytes:
+                self.progress(reader.bytes_read - done_bytes)
+                done_bytes = reader.bytes_read
+            # known unchanged, recognised from their bytes (never parsed): a run of them from the
+            # reading process, one at a time from the in-process reader
+            if isinstance(rec, SkippedRun):
+                self._skipped(rec.positions, rec.persons, rec.anomalies)
+                continue
+            if rec.skipped:
+                self._skipped((rec.known_index,), (rec.person_count,), (rec.anomaly,))
                 continue
             self.counts["households"] += 1
             if rec.anomaly:
                 self.anomalies += 1
-            if self.progress and reader.bytes_read > done_bytes:
-                self.progress(reader.bytes_read - done_bytes)
-                done_bytes = reader.bytes_read
-            if rec.skipped:  # known unchanged, recognised from its bytes (never parsed)
-                hid, outside = self.known.id_at(rec.known_index), self.known.outside_at.get(rec.known_index)
-                self.counts["unchanged"] += 1
-                self.counts["persons"] += rec.person_count
-                if outside is not None:
-                    self.outside[outside] += 1
-                self._unchanged.append(hid)
-                if len(self._unchanged) >= CHUNK:
-                    self._flush_unchanged()
-                continue
             if rec.error is None:
                 self._prepare(rec)
             if rec.error is not None:
@@ -310,18 +302,19 @@ class FlowImporter:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
 
-    def _skipped_run(self, run: SkippedRun) -> None:
-        """What the loop of `_run` does for a skipped record, for a whole run of them at once."""
-        n = len(run)
+    def _skipped(self, positions, persons, anomalies) -> None:
+        """Households known unchanged, skipped unparsed: their known positions (KnownHouseholds),
+        person counts and anomaly flags. Counted, and their ids queued for _flush_unchanged."""
+        n = len(positions)
         self.counts["households"] += n
         self.counts["unchanged"] += n
-        self.counts["persons"] += sum(run.persons)
-        self.anomalies += sum(run.anomalies)
+        self.counts["persons"] += sum(persons)
+        self.anomalies += sum(anomalies)
         ids = self.known.ids
-        self._unchanged += [ids[i] for i in run.positions]
+        self._unchanged += [ids[i] for i in positions]
         outside_at = self.known.outside_at
         if outside_at:
-            for i in run.positions:
+            for i in positions:
                 commune = outside_at.get(i)
                 if commune is not None:
                     self.outside[commune] += 1

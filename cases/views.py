@@ -197,24 +197,16 @@ def person_sanctions(session: Session, person_id: int) -> list[Sanction]:
 def person_detail(session: Session, person: Person, *, role: str, vault, as_of: dt.date,
                   contracts=_UNREAD, sanctions=_UNREAD, orientation=_UNREAD) -> PersonFile:
     """The person file for this role; identity per role (NIR only through nir_view).
-    contracts, sanctions: all the person's (person_contracts, person_sanctions) when the caller has
-    read them for its own lists: the latest contract and the open sanctions are taken from them.
+    contracts, sanctions: all the person's (person_contracts, person_sanctions), read here unless the
+    caller has them for its own lists: the latest contract and the open sanctions come from them.
     orientation: the current orientation's summary when the caller has it (orientation_summary)."""
     household = person.household
     opened = open_path(session, person.id)  # read once: the file, the reopening and the due dates use it
     path = opened or latest_path(session, person.id)
-    if contracts is _UNREAD:
-        contract = session.scalar(select(Contract).where(Contract.person_id == person.id)
-                                  .order_by(Contract.id.desc()).limit(1))
-    else:
-        contract = contracts[0] if contracts else None
+    contracts = person_contracts(session, person.id) if contracts is _UNREAD else contracts
+    sanctions = person_sanctions(session, person.id) if sanctions is _UNREAD else sanctions
     exit_row = session.scalar(select(Exit).where(Exit.person_id == person.id, Exit.path_id == path.id)
                               .limit(1)) if path else None
-    if sanctions is _UNREAD:
-        sanctions = session.scalars(select(Sanction).where(Sanction.person_id == person.id,
-                                                           Sanction.lifted_on.is_(None))).all()
-    else:
-        sanctions = [x for x in sanctions if x.lifted_on is None]
     staff = role in STAFF_ROLES
     identity = Identity(civility=person.civility, last_name=person.last_name, birth_name=person.birth_name,
                         first_name=person.first_name, birth_date=person.birth_date, sex=person.sex,
@@ -234,7 +226,8 @@ def person_detail(session: Session, person: Person, *, role: str, vault, as_of: 
             members=[m for m in household.persons if m.id != person.id] if staff else [])
     return PersonFile(id=person.id, identity=identity, household=household_view, path=path,
                       orientation=orientation_summary(session, person.id) if orientation is _UNREAD else orientation,
-                      contract=contract,
-                      diagnostic=latest_diagnostic(session, person.id), open_sanctions=list(sanctions),
+                      contract=contracts[0] if contracts else None,
+                      diagnostic=latest_diagnostic(session, person.id),
+                      open_sanctions=[x for x in sanctions if x.lifted_on is None],
                       exit=exit_row, reopening=reopening_status(session, person.id, opened),
                       due=next_due_dates(session, person.id, as_of, opened))

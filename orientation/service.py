@@ -860,18 +860,13 @@ def explain(session: Session, person_id: int, as_of: dt.date, *, simulate: bool 
 def current_orientation_summary(session: Session, person_id: int, decisions: list[Decision] | None = None) -> dict | None:
     """The current (validated) orientation as shown with a person (the person file, `rsa cases
     show`), or None: the latest validated, by validation day then id. decisions: the person's
-    history() when the caller has read it (the person file explains it too): taken from there."""
-    if decisions is not None:
-        validated = [d for d in decisions if d.status == OrientationStatus.VALIDATED]
-        if not validated:
-            return None
-        latest = max(validated, key=lambda d: (d.validated_on or dt.date.min, d.id))
-        return _summary(latest.orientation, latest.structure)
-    row = session.execute(select(Orientation, Structure.code)
-                          .outerjoin(Structure, Structure.id == Orientation.structure_id)
-                          .where(Orientation.person_id == person_id, Orientation.status == OrientationStatus.VALIDATED)
-                          .order_by(Orientation.validated_on.desc(), Orientation.id.desc()).limit(1)).first()
-    return None if row is None else _summary(*row)
+    history() when the caller has read it (the person file explains it too)."""
+    validated = [d for d in (history(session, person_id) if decisions is None else decisions)
+                 if d.status == OrientationStatus.VALIDATED]
+    if not validated:
+        return None
+    latest = max(validated, key=lambda d: (d.validated_on or dt.date.min, d.id))
+    return _summary(latest.orientation, latest.structure)
 
 
 def _summary(o: Orientation, code: str | None) -> dict:

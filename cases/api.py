@@ -86,12 +86,12 @@ def _apply(func, *args, **kwargs):
 @blp.response(200, PersonPageSchema)
 def search(args):
     """Recherche (nom, date de naissance, matricule CAF) parmi les personnes du périmètre."""
-    items, total = service.search_persons(db(), current_user(), q=args["q"], birth_date=args["birth_date"],
-                                          caf_number=args["caf_number"], page=args["page"],
-                                          per_page=args["per_page"])
-    audit("search", None, {"count": len(items)})
+    found = service.search_persons(db(), current_user(), q=args["q"], birth_date=args["birth_date"],
+                                   caf_number=args["caf_number"], page=args["page"], per_page=args["per_page"])
+    audit("search", None, {"count": len(found.rows)})
     db().commit()
-    return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+    return {"items": found.rows, "total": found.total, "total_capped": found.capped, "page": args["page"],
+            "per_page": args["per_page"]}
 
 
 @blp.route("/<int:person_id>", methods=["GET"])

@@ -82,18 +82,18 @@ def search():
     """Recherche par nom (sans tenir compte des accents ni des majuscules) ou date de naissance."""
     q = (request.args.get("q") or "").strip()[:100]
     raw_birth = request.args.get("naissance") or ""
-    errors, birth, rows, total = {}, None, [], None
+    errors, birth, found = {}, None, None
     try:
         birth = parse_date_fr(raw_birth)
     except ValueError as exc:
         errors["naissance"] = str(exc)
     page = max(1, request.args.get("page", 1, type=int) or 1)
     if (q or birth) and not errors:
-        rows, total = service.search_persons(db(), current_user(), q=q or None, birth_date=birth, page=page,
-                                             per_page=SEARCH_ROWS)
-        audit("search", None, {"count": len(rows), "page": page, "view": "pages.search"})
+        found = service.search_persons(db(), current_user(), q=q or None, birth_date=birth, page=page,
+                                       per_page=SEARCH_ROWS)
+        audit("search", None, {"count": len(found.rows), "page": page, "view": "pages.search"})
         db().commit()
-    return render_template("cases/search.html", q=q, naissance=raw_birth, rows=rows, total=total, page=page,
+    return render_template("cases/search.html", q=q, naissance=raw_birth, found=found, page=page,
                            offset=(page - 1) * SEARCH_ROWS, page_rows=SEARCH_ROWS,
                            errors=errors), (422 if errors else 200)
 

@@ -10,6 +10,7 @@ from cases.appointments import APPOINTMENT_KINDS, APPOINTMENT_STATUSES
 from cases.contracts import CONTRACT_KINDS, REVIEW_OUTCOMES
 from cases.procedure import exit_reasons, procedure
 from cases.sanctions import LIFT_CAUSES, ep_deemed_on, sanction_end
+from cases.views import SEARCH_COUNT_CAP
 from referents.fields import ParisDateTime
 from referents.text import FrenchDate
 from referents.vocabulary import REFERENT_TYPES
@@ -52,7 +53,10 @@ class PersonRowSchema(Schema):
 
 class PersonPageSchema(Schema):
     items = fields.List(fields.Nested(PersonRowSchema))
-    total = fields.Integer()
+    total = fields.Integer(metadata={"description": "Nombre de personnes trouvées; le décompte s'arrête à "
+                                                    f"{SEARCH_COUNT_CAP} (voir total_capped)"})
+    total_capped = fields.Boolean(metadata={"description": f"Plus de {SEARCH_COUNT_CAP} personnes trouvées: "
+                                                           "« total » est un minimum, précisez la recherche"})
     page = fields.Integer()
     per_page = fields.Integer()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, true, union_all
 from sqlalchemy.orm import Session
 
 from cases import signals
@@ -20,41 +20,92 @@ from cases.paths import latest_path, open_path
 from cases.procedure import _iso
 from cases.scope import person_scope
 from referents.models import User
-from referents.text import name_starts_with
+from referents.text import name_key, name_starts_with
 from referents.vocabulary import OrientationStatus
+
+# The count of a search stops here: "plus de 500 personnes" says what an exact 33,499 would (add the
+# first name or the birth date), and a broad name's count was what cost (issue 21 item 5).
+SEARCH_COUNT_CAP = 500
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """A page of search results; `total` is exact up to SEARCH_COUNT_CAP, else the cap and `capped`."""
+
+    rows: list[dict]
+    total: int
+    capped: bool
 
 
 def search_persons(session: Session, user: User, *, q: str | None = None, birth_date: dt.date | None = None,
-                   caf_number: str | None = None, page: int = 1, per_page: int = 50) -> tuple[list[dict], int]:
-    """Scoped search by name (last, birth or first name, prefix), birth date and CAF/MSA number."""
-    # The row's own columns, not the entity: a broad prefix ("MARTIN", 30,000 matches at 1M persons)
-    # carries every match through the count and the sort, and whole rows (NIR cipher, contacts)
-    # made that a third slower. No join on Household: person_scope correlates its own subqueries.
-    query = select(*_SEARCH_COLUMNS).where(person_scope(user))
-    if q:  # each word starts the last, birth or first name, accents and case aside ("joelle" → JOËLLE)
-        for word in q.split():
-            query = query.where(name_starts_with(session, Person.last_name, word)
-                                | name_starts_with(session, Person.birth_name, word)
-                                | name_starts_with(session, Person.first_name, word))
+                   caf_number: str | None = None, page: int = 1, per_page: int = 50) -> SearchPage:
+    """Scoped search by name (last, birth or first name, prefix), birth date and CAF/MSA number, in
+    the order of the folded last name, the folded first name, then id.
+
+    The first word typed splits the matches in three disjoint branches: its last name starts with the
+    word; else its birth name does (when it differs from the last name); else its first name does.
+    On PostgreSQL the first branch comes in order from one index (ix_person_name_order, which also
+    carries the names and the household the other words and the scope test): a page is the first rows
+    of each branch merged, and the count stops at SEARCH_COUNT_CAP, so a broad name ("MARTIN", 33,499
+    persons at 1M: 157 ms before) reads a few hundred index entries. Each further word must start one
+    of the three names. One statement for the page and the count (the scope's look-ups built once)."""
+    words = q.split() if q else []
+    filters = [person_scope(user)]
+    for word in words[1:]:
+        filters.append(_any_name_starts(session, word))
     if birth_date:
-        query = query.where(Person.birth_date == birth_date)
+        filters.append(Person.birth_date == birth_date)
     if caf_number:
-        query = query.where(Person.household_id.in_(select(Household.id)
-                                                    .where(Household.matricule == caf_number.strip())))
+        filters.append(Person.household_id.in_(select(Household.id).where(Household.matricule == caf_number.strip())))
+    branches = _branches(session, words[0]) if words else [(true(), True)]  # a birth date, a CAF number
     page, per_page = max(1, int(page)), max(1, min(200, int(per_page)))
-    # Ordered on lower(last_name), which no index provides in this order: PostgreSQL then takes the
-    # matches from the name indexes and sorts them, instead of walking ix_person_identity from "A"
-    # and filtering out a million rows before a late-alphabet prefix (540 ms → a few ms at 1M persons).
-    # The total comes with the page (COUNT(*) OVER ()): one pass over the matches instead of two.
-    found = session.execute(query.add_columns(func.count().over().label("total"))
-                            .order_by(func.lower(Person.last_name), Person.first_name, Person.id)
-                            .offset((page - 1) * per_page).limit(per_page)).all()
-    if found:
-        total = found[0].total
-    else:  # an empty page: nothing matched, or the page is past the end
-        total = 0 if page == 1 else session.scalar(
-            select(func.count()).select_from(query.with_only_columns(Person.id).subquery()))
-    return _person_rows(session, found), total
+    offset = (page - 1) * per_page
+    # Each branch gives its first `enough` matches in order: enough for the page and for the count up
+    # to the cap. One statement: the scope's look-ups (an MDS's households) are built once.
+    enough = max(SEARCH_COUNT_CAP, offset + per_page) + 1
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    last_key, first_key = name_key(session, Person.last_name), name_key(session, Person.first_name)
+    ordered = []
+    for condition, apart in branches:
+        rows = select(Person.id.label("pid"), last_key.label("k1"), first_key.label("k2")).where(condition, *filters)
+        if (apart or len(words) > 1) and postgresql:
+            # planned on its own (OFFSET 0): its matches gathered through the indexes then sorted, not
+            # an index walk in order that tests every row of the first word against the others
+            rows = rows.offset(0)
+        rows = rows.subquery()
+        ordered.append(select(rows).order_by(rows.c.k1, rows.c.k2, rows.c.pid).limit(enough).subquery())
+    found = (union_all(*[select(b) for b in ordered]) if len(ordered) > 1 else select(ordered[0])).cte("found")
+    persons = session.execute(
+        select(*_SEARCH_COLUMNS, select(func.count()).select_from(found).scalar_subquery().label("total"))
+        .join_from(found, Person, Person.id == found.c.pid)
+        .order_by(found.c.k1, found.c.k2, found.c.pid).offset(offset).limit(per_page)).all()
+    if persons:
+        total = persons[0].total
+    else:  # nothing matched, or the page is past the end
+        total = 0 if page == 1 else session.scalar(select(func.count()).select_from(found))
+    return SearchPage(_person_rows(session, persons), min(total, SEARCH_COUNT_CAP), total > SEARCH_COUNT_CAP)
+
+
+def _branches(session: Session, word: str) -> list[tuple]:
+    """(condition, sorted apart) of the three disjoint ways a person matches the word (see
+    search_persons). NULL-safe: a person without a last name still matches by the other two."""
+    last = name_starts_with(session, Person.last_name, word)
+    other_birth = _other_birth_name(session, word)
+    not_last = ~func.coalesce(last, false())
+    return [(last, False), (other_birth & not_last, True),
+            (name_starts_with(session, Person.first_name, word) & not_last & ~func.coalesce(other_birth, false()), True)]
+
+
+def _other_birth_name(session: Session, word: str):
+    """The birth name starts with the word and differs from the last name (the partial index's rows;
+    a birth name equal to the last name matches the word exactly when the last name does)."""
+    return Person.birth_name.is_distinct_from(Person.last_name) & name_starts_with(session, Person.birth_name, word)
+
+
+def _any_name_starts(session: Session, word: str):
+    """One of the three names starts with the word, written so that each part has its index."""
+    return (name_starts_with(session, Person.last_name, word) | _other_birth_name(session, word)
+            | name_starts_with(session, Person.first_name, word))
 
 
 _SEARCH_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role, Person.sdd,

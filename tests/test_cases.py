@@ -342,18 +342,69 @@ def test_search_is_scoped(session):
     other = make_person(session, commune="31555", postal_code="31500", last_name="DUPONTEL", first_name="Marc")
     orient(session, est, "ACTIPRO-TLS-EST", "actipro", D(2026, 10, 1))
     provider = user_of(session, "provider", "ACTIPRO-TLS-EST")
-    rows, total = cs.search_persons(session, provider, q="dupont")
-    assert total == 1 and rows[0]["id"] == est.id and rows[0]["referent_type"] == "actipro"
-    rows, total = cs.search_persons(session, manager(), q="Dupont")
-    assert total == 2 and {r["id"] for r in rows} == {est.id, other.id}
-    rows, total = cs.search_persons(session, manager(), q="dupont jea")
-    assert [r["id"] for r in rows] == [est.id]
-    rows, total = cs.search_persons(session, manager(), birth_date=D(1980, 2, 3))
-    assert [r["id"] for r in rows] == [est.id]
-    rows, total = cs.search_persons(session, manager(), caf_number=est.household.matricule)
-    assert [r["id"] for r in rows] == [est.id]
-    rows, total = cs.search_persons(session, manager(), q="dupont", page=2, per_page=1)
-    assert total == 2 and len(rows) == 1
+    found = cs.search_persons(session, provider, q="dupont")
+    assert found.total == 1 and found.rows[0]["id"] == est.id and found.rows[0]["referent_type"] == "actipro"
+    found = cs.search_persons(session, manager(), q="Dupont")
+    assert found.total == 2 and {r["id"] for r in found.rows} == {est.id, other.id} and not found.capped
+    found = cs.search_persons(session, manager(), q="dupont jea")
+    assert [r["id"] for r in found.rows] == [est.id]
+    found = cs.search_persons(session, manager(), birth_date=D(1980, 2, 3))
+    assert [r["id"] for r in found.rows] == [est.id]
+    found = cs.search_persons(session, manager(), caf_number=est.household.matricule)
+    assert [r["id"] for r in found.rows] == [est.id]
+    found = cs.search_persons(session, manager(), q="dupont", page=2, per_page=1)
+    assert found.total == 2 and len(found.rows) == 1
+
+
+def _named(session, last, first, birth=None):
+    person = make_person(session, last_name="X", first_name=first)
+    person.last_name, person.birth_name = last, birth  # None: no last name at all
+    session.flush()
+    return person
+
+
+def test_search_finds_each_name_once_in_name_order(session):
+    """The three ways to match (last name; else a birth name that differs; else the first name) are
+    disjoint and together find what "any of the three names starts with the word" finds: each person
+    once, in the order of the folded last name, then the folded first name, then id, on any page."""
+    married = _named(session, "BERNARD", "Lucie", birth="MARTINEZ")  # by her birth name only
+    same = _named(session, "MARTIN", "Paul", birth="MARTIN")  # last and birth name: once
+    accented = _named(session, "MÂRTINON", "Zoé")  # accents aside: between MARTIN and MARTINS
+    martins = _named(session, "MARTINS", "Ana")
+    by_first = _named(session, "ABADIE", "Martine")  # by the first name only, sorted by her last name
+    everything = _named(session, "MARTIN", "Martin", birth="MARTINET")  # the three names: once
+    nameless = _named(session, None, "Martial")  # no last name: still found by the first name
+    _named(session, "DURAND", "Paul", birth="DURAND")  # no name starts with "mart"
+    found = cs.search_persons(session, manager(), q="mart")
+    ids = [r["id"] for r in found.rows]
+    assert sorted(ids) == sorted(p.id for p in (married, same, accented, martins, by_first, everything, nameless))
+    assert found.total == 7 and not found.capped
+    expected = [by_first.id, married.id, everything.id, same.id, accented.id, martins.id]
+    assert [i for i in ids if i != nameless.id] == expected  # ABADIE, BERNARD, MARTIN Martin, MARTIN Paul…
+    # page by page (each page merges the first rows of the three ways): the same order, nobody twice
+    paged = [r["id"] for page in range(1, 8) for r in cs.search_persons(session, manager(), q="mart", page=page,
+                                                                         per_page=1).rows]
+    assert paged == ids
+    # a second word narrows through any of the three names, birth name included
+    assert [r["id"] for r in cs.search_persons(session, manager(), q="bern martinez").rows] == [married.id]
+    assert [r["id"] for r in cs.search_persons(session, manager(), q="paul martin").rows] == [same.id]
+
+
+def test_search_count_stops_at_the_cap(session, monkeypatch):
+    """Past SEARCH_COUNT_CAP the count says "more than" (capped) instead of counting every match;
+    the pages themselves are still exact."""
+    from cases import views
+
+    people = [_named(session, f"LEBLANC{i}", "Jo") for i in range(5)]
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 3)
+    found = cs.search_persons(session, manager(), q="leblanc", per_page=2)
+    assert (found.total, found.capped) == (3, True)
+    assert [r["id"] for r in found.rows] == [people[0].id, people[1].id]
+    third = cs.search_persons(session, manager(), q="leblanc", page=3, per_page=2)
+    assert [r["id"] for r in third.rows] == [people[4].id]
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 5)
+    assert (cs.search_persons(session, manager(), q="leblanc").total,
+            cs.search_persons(session, manager(), q="leblanc").capped) == (5, False)
 
 
 def test_report_aggregates(session):

@@ -59,6 +59,8 @@ def test_scope_search_and_404(rt, client, make_user):
         body = client.get(f"/api/v1/persons?q=mar&per_page=1&page={page}", headers=manager).get_json()
         assert (len(body["items"]), body["total"]) == (n, 2)
     assert client.get("/api/v1/persons?q=zzz", headers=manager).get_json()["total"] == 0
+    body = client.get("/api/v1/persons?q=mar", headers=manager).get_json()
+    assert body["total_capped"] is False
     for url in (f"/api/v1/persons/{muret}", f"/api/v1/persons/{muret}/timeline",
                 f"/api/v1/persons/{muret}/contracts"):
         assert client.get(url, headers=provider).status_code == 404

@@ -366,6 +366,25 @@ def test_search_page_pages_through_many_results(rt, client, make_user):
     assert "au-delà des résultats" in beyond and 'rel="prev"' in beyond
 
 
+def test_search_page_says_more_than_the_cap(rt, client, make_user, monkeypatch):
+    """Past the count's cap the page says "plus de", and its pages stop at the cap."""
+    from cases import views
+    from tests.factories import make_person
+
+    build(rt)
+    with rt.session() as s:
+        for k in range(57):
+            make_person(s, last_name="QUESNEL", first_name=f"Prénom{k:02d}")
+        s.commit()
+    monkeypatch.setattr(views, "SEARCH_COUNT_CAP", 55)
+    user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)
+    _login(client, user)
+    first = client.get("/personnes?q=quesnel", headers=HTML).get_data(as_text=True)
+    assert "Plus de 55 personnes trouvées" in first and "Personnes 1 à 50 sur plus de 55" in first
+    second = client.get("/personnes?q=quesnel&page=2", headers=HTML).get_data(as_text=True)
+    assert "Personnes 51 à 57 sur plus de 55" in second and 'rel="next"' not in second
+
+
 def test_proposals_filtered_by_the_age_of_the_legal_clock(rt, client, make_user):
     build(rt)
     user, _ = make_user("mds_worker", structure_code="MDS-RANGUEIL", password=PASSWORD)

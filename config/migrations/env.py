@@ -3,6 +3,7 @@
 from alembic import context
 
 from config.db import Base
+from config.migrate import include_object
 from config.modules import import_models
 
 import_models()
@@ -32,6 +33,7 @@ def run_migrations_online() -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         process_revision_directives=_add_expression_indexes,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

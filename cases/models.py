@@ -141,14 +141,14 @@ for _column in ("last_name", "birth_name", "first_name"):
 # the whole word typed is one index range ("martinon" ≤ name < "martinoo"), not its letters up to the
 # first one that has accented forms.
 # - The last name's index also gives the matches in the order of the results (folded last name, folded
-#   first name, id) and carries what the scope and the count read (household, names): a manager's
+#   first name, id) and carries what the scope and the other words read (household, the three names): a manager's
 #   "MARTIN" (33,499 matches at 1M persons) shows its first page after 50 index entries, and counts
 #   up to the cap (SEARCH_COUNT_CAP) without reading the table.
 # - The birth name's only holds the persons whose birth name differs from their last name: when it
 #   is the same, the last name already finds them, and the search's branch on the birth name never
 #   visits them (in the generated million, nobody).
 Index("ix_person_name_order", pg_folded(Person.last_name).collate("C"), pg_folded(Person.first_name).collate("C"),
-      Person.id, postgresql_include=["last_name", "first_name", "household_id"]).ddl_if(dialect="postgresql")
+      Person.id, postgresql_include=["last_name", "first_name", "birth_name", "household_id"]).ddl_if(dialect="postgresql")
 Index("ix_person_folded_birth_name", pg_folded(Person.birth_name).collate("C"),
       postgresql_where=Person.birth_name.is_distinct_from(Person.last_name)).ddl_if(dialect="postgresql")
 Index("ix_person_folded_first_name", pg_folded(Person.first_name).collate("C")).ddl_if(dialect="postgresql")

@@ -61,7 +61,7 @@ def test_migrations_upgrade_from_empty_match_models_and_are_idempotent(database_
                     {"names": sorted(migrate.COLLATED_INDEXES)}).all())
                 assert set(collated) == migrate.COLLATED_INDEXES
                 assert all('COLLATE "C"' in ddl for ddl in collated.values()), collated
-                assert "INCLUDE (last_name, first_name, household_id)" in collated["ix_person_name_order"]
+                assert "INCLUDE (last_name, first_name, birth_name, household_id)" in collated["ix_person_name_order"]
                 assert "WHERE ((birth_name)::text IS DISTINCT FROM (last_name)::text)" in collated[
                     "ix_person_folded_birth_name"]
         assert diff == [], f"models and migrations differ (run `make migrations`): {diff}"

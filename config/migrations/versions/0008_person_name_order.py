@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_index('ix_person_name_order', 'person',
                     [sa.text(f'({_folded("last_name")} COLLATE "C")'),
                      sa.text(f'({_folded("first_name")} COLLATE "C")'), sa.text('id')],
-                    unique=False, postgresql_include=['last_name', 'first_name', 'household_id'])
+                    unique=False, postgresql_include=['last_name', 'first_name', 'birth_name', 'household_id'])
     op.create_index('ix_person_folded_birth_name', 'person', [sa.text(f'({_folded("birth_name")} COLLATE "C")')],
                     unique=False, postgresql_where=sa.text('birth_name IS DISTINCT FROM last_name'))
     op.create_index('ix_person_folded_first_name', 'person', [sa.text(f'({_folded("first_name")} COLLATE "C")')],

@@ -22,7 +22,7 @@ from array import array
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
-from imports.flux import FluxError, FluxReader, HouseholdRecord
+from imports.flux import FluxError, FluxReader, HouseholdRecord, SkippedRun
 from imports.known import KnownHouseholds
 
 _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled message)
@@ -87,17 +87,15 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
         vault = NirVault(secret)
         want = known.want_filter() if len(known) else None  # nothing known: no key to read from the bytes
         del known
-        reader = FluxReader(Path(path), want_data=want)
+        reader = FluxReader(Path(path), want_data=want, skipped_runs=True)
         batch: list[HouseholdRecord] = []
-        skipped = _skipped()
+        skipped = SkippedRun()
         for rec in reader:
-            if rec.skipped:  # known unchanged: the importer needs its id and counts, not its XML
-                skipped[0].append(rec.known_index)
-                skipped[1].append(min(rec.person_count, 65535))
-                skipped[2].append(rec.anomaly)
-                if len(skipped[0]) >= SKIPPED_BATCH:
-                    send(("records", batch, skipped, reader.header, reader.bytes_read))
-                    batch, skipped = [], _skipped()
+            if isinstance(rec, SkippedRun):  # known unchanged: the importer needs ids and counts, not XML
+                skipped.extend(rec)
+                if len(skipped) >= SKIPPED_BATCH:
+                    send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
+                    batch, skipped = [], SkippedRun()
                 continue
             if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
@@ -105,9 +103,9 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
                     _gzip_fragment(rec)
             batch.append(rec)
             if len(batch) >= BATCH:
-                send(("records", batch, skipped, reader.header, reader.bytes_read))
-                batch, skipped = [], _skipped()
-        send(("records", batch, skipped, reader.header, reader.bytes_read))
+                send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
+                batch, skipped = [], SkippedRun()
+        send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
         send(("end", reader.header, reader.totals, peak_rss_mb(), reader.parsed))
     except FluxError as exc:
         send(("error", str(exc)))
@@ -116,8 +114,9 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
     out.flush()
 
 
-def _skipped() -> tuple[array, array, bytearray]:
-    return array("q"), array("H"), bytearray()
+def _parts(run: SkippedRun) -> tuple[array, array, bytearray]:
+    """A SkippedRun as it crosses the pipe (plain arrays: no class to import on unpickling)."""
+    return run.positions, run.persons, run.anomalies
 
 
 def peak_rss_mb() -> float | None:
@@ -142,22 +141,6 @@ def main() -> int:
     except (BrokenPipeError, ConnectionResetError):  # the importer is gone (killed): stop quietly
         os._exit(1)
     return 0
-
-
-class SkippedRun:
-    """The households of one message that the reading process skipped unparsed (known unchanged), in
-    one piece: their known positions, person counts and anomaly flags. A HouseholdRecord built for
-    each of the 94k unchanged households of a 100k re-import, and the importer's loop over them, cost
-    ~0.3 s of the importer's CPU (on PostgreSQL, the re-import's critical path)."""
-
-    __slots__ = ("positions", "persons", "anomalies")
-    skipped = True
-
-    def __init__(self, positions: array, persons: array, anomalies: bytearray):
-        self.positions, self.persons, self.anomalies = positions, persons, anomalies
-
-    def __len__(self) -> int:
-        return len(self.positions)
 
 
 class WorkerReader:

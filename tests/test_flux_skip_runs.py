@@ -119,3 +119,15 @@ def test_key_from_bytes_fast_and_general_paths_agree():
     assert key_from_bytes(b"<InfosFoyerRSA><MATRICULE>78</MATRICULE>", msa) == ("MSA", "78")
     assert key_from_bytes(b"<InfosFoyerRSA><MATRICULE></MATRICULE>", header) is None
     assert key_from_bytes(b"<InfosFoyerRSA><FONORG>CAF</FONORG><MATRICULE>\xe9</MATRICULE>", header) is None
+
+
+def test_fragments_are_gzipped_by_isal_deterministically_and_read_back_by_gzip():
+    import gzip
+
+    from imports import flux_worker
+
+    assert flux_worker._deflate.__name__ == "isal.isal_zlib"  # setup.cfg's dependency is the one at work
+    xml = text(hh(2, D1, seed=43)).encode("utf-8")
+    blob = flux_worker.compress(xml)
+    assert blob[:2] == b"\x1f\x8b" and blob[4:8] == b"\0\0\0\0"  # gzip, mtime 0
+    assert blob == flux_worker.compress(xml) and gzip.decompress(blob) == xml and len(blob) < len(xml) / 2

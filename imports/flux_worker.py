@@ -40,6 +40,11 @@ SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
 QUEUE_BATCHES = 16  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
 # ... when the fragments cross uncompressed (about 2.4 times the bytes): the same memory
 QUEUE_BATCHES_UNCOMPRESSED = 8
+# The pipe's kernel buffer (Linux; 64 KB by default): a whole message of records (~0.7 MB with uncompressed
+# fragments) fits, so the reading process writes it without waiting for the importer's pipe thread, which
+# needs the GIL between two reads: the importer's main thread holds it for up to the switch interval
+# (5 ms) at a time when what it calls does not release it (ISA-L's deflate does not).
+PIPE_BYTES = 1 << 20
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
 
@@ -173,6 +178,7 @@ class WorkerReader:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, cwd=root, env=env)
+        widen_pipe(proc.stdout)
         # A thread drains the pipe into a bounded queue: the child keeps reading while the importer
         # writes a chunk (a bare pipe holds only ~40 households, which serialised the two).
         messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES if self.compress_fragments
@@ -228,6 +234,17 @@ class WorkerReader:
             if thread.is_alive():
                 thread.join(timeout=5)
             proc.stdout.close()
+
+
+def widen_pipe(f, size: int = PIPE_BYTES) -> int | None:
+    """Ask Linux for a larger pipe buffer (up to /proc/sys/fs/pipe-max-size, 1 MB by default); the
+    size obtained, or None where it cannot be changed (another system: the default buffer)."""
+    try:
+        import fcntl
+
+        return fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except (ImportError, AttributeError, OSError):
+        return None
 
 
 def _read_exactly(f, n: int) -> bytes:

@@ -131,3 +131,20 @@ def test_fragments_are_gzipped_by_isal_deterministically_and_read_back_by_gzip()
     blob = flux_worker.compress(xml)
     assert blob[:2] == b"\x1f\x8b" and blob[4:8] == b"\0\0\0\0"  # gzip, mtime 0
     assert blob == flux_worker.compress(xml) and gzip.decompress(blob) == xml and len(blob) < len(xml) / 2
+
+
+def test_the_reading_process_pipe_is_widened_on_linux():
+    """A message of records (~0.7 MB) fits the pipe: the reading process does not wait for the importer's
+    pipe thread between two of its reads (tests/test_imports_reimport.py runs imports through it)."""
+    from imports import flux_worker
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], stdout=subprocess.PIPE)
+    try:
+        size = flux_worker.widen_pipe(proc.stdout)
+    finally:
+        proc.communicate()
+    if sys.platform.startswith("linux"):
+        max_size = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert size is not None and size >= min(flux_worker.PIPE_BYTES, max_size) > 64 << 10
+    else:
+        assert size is None

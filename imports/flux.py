@@ -25,7 +25,8 @@ Re-imports skip unchanged households unread: the decompressed byte stream is spl
 boundaries (`<InfosFoyerRSA>` … the first `</InfosFoyerRSA>`) before lxml sees it; each household's
 raw bytes are hashed (with the declared encoding and the flow version) and its key read from the
 bytes. A household known with that digest is handed to lxml as an empty placeholder carrying the
-same line breaks, so lxml still checks the whole structure (root, header, totals, what lies between
+same line breaks (one for a run of them; `skipped_runs=True` yields such a run as one SkippedRun), so
+lxml still checks the whole structure (root, header, totals, what lies between
 households, truncation, line numbers) but never builds an unchanged household's tree. Skipping is
 sound because a digest is only ever stored for bytes that lxml parsed, in the same encoding and flow
 version, as one complete top-level household: equal bytes are equally well-formed and mean the same.

@@ -10,6 +10,7 @@ is bounded (the child blocks when the importer lags), so memory stays flat; when
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import pickle
@@ -22,12 +23,6 @@ from array import array
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
-
-try:  # ISA-L's deflate: the same gzip format, 3 to 4 times faster than zlib at level 1 (about 20 µs against
-    # 60 to 100 for a household's 5 KB fragment, 100k of them in a first import: issue 21 item 1)
-    from isal import isal_zlib as _deflate
-except ImportError:  # pragma: no cover - a platform without its wheel: the standard library's zlib
-    import zlib as _deflate
 from imports.flux import FluxError, FluxReader, HouseholdRecord, SkippedRun
 from imports.known import KnownHouseholds
 
@@ -37,9 +32,12 @@ _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled mess
 # messages (the same households read ahead), and 1,000 messages at 100k households cost nothing seen.
 BATCH = 100
 SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
-QUEUE_BATCHES = 16  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
-# ... when the fragments cross uncompressed (about 2.4 times the bytes): the same memory
-QUEUE_BATCHES_UNCOMPRESSED = 8
+# Messages read ahead by the importer's side: 1,200 households, more than a chunk, plus what the 1 MB pipe
+# holds (PIPE_BYTES: ~3 messages). 16 with the 64 KB pipe; with the wider pipe and the faster reader the
+# queue is full more often and a full queue is what the importer's peak RSS counts (issue 21 item 3).
+QUEUE_BATCHES = 12
+# ... when the fragments cross uncompressed (about 2.4 times the bytes): about the same memory (8 before)
+QUEUE_BATCHES_UNCOMPRESSED = 6
 # The pipe's kernel buffer (Linux; 64 KB by default): a whole message of records (~0.7 MB with uncompressed
 # fragments) fits, so the reading process writes it without waiting for the importer's pipe thread, which
 # needs the GIL between two reads: the importer's main thread holds it for up to the switch interval
@@ -69,7 +67,23 @@ def prepare_record(vault: NirVault, rec: HouseholdRecord, encrypt: bool = False)
 def compress(fragment: bytes) -> bytes:
     """The fragment gzipped at level 1 (mtime 0: the same bytes give the same blob), read back by
     gzip.decompress (fragment_of)."""
-    return _deflate.compress(fragment, 1, 31)
+    return _deflater().compress(fragment, 1, 31)
+
+
+@functools.cache
+def _deflater():
+    """ISA-L's deflate: the same gzip format, 3 to 4 times faster than zlib at level 1 (about 20 µs
+    against 60 to 100 for a household's 5.6 KB fragment, 100k of them in a first import: issue 21
+    item 1). Loaded on first use: the reading process of a SQLite import never compresses (its peak
+    RSS counts). zlib on a platform without its wheel."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:  # pragma: no cover - no wheel for this platform: the standard library's
+        import zlib
+
+        return zlib
 
 
 def fragment_of(rec: HouseholdRecord) -> bytes:

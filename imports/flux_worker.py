@@ -10,6 +10,7 @@ is bounded (the child blocks when the importer lags), so memory stays flat; when
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import pickle
@@ -22,7 +23,7 @@ from array import array
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
-from imports.flux import FluxError, FluxReader, HouseholdRecord
+from imports.flux import FluxError, FluxReader, HouseholdRecord, SkippedRun
 from imports.known import KnownHouseholds
 
 _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled message)
@@ -31,9 +32,17 @@ _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled mess
 # messages (the same households read ahead), and 1,000 messages at 100k households cost nothing seen.
 BATCH = 100
 SKIPPED_BATCH = 5000  # households skipped unparsed per message (3 numbers each)
-QUEUE_BATCHES = 16  # messages read ahead by the importer's side: 1,600 households, one chunk and a half
-# ... when the fragments cross uncompressed (about 2.4 times the bytes): the same memory
-QUEUE_BATCHES_UNCOMPRESSED = 8
+# Messages read ahead by the importer's side: 1,200 households, more than a chunk, plus what the 1 MB pipe
+# holds (PIPE_BYTES: ~3 messages). 16 with the 64 KB pipe; with the wider pipe and the faster reader the
+# queue is full more often and a full queue is what the importer's peak RSS counts (issue 21 item 3).
+QUEUE_BATCHES = 12
+# ... when the fragments cross uncompressed (about 2.4 times the bytes): about the same memory (8 before)
+QUEUE_BATCHES_UNCOMPRESSED = 6
+# The pipe's kernel buffer (Linux; 64 KB by default): a whole message of records (~0.7 MB with uncompressed
+# fragments) fits, so the reading process writes it without waiting for the importer's pipe thread, which
+# needs the GIL between two reads: the importer's main thread holds it for up to the switch interval
+# (5 ms) at a time when what it calls does not release it (ISA-L's deflate does not).
+PIPE_BYTES = 1 << 20
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
 
@@ -56,7 +65,25 @@ def prepare_record(vault: NirVault, rec: HouseholdRecord, encrypt: bool = False)
 
 
 def compress(fragment: bytes) -> bytes:
-    return gzip.compress(fragment, compresslevel=1, mtime=0)
+    """The fragment gzipped at level 1 (mtime 0: the same bytes give the same blob), read back by
+    gzip.decompress (fragment_of)."""
+    return _deflater().compress(fragment, 1, 31)
+
+
+@functools.cache
+def _deflater():
+    """ISA-L's deflate: the same gzip format, 3 to 4 times faster than zlib at level 1 (about 20 µs
+    against 60 to 100 for a household's 5.6 KB fragment, 100k of them in a first import: issue 21
+    item 1). Loaded on first use: the reading process of a SQLite import never compresses (its peak
+    RSS counts). zlib on a platform without its wheel."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:  # pragma: no cover - no wheel for this platform: the standard library's
+        import zlib
+
+        return zlib
 
 
 def fragment_of(rec: HouseholdRecord) -> bytes:
@@ -87,17 +114,15 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
         vault = NirVault(secret)
         want = known.want_filter() if len(known) else None  # nothing known: no key to read from the bytes
         del known
-        reader = FluxReader(Path(path), want_data=want)
+        reader = FluxReader(Path(path), want_data=want, skipped_runs=True)
         batch: list[HouseholdRecord] = []
-        skipped = _skipped()
+        skipped = SkippedRun()
         for rec in reader:
-            if rec.skipped:  # known unchanged: the importer needs its id and counts, not its XML
-                skipped[0].append(rec.known_index)
-                skipped[1].append(min(rec.person_count, 65535))
-                skipped[2].append(rec.anomaly)
-                if len(skipped[0]) >= SKIPPED_BATCH:
-                    send(("records", batch, skipped, reader.header, reader.bytes_read))
-                    batch, skipped = [], _skipped()
+            if isinstance(rec, SkippedRun):  # known unchanged: the importer needs ids and counts, not XML
+                skipped.extend(rec)
+                if len(skipped) >= SKIPPED_BATCH:
+                    send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
+                    batch, skipped = [], SkippedRun()
                 continue
             if rec.data is not None and rec.error is None:
                 prepare_record(vault, rec, encrypt=True)
@@ -105,9 +130,9 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
                     _gzip_fragment(rec)
             batch.append(rec)
             if len(batch) >= BATCH:
-                send(("records", batch, skipped, reader.header, reader.bytes_read))
-                batch, skipped = [], _skipped()
-        send(("records", batch, skipped, reader.header, reader.bytes_read))
+                send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
+                batch, skipped = [], SkippedRun()
+        send(("records", batch, _parts(skipped), reader.header, reader.bytes_read))
         send(("end", reader.header, reader.totals, peak_rss_mb(), reader.parsed))
     except FluxError as exc:
         send(("error", str(exc)))
@@ -116,8 +141,9 @@ def _child(out, path: str, known: KnownHouseholds, secret: str, compress_fragmen
     out.flush()
 
 
-def _skipped() -> tuple[array, array, bytearray]:
-    return array("q"), array("H"), bytearray()
+def _parts(run: SkippedRun) -> tuple[array, array, bytearray]:
+    """A SkippedRun as it crosses the pipe (plain arrays: no class to import on unpickling)."""
+    return run.positions, run.persons, run.anomalies
 
 
 def peak_rss_mb() -> float | None:
@@ -144,22 +170,6 @@ def main() -> int:
     return 0
 
 
-class SkippedRun:
-    """The households of one message that the reading process skipped unparsed (known unchanged), in
-    one piece: their known positions, person counts and anomaly flags. A HouseholdRecord built for
-    each of the 94k unchanged households of a 100k re-import, and the importer's loop over them, cost
-    ~0.3 s of the importer's CPU (on PostgreSQL, the re-import's critical path)."""
-
-    __slots__ = ("positions", "persons", "anomalies")
-    skipped = True
-
-    def __init__(self, positions: array, persons: array, anomalies: bytearray):
-        self.positions, self.persons, self.anomalies = positions, persons, anomalies
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-
 class WorkerReader:
     """Same interface as FluxReader (iterate records; then `header`, `totals`, `bytes_read`) with
     the reading done in a child process (a plain subprocess: no re-import of the caller's main
@@ -182,6 +192,7 @@ class WorkerReader:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, cwd=root, env=env)
+        widen_pipe(proc.stdout)
         # A thread drains the pipe into a bounded queue: the child keeps reading while the importer
         # writes a chunk (a bare pipe holds only ~40 households, which serialised the two).
         messages: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES if self.compress_fragments
@@ -237,6 +248,17 @@ class WorkerReader:
             if thread.is_alive():
                 thread.join(timeout=5)
             proc.stdout.close()
+
+
+def widen_pipe(f, size: int = PIPE_BYTES) -> int | None:
+    """Ask Linux for a larger pipe buffer (up to /proc/sys/fs/pipe-max-size, 1 MB by default); the
+    size obtained, or None where it cannot be changed (another system: the default buffer)."""
+    try:
+        import fcntl
+
+        return fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, size)
+    except (ImportError, AttributeError, OSError):
+        return None
 
 
 def _read_exactly(f, n: int) -> bytes:

@@ -48,10 +48,11 @@ from imports.flux import (
     FluxReader,
     HouseholdRecord,
     RecordError,
+    SkippedRun,
     parse_fragment,
     read_header,
 )
-from imports.flux_worker import SkippedRun, WorkerReader, compress, fragment_of, prepare_record, use_worker
+from imports.flux_worker import WorkerReader, compress, fragment_of, prepare_record, use_worker
 from imports.known import KnownHouseholds
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 from referents.service import SectorIndex
@@ -254,7 +255,8 @@ class FlowImporter:
                                   compress_fragments=self.ids.pg)
             self.known.drop_lookup()
         else:
-            reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None)
+            reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None,
+                                skipped_runs=True)
         chunk: list[HouseholdRecord] = []
         keys: set = set()
         nirs: set = set()
@@ -264,13 +266,9 @@ class FlowImporter:
             if self.progress and reader.bytes_read > done_bytes:
                 self.progress(reader.bytes_read - done_bytes)
                 done_bytes = reader.bytes_read
-            # known unchanged, recognised from their bytes (never parsed): a run of them from the
-            # reading process, one at a time from the in-process reader
+            # known unchanged, recognised from their bytes (never parsed): a run of them (SkippedRun)
             if isinstance(rec, SkippedRun):
                 self._skipped(rec.positions, rec.persons, rec.anomalies)
-                continue
-            if rec.skipped:
-                self._skipped((rec.known_index,), (rec.person_count,), (rec.anomaly,))
                 continue
             self.counts["households"] += 1
             if rec.anomaly:

@@ -76,7 +76,11 @@ class KnownHouseholds:
         return -1
 
     def unchanged(self, i: int, digest_hex: str) -> bool:
-        return i >= 0 and self.digests[i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == bytes.fromhex(digest_hex)[:DIGEST_BYTES]
+        return i >= 0 and self.same_digest(i, bytes.fromhex(digest_hex))
+
+    def same_digest(self, i: int, digest: bytes) -> bool:
+        """Whether the household at position i was stored with this raw digest (its first DIGEST_BYTES)."""
+        return self.digests[i * DIGEST_BYTES:(i + 1) * DIGEST_BYTES] == digest[:DIGEST_BYTES]
 
     def id_at(self, i: int) -> int:
         return self.ids[i]
@@ -115,8 +119,7 @@ class SkipFilter:
         if i < 0 or self.seen[i]:  # a new household, or one met before in this file
             return -1
         self.seen[i] = 1
-        n = DIGEST_BYTES
-        if known.digests[i * n:i * n + n] == digest[:n]:
+        if known.same_digest(i, digest):
             self.last_index = i
             return i
         return -1

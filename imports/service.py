@@ -268,7 +268,7 @@ class FlowImporter:
                 done_bytes = reader.bytes_read
             # known unchanged, recognised from their bytes (never parsed): a run of them (SkippedRun)
             if isinstance(rec, SkippedRun):
-                self._skipped(rec.positions, rec.persons, rec.anomalies)
+                self._skipped(rec)
                 continue
             self.counts["households"] += 1
             if rec.anomaly:
@@ -300,9 +300,10 @@ class FlowImporter:
             self.progress(max(0, path.stat().st_size - done_bytes))
         return self.counts, self._warnings(reader)
 
-    def _skipped(self, positions, persons, anomalies) -> None:
-        """Households known unchanged, skipped unparsed: their known positions (KnownHouseholds),
-        person counts and anomaly flags. Counted, and their ids queued for _flush_unchanged."""
+    def _skipped(self, run: SkippedRun) -> None:
+        """Households known unchanged, skipped unparsed (their known positions in KnownHouseholds,
+        person counts and anomaly flags): counted, and their ids queued for _flush_unchanged."""
+        positions, persons, anomalies = run.positions, run.persons, run.anomalies
         n = len(positions)
         self.counts["households"] += n
         self.counts["unchanged"] += n

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import false, func, select, true, union_all
+from sqlalchemy import false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from cases import signals
@@ -86,26 +86,27 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
     return SearchPage(_person_rows(session, persons), min(total, SEARCH_COUNT_CAP), total > SEARCH_COUNT_CAP)
 
 
+def _name_parts(session: Session, word: str) -> tuple:
+    """The three ways a person matches the word, each served by its index: the last name starts with
+    it; the birth name does and differs from the last name (the partial index's rows: a birth name
+    equal to the last name matches exactly when the last name does); the first name does."""
+    return (name_starts_with(session, Person.last_name, word),
+            Person.birth_name.is_distinct_from(Person.last_name) & name_starts_with(session, Person.birth_name, word),
+            name_starts_with(session, Person.first_name, word))
+
+
 def _branches(session: Session, word: str) -> list[tuple]:
-    """(condition, sorted apart) of the three disjoint ways a person matches the word (see
-    search_persons). NULL-safe: a person without a last name still matches by the other two."""
-    last = name_starts_with(session, Person.last_name, word)
-    other_birth = _other_birth_name(session, word)
+    """(condition, sorted apart) of the three ways made disjoint (see search_persons). NULL-safe: a
+    person without a last name still matches by the other two."""
+    last, other_birth, first = _name_parts(session, word)
     not_last = ~func.coalesce(last, false())
     return [(last, False), (other_birth & not_last, True),
-            (name_starts_with(session, Person.first_name, word) & not_last & ~func.coalesce(other_birth, false()), True)]
-
-
-def _other_birth_name(session: Session, word: str):
-    """The birth name starts with the word and differs from the last name (the partial index's rows;
-    a birth name equal to the last name matches the word exactly when the last name does)."""
-    return Person.birth_name.is_distinct_from(Person.last_name) & name_starts_with(session, Person.birth_name, word)
+            (first & not_last & ~func.coalesce(other_birth, false()), True)]
 
 
 def _any_name_starts(session: Session, word: str):
-    """One of the three names starts with the word, written so that each part has its index."""
-    return (name_starts_with(session, Person.last_name, word) | _other_birth_name(session, word)
-            | name_starts_with(session, Person.first_name, word))
+    """One of the three names starts with the word."""
+    return or_(*_name_parts(session, word))
 
 
 _SEARCH_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role, Person.sdd,

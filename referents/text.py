@@ -83,13 +83,12 @@ def name_starts_with(session: Session, column, word: str):
         return (expr >= key) & (expr < above)
     # SQLite: ranges of lower(name) that its expression index serves (a LIKE on an expression is never
     # an index range there: every person was folded in Python, ~1 s a search at 100,000 persons)
-    ranges = []
+    lower, ranges = func.lower(column), []
     for prefix in index_prefixes(word):
         above = _just_above(prefix)
         if above is None:  # nothing to narrow on: the folded comparison alone decides
             ranges = []
             break
-        lower = func.lower(column)
         ranges.append((lower >= prefix) & (lower < above))
     exact = folded(session, column).like(like_prefix(word), escape="\\")
     return (or_(*ranges) & exact) if ranges else exact

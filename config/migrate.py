@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -13,16 +14,30 @@ from sqlalchemy.engine import Engine
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-# Indexes whose key columns carry a collation (COLLATE "C", cases/models.py): SQLAlchemy's
-# reflection does not return an index column's collation, so a comparison with the models would see
-# them differ on every run. Autogenerate leaves them alone; tests/test_foundation.py checks them in
-# PostgreSQL's catalog instead.
-COLLATED_INDEXES = frozenset({"ix_person_name_order", "ix_person_folded_birth_name", "ix_person_folded_first_name"})
+def collated_indexes() -> frozenset[str]:
+    """The models' indexes whose key columns carry a collation (COLLATE "C" in cases/models.py):
+    SQLAlchemy's reflection does not return an index column's collation, so a comparison with the
+    models would see them differ on every run. Autogenerate leaves them alone; tests/test_foundation.py
+    checks them in PostgreSQL's catalog instead."""
+    return _collated_indexes()
+
+
+@functools.cache
+def _collated_indexes() -> frozenset[str]:
+    from sqlalchemy.sql.elements import CollationClause
+    from sqlalchemy.sql.visitors import iterate
+
+    from config.db import Base
+    from config.modules import import_models
+
+    import_models()
+    return frozenset(index.name for table in Base.metadata.tables.values() for index in table.indexes
+                     if any(isinstance(e, CollationClause) for x in index.expressions for e in iterate(x)))
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
     """Alembic's comparison filter: everything but the collated indexes."""
-    return not (type_ == "index" and name in COLLATED_INDEXES)
+    return not (type_ == "index" and name in collated_indexes())
 
 
 def alembic_config(connection=None) -> Config:

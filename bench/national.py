@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 
 from bench.harness import BenchContext, Row
-from bench.import_flux import CACHE, _run
+from bench.import_flux import CACHE, _run, floors_reference
 
 N = 1_000_000
 TARGET_S = 300.0
@@ -44,8 +44,7 @@ def run(ctx: BenchContext) -> list[Row]:
     finally:
         cleanup()
         shutil.rmtree(dump, ignore_errors=True)
-    floors = raw["seconds"] + floor["seconds"]
-    ref = f"raw parse {raw['seconds']:.1f} s + write {floor['seconds']:.1f} s = {floors:.1f} s"
+    floors, ref = floors_reference(raw, floor)
     return [
         Row("national", "-", f"parse floor 1M: raw iterparse ({mb:.0f} MB)", raw["seconds"], "s"),
         Row("national", "postgresql", f"write floor 1M: COPY of the same {floor['rows']:,} rows "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import false, func, or_, select, true, union_all
+from sqlalchemy import exists, false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from cases import signals
@@ -23,9 +23,12 @@ from referents.models import User
 from referents.text import name_key, name_starts_with
 from referents.vocabulary import OrientationStatus
 
-# The count of a search stops here: "plus de 500 personnes" says what an exact 33,499 would (add the
-# first name or the birth date), and a broad name's count was what cost (issue 21 item 5).
-SEARCH_COUNT_CAP = 500
+# The count of a search stops here: "plus de 200 personnes" says what an exact 33,499 would (add the
+# first name or the birth date), and a broad name's count was what cost (issue 21 item 5). In an MDS
+# worker's scope each candidate of the name is tested against the scope (~5 µs): counting to 500 of
+# them read ~15,000 candidates of a common surname (75 ms), to 200 ~6,000 (30 ms); four pages of 50
+# are more than anyone browses before adding the first name.
+SEARCH_COUNT_CAP = 200
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,14 @@ def search_persons(session: Session, user: User, *, q: str | None = None, birth_
         rows = rows.subquery()
         ordered.append(select(rows).order_by(rows.c.k1, rows.c.k2, rows.c.pid).limit(enough).subquery())
     found = (union_all(*[select(b) for b in ordered]) if len(ordered) > 1 else select(ordered[0])).cte("found")
+    # the page's ids first, then their persons: a join before the LIMIT would read every match's row
+    # (501 for a broad name, ~8 ms) to keep 50
+    shown = select(found).order_by(found.c.k1, found.c.k2, found.c.pid).offset(offset).limit(per_page).subquery()
     persons = session.execute(
         select(*_SEARCH_COLUMNS, select(func.count()).select_from(found).scalar_subquery().label("total"))
-        .join_from(found, Person, Person.id == found.c.pid)
-        .order_by(found.c.k1, found.c.k2, found.c.pid).offset(offset).limit(per_page)).all()
+        .join_from(shown, Person, Person.id == shown.c.pid)
+        .outerjoin(Household, Household.id == Person.household_id)
+        .order_by(shown.c.k1, shown.c.k2, shown.c.pid)).all()
     if persons:
         total = persons[0].total
     else:  # nothing matched, or the page is past the end
@@ -109,19 +116,18 @@ def _any_name_starts(session: Session, word: str):
     return or_(*_name_parts(session, word))
 
 
+# A result row: the person, their household's numbers (outer join: a person may have none) and
+# whether a path is open, in the page's statement; the current orientation by one more query.
 _SEARCH_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role, Person.sdd,
-                   Person.household_id)
+                   Household.matricule, Household.organism, Household.commune_insee,
+                   exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))
+                          .correlate(Person)).label("path_open"))
 
 
 def _person_rows(session: Session, persons: list) -> list[dict]:
-    """Rows of a page of persons with household, open path and current orientation: three queries
-    for the whole page, not three per person."""
+    """Rows of a page of persons (_SEARCH_COLUMNS) with their current orientation: one query for the
+    whole page, not one per person."""
     ids = [p.id for p in persons]
-    households = {h.id: h for h in session.execute(
-        select(Household.id, Household.matricule, Household.organism, Household.commune_insee)
-        .where(Household.id.in_({p.household_id for p in persons if p.household_id is not None} or {-1})))}
-    open_paths = set(session.scalars(select(PathModel.person_id)
-                                     .where(PathModel.person_id.in_(ids or [-1]), PathModel.closed_on.is_(None))))
     orientations, v = {}, signals.orientations().row_columns
     for o in session.execute(select(v.person_id, v.referent_type, v.structure_id)
                              .where(v.person_id.in_(ids or [-1]), v.status == OrientationStatus.VALIDATED)
@@ -129,14 +135,11 @@ def _person_rows(session: Session, persons: list) -> list[dict]:
         orientations[o.person_id] = o  # the latest validated wins, as in current_orientation
     rows = []
     for person in persons:
-        household = households.get(person.household_id)
         orientation = orientations.get(person.id)
         rows.append({"id": person.id, "last_name": person.last_name, "first_name": person.first_name,
                      "birth_date": _iso(person.birth_date), "role": person.role, "sdd": person.sdd,
-                     "caf_number": household.matricule if household else None,
-                     "organism": household.organism if household else None,
-                     "commune_insee": household.commune_insee if household else None,
-                     "path_open": person.id in open_paths,
+                     "caf_number": person.matricule, "organism": person.organism,
+                     "commune_insee": person.commune_insee, "path_open": bool(person.path_open),
                      "referent_type": orientation.referent_type if orientation else None,
                      "structure_id": orientation.structure_id if orientation else None})
     return rows

@@ -162,3 +162,55 @@ def test_only_plain_bytes_get_a_raw_digest_a_double_dash_does_not(tmp_path):
     assert recs[0].content_hash != flux.raw_digest(frags[0], "windows-1252", flux.VRSB)
     assert recs[1].content_hash == flux.raw_digest(frags[1], "windows-1252", flux.VRSB)
     assert not flux._plain(frags[0]) and flux._plain(frags[1])
+
+
+def _through_a_pipe(known: KnownHouseholds, cut: int | None = None) -> KnownHouseholds:
+    """send_known into a real OS pipe (a thread writes, as the importer's side does), receive_known
+    reading it; `cut`: the writer stops after that many bytes (a reading process's pipe broken)."""
+    import io
+    import threading
+
+    from imports import flux_worker
+
+    r, w = os.pipe()
+    with open(r, "rb") as reader, open(w, "wb") as writer:
+        def write():
+            if cut is None:
+                flux_worker.send_known(writer, known)
+            else:
+                buf = io.BytesIO()
+                flux_worker.send_known(buf, known)
+                writer.write(buf.getvalue()[:cut])
+            writer.close()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            return flux_worker.receive_known(reader)
+        finally:
+            thread.join()
+
+
+def test_known_households_cross_the_pipe_as_raw_arrays_and_find_the_same(tmp_path):
+    """The reading process gets the keys, digests and table as the importer built them (byte for byte,
+    without a pickled copy of them on either side), and its lookups answer as the importer's would."""
+    path = write_flux(tmp_path / "RSABEM_1.xml", _households(), D1)
+    known = _known(path)
+    got = _through_a_pipe(known.for_reader())
+    assert got.keys == known.keys and bytes(got.digests) == bytes(known.digests) and got.slots == known.slots
+    assert len(got) == len(known) == 9 and len(got.ids) == 0  # ids stay with the importer
+    for rec in FluxReader(path):
+        key = rec.key[0] + rec.key[1]
+        i = known.index(key)
+        assert i >= 0 and got.index(key) == i and got.unchanged(i, rec.content_hash)
+    assert got.index("inconnu") == -1
+    empty = _through_a_pipe(KnownHouseholds.empty())  # a first import: nothing known
+    assert len(empty) == 0 and empty.index("x") == -1
+
+
+def test_a_known_households_stream_cut_short_is_an_error_not_a_smaller_set(tmp_path):
+    import pytest
+
+    path = write_flux(tmp_path / "RSABEM_1.xml", _households(), D1)
+    with pytest.raises(EOFError):
+        _through_a_pipe(_known(path).for_reader(), cut=60)

@@ -17,11 +17,13 @@ in a subprocess per import (so that each peak RSS is that import's own, as `rsa 
   whose speed moves by ±30 % from run to run was not a steady figure);
 - peak RSS of importer + reading process under 150 MB (first import and 5%-changed re-import);
 - 1M first import on PostgreSQL under 300 s (--large).
+RSA_BENCH_FLUX_SIZES=1000000 runs the given sizes only (add --sqlite-only for SQLite alone).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -33,6 +35,7 @@ from pathlib import Path
 from bench.harness import ROOT, BenchContext, Row
 
 NAME = "import_flux"
+SIZES_ENV = "RSA_BENCH_FLUX_SIZES"  # household counts, comma-separated, instead of the sizes above
 
 
 CACHE = Path(tempfile.gettempdir()) / "rsa-bench-import-flux"
@@ -290,6 +293,8 @@ def _run(args: list[str]) -> dict:
 
 def run(ctx: BenchContext) -> list[Row]:
     sizes = [2_000] if ctx.quick else [10_000, 100_000] + ([1_000_000] if ctx.large else [])
+    if os.environ.get(SIZES_ENV):  # e.g. 1000000: the 1M lines alone, without re-running 10k and 100k
+        sizes = [int(n) for n in os.environ[SIZES_ENV].replace("_", "").split(",")]
     rows: list[Row] = []
     for n in sizes:
         base, changed = _files(ctx, n)

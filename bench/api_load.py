@@ -64,8 +64,8 @@ SECONDS = 120.0  # the 20-user run: ~90 requests of each worker page, enough for
 PROVIDER_CASELOAD = 1_500  # people followed by the provider structure of the load test
 # The server's shape, as docs/scaling.md recommends it (`rsa serve`'s defaults): one request at a
 # time per process, 4 processes per vCPU. Session 9 measured 4 × 4 against 8 × 1 in turn on the same
-# database: the agents' p95 server-side was 4–5 ms lower with 8 × 1 in each pair (threads of one
-# process share one interpreter lock: a request back from the database waits for another's Python).
+# database, four pairs: agents' p95 server-side 49.0–56.3 ms with 4 × 4, 47.5–50.7 with 8 × 1 (threads
+# of one process share one interpreter lock: a request back from the database waits for another's Python).
 SERVER_WORKERS = 8
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cases.contracts import counts_for, notice_day
 from cases.models import Alert, Appointment, Contract, Person, Review, Sanction
 from cases.models import Path as PathModel
+from cases.paths import has_open_path
 from cases.procedure import _as_datetime, _iso, procedure
 from cases.sanctions import sanction_end
 from cases.scope import _system_user, person_scope
@@ -430,7 +431,7 @@ def my_people_page(session: Session, user: User, as_of: dt.date, *, structure_id
 
 def _scoped_open_ids(session: Session, user: User, extra=None) -> list[int]:
     query = (select(Person.id).where(person_scope(user))
-             .where(exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None)))))
+             .where(has_open_path()))
     if extra is not None:
         query = query.where(extra)
     return list(session.scalars(query))
@@ -498,7 +499,7 @@ def reviews_due(session: Session, user: User, as_of: dt.date, *, within_days: in
     limit = as_of + dt.timedelta(days=within_days)
     query = (select(Review, Person).join(Person, Person.id == Review.person_id)
              .where(person_scope(user), Review.held_on.is_(None), Review.outcome.is_(None), Review.due_on <= limit,
-                    exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))))
+                    has_open_path())
              .order_by(Review.due_on, Review.id))
     return [_listed(p, review_id=r.id, due_on=r.due_on.isoformat(), overdue=r.due_on < as_of)
             for r, p in session.execute(query)]
@@ -534,7 +535,7 @@ def without_recent_appointment(session: Session, user: User, as_of: dt.date, *, 
              .join(validated, orientation.person_id == Person.id)
              .where(person_scope(user), orientation.status == OrientationStatus.VALIDATED,
                     orientation.validated_on <= as_of - dt.timedelta(days=days), ~recent,
-                    exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))))
+                    has_open_path())
              .order_by(orientation.validated_on, Person.id))
     rows, seen, last = [], set(), {}
     found = session.execute(query).all()

@@ -6,13 +6,20 @@ import datetime as dt
 import functools
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from cases.models import Path as PathModel
+from cases.models import Person
 from cases.procedure import procedure
 from cases.signals import orientations
 from referents.vocabulary import OrientationStatus
+
+
+def has_open_path(person_id=Person.id):
+    """SQL condition: the person (a column holding their id; Person.id by default) has a path not
+    closed. Correlated to the enclosing query."""
+    return exists(select(PathModel.id).where(PathModel.person_id == person_id, PathModel.closed_on.is_(None)))
 
 
 def open_path(session: Session, person_id: int) -> PathModel | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, false, func, or_, select, true, union_all
+from sqlalchemy import false, func, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from cases import signals
@@ -16,12 +16,11 @@ from cases.followup import _due_dates, _empty_due, due_pending, stored_due
 from cases.models import Contract, Diagnostic, Exit, Household, Person, Sanction
 from cases.models import Path as PathModel
 from cases.nir import nir_view
-from cases.paths import latest_path, open_path
+from cases.paths import current_orientations, has_open_path, latest_path, open_path
 from cases.procedure import _iso
 from cases.scope import person_scope
 from referents.models import User
 from referents.text import name_key, name_starts_with
-from referents.vocabulary import OrientationStatus
 
 # The count of a search stops here: "plus de 200 personnes" says what an exact 33,499 would (add the
 # first name or the birth date), and a broad name's count was what cost (issue 21 item 5). In an MDS
@@ -120,19 +119,13 @@ def _any_name_starts(session: Session, word: str):
 # whether a path is open, in the page's statement; the current orientation by one more query.
 _SEARCH_COLUMNS = (Person.id, Person.last_name, Person.first_name, Person.birth_date, Person.role, Person.sdd,
                    Household.matricule, Household.organism, Household.commune_insee,
-                   exists(select(PathModel.id).where(PathModel.person_id == Person.id, PathModel.closed_on.is_(None))
-                          .correlate(Person)).label("path_open"))
+                   has_open_path().correlate(Person).label("path_open"))
 
 
 def _person_rows(session: Session, persons: list) -> list[dict]:
     """Rows of a page of persons (_SEARCH_COLUMNS) with their current orientation: one query for the
     whole page, not one per person."""
-    ids = [p.id for p in persons]
-    orientations, v = {}, signals.orientations().row_columns
-    for o in session.execute(select(v.person_id, v.referent_type, v.structure_id)
-                             .where(v.person_id.in_(ids or [-1]), v.status == OrientationStatus.VALIDATED)
-                             .order_by(v.validated_on, v.id)):
-        orientations[o.person_id] = o  # the latest validated wins, as in current_orientation
+    orientations = current_orientations(session, [p.id for p in persons])
     rows = []
     for person in persons:
         orientation = orientations.get(person.id)

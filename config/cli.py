@@ -215,7 +215,8 @@ ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 @click.option("--bind", default="127.0.0.1:8000", show_default=True)
 # One request at a time per process, several processes per vCPU (docs/scaling.md "Application
 # servers"): threads of one process share the interpreter lock, and a request back from the database
-# then waits for another thread's Python (session 9: agents' p95 4–5 ms lower with 8 × 1 than 4 × 4).
+# then waits for another thread's Python (session 9, 1M persons: agents' p95 47.5–50.7 ms with 8 × 1,
+# 49.0–56.3 with 4 × 4).
 @click.option("--workers", default=4, show_default=True, type=int,
               help="Processus gunicorn: 4 par vCPU.")
 @click.option("--threads", default=1, show_default=True, type=int,

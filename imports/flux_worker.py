@@ -159,38 +159,13 @@ def peak_rss_mb() -> float | None:
     return None
 
 
-def send_known(out, known: KnownHouseholds) -> None:
-    """The reading process's lookup (keys, digests, table: 32 MB at 1M households) as raw bytes after
-    their lengths, written from the arrays' own memory: pickling them made a copy on each side while it
-    ran (15 MB in the importer, 16 MB in the reading process at 1M; issue 21 item 3)."""
-    parts = (known.keys, known.digests, known.slots)
-    pickle.dump(tuple(memoryview(part).nbytes for part in parts), out, protocol=pickle.HIGHEST_PROTOCOL)
-    for part in parts:
-        out.write(memoryview(part).cast("B"))
-
-
-def receive_known(stream) -> KnownHouseholds:
-    """send_known's other end: each array allocated at its size and filled in place from the pipe."""
-    key_bytes, digest_bytes, slot_bytes = pickle.load(stream)
-    keys = array("Q", [0]) * (key_bytes // array("Q").itemsize)
-    digests = bytearray(digest_bytes)
-    slots = array("i", [0]) * (slot_bytes // array("i").itemsize)
-    for part, size in ((keys, key_bytes), (digests, digest_bytes), (slots, slot_bytes)):
-        view, got = memoryview(part).cast("B"), 0
-        while got < size:
-            n = stream.readinto(view[got:])
-            if not n:
-                raise EOFError("lecture des foyers connus interrompue")
-            got += n
-    return KnownHouseholds(keys, digests, array("q"), {}, slots=slots)
-
-
 def main() -> int:
     """`python -m imports.flux_worker`: (path, secret, compress_fragments) pickled on stdin (the secret
-    never on the command line), then the known households (send_known); messages pickled on stdout."""
+    never on the command line), then the known households (KnownHouseholds.write_lookup); messages
+    pickled on stdout."""
     try:
         path, secret, compress_fragments = pickle.load(sys.stdin.buffer)
-        known = receive_known(sys.stdin.buffer)
+        known = KnownHouseholds.read_lookup(sys.stdin.buffer)
         _child(sys.stdout.buffer, path, known, secret, compress_fragments)
     except (BrokenPipeError, ConnectionResetError):  # the importer is gone (killed): stop quietly
         os._exit(1)
@@ -240,7 +215,7 @@ class WorkerReader:
             with proc.stdin:
                 pickle.dump((str(self.path), self.secret, self.compress_fragments), proc.stdin,
                             protocol=pickle.HIGHEST_PROTOCOL)
-                send_known(proc.stdin, self.known)
+                self.known.write_lookup(proc.stdin)
             self.known = None  # the child has its copy
             thread.start()
             while True:

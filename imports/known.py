@@ -16,6 +16,7 @@ needs the stored digest of the key found to equal the bytes' digest, i.e. the sa
 
 from __future__ import annotations
 
+import pickle
 from array import array
 from collections.abc import Iterable
 
@@ -90,7 +91,38 @@ class KnownHouseholds:
 
     def for_reader(self) -> KnownHouseholds:
         """What the reading process needs: keys and digests (no ids, no communes)."""
-        return KnownHouseholds(self.keys, self.digests, array("q"), {}, slots=self.slots)
+        return KnownHouseholds._lookup_only(self.keys, self.digests, self.slots)
+
+    @classmethod
+    def _lookup_only(cls, keys: array, digests: bytes | bytearray, slots: array) -> KnownHouseholds:
+        return cls(keys, digests, array("q"), {}, slots=slots)
+
+    def write_lookup(self, out) -> None:
+        """for_reader's parts (keys, digests, table: 32 MB at 1M households) onto a stream for the reading
+        process: a pickled header of their types and sizes, then their bytes written from the arrays' own
+        memory. Pickling the arrays made a copy of them on each side while they crossed (15 MB in the
+        importer, 16 MB in the reading process at 1M; issue 21 item 3)."""
+        parts = (self.keys, self.digests, self.slots)
+        pickle.dump([(getattr(part, "typecode", None), memoryview(part).nbytes) for part in parts], out,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        for part in parts:
+            out.write(memoryview(part).cast("B"))
+
+    @classmethod
+    def read_lookup(cls, stream) -> KnownHouseholds:
+        """write_lookup's other end: each part allocated at its size and filled in place from the stream;
+        a stream that ends early is an EOFError, never a shorter set."""
+        parts = []
+        for typecode, size in pickle.load(stream):
+            part = bytearray(size) if typecode is None else array(typecode, [0]) * (size // array(typecode).itemsize)
+            view, got = memoryview(part).cast("B"), 0
+            while got < size:
+                n = stream.readinto(view[got:])
+                if not n:
+                    raise EOFError("lecture des foyers connus interrompue")
+                got += n
+            parts.append(part)
+        return cls._lookup_only(*parts)
 
     def drop_lookup(self) -> None:
         """The importer's copy once the reading process has its own: only ids and communes are used."""

@@ -165,28 +165,26 @@ def test_only_plain_bytes_get_a_raw_digest_a_double_dash_does_not(tmp_path):
 
 
 def _through_a_pipe(known: KnownHouseholds, cut: int | None = None) -> KnownHouseholds:
-    """send_known into a real OS pipe (a thread writes, as the importer's side does), receive_known
+    """write_lookup into a real OS pipe (a thread writes, as the importer's side does), read_lookup
     reading it; `cut`: the writer stops after that many bytes (a reading process's pipe broken)."""
     import io
     import threading
-
-    from imports import flux_worker
 
     r, w = os.pipe()
     with open(r, "rb") as reader, open(w, "wb") as writer:
         def write():
             if cut is None:
-                flux_worker.send_known(writer, known)
+                known.write_lookup(writer)
             else:
                 buf = io.BytesIO()
-                flux_worker.send_known(buf, known)
+                known.write_lookup(buf)
                 writer.write(buf.getvalue()[:cut])
             writer.close()
 
         thread = threading.Thread(target=write)
         thread.start()
         try:
-            return flux_worker.receive_known(reader)
+            return KnownHouseholds.read_lookup(reader)
         finally:
             thread.join()
 

@@ -6,11 +6,10 @@ The NIR is normalised to its first 13 characters (the MSA sends the 2-digit key,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
-
-from cryptography.fernet import Fernet
 
 _NIR_RE = re.compile(r"^[12378][0-9]{2}(0[1-9]|1[0-2]|[2-9][0-9])(2[AB]|[0-9]{2})[0-9]{6}$")
 
@@ -45,11 +44,18 @@ class NirVault:
     """Holds the keys; one per process, built from settings."""
 
     def __init__(self, secret: str):
-        material = hashlib.sha256(("rsa-nir:" + secret).encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(material))
+        self._material = hashlib.sha256(("rsa-nir:" + secret).encode()).digest()
         self._hmac_key = hashlib.sha256(("rsa-nir-hash:" + secret).encode()).digest()
         # Keyed once; each hash copies this state (the key's two pad blocks are not re-hashed per NIR).
         self._keyed = hmac.new(self._hmac_key, digestmod=hashlib.sha256)
+
+    @functools.cached_property
+    def _fernet(self):
+        """Loaded on first use: an import's process that only matches NIRs (its reading process
+        encrypts them) does not carry cryptography's 8 MB (issue 21 item 3)."""
+        from cryptography.fernet import Fernet
+
+        return Fernet(base64.urlsafe_b64encode(self._material))
 
     def hash(self, nir13: str | None) -> str | None:
         if not nir13:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from array import array
+from collections.abc import Iterable
 from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
@@ -161,7 +162,7 @@ def peak_rss_mb() -> float | None:
 
 def main() -> int:
     """`python -m imports.flux_worker`: (path, secret, compress_fragments) pickled on stdin (the secret
-    never on the command line), then the known households (KnownHouseholds.write_lookup); messages
+    never on the command line), then the known households' frames (KnownHouseholds.send); messages
     pickled on stdout."""
     try:
         path, secret, compress_fragments = pickle.load(sys.stdin.buffer)
@@ -178,8 +179,8 @@ class WorkerReader:
     module, no fork of a process holding database connections); the households skipped unparsed
     come as one SkippedRun per message instead of a record each."""
 
-    def __init__(self, path: Path, known: KnownHouseholds, secret: str, compress_fragments: bool = True):
-        self.path, self.known, self.secret = Path(path).resolve(), known, secret
+    def __init__(self, path: Path, secret: str, compress_fragments: bool = True):
+        self.path, self.secret = Path(path).resolve(), secret
         # False: the reading process sends fragments as they are and this side compresses them as they
         # arrive (what reaches the importer is the same: `raw_gz`, no fragment, for importable records)
         self.compress_fragments = compress_fragments
@@ -188,12 +189,31 @@ class WorkerReader:
         self.bytes_read = 0
         self.peak_rss_mb: float | None = None  # the reading process's own peak, reported at its end
         self.parsed = 0  # households whose tree the reading process built
+        self.proc: subprocess.Popen | None = None
 
-    def __iter__(self):
+    def start(self, known_rows: Iterable[tuple[str, str, int, str | None]] = ()) -> KnownHouseholds:
+        """Start the reading process and stream the known households to it as they come (rows as
+        KnownHouseholds.build takes them: it builds the lookup and takes the skip decisions); what
+        this side keeps of them (ids, communes) is returned. Iterating starts it with none known."""
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, cwd=root, env=env)
+        self.proc = proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, cwd=root, env=env)
+        try:
+            with proc.stdin:
+                pickle.dump((str(self.path), self.secret, self.compress_fragments), proc.stdin,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+                return KnownHouseholds.send(known_rows, proc.stdin)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            raise
+
+    def __iter__(self):
+        if self.proc is None:
+            self.start()
+        proc = self.proc
         widen_pipe(proc.stdout)
         # A thread drains the pipe into a bounded queue: the child keeps reading while the importer
         # writes a chunk (a bare pipe holds only ~40 households, which serialised the two).
@@ -212,11 +232,6 @@ class WorkerReader:
 
         thread = threading.Thread(target=pump, name="rsa-flux-pipe", daemon=True)
         try:
-            with proc.stdin:
-                pickle.dump((str(self.path), self.secret, self.compress_fragments), proc.stdin,
-                            protocol=pickle.HIGHEST_PROTOCOL)
-                self.known.write_lookup(proc.stdin)
-            self.known = None  # the child has its copy
             thread.start()
             while True:
                 blob = messages.get()
@@ -281,6 +296,57 @@ def _put(q: queue.Queue, msg, stop: threading.Event) -> bool:
     return False
 
 
+class ThreadReader:
+    """A FluxReader iterated by a thread of the importer's own process, ahead of it, in batches
+    through a bounded queue; same interface as FluxReader (and its attributes as of the batch being
+    consumed). For a re-import whose households are mostly known: they are skipped from their bytes,
+    which costs little CPU, and what the reading does cost runs while the importer waits on the
+    database. A second process would add its own interpreter and libraries (34 MB) and a second
+    lookup of the known households (24 MB at a million households) for a second core that a
+    re-import hardly uses (issue 21 item 3)."""
+
+    def __init__(self, reader: FluxReader):
+        self.reader = reader
+        self.header = None
+        self.totals = None
+        self.bytes_read = 0
+        self.parsed = 0
+
+    def __iter__(self):
+        reader = self.reader
+        batches: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        stop = threading.Event()
+
+        def read():
+            try:
+                batch = []
+                for item in reader:
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        if not _put(batches, ("items", batch, reader.header, reader.bytes_read), stop):
+                            return
+                        batch = []
+                _put(batches, ("end", batch, reader.header, reader.bytes_read, reader.totals, reader.parsed), stop)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the importer's thread
+                _put(batches, ("error", exc), stop)
+
+        thread = threading.Thread(target=read, name="rsa-flux-read", daemon=True)
+        thread.start()
+        try:
+            while True:
+                msg = batches.get()
+                if msg[0] == "error":
+                    raise msg[1]
+                _, batch, self.header, self.bytes_read = msg[:4]
+                yield from batch
+                if msg[0] == "end":
+                    self.totals, self.parsed = msg[4], msg[5]
+                    return
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
 def use_worker(path: Path) -> bool:
     """Large plain files only: the child's start-up (~0.3 s) is not worth it below a few MB."""
     threshold = int(os.environ.get(MIN_BYTES_ENV) or (8 << 20))
@@ -290,6 +356,28 @@ def use_worker(path: Path) -> bool:
         return path.stat().st_size >= threshold
     except OSError:
         return False
+
+
+READER_ENV = "RSA_FLUX_READER"  # "process", "thread" or "inline": how every large flow is read (tests, operators)
+# A household's bytes in a flow, about: 4,234 in the generated monthly flows (a VRSB household and its
+# persons, as the CNAF schema writes them). Only to tell a re-import from a first import: off by 2 either
+# way, it still does.
+HOUSEHOLD_BYTES = 4_200
+
+
+def reading_mode(path: Path, known_households) -> str:
+    """How a flow is read beside the importer:
+    - "inline": in the importer's own loop (files under RSA_FLUX_WORKER_MIN_BYTES, 8 MB; one core);
+    - "process": by a second process (WorkerReader): a first import, whose parse is most of its CPU;
+    - "thread": by a thread of the importer (ThreadReader): a re-import, when the database already
+      holds at least half as many households as the file has (by its size): most are skipped unparsed.
+    `known_households`: a callable giving the households in the database (asked for large files only)."""
+    if not use_worker(path):
+        return "inline"
+    forced = os.environ.get(READER_ENV)
+    if forced in ("process", "thread", "inline"):
+        return forced
+    return "thread" if known_households() * HOUSEHOLD_BYTES * 2 >= path.stat().st_size else "process"
 
 
 if __name__ == "__main__":

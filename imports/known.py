@@ -4,9 +4,12 @@ A re-import of a 1M-household flow looks up every household once to skip the unc
 parsing them. Held as Python dicts (a key string, a tuple, a bytes digest and an int per household)
 that index cost ~250 bytes a household in the importer and as much again in its reading process:
 over 500 MB at a million households. Here it is flat arrays in the order rows come (an 8-byte hash
-of the key, the first 16 bytes of the SHA-256 digest, the id) and an open-addressing table of
-positions (4 bytes, twice as many slots as households): 40 bytes a household, no sorting, no
+of the key, the first 8 bytes of the SHA-256 digest, the id) and an open-addressing table of
+positions (4 bytes, twice as many slots as households): about 32 bytes a household, no sorting, no
 Python object per household. Plain `array`/`bytes`: neither process loads numpy for it (22 MB).
+When a second process reads the file (imports.flux_worker), the lookup (keys, digests, table) is
+built there only, from frames the importer writes as the rows come (`send`), and the importer
+keeps the ids: 24 and 4 MB at a million households.
 The few households outside the sectorisation keep their commune in a small dict (for the
 import's warning).
 
@@ -16,12 +19,15 @@ needs the stored digest of the key found to equal the bytes' digest, i.e. the sa
 
 from __future__ import annotations
 
-import pickle
+import struct
 from array import array
 from collections.abc import Iterable
 
-DIGEST_BYTES = 16  # 128 bits of the SHA-256: a collision between two versions of a household is not a concern
+DIGEST_BYTES = 8  # 64 bits of the SHA-256: two versions of a household collide once in 1.8 × 10^19
 
+
+_FRAME = struct.Struct("<I")  # rows in the frame that follows (KnownHouseholds.send); 0 ends the set
+FRAME_ROWS = 20_000  # 320 KB a frame
 
 _MIX, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
 
@@ -42,28 +48,26 @@ class KnownHouseholds:
         self.outside_at = outside_at or {}  # the same communes by position (the reading process sends positions)
         self.slots = slots if slots is not None else _table(keys)
         self.mask = len(self.slots) - 1
+        self.count = len(keys)  # households known (the importer's side of `send` keeps no keys)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, int, str | None]], chunk: int = 50_000) -> KnownHouseholds:
         """rows: (key, digest as hex, household id, commune when outside the sectorisation else None),
         appended to flat arrays as they come: the Python objects of a million rows never exist at once.
+        The whole set in this process (a file read here); `send` when a second process reads it.
         (`chunk`: kept for callers; rows are no longer buffered.)"""
-        keys, digests, ids, outside, outside_at = array("Q"), bytearray(), array("q"), {}, {}
-        for key, digest, hid, commune in rows:
-            if commune is not None:
-                outside[key] = commune
-                outside_at[len(keys)] = commune
-            keys.append(key_hash(key))
-            digests += bytes.fromhex(digest)[:DIGEST_BYTES].ljust(DIGEST_BYTES, b"\0")
-            ids.append(hid)
-        return cls(keys, digests, ids, outside, outside_at)
+        keys, digests, kept = array("Q"), bytearray(), _Kept()
+        for h, d in kept.entries(rows):
+            keys.append(h)
+            digests += d
+        return cls(keys, digests, kept.ids, kept.outside, kept.outside_at)
 
     @classmethod
     def empty(cls) -> KnownHouseholds:
-        return cls(array("Q"), b"", array("q"), {})
+        return cls(array("Q"), b"", array("i"), {})
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self.count
 
     def index(self, key: str) -> int:
         """Position of the household with this key, or -1."""
@@ -89,44 +93,74 @@ class KnownHouseholds:
     def want_filter(self) -> SkipFilter:
         return SkipFilter(self)
 
-    def for_reader(self) -> KnownHouseholds:
-        """What the reading process needs: keys and digests (no ids, no communes)."""
-        return KnownHouseholds._lookup_only(self.keys, self.digests, self.slots)
-
     @classmethod
-    def _lookup_only(cls, keys: array, digests: bytes | bytearray, slots: array) -> KnownHouseholds:
-        return cls(keys, digests, array("q"), {}, slots=slots)
-
-    def write_lookup(self, out) -> None:
-        """for_reader's parts (keys, digests, table: 32 MB at 1M households) onto a stream for the reading
-        process: a pickled header of their types and sizes, then their bytes written from the arrays' own
-        memory. Pickling the arrays made a copy of them on each side while they crossed (15 MB in the
-        importer, 16 MB in the reading process at 1M; issue 21 item 3)."""
-        parts = (self.keys, self.digests, self.slots)
-        pickle.dump([(getattr(part, "typecode", None), memoryview(part).nbytes) for part in parts], out,
-                    protocol=pickle.HIGHEST_PROTOCOL)
-        for part in parts:
-            out.write(memoryview(part).cast("B"))
+    def send(cls, rows: Iterable[tuple[str, str, int, str | None]], out, frame: int = FRAME_ROWS) -> KnownHouseholds:
+        """The importer's side of an import read by a second process: the keys' hashes and digests
+        written to `out` as the rows come from the database, in frames, for read_lookup; what is
+        returned keeps only the ids and communes, the part the importer uses. Building the whole
+        lookup here first and sending it held it twice at the import's start: 40 MB of the importer's
+        peak at a million households, for 8 MB it keeps (issue 21 item 3)."""
+        kept, keys, digests = _Kept(), array("Q"), bytearray()
+        for h, d in kept.entries(rows):
+            keys.append(h)
+            digests += d
+            if len(keys) >= frame:
+                _write_frame(out, keys, digests)
+                keys, digests = array("Q"), bytearray()
+        if keys:
+            _write_frame(out, keys, digests)
+        _write_frame(out, array("Q"), b"")  # the end
+        known = cls(array("Q"), b"", kept.ids, kept.outside, kept.outside_at, slots=array("i", [-1]))
+        known.count = len(kept.ids)
+        return known
 
     @classmethod
     def read_lookup(cls, stream) -> KnownHouseholds:
-        """write_lookup's other end: each part allocated at its size and filled in place from the stream;
-        a stream that ends early is an EOFError, never a shorter set."""
-        parts = []
-        for typecode, size in pickle.load(stream):
-            part = bytearray(size) if typecode is None else array(typecode, [0]) * (size // array(typecode).itemsize)
-            view, got = memoryview(part).cast("B"), 0
-            while got < size:
-                n = stream.readinto(view[got:])
-                if not n:
-                    raise EOFError("lecture des foyers connus interrompue")
-                got += n
-            parts.append(part)
-        return cls._lookup_only(*parts)
+        """The reading process's side: the frames appended to its own arrays, then the table built
+        here. A stream that ends before its end frame is an EOFError, never a smaller set."""
+        keys, digests = array("Q"), bytearray()
+        while True:
+            (n,) = _FRAME.unpack(_read_exactly(stream, _FRAME.size))
+            if not n:
+                break
+            keys.frombytes(_read_exactly(stream, n * keys.itemsize))
+            digests += _read_exactly(stream, n * DIGEST_BYTES)
+        return cls(keys, digests, array("i"), {})
 
-    def drop_lookup(self) -> None:
-        """The importer's copy once the reading process has its own: only ids and communes are used."""
-        self.keys, self.digests, self.slots, self.mask = array("Q"), b"", array("i", [-1]), 0
+
+class _Kept:
+    """What the importer keeps of each row, by position: its id (4 bytes while ids fit in 32 bits,
+    8 after), and its commune when outside the sectorisation."""
+
+    def __init__(self):
+        self.ids, self.outside, self.outside_at = array("i"), {}, {}
+
+    def entries(self, rows):
+        """(key hash, digest prefix) of each row, what is kept of it set aside as it passes."""
+        ids, outside, outside_at = self.ids, self.outside, self.outside_at
+        for key, digest, hid, commune in rows:
+            if commune is not None:
+                outside[key] = commune
+                outside_at[len(ids)] = commune
+            try:
+                ids.append(hid)
+            except OverflowError:
+                self.ids = ids = array("q", ids)
+                ids.append(hid)
+            yield key_hash(key), bytes.fromhex(digest)[:DIGEST_BYTES].ljust(DIGEST_BYTES, b"\0")
+
+
+def _write_frame(out, keys: array, digests: bytes | bytearray) -> None:
+    out.write(_FRAME.pack(len(keys)))
+    out.write(memoryview(keys).cast("B"))
+    out.write(digests)
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise EOFError("lecture des foyers connus interrompue")
+    return data
 
 
 class SkipFilter:

@@ -52,7 +52,14 @@ from imports.flux import (
     parse_fragment,
     read_header,
 )
-from imports.flux_worker import WorkerReader, compress, fragment_of, prepare_record, use_worker
+from imports.flux_worker import (
+    ThreadReader,
+    WorkerReader,
+    compress,
+    fragment_of,
+    prepare_record,
+    reading_mode,
+)
 from imports.known import KnownHouseholds
 from imports.models import ImportBatch, RawRecord, RejectedRecord
 from referents.service import SectorIndex
@@ -193,8 +200,8 @@ class FlowImporter:
         self._lean, self._chunk = False, CHUNK  # run(): lean on a re-import (LEAN_CHUNK)
 
     # -- file ---------------------------------------------------------------------------------------
-    def _load_known(self) -> None:
-        """Every household already imported (imports.known: key → id, content digest; the commune of
+    def _known_rows(self):
+        """Every household already imported (imports.known: key, content digest, id; the commune of
         those outside the sectorisation), read in one query, so that unchanged households are
         skipped while reading, without extracting their data. Streamed in batches of 2,000 rows
         (yield_per as an execution option: a server-side cursor on PostgreSQL): fetched whole by
@@ -202,9 +209,8 @@ class FlowImporter:
         households (7 MB streamed; 11 MB in batches of 20,000)."""
         q = (select(_H.c.organism, _H.c.matricule, _H.c.id, _H.c.mds_id, _H.c.commune_insee, _RAW.c.content_hash)
              .join(_RAW, _RAW.c.household_id == _H.c.id))
-        self.known = KnownHouseholds.build(
-            (org + mat, digest, hid, (commune or "sans commune") if mds_id is None else None)
-            for org, mat, hid, mds_id, commune, digest in self.s.execute(q, execution_options={"yield_per": 2000}))
+        return ((org + mat, digest, hid, (commune or "sans commune") if mds_id is None else None)
+                for org, mat, hid, mds_id, commune, digest in self.s.execute(q, execution_options={"yield_per": 2000}))
 
     def _seen_values(self) -> dict:
         """What an unchanged household still gets from the flow: the date, and the monthly batch."""
@@ -245,18 +251,20 @@ class FlowImporter:
                 self._page_cache(PAGE_CACHE_KB)
 
     def _run(self, path: Path) -> tuple[dict, list[str]]:
-        self._load_known()
         self._unchanged: list[int] = []
-        if use_worker(path):  # the reading process takes the skip decisions: it gets keys and digests
+        mode = reading_mode(path, lambda: self.s.execute(select(func.count()).select_from(_H)).scalar())
+        if mode == "process":  # a first import: the reading process parses and takes the skip decisions
             # On SQLite the reading process is the critical path and this process has time: it compresses
             # the fragments (on PostgreSQL the server needs the second core: the reading process does).
-            reader = WorkerReader(path, self.known.for_reader(),
-                                  self.rt.settings.nir_key or self.rt.settings.secret_key,
+            reader = WorkerReader(path, self.rt.settings.nir_key or self.rt.settings.secret_key,
                                   compress_fragments=self.ids.pg)
-            self.known.drop_lookup()
+            self.known = reader.start(self._known_rows())  # the lookup is built there only
         else:
+            self.known = KnownHouseholds.build(self._known_rows())
             reader = FluxReader(path, want_data=self.known.want_filter() if len(self.known) else None,
                                 skipped_runs=True)
+            if mode == "thread":  # a re-import: read ahead by a thread of this process
+                reader = ThreadReader(reader)
         chunk: list[HouseholdRecord] = []
         keys: set = set()
         nirs: set = set()

@@ -196,8 +196,7 @@ def test_fragments_compressed_on_either_side_reach_the_importer_the_same(flows):
     vault = NirVault(SECRET)
     seen = []
     for compress_fragments in (True, False):
-        reader = flux_worker.WorkerReader(flows["caf"], KnownHouseholds.empty().for_reader(), SECRET,
-                                          compress_fragments=compress_fragments)
+        reader = flux_worker.WorkerReader(flows["caf"], SECRET, compress_fragments=compress_fragments)
         records = list(reader)
         assert all(r.raw_gz and not r.fragment for r in records if r.error is None)
         seen.append(([_record(r, vault) for r in records], [(r.raw_gz, r.fragment) for r in records],

@@ -15,7 +15,7 @@ from lxml import etree
 
 from imports import flux
 from imports.flux import FluxReader, SkippedRun, key_from_bytes
-from imports.known import KnownHouseholds, key_hash
+from imports.known import DIGEST_BYTES, KnownHouseholds, key_hash
 from tests.test_imports_flux import hh, set_path, text, write_flux
 
 D1 = dt.date(2026, 8, 31)
@@ -85,8 +85,8 @@ def test_long_runs_are_cut_and_every_household_is_in_one(tmp_path, monkeypatch):
 
 def test_skip_filter_position_is_the_known_position_once_then_minus_one():
     digest = bytes(range(32))
-    known = KnownHouseholds.build(iter([("CAF1", "aa" * 32, 5, None), ("CAF2", digest.hex(), 6, None)]))
-    want = known.for_reader().want_filter()
+    rows = [("CAF1", "aa" * 32, 5, None), ("CAF2", digest.hex(), 6, None)]
+    want = _through_a_pipe(rows).want_filter()  # the reading process's side
     assert want.position(("CAF", "2"), digest) == 1
     assert want.position(("CAF", "2"), digest) == -1  # met again in the same file: parsed
     assert want.position(("CAF", "1"), digest) == -1  # known, changed
@@ -164,9 +164,15 @@ def test_only_plain_bytes_get_a_raw_digest_a_double_dash_does_not(tmp_path):
     assert not flux._plain(frags[0]) and flux._plain(frags[1])
 
 
-def _through_a_pipe(known: KnownHouseholds, cut: int | None = None) -> KnownHouseholds:
-    """write_lookup into a real OS pipe (a thread writes, as the importer's side does), read_lookup
-    reading it; `cut`: the writer stops after that many bytes (a reading process's pipe broken)."""
+def _rows(path: Path) -> list:
+    return [(r.key[0] + r.key[1], r.content_hash, 100 + n, "31555" if n == 4 else None)
+            for n, r in enumerate(FluxReader(path))]
+
+
+def _through_a_pipe(rows, cut: int | None = None, sent: list | None = None) -> KnownHouseholds:
+    """KnownHouseholds.send into a real OS pipe (a thread writes, as the importer's side does, in frames
+    of 4 rows), read_lookup reading it; `cut`: the writer stops after that many bytes (a reading
+    process's pipe broken); `sent`: gets what the writing side kept."""
     import io
     import threading
 
@@ -174,11 +180,13 @@ def _through_a_pipe(known: KnownHouseholds, cut: int | None = None) -> KnownHous
     with open(r, "rb") as reader, open(w, "wb") as writer:
         def write():
             if cut is None:
-                known.write_lookup(writer)
+                kept = KnownHouseholds.send(iter(rows), writer, frame=4)
             else:
                 buf = io.BytesIO()
-                known.write_lookup(buf)
+                kept = KnownHouseholds.send(iter(rows), buf, frame=4)
                 writer.write(buf.getvalue()[:cut])
+            if sent is not None:
+                sent.append(kept)
             writer.close()
 
         thread = threading.Thread(target=write)
@@ -189,20 +197,27 @@ def _through_a_pipe(known: KnownHouseholds, cut: int | None = None) -> KnownHous
             thread.join()
 
 
-def test_known_households_cross_the_pipe_as_raw_arrays_and_find_the_same(tmp_path):
-    """The reading process gets the keys, digests and table as the importer built them (byte for byte,
-    without a pickled copy of them on either side), and its lookups answer as the importer's would."""
+def test_known_households_stream_to_the_reading_process_which_alone_holds_the_lookup(tmp_path):
+    """The reading process gets every key and digest in frames as the importer reads them, and its
+    lookups answer as a set built whole would; the importer keeps only ids and communes, by the same
+    positions."""
     path = write_flux(tmp_path / "RSABEM_1.xml", _households(), D1)
-    known = _known(path)
-    got = _through_a_pipe(known.for_reader())
-    assert got.keys == known.keys and bytes(got.digests) == bytes(known.digests) and got.slots == known.slots
-    assert len(got) == len(known) == 9 and len(got.ids) == 0  # ids stay with the importer
+    rows = _rows(path)
+    whole = KnownHouseholds.build(iter(rows))
+    sent: list = []
+    got = _through_a_pipe(rows, sent=sent)
+    (kept,) = sent
+    assert got.keys == whole.keys and bytes(got.digests) == bytes(whole.digests) and got.slots == whole.slots
+    assert len(got) == len(whole) == len(kept) == 9 and len(got.ids) == 0  # ids stay with the importer
+    assert len(kept.keys) == 0 and len(kept.digests) == 0 and kept.ids == whole.ids
+    assert kept.outside_at == whole.outside_at == {4: "31555"} and kept.outside == whole.outside
     for rec in FluxReader(path):
         key = rec.key[0] + rec.key[1]
-        i = known.index(key)
+        i = whole.index(key)
         assert i >= 0 and got.index(key) == i and got.unchanged(i, rec.content_hash)
+        assert kept.id_at(i) == whole.id_at(i)
     assert got.index("inconnu") == -1
-    empty = _through_a_pipe(KnownHouseholds.empty())  # a first import: nothing known
+    empty = _through_a_pipe([])  # a first import: nothing known
     assert len(empty) == 0 and empty.index("x") == -1
 
 
@@ -210,5 +225,11 @@ def test_a_known_households_stream_cut_short_is_an_error_not_a_smaller_set(tmp_p
     import pytest
 
     path = write_flux(tmp_path / "RSABEM_1.xml", _households(), D1)
-    with pytest.raises(EOFError):
-        _through_a_pipe(_known(path).for_reader(), cut=60)
+    rows = _rows(path)
+    frame = 4 + 4 * (8 + DIGEST_BYTES)  # frames of 4 rows: 4, 4, 1, then the end frame (no rows)
+    whole = 2 * frame + (4 + 8 + DIGEST_BYTES) + 4
+    # in a frame's header, in its digests, between two frames, everything but the end frame, 1 byte short
+    for cut in (2, 4 + 4 * 8 + 3, 2 * frame, whole - 4, whole - 1):
+        with pytest.raises(EOFError):
+            _through_a_pipe(rows, cut=cut)
+    assert len(_through_a_pipe(rows, cut=whole)) == 9

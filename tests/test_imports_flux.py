@@ -546,30 +546,53 @@ def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_setting
 
 
 def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, monkeypatch):
-    """Large files are read in a second process (imports.flux_worker): same result, same safety."""
+    """Large files are read by a second process (a first import) or by a thread of the importer (a
+    re-import: most households known): same result as read in the importer's loop, same safety."""
     m1 = tmp_path / "RSABEM_1.xml"
     generate_monthly(m1, households=150, seed=21, month="2026-07")
     m2 = tmp_path / "RSABEM_2.xml"
     derive_flux([m1], m2, seed=21, daily=False, change_rate=0.3, new_households=5)
     results = {}
-    for mode, threshold in (("worker", "0"), ("in-process", "-1")):
+    for mode, threshold, forced in (("automatic", "0", ""), ("process", "0", "process"), ("thread", "0", "thread"),
+                                    ("in-process", "-1", "")):
         monkeypatch.setenv(WORKER_ENV, threshold)
-        assert flux_worker.use_worker(m1) is (mode == "worker")
+        monkeypatch.setenv(flux_worker.READER_ENV, forced)
+        assert flux_worker.use_worker(m1) is (mode != "in-process")
         res = service.import_files(rt, [m2, m1, m1])
         assert [r["status"] for r in res] == ["imported", "duplicate", "imported"]
         results[mode] = ([{k: r[k] for k in ("households", "persons", "created", "updated", "unchanged",
                                              "rejected", "warnings")} for r in res], snapshot(rt))
         wipe(rt)
-    assert results["worker"] == results["in-process"]
-    assert results["worker"][0][2]["updated"] > 0 and results["worker"][1]["paths"]
-    # a broken file read by the worker: failed with its reason, nothing written
+    assert results["automatic"] == results["process"] == results["thread"] == results["in-process"]
+    assert results["process"][0][2]["updated"] > 0 and results["process"][1]["paths"]
+    # a broken file read by the second process or by a thread: failed with its reason, nothing written
     monkeypatch.setenv(WORKER_ENV, "0")
     data = m1.read_bytes()
     cut = tmp_path / "RSABEM_cut.xml"
     cut.write_bytes(data[: int(len(data) * 0.9)])
-    (r,) = service.import_files(rt, [cut])
-    assert r["status"] == "failed" and "tronqué" in r["error"]
-    assert count(rt, Household) == 0 and count(rt, Person) == 0 and count(rt, RawRecord) == 0
+    for forced in ("process", "thread"):
+        monkeypatch.setenv(flux_worker.READER_ENV, forced)
+        (r,) = service.import_files(rt, [cut])
+        assert r["status"] == "failed" and "tronqué" in r["error"], forced
+        assert count(rt, Household) == 0 and count(rt, Person) == 0 and count(rt, RawRecord) == 0
+
+
+def test_a_large_flow_is_read_by_a_thread_when_most_of_its_households_are_known(tmp_path, monkeypatch):
+    """A first import is read by a second process (the parse is most of its work), a re-import by a
+    thread of the importer (most households are skipped unparsed; no second interpreter and lookup):
+    told apart by the households the database holds against the file's size."""
+    path = tmp_path / "RSABEM_1.xml"
+    path.write_bytes(b"x" * flux_worker.HOUSEHOLD_BYTES * 1000)  # about 1,000 households
+    monkeypatch.setenv(WORKER_ENV, "0")
+    monkeypatch.delenv(flux_worker.READER_ENV, raising=False)
+    assert flux_worker.reading_mode(path, lambda: 0) == "process"
+    assert flux_worker.reading_mode(path, lambda: 499) == "process"
+    assert flux_worker.reading_mode(path, lambda: 500) == "thread"
+    assert flux_worker.reading_mode(path, lambda: 40_000) == "thread"
+    monkeypatch.setenv(flux_worker.READER_ENV, "process")
+    assert flux_worker.reading_mode(path, lambda: 40_000) == "process"
+    monkeypatch.setenv(WORKER_ENV, str(path.stat().st_size + 1))  # under the size for reading beside: in the loop
+    assert flux_worker.reading_mode(path, lambda: 1 / 0) == "inline"  # the database is not asked
 
 
 # --- inbox, job, CLI, demo ---------------------------------------------------------------------------

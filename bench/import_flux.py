@@ -155,7 +155,7 @@ def _worker(argv: list[str]) -> int:
     out = {"seconds": time.perf_counter() - t0, "cpu": _cpu() - c0, "status": r["status"],
            "persons": r["persons"], "households": r["households"], "unchanged": r["unchanged"],
            "updated": r["updated"], "created": r["created"], "closed_absent": r["closed_absent"],
-           "parsed": r["parsed"], "rss_mb": _rss_mb(r.get("reader_peak_rss_mb"))}
+           "parsed": r["parsed"], "reading": r.get("reading"), "rss_mb": _rss_mb(r.get("reader_peak_rss_mb"))}
     if dump_dir is not None:
         filled = sorted(t for t, n in _counts(rt.engine).items() if n and t in empty)
         subprocess.run([sys.executable, "-m", "bench.import_flux", "dump", url, str(dump_dir), ",".join(filled)],
@@ -334,7 +334,8 @@ def run(ctx: BenchContext) -> list[Row]:
             median = times[len(times) // 2]
             cpu_median = sorted(c["cpu"] for c in chgs)[len(chgs) // 2]
             each = "; ".join(f"{m}: {c['seconds']:.1f} s ({c['updated']:,} updated, {c['closed_absent']:,} closed "
-                             f"absent, {c['parsed']:,} parsed)" for (m, _), c in zip(again, chgs, strict=True))
+                             f"absent, {c['parsed']:,} parsed, read by {c['reading']})"
+                             for (m, _), c in zip(again, chgs, strict=True))
             rss = max(c["rss_mb"] for c in chgs)
             mbs = mb / first["seconds"]
             how = "COPY" if backend == "postgresql" else "executemany"

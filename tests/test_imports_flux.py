@@ -546,8 +546,8 @@ def test_crash_mid_file_then_rerun_equals_a_clean_run(rt, tmp_path, base_setting
 
 
 def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, monkeypatch):
-    """Large files are read by a second process (a first import) or by a thread of the importer (a
-    re-import: most households known): same result as read in the importer's loop, same safety."""
+    """Large files are read by a second process (a first import, a small re-import) or by a thread of
+    the importer (a large re-import): same result as read in the importer's loop, same safety."""
     m1 = tmp_path / "RSABEM_1.xml"
     generate_monthly(m1, households=150, seed=21, month="2026-07")
     m2 = tmp_path / "RSABEM_2.xml"
@@ -560,7 +560,7 @@ def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, mon
         assert flux_worker.use_worker(m1) is (mode != "in-process")
         res = service.import_files(rt, [m2, m1, m1])
         assert [r["status"] for r in res] == ["imported", "duplicate", "imported"]
-        assert [r["reading"] for r in res] == {"automatic": ["process", None, "thread"],
+        assert [r["reading"] for r in res] == {"automatic": ["process", None, "process"],
                                                "in-process": ["inline", None, "inline"]}.get(mode, [mode, None, mode])
         results[mode] = ([{k: r[k] for k in ("households", "persons", "created", "updated", "unchanged",
                                              "rejected", "warnings")} for r in res], snapshot(rt))
@@ -579,20 +579,28 @@ def test_reading_process_gives_the_same_database_as_in_process(rt, tmp_path, mon
         assert count(rt, Household) == 0 and count(rt, Person) == 0 and count(rt, RawRecord) == 0
 
 
-def test_a_large_flow_is_read_by_a_thread_when_most_of_its_households_are_known(tmp_path, monkeypatch):
-    """A first import is read by a second process (the parse is most of its work), a re-import by a
-    thread of the importer (most households are skipped unparsed; no second interpreter and lookup):
-    told apart by the households the database holds against the file's size."""
+def test_a_large_re_import_is_read_by_a_thread_when_most_of_its_many_households_are_known(tmp_path, monkeypatch):
+    """A first import is read by a second process (the parse is most of its work), and so is a re-import
+    of fewer than THREAD_FROM_KNOWN households (faster: the reading has a core of its own); a large
+    re-import is read by a thread of the importer (no second interpreter holding the known households'
+    lookup): told apart by the households the database holds against the file's size."""
     path = tmp_path / "RSABEM_1.xml"
-    path.write_bytes(b"x" * flux_worker.HOUSEHOLD_BYTES * 1000)  # about 1,000 households
+    households = 2 * flux_worker.THREAD_FROM_KNOWN
+    with open(path, "wb") as f:
+        f.truncate(flux_worker.HOUSEHOLD_BYTES * households)  # a sparse file of that size
     monkeypatch.setenv(WORKER_ENV, "0")
     monkeypatch.delenv(flux_worker.READER_ENV, raising=False)
     assert flux_worker.reading_mode(path, lambda: 0) == "process"
-    assert flux_worker.reading_mode(path, lambda: 499) == "process"
-    assert flux_worker.reading_mode(path, lambda: 500) == "thread"
-    assert flux_worker.reading_mode(path, lambda: 40_000) == "thread"
+    assert flux_worker.reading_mode(path, lambda: households // 2 - 1) == "process"
+    assert flux_worker.reading_mode(path, lambda: households // 2) == "thread"
+    assert flux_worker.reading_mode(path, lambda: 2 * households) == "thread"
+    small = tmp_path / "RSABEM_2.xml"
+    with open(small, "wb") as f:
+        f.truncate(flux_worker.HOUSEHOLD_BYTES * 1000)
+    assert flux_worker.reading_mode(small, lambda: 1000) == "process"  # a re-import under THREAD_FROM_KNOWN
+    assert flux_worker.reading_mode(small, lambda: flux_worker.THREAD_FROM_KNOWN) == "thread"
     monkeypatch.setenv(flux_worker.READER_ENV, "process")
-    assert flux_worker.reading_mode(path, lambda: 40_000) == "process"
+    assert flux_worker.reading_mode(path, lambda: 2 * households) == "process"
     monkeypatch.setenv(WORKER_ENV, str(path.stat().st_size + 1))  # under the size for reading beside: in the loop
     assert flux_worker.reading_mode(path, lambda: 1 / 0) == "inline"  # the database is not asked
 

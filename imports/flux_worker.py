@@ -359,9 +359,9 @@ READER_ENV = "RSA_FLUX_READER"  # "process", "thread" or "inline": how every lar
 # persons, as the CNAF schema writes them). Only to tell a re-import from a first import: off by 2 either
 # way, it still does.
 HOUSEHOLD_BYTES = 4_200
-# Known households from which a re-import is read by a thread: the second process's lookup costs 24 bytes
-# a household beside the importer's 4, on top of ~137 MB for the two processes (a 5 %-changed re-import
-# at 100k on PostgreSQL): past ~450,000 they would go over issue 21's 150 MB (164 MB measured at 1M).
+# Known households from which a re-import is read by a thread: with a second process, a 5 %-changed
+# re-import on PostgreSQL peaked at 133.1 MB at 100k and 163.8 MB at 1M (the lookup, 24 bytes a household
+# there and 4 in the importer, and what grows with it): over issue 21's 150 MB from about 600,000.
 THREAD_FROM_KNOWN = 250_000
 
 

@@ -196,8 +196,9 @@ class WorkerReader:
 
     def start(self, known_rows: Iterable[tuple[str, str, int, str | None]] = ()) -> KnownHouseholds:
         """Start the reading process and stream the known households to it as they come (rows as
-        KnownHouseholds.build takes them: it builds the lookup and takes the skip decisions); what
-        this side keeps of them (ids, communes) is returned. Iterating starts it with none known."""
+        KnownHouseholds.build takes them; the reading process builds the lookup and takes the skip
+        decisions); what this side keeps of them (ids, communes) is returned. Iterating starts it
+        with none known."""
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
         self.proc = proc = subprocess.Popen([sys.executable, "-m", "imports.flux_worker"], stdin=subprocess.PIPE,

@@ -48,7 +48,6 @@ class KnownHouseholds:
         self.outside_at = outside_at or {}  # the same communes by position (the reading process sends positions)
         self.slots = slots if slots is not None else _table(keys)
         self.mask = len(self.slots) - 1
-        self.count = len(keys)  # households known (the importer's side of `send` keeps no keys)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, int, str | None]], chunk: int = 50_000) -> KnownHouseholds:
@@ -67,7 +66,8 @@ class KnownHouseholds:
         return cls(array("Q"), b"", array("i"), {})
 
     def __len__(self) -> int:
-        return self.count
+        """Households known: by their keys, or by their ids on the importer's side of `send` (no keys)."""
+        return len(self.keys) or len(self.ids)
 
     def index(self, key: str) -> int:
         """Position of the household with this key, or -1."""
@@ -110,9 +110,7 @@ class KnownHouseholds:
         if keys:
             _write_frame(out, keys, digests)
         _write_frame(out, array("Q"), b"")  # the end
-        known = cls(array("Q"), b"", kept.ids, kept.outside, kept.outside_at, slots=array("i", [-1]))
-        known.count = len(kept.ids)
-        return known
+        return cls(array("Q"), b"", kept.ids, kept.outside, kept.outside_at, slots=array("i", [-1]))
 
     @classmethod
     def read_lookup(cls, stream) -> KnownHouseholds:
@@ -147,7 +145,7 @@ class _Kept:
             except OverflowError:
                 self.ids = ids = array("q", ids)
                 ids.append(hid)
-            yield key_hash(key), bytes.fromhex(digest)[:DIGEST_BYTES].ljust(DIGEST_BYTES, b"\0")
+            yield key_hash(key), bytes.fromhex(digest[:2 * DIGEST_BYTES]).ljust(DIGEST_BYTES, b"\0")
 
 
 def _write_frame(out, keys: array, digests: bytes | bytearray) -> None:

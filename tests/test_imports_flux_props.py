@@ -4,6 +4,7 @@ never end in an unhandled exception — the file imports (with rejects) or fails
 from __future__ import annotations
 
 import io
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,11 +17,18 @@ from imports import service
 from imports.flux import FluxError, FluxReader
 from imports.generator import generate_monthly
 
-_DIR = Path(tempfile.mkdtemp(prefix="rsa-flux-props-"))
+_DIR = Path(tempfile.mkdtemp(prefix="rsa-flux-props-"))  # removed at the module's end (_remove_dir)
 BASE = _DIR / "base.xml"
 generate_monthly(BASE, households=3, seed=77, month="2026-09")
 DATA = BASE.read_bytes()
 LEAVES = [e for e in etree.fromstring(DATA).iter() if len(e) == 0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_dir():
+    """Every mutated file lives under _DIR: a run leaves nothing in the temporary folder."""
+    yield
+    shutil.rmtree(_DIR, ignore_errors=True)
 
 SNIPPETS = [b"<", b">", b"</InfosFoyerRSA>", b"<InfosFoyerRSA>", b"&", b"&amp;", b"<!DOCTYPE x>", b"\x00", b"\xff\xfe",
             b"<Personne></Personne>", b"]]>", b"<![CDATA[x]]>", b"\xe9\xe8", b"<?pi x?>", b"<!-- c -->"]

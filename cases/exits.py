@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import insert, or_, select
@@ -58,7 +59,8 @@ def record_exit(session: Session, person_id: int, exit_on: dt.date, reason: str,
                         source=source, author_id=author_id)[0]
 
 
-def record_exits(session: Session, items, *, source: str, author_id: int | None = None) -> list[Exit]:
+def record_exits(session: Session, items, *, source: str, author_id: int | None = None,
+                 take_ids: Callable[[int], list[int]] | None = None) -> list[Exit]:
     """record_exit for many exits (ExitIn), in the given order, with the same checks, rows, timeline
     events, ended orientations and contracts, resolved alerts and due-date hooks. The checks that
     need no path come first (nothing is written when one fails); then runs of distinct persons,
@@ -66,7 +68,10 @@ def record_exits(session: Session, items, *, source: str, author_id: int | None 
     the structures of their paths, pending contracts, open alerts) in a bounded number of
     statements, checking its exits against the paths, then writing with one flush. A person given
     twice starts a new run, which reads what the previous one wrote: the result is that of calling
-    record_exit for each item in turn."""
+    record_exit for each item in turn. `take_ids(n)`: n primary keys for the new exits, given by a
+    caller that holds the database's write lock (a flow import on SQLite): with their keys set, the
+    exits are inserted by one executemany instead of one INSERT … RETURNING each (SQLite: 19,550 of a
+    1M-household re-import's closures, 2.4 s)."""
     items = list(items)
     _check_source(source)
     reasons = exit_reasons()
@@ -79,11 +84,12 @@ def record_exits(session: Session, items, *, source: str, author_id: int | None 
         check_not_future("exit_on", "Date de sortie", it.exit_on, source, it.as_of)
     out: list[Exit] = []
     for run in distinct_runs(items, lambda it: it.person_id, _RUN):
-        out += _record_exit_run(session, run, source, author_id)
+        out += _record_exit_run(session, run, source, author_id, take_ids)
     return out
 
 
-def _record_exit_run(session: Session, run: list[ExitIn], source: str, author_id: int | None) -> list[Exit]:
+def _record_exit_run(session: Session, run: list[ExitIn], source: str, author_id: int | None,
+                     take_ids: Callable[[int], list[int]] | None) -> list[Exit]:
     """record_exits for items of distinct persons."""
     reasons = exit_reasons()
     ids = [it.person_id for it in run]
@@ -111,6 +117,7 @@ def _record_exit_run(session: Session, run: list[ExitIn], source: str, author_id
     # plan: per item, ("exit", Exit, structure) to create, or ("existing", Exit) to qualify or confirm
     plan: list[tuple] = []
     ends: list[tuple[int, dt.date]] = []
+    new_ids = iter(take_ids(sum(1 for it in run if it.person_id not in existing))) if take_ids else None
     for it in run:
         ex = existing.get(it.person_id)
         if ex is not None:
@@ -123,7 +130,8 @@ def _record_exit_run(session: Session, run: list[ExitIn], source: str, author_id
             structure_id = orientation.structure_id
         if structure_id is None and path is not None:
             structure_id = structure_of.get(path.id)
-        ex = Exit(person_id=it.person_id, path_id=path.id if path else None, structure_id=structure_id,
+        ex = Exit(id=next(new_ids) if new_ids else None,
+                  person_id=it.person_id, path_id=path.id if path else None, structure_id=structure_id,
                   exit_on=it.exit_on, reason=it.reason, positive=is_positive_exit(it.reason), source=source,
                   details=it.details)
         session.add(ex)

@@ -204,3 +204,32 @@ def test_many_persons_in_runs_of_bounded_statements(session, today, monkeypatch)
     assert batched == single and len(batched[0]["exits"]) == 7
     assert all(r.closed_on == D(2026, 11, 30) for r in batched[0]["paths"] if r.person_id in people)
 
+
+
+def test_a_flow_batch_with_its_keys_given_writes_the_same_under_those_keys(session, today):
+    """record_exits(take_ids=…), as a flow import on SQLite calls it: the new exits take the keys
+    given (inserted together), and everything else is what the batch writes without them."""
+    w = _world(session)
+    on = D(2026, 11, 30)
+    E = cs.ExitIn
+    items = [E(w["oriented"], on, "end_of_right_resources"), E(w["ended_orientation"], on, "striking_off"),
+             E(w["provider_exit"], on, "end_of_right_resources"), E(w["flow_exit"], on, "other"),
+             E(w["no_path"], on, "transfer"), E(w["no_path"], on, "transfer"),
+             E(w["two_paths"], on, "absent_flux_mensuel")]
+    before = _marks(session)
+    exits = cs.record_exits(session, items, source="flow")
+    plain = _state(session, before), [(ex.person_id, ex.path_id, ex.reason) for ex in exits]
+    session.rollback()
+    given: list[int] = []
+
+    def take(n: int) -> list[int]:
+        ids = list(range(before["exit"] + 500 + len(given), before["exit"] + 500 + len(given) + n))
+        given.extend(ids)
+        return ids
+
+    exits = cs.record_exits(session, items, source="flow", take_ids=take)
+    keyed = _state(session, before), [(ex.person_id, ex.path_id, ex.reason) for ex in exits]
+    new_ids = [e.id for e in session.scalars(select(Exit).where(Exit.id > before["exit"]).order_by(Exit.id))]
+    session.rollback()
+    assert keyed == plain
+    assert new_ids == given and len(given) == 5  # oriented, ended_orientation, no_path twice (two runs), two_paths

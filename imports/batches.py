@@ -56,11 +56,16 @@ class FileDigest:
         return self._hex
 
 
-def may_repeat(session: Session, kind: str, size: int) -> bool:
-    """Whether a file of this size may be one already seen: a batch of the kind has that size (or
-    none recorded). A file that may not is hashed while imported (FileDigest)."""
-    return bool(session.scalar(select(exists().where(
-        ImportBatch.kind == kind, or_(ImportBatch.size_bytes == size, ImportBatch.size_bytes.is_(None))))))
+def may_repeat(session: Session, kind: str, size: int, header: dict | None = None) -> bool:
+    """Whether a file of this size (and header, when the kind has one) may be one already seen: a
+    batch of the kind has that size, or none recorded, and that header, or none recorded. A monthly
+    flow re-sent with a new header (its creation date) is a new file even at the same size. A file
+    that may not be one already seen is hashed while imported (FileDigest)."""
+    same_size = or_(ImportBatch.size_bytes == size, ImportBatch.size_bytes.is_(None))
+    if header is None:
+        return bool(session.scalar(select(exists().where(ImportBatch.kind == kind, same_size))))
+    return any(h is None or h == header for h in session.scalars(
+        select(ImportBatch.header).where(ImportBatch.kind == kind, same_size)))
 
 
 @dataclass

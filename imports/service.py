@@ -90,7 +90,7 @@ CHUNK = 1000
 # re-import that turns out to create many households (a new organism's file) goes back to the first
 # import's sizes.
 LEAN_CHUNK = 250
-# A flow at least this large, of a size no earlier batch has, is hashed beside its import (FileDigest)
+# A flow at least this large, of a size and header no earlier batch has, is hashed beside its import (FileDigest)
 # rather than before it: 3.5 s of reading at 1M households (4.2 GB).
 HASH_BESIDE_FROM = 8 << 20
 PAGE_CACHE_KB, LEAN_PAGE_CACHE_KB = 8192, 2048
@@ -935,8 +935,8 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
     digest: FileDigest | None = None
     try:
         size = path.stat().st_size
-        if size >= HASH_BESIDE_FROM and not _may_repeat(runtime, size):
-            digest = FileDigest(path)  # no earlier batch has its size: not a file already seen
+        if size >= HASH_BESIDE_FROM and not _may_repeat(runtime, path, size):
+            digest = FileDigest(path)  # no earlier batch has its size and header: not a file already seen
             sha = digest.placeholder
         else:
             sha = sha256_file(path)
@@ -987,9 +987,13 @@ def import_file(runtime, path: Path | str, *, progress: Callable[[int], None] | 
     return _result(path, "failed", error=reason, batch_id=batch.id, seconds=time.perf_counter() - t0)
 
 
-def _may_repeat(runtime, size: int) -> bool:
+def _may_repeat(runtime, path: Path, size: int) -> bool:
+    try:
+        header = read_header(path).as_dict()
+    except (FluxError, OSError):
+        return True  # (hashed first; the import says what is wrong with it)
     with runtime.sessions() as session:
-        return may_repeat(session, KIND, size)
+        return may_repeat(session, KIND, size, header)
 
 
 def _file_digest(digest: FileDigest) -> str:

@@ -73,22 +73,39 @@ def test_a_large_flow_of_a_new_size_is_hashed_while_imported(rt, tmp_path, monke
     assert r["status"] == "imported" and started == [m1]
     with rt.session() as s:
         assert s.get(ImportBatch, r["batch_id"]).sha256 == batches.sha256_file(m1)
-    (again,) = service.import_files(rt, [m1])  # its size is known now: hashed first, recognised
+    (again,) = service.import_files(rt, [m1])  # its size and header are known now: hashed first, recognised
     assert again["status"] == "duplicate" and again["batch_id"] == r["batch_id"] and started == [m1]
+    # the same size with another header (re-sent with a new creation time): a new file, hashed beside
+    resent = tmp_path / "RSABEM_1b.xml"
+    data = m1.read_bytes()
+    time = data[data.index(b"<HEUCREAFLUX>") + 13:data.index(b"</HEUCREAFLUX>")]
+    resent.write_bytes(data.replace(b"<HEUCREAFLUX>%s<" % time, b"<HEUCREAFLUX>%s<" % time.replace(b"0", b"1", 1), 1))
+    assert resent.stat().st_size == m1.stat().st_size and resent.read_bytes() != data
+    (r2,) = service.import_files(rt, [resent])
+    assert r2["status"] == "imported" and started == [m1, resent]
+    with rt.session() as s:
+        assert s.get(ImportBatch, r2["batch_id"]).sha256 == batches.sha256_file(resent)
     cut = tmp_path / "RSABEM_cut.xml"
     cut.write_bytes(m1.read_bytes()[:-200])
     (broken,) = service.import_files(rt, [cut])
-    assert broken["status"] == "failed" and started == [m1, cut]
+    assert broken["status"] == "failed" and started == [m1, resent, cut]
     with rt.session() as s:
         assert s.get(ImportBatch, broken["batch_id"]).sha256 == batches.sha256_file(cut)
         assert not s.scalar(select(ImportBatch).where(ImportBatch.sha256.like("calcul en cours%")))
 
 
-def test_a_file_may_repeat_when_a_batch_has_its_size_or_none_recorded(rt):
+def test_a_file_may_repeat_when_a_batch_has_its_size_and_header_or_none_recorded(rt):
+    head = {"TYPEFLUX": "M", "DTCREAFLUX": "2026-08-05"}
     with rt.session() as s, s.begin():
-        s.add(ImportBatch(kind="flux", file_name="a.xml", sha256="a" * 64, size_bytes=1000, status="imported"))
+        s.add(ImportBatch(kind="flux", file_name="a.xml", sha256="a" * 64, size_bytes=1000, header=head,
+                          status="imported"))
+        s.add(ImportBatch(kind="flux", file_name="c.xml", sha256="c" * 64, size_bytes=2000, header=None,
+                          status="failed"))
         s.add(ImportBatch(kind="spreadsheet", file_name="b.xlsx", sha256="b" * 64, size_bytes=None,
                           status="imported"))
     with rt.session() as s:
         assert batches.may_repeat(s, "flux", 1000) and not batches.may_repeat(s, "flux", 1001)
+        assert batches.may_repeat(s, "flux", 1000, head)
+        assert not batches.may_repeat(s, "flux", 1000, {**head, "DTCREAFLUX": "2026-09-05"})
+        assert batches.may_repeat(s, "flux", 2000, head)  # a batch without its header: it may be that file
         assert batches.may_repeat(s, "spreadsheet", 7)  # a batch without its size: any file may be it

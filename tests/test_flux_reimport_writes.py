@@ -109,3 +109,16 @@ def test_a_file_may_repeat_when_a_batch_has_its_size_and_header_or_none_recorded
         assert not batches.may_repeat(s, "flux", 1000, {**head, "DTCREAFLUX": "2026-09-05"})
         assert batches.may_repeat(s, "flux", 2000, head)  # a batch without its header: it may be that file
         assert batches.may_repeat(s, "spreadsheet", 7)  # a batch without its size: any file may be it
+
+
+def test_a_failed_attempt_never_marks_the_same_file_s_imported_batch_failed(rt, tmp_path):
+    """Two imports of one file at once (the inbox job beside a command): the one that commits second
+    fails on the SHA-256's uniqueness, and its failure leaves the first one's batch imported."""
+    path = tmp_path / "RSABEM_1.xml"
+    generate_monthly(path, households=3, seed=5, month="2026-07")
+    (r,) = service.import_files(rt, [path])
+    failed = batches.fail(rt.sessions, "flux", path, batches.sha256_file(path), "erreur inattendue: IntegrityError")
+    assert failed.id == r["batch_id"] and failed.status == "imported"
+    with rt.session() as s:
+        b = s.get(ImportBatch, r["batch_id"])
+        assert (b.status, b.error) == ("imported", None)

@@ -117,7 +117,7 @@ def _record_exit_run(session: Session, run: list[ExitIn], source: str, author_id
     # plan: per item, ("exit", Exit, structure) to create, or ("existing", Exit) to qualify or confirm
     plan: list[tuple] = []
     ends: list[tuple[int, dt.date]] = []
-    new_ids = iter(take_ids(sum(1 for it in run if it.person_id not in existing))) if take_ids else None
+    new_ids = iter(take_ids(len(new))) if take_ids else None
     for it in run:
         ex = existing.get(it.person_id)
         if ex is not None:

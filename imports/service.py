@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from operator import itemgetter
 from pathlib import Path
 
@@ -142,12 +143,14 @@ _ANALYZE_SQL = ("ANALYZE household (id, organism, matricule), person (id, househ
 class _Ids:
     """Primary keys for the rows of a chunk, taken in one query (PostgreSQL sequence) or from the
     table's maximum (SQLite: the import's transaction holds the database's write lock), so that
-    inserts are plain executemany statements instead of one INSERT … RETURNING per row."""
+    inserts are plain executemany statements instead of one INSERT … RETURNING per row. On SQLite
+    the maximum is read at each take (one look-up at the end of the key's index): rows the unit of
+    work inserts in the same transaction (the monthly closures' exits) are counted, and each take
+    is inserted before the next."""
 
     def __init__(self, session: Session):
         self.s = session
         self.pg = session.get_bind().dialect.name == "postgresql"
-        self.next: dict[str, int] = {}
 
     def take(self, table, n: int) -> list[int]:
         if n <= 0:
@@ -155,10 +158,7 @@ class _Ids:
         if self.pg:
             q = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
             return list(self.s.execute(q, {"t": table.name, "n": n}).scalars())
-        nxt = self.next.get(table.name)
-        if nxt is None:
-            nxt = (self.s.execute(select(func.max(table.c.id))).scalar() or 0) + 1
-        self.next[table.name] = nxt + n
+        nxt = (self.s.execute(select(func.max(table.c.id))).scalar() or 0) + 1
         return list(range(nxt, nxt + n))
 
 
@@ -700,12 +700,6 @@ class FlowImporter:
                 c["role"] = None
         return href, outside
 
-    def _exit_ids(self, n: int) -> list[int]:
-        """SQLite: the new exits' keys from the table's maximum, read again each time (the monthly
-        closures of imports.lifecycle insert exits too); this transaction holds the write lock."""
-        self.ids.next.pop(_EXIT.name, None)
-        return self.ids.take(_EXIT, n)
-
     def _encrypted(self, p: dict) -> bytes | None:
         """The NIR encrypted by the reading process, else now."""
         return p.get("nir_encrypted") or self.rt.vault.encrypt(p["nir13"])
@@ -786,7 +780,7 @@ class FlowImporter:
             sync_path_sectors(s, w.sectors_moved)
         if w.exits:
             record_exits(s, [ExitIn(p.id, on, reason, details=details) for p, on, reason, details in w.exits],
-                         source="flow", take_ids=None if self.ids.pg else self._exit_ids)
+                         source="flow", take_ids=None if self.ids.pg else partial(self.ids.take, _EXIT))
         if w.wind_down:
             from imports.lifecycle import wind_down
 

@@ -300,7 +300,8 @@ class ThreadReader:
     costs little, and the reading runs while the importer waits on the database. A second process
     reads faster (a core of its own: 54.8 against 68.8 s for a 5 %-changed re-import at a million
     households) but adds its own interpreter and libraries (34 MB) and holds the known households'
-    lookup (24 MB): 164 against 128 MB, over issue 21's 150 (item 3). RSA_FLUX_READER=process chooses it."""
+    lookup (24 MB then, 18 MB since session 12): 164 against 128 MB, over issue 21's 150 (item 3); 151 MB
+    on SQLite with the 18 MB lookup. RSA_FLUX_READER=process chooses it."""
 
     def __init__(self, reader: FluxReader):
         self.reader = reader
@@ -362,7 +363,8 @@ READER_ENV = "RSA_FLUX_READER"  # "process", "thread" or "inline": how every lar
 HOUSEHOLD_BYTES = 4_200
 # Known households from which a re-import is read by a thread: with a second process, a 5 %-changed
 # re-import on PostgreSQL peaked at 133.1 MB at 100k and 163.8 MB at 1M (the lookup, 24 bytes a household
-# there and 4 in the importer, and what grows with it): over issue 21's 150 MB from about 600,000.
+# there then, 18 now, and 4 in the importer, and what grows with it): over issue 21's 150 MB from about
+# 600,000 (SQLite at 1M with the 18-byte lookup: 151.2 MB, importer 98.6 + reader 52.6).
 THREAD_FROM_KNOWN = 250_000
 
 

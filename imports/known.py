@@ -3,18 +3,20 @@
 A re-import of a 1M-household flow looks up every household once to skip the unchanged ones before
 parsing them. Held as Python dicts (a key string, a tuple, a bytes digest and an int per household)
 that index cost ~250 bytes a household in the importer and as much again in its reading process:
-over 500 MB at a million households. Here it is flat arrays in the order rows come (an 8-byte hash
+over 500 MB at a million households. Here it is flat arrays in the order rows come (a 4-byte hash
 of the key, the first 8 bytes of the SHA-256 digest, the id) and an open-addressing table of
-positions (4 bytes, twice as many slots as households): about 32 bytes a household, no sorting, no
-Python object per household. Plain `array`/`bytes`: neither process loads numpy for it (22 MB).
+positions (4 bytes a slot, at most LOAD full): about 18 bytes a household in the lookup, no sorting,
+no Python object per household. Plain `array`/`bytes`: neither process loads numpy for it (22 MB).
 When a second process reads the file (imports.flux_worker), the lookup (keys, digests, table) is
 built there only, from frames the importer writes as the rows come (`send`), and the importer
-keeps the ids: 24 and 4 MB at a million households.
+keeps the ids: 18 and 4 MB at a million households.
 The few households outside the sectorisation keep their commune in a small dict (for the
 import's warning).
 
-Two keys sharing a key hash (1 chance in 10^7 at a million households) only cost a parse: a skip
-needs the stored digest of the key found to equal the bytes' digest, i.e. the same bytes.
+Two keys sharing a key hash (about 120 pairs among a million households, 32 bits each) only cost
+a parse: a skip needs the stored digest of the key found to equal the bytes' digest, i.e. the same
+bytes, which hold the key. The household found in the other's place is then parsed too (it counts
+as met), never skipped wrongly.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ DIGEST_BYTES = 8  # 64 bits of the SHA-256: two versions of a household collide 
 
 
 _FRAME = struct.Struct("<I")  # rows in the frame that follows (KnownHouseholds.send); 0 ends the set
-FRAME_ROWS = 20_000  # 320 KB a frame
+FRAME_ROWS = 20_000  # 240 KB a frame
 
 _MIX, _MASK = 0x9E3779B97F4A7C15, (1 << 64) - 1
+# The table's fill at most: linear probing finds a known key in ~2.2 probes at 0.7 (1.5 at 0.5, what a
+# power-of-two table twice the keys gave, 8 MB at a million; 5.7 MB here)
+LOAD = 0.7
 
 
 def key_hash(key: str) -> int:
@@ -41,13 +46,19 @@ def key_hash(key: str) -> int:
     return h ^ (h >> 31)
 
 
+def key_hash32(key: str) -> int:
+    """What the lookup stores and probes by: key_hash folded to 32 bits (4 bytes a household)."""
+    h = key_hash(key)
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
 class KnownHouseholds:
     def __init__(self, keys: array, digests: bytes | bytearray, ids: array, outside: dict[str, str],
                  outside_at: dict[int, str] | None = None, slots: array | None = None):
         self.keys, self.digests, self.ids, self.outside = keys, digests, ids, outside
         self.outside_at = outside_at or {}  # the same communes by position (the reading process sends positions)
         self.slots = slots if slots is not None else _table(keys)
-        self.mask = len(self.slots) - 1
+        self.size = len(self.slots)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, int, str | None]], chunk: int = 50_000) -> KnownHouseholds:
@@ -55,7 +66,7 @@ class KnownHouseholds:
         appended to flat arrays as they come: the Python objects of a million rows never exist at once.
         The whole set in this process (a file read here); `send` when a second process reads it.
         (`chunk`: kept for callers; rows are no longer buffered.)"""
-        keys, digests, kept = array("Q"), bytearray(), _Kept()
+        keys, digests, kept = array("I"), bytearray(), _Kept()
         for h, d in kept.entries(rows):
             keys.append(h)
             digests += d
@@ -63,7 +74,7 @@ class KnownHouseholds:
 
     @classmethod
     def empty(cls) -> KnownHouseholds:
-        return cls(array("Q"), b"", array("i"), {})
+        return cls(array("I"), b"", array("i"), {})
 
     def __len__(self) -> int:
         """Households known: by their keys, or by their ids on the importer's side of `send` (no keys)."""
@@ -71,13 +82,15 @@ class KnownHouseholds:
 
     def index(self, key: str) -> int:
         """Position of the household with this key, or -1."""
-        h = key_hash(key)
-        slots, keys, mask = self.slots, self.keys, self.mask
-        i = h & mask
+        h = key_hash32(key)
+        slots, keys, size = self.slots, self.keys, self.size
+        i = h % size
         while (p := slots[i]) >= 0:
             if keys[p] == h:
                 return p
-            i = (i + 1) & mask
+            i += 1
+            if i == size:
+                i = 0
         return -1
 
     def unchanged(self, i: int, digest_hex: str) -> bool:
@@ -100,23 +113,23 @@ class KnownHouseholds:
         returned keeps only the ids and communes, the part the importer uses. Building the whole
         lookup here first and sending it held it twice at the import's start: 40 MB of the importer's
         peak at a million households, for the 4 MB it keeps (issue 21 item 3)."""
-        kept, keys, digests = _Kept(), array("Q"), bytearray()
+        kept, keys, digests = _Kept(), array("I"), bytearray()
         for h, d in kept.entries(rows):
             keys.append(h)
             digests += d
             if len(keys) >= frame:
                 _write_frame(out, keys, digests)
-                keys, digests = array("Q"), bytearray()
+                keys, digests = array("I"), bytearray()
         if keys:
             _write_frame(out, keys, digests)
-        _write_frame(out, array("Q"), b"")  # the end
-        return cls(array("Q"), b"", kept.ids, kept.outside, kept.outside_at, slots=array("i", [-1]))
+        _write_frame(out, array("I"), b"")  # the end
+        return cls(array("I"), b"", kept.ids, kept.outside, kept.outside_at, slots=array("i", [-1]))
 
     @classmethod
     def read_lookup(cls, stream) -> KnownHouseholds:
         """The reading process's side: the frames appended to its own arrays, then the table built
         here. A stream that ends before its end frame is an EOFError, never a smaller set."""
-        keys, digests = array("Q"), bytearray()
+        keys, digests = array("I"), bytearray()
         while True:
             (n,) = _FRAME.unpack(read_exactly(stream, _FRAME.size))
             if not n:
@@ -145,7 +158,7 @@ class _Kept:
             except OverflowError:
                 self.ids = ids = array("q", ids)
                 ids.append(hid)
-            yield key_hash(key), bytes.fromhex(digest[:2 * DIGEST_BYTES]).ljust(DIGEST_BYTES, b"\0")
+            yield key_hash32(key), bytes.fromhex(digest[:2 * DIGEST_BYTES]).ljust(DIGEST_BYTES, b"\0")
 
 
 def _write_frame(out, keys: array, digests: bytes | bytearray) -> None:
@@ -170,7 +183,7 @@ class SkipFilter:
 
     def __init__(self, known: KnownHouseholds):
         self.known = known
-        self.seen = bytearray(len(known))
+        self.seen = bytearray((len(known) + 7) >> 3)  # a bit a known household (met in this file)
         self.last_index = -1  # the position of the household just skipped
 
     def __call__(self, key: tuple[str, str], digest: str) -> bool:
@@ -181,9 +194,12 @@ class SkipFilter:
         household to skip, or -1 to parse it."""
         known = self.known
         i = known.index(key[0] + key[1])
-        if i < 0 or self.seen[i]:  # a new household, or one met before in this file
+        if i < 0:  # a new household
             return -1
-        self.seen[i] = 1
+        seen, byte, bit = self.seen, i >> 3, 1 << (i & 7)
+        if seen[byte] & bit:  # met before in this file
+            return -1
+        seen[byte] |= bit
         if known.same_digest(i, digest):
             self.last_index = i
             return i
@@ -192,22 +208,23 @@ class SkipFilter:
     def note(self, key: tuple[str, str]) -> None:
         i = self.known.index(key[0] + key[1])
         if i >= 0:
-            self.seen[i] = 1
+            self.seen[i >> 3] |= 1 << (i & 7)
 
 
 def _table(keys: array) -> array:
-    """Open addressing with linear probing: a power-of-two table at most half full, each slot the
-    position of a key (or -1). The first of two equal key hashes is the one found."""
-    size = 2
-    while size < 2 * len(keys):
-        size *= 2
-    slots, mask = array("i", [-1]) * size, size - 1
+    """Open addressing with linear probing: a table at most LOAD full (any size: the slot is the key
+    hash modulo it), each slot the position of a key (or -1). The first of two equal key hashes is
+    the one found."""
+    size = int(len(keys) / LOAD) + 2
+    slots = array("i", [-1]) * size
     for p, h in enumerate(keys):
-        i = h & mask
-        while slots[i] >= 0:
-            if keys[slots[i]] == h:
+        i = h % size
+        while (q := slots[i]) >= 0:
+            if keys[q] == h:
                 break
-            i = (i + 1) & mask
+            i += 1
+            if i == size:
+                i = 0
         else:
             slots[i] = p
     return slots

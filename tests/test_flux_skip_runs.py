@@ -15,7 +15,7 @@ from lxml import etree
 
 from imports import flux
 from imports.flux import FluxReader, SkippedRun, key_from_bytes
-from imports.known import DIGEST_BYTES, KnownHouseholds, key_hash
+from imports.known import DIGEST_BYTES, KnownHouseholds, key_hash, key_hash32
 from tests.test_imports_flux import hh, set_path, text, write_flux
 
 D1 = dt.date(2026, 8, 31)
@@ -104,9 +104,10 @@ def test_key_hash_is_the_same_in_another_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.strip() == str([key_hash(k) for k in keys])
     assert all(0 <= key_hash(k) < 1 << 64 for k in keys)
-    # neighbouring matricules spread over the table's low bits (the slot is `hash & mask`)
-    low = {key_hash(f"CAF1003100000{n:05d}") & 0xFFFF for n in range(20_000)}
-    assert len(low) > 13_000
+    # neighbouring matricules spread over the table (the slot is the 32-bit hash modulo its size)
+    slots = {key_hash32(f"CAF1003100000{n:05d}") % 28_573 for n in range(20_000)}
+    assert len(slots) > 14_000  # ~14,650 expected of random values
+    assert all(0 <= key_hash32(k) < 1 << 32 for k in keys)
 
 
 def test_key_from_bytes_fast_and_general_paths_agree():
@@ -226,10 +227,11 @@ def test_a_known_households_stream_cut_short_is_an_error_not_a_smaller_set(tmp_p
 
     path = write_flux(tmp_path / "RSABEM_1.xml", _households(), D1)
     rows = _rows(path)
-    frame = 4 + 4 * (8 + DIGEST_BYTES)  # frames of 4 rows: 4, 4, 1, then the end frame (no rows)
-    whole = 2 * frame + (4 + 8 + DIGEST_BYTES) + 4
+    key = 4  # bytes of a key's hash
+    frame = 4 + 4 * (key + DIGEST_BYTES)  # frames of 4 rows: 4, 4, 1, then the end frame (no rows)
+    whole = 2 * frame + (4 + key + DIGEST_BYTES) + 4
     # in a frame's header, in its digests, between two frames, everything but the end frame, 1 byte short
-    for cut in (2, 4 + 4 * 8 + 3, 2 * frame, whole - 4, whole - 1):
+    for cut in (2, 4 + 4 * key + 3, 2 * frame, whole - 4, whole - 1):
         with pytest.raises(EOFError):
             _through_a_pipe(rows, cut=cut)
     assert len(_through_a_pipe(rows, cut=whole)) == 9

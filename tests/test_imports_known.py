@@ -43,3 +43,47 @@ def test_ids_past_32_bits_are_kept_whole_on_both_sides():
         assert [known.id_at(i) for i in range(3)] == [7, 2**31, 2**40 + 5]
         assert known.outside_at == {2: "31555"}
     assert KnownHouseholds.build(iter(rows[:1])).ids.itemsize == 4
+
+
+def _colliding_keys() -> tuple[str, str]:
+    """Two household keys whose 32-bit lookup hashes are equal (found by the birthday bound)."""
+    from imports.known import key_hash32
+
+    first: dict[int, str] = {}
+    n = 0
+    while True:
+        key = f"CAF{n:018d}"
+        h = key_hash32(key)
+        if h in first:
+            return first[h], key
+        first[h] = key
+        n += 1
+
+
+def test_two_keys_sharing_their_hash_are_parsed_never_skipped_in_each_others_place():
+    """4-byte key hashes collide (about 120 pairs at a million households): the second key is found at
+    the first's place, whose digest is not its bytes' digest, so it is parsed; the first, then counted
+    as met, is parsed too. Neither is ever skipped as the other."""
+    k1, k2 = _colliding_keys()
+    rows = [(k1, "11" * 32, 1, None), (k2, "22" * 32, 2, None)]
+    known = KnownHouseholds.build(iter(rows))
+    assert known.index(k1) == known.index(k2) == 0  # the first of two equal hashes is the one found
+    want = known.want_filter()
+    assert want(("CAF", k2[3:]), "22" * 32) is True  # k2 unchanged, found at k1's place: parsed
+    assert want(("CAF", k1[3:]), "11" * 32) is True  # k1 unchanged, met (through k2): parsed
+    want = known.want_filter()  # another file, k1 first
+    assert want(("CAF", k1[3:]), "11" * 32) is False  # skipped as itself
+    assert want.last_index == 0 and known.id_at(want.last_index) == 1
+    assert want(("CAF", k2[3:]), "22" * 32) is True
+
+
+def test_the_table_holds_any_number_of_keys_at_its_load():
+    """The table is sized from the keys (not a power of two), wraps around its end, finds every key."""
+    from imports.known import LOAD
+
+    for n in (1, 2, 7, 1000):
+        rows = [(f"CAF{k:09d}", f"{k:064x}", k + 1, None) for k in range(n)]
+        known = KnownHouseholds.build(iter(rows))
+        assert n / len(known.slots) <= LOAD
+        assert [known.id_at(known.index(key)) for key, *_ in rows] == [k + 1 for k in range(n)]
+        assert known.index("CAF999999999") == -1

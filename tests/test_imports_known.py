@@ -87,3 +87,12 @@ def test_the_table_holds_any_number_of_keys_at_its_load():
         assert n / len(known.slots) <= LOAD
         assert [known.id_at(known.index(key)) for key, *_ in rows] == [k + 1 for k in range(n)]
         assert known.index("CAF999999999") == -1
+    # three keys whose slot is the table's last: the second and third wrap around to its start
+    from imports.known import key_hash32
+
+    size = int(3 / LOAD) + 2
+    last = [k for k in (f"MSA{n}" for n in range(10_000)) if key_hash32(k) % size == size - 1][:3]
+    known = KnownHouseholds.build((k, f"{n:064x}", n + 1, None) for n, k in enumerate(last))
+    assert len(known.slots) == size and list(known.slots)[:2] == [1, 2] and known.slots[size - 1] == 0
+    assert [known.id_at(known.index(k)) for k in last] == [1, 2, 3]
+    assert known.index("CAF999999999") == -1

@@ -58,7 +58,6 @@ class KnownHouseholds:
         self.keys, self.digests, self.ids, self.outside = keys, digests, ids, outside
         self.outside_at = outside_at or {}  # the same communes by position (the reading process sends positions)
         self.slots = slots if slots is not None else _table(keys)
-        self.size = len(self.slots)
 
     @classmethod
     def build(cls, rows: Iterable[tuple[str, str, int, str | None]], chunk: int = 50_000) -> KnownHouseholds:
@@ -82,16 +81,7 @@ class KnownHouseholds:
 
     def index(self, key: str) -> int:
         """Position of the household with this key, or -1."""
-        h = key_hash32(key)
-        slots, keys, size = self.slots, self.keys, self.size
-        i = h % size
-        while (p := slots[i]) >= 0:
-            if keys[p] == h:
-                return p
-            i += 1
-            if i == size:
-                i = 0
-        return -1
+        return self.slots[_probe(self.slots, self.keys, key_hash32(key))]
 
     def unchanged(self, i: int, digest_hex: str) -> bool:
         return i >= 0 and self.same_digest(i, bytes.fromhex(digest_hex))
@@ -194,12 +184,8 @@ class SkipFilter:
         household to skip, or -1 to parse it."""
         known = self.known
         i = known.index(key[0] + key[1])
-        if i < 0:  # a new household
+        if i < 0 or self._meet(i):  # a new household, or one met before in this file
             return -1
-        seen, byte, bit = self.seen, i >> 3, 1 << (i & 7)
-        if seen[byte] & bit:  # met before in this file
-            return -1
-        seen[byte] |= bit
         if known.same_digest(i, digest):
             self.last_index = i
             return i
@@ -208,23 +194,35 @@ class SkipFilter:
     def note(self, key: tuple[str, str]) -> None:
         i = self.known.index(key[0] + key[1])
         if i >= 0:
-            self.seen[i >> 3] |= 1 << (i & 7)
+            self._meet(i)
+
+    def _meet(self, i: int) -> bool:
+        """Mark the known household at position i as met in this file; whether it already was."""
+        byte, bit = i >> 3, 1 << (i & 7)
+        met = self.seen[byte] & bit
+        self.seen[byte] |= bit
+        return bool(met)
 
 
 def _table(keys: array) -> array:
     """Open addressing with linear probing: a table at most LOAD full (any size: the slot is the key
     hash modulo it), each slot the position of a key (or -1). The first of two equal key hashes is
     the one found."""
-    size = int(len(keys) / LOAD) + 2
-    slots = array("i", [-1]) * size
+    slots = array("i", [-1]) * (int(len(keys) / LOAD) + 2)
     for p, h in enumerate(keys):
-        i = h % size
-        while (q := slots[i]) >= 0:
-            if keys[q] == h:
-                break
-            i += 1
-            if i == size:
-                i = 0
-        else:
+        i = _probe(slots, keys, h)
+        if slots[i] < 0:
             slots[i] = p
     return slots
+
+
+def _probe(slots: array, keys: array, h: int) -> int:
+    """The slot of key hash h: the first, from h modulo the table's size on (wrapping around its end),
+    that is empty or holds a position whose key hash is h. The table is never full (LOAD)."""
+    size = len(slots)
+    i = h % size
+    while (p := slots[i]) >= 0 and keys[p] != h:
+        i += 1
+        if i == size:
+            i = 0
+    return i
